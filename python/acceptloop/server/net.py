@@ -1,0 +1,170 @@
+"""The network steps of the Python server: resolve, open_listeners, announce, accept_client.
+
+Each step is marked (`# step: NAME` ... `# end step`) so the report can show it
+beside the C and PHP code that does the same thing.
+"""
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from acceptloop import _protocol as P
+from acceptloop.contract import ServerConfig, SetupError, describe_error, format_address
+
+# accept() errors that concern one connection only: retry at once (accept(2), NOTES).
+PER_CONNECTION_ERRORS = frozenset({
+    errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EINTR, errno.EAGAIN, errno.EWOULDBLOCK,
+    errno.EPERM, errno.ENETDOWN, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET,
+    errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
+})
+# accept() errors that mean the process is out of something: pause accepting, then retry.
+RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+# step: resolve
+def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple]]:
+    """Every (family, type, proto, sockaddr) getaddrinfo(AI_PASSIVE) gives for host, without repeats.
+
+    Raises SetupError("resolve", ...) when the name does not resolve.
+    """
+    try:
+        infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise SetupError("resolve", format_address(host, port), e) from None
+    seen: set[tuple] = set()
+    out = []
+    for family, type_, proto, _canonname, sockaddr in infos:
+        if (family, sockaddr) not in seen:
+            seen.add((family, sockaddr))
+            out.append((family, type_, proto, sockaddr))
+    return out
+# end step
+
+
+def open_listeners(config: ServerConfig) -> list[socket.socket]:
+    """One listening, non-blocking socket for each address `config.host` resolves to.
+
+    With port 0, the first socket's port is reused for the rest. An IPv6 socket is
+    dual-stack unless --ipv6-only is given or an IPv4 address is also being
+    listened on (then the IPv4 socket takes IPv4). On any failure, the sockets
+    opened so far are closed and SetupError names the step.
+    """
+    addresses = resolve(config.host, config.port)
+    also_ipv4 = any(family == socket.AF_INET for family, *_ in addresses)
+    listeners: list[socket.socket] = []
+    port = config.port
+    try:
+        for family, type_, proto, sockaddr in addresses:
+            sockaddr = (sockaddr[0], port, *sockaddr[2:])
+            where = format_address(sockaddr[0], port)
+            # step: socket
+            try:
+                sock = socket.socket(family, type_, proto)
+            except OSError as e:
+                raise SetupError("socket", where, e) from None
+            listeners.append(sock)
+            # end step
+            # step: options
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(config.ipv6_only or also_ipv4))
+                sock.setblocking(False)
+            except OSError as e:
+                raise SetupError("setsockopt", where, e) from None
+            # end step
+            # step: bind
+            try:
+                sock.bind(sockaddr)
+            except OSError as e:
+                raise SetupError("bind", where, e) from None
+            # end step
+            # step: listen
+            try:
+                sock.listen(config.backlog)
+            except OSError as e:
+                raise SetupError("listen", where, e) from None
+            # end step
+            if port == 0:
+                port = sock.getsockname()[1]
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
+def announce(listeners: list[socket.socket]) -> None:
+    """`LISTENING <address> <port>` for each listener, then `READY`, on stdout."""
+    for sock in listeners:
+        address, port = sock.getsockname()[:2]
+        print(P.ANNOUNCE_LISTENING % (address, port))
+    print(P.ANNOUNCE_READY, flush=True)
+
+
+@dataclass
+class AcceptPause:
+    """The EMFILE strategy: when accept() runs out of descriptors, stop accepting for a
+    while (5 ms, doubling to 1 s) instead of waking forever on a connection that
+    stays queued. The first accept that succeeds resets the delay."""
+
+    delay: float = 0.0
+    until: float = 0.0
+
+    def paused(self, now: float) -> bool:
+        return now < self.until
+
+    def pause(self, now: float) -> None:
+        self.delay = min(max(self.delay * 2, P.ACCEPT_BACKOFF_INITIAL), P.ACCEPT_BACKOFF_MAX)
+        self.until = now + self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+def peer_name(sockaddr: tuple) -> str:
+    return format_address(sockaddr[0], sockaddr[1])
+
+
+# step: accept
+def accept_client(listener: socket.socket, pause: AcceptPause) -> tuple[socket.socket, str] | None:
+    """The next queued connection as a non-blocking socket with TCP_NODELAY, and its peer.
+
+    None when there is none to take now: the queue is empty, the connection
+    failed on its own (ECONNABORTED and the like), or descriptors ran out (then
+    `pause` says when to try again).
+    """
+    try:
+        sock, sockaddr = listener.accept()
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as e:
+        if e.errno in PER_CONNECTION_ERRORS:
+            return None
+        first = pause.delay == 0.0
+        pause.pause(time.monotonic())
+        if first or e.errno not in RESOURCE_ERRORS:
+            log(f"accept {peer_name(listener.getsockname())}: {describe_error(e)}; accepting paused")
+        return None
+    pause.reset()
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # the peer is already gone; the first recv will say so
+    return sock, peer_name(sockaddr)
+# end step
+
+
+def reject(sock: socket.socket) -> None:
+    """Over --max-conns: close the connection at once rather than leave it queued."""
+    sock.close()
+
+
+def log(line: str) -> None:
+    """One line on stderr: the server's only log."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
