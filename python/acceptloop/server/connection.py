@@ -87,6 +87,10 @@ class Connection:
                 self.close()
         elif self.phase == SERVING:
             self.service.on_data(data, now)
+            if self.out:
+                self.send_output(now)   # write-through: wait for writability only after a short write
+                if self.phase == CLOSED:
+                    return
         self._settle(now)
 
     def on_writable(self, now: float) -> None:
@@ -96,16 +100,21 @@ class Connection:
         if self.phase == SERVING:
             self.service.refill()
         if self.out:
-            try:
-                sent = self.sock.send(self.out, socket.MSG_NOSIGNAL)
-            except (BlockingIOError, InterruptedError):
+            self.send_output(now)
+            if self.phase == CLOSED:
                 return
-            except OSError as e:
-                self.fail("send", e)
-                return
-            del self.out[:sent]
-            self.last_active = now
         self._settle(now)
+
+    def send_output(self, now: float) -> None:
+        try:
+            sent = self.sock.send(self.out, socket.MSG_NOSIGNAL)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self.fail("send", e)
+            return
+        del self.out[:sent]
+        self.last_active = now
     # end step
 
     def on_timer(self, now: float) -> None:

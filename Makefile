@@ -1,0 +1,40 @@
+# acceptloop: `make compare` (the main job) and `make test` (the tests) set up everything they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CC ?= gcc
+CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
+C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
+C_HEADERS := $(wildcard cext/*.h)
+
+.PHONY: setup php venv c compare test clean
+
+setup: php venv c
+
+# Debian's php-cli (with ext-sockets and pcntl) when php is absent.
+php:
+	@command -v php >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q php-cli; }
+
+# The virtualenv; `pip install -e .` compiles the C core through cffi.
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(C_CORE) $(C_HEADERS)
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# The standalone C executable.
+c: build/acceptloop-c
+build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS)
+	@mkdir -p build
+	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c
+
+compare: setup
+	$(VENV)/bin/acceptloop check
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf build report results $(VENV)
