@@ -1,0 +1,128 @@
+<?php
+// The event model: one process, one socket_select over the wake pair, the listeners and
+// every connection (Python: models.run_event with a selector; C: epoll).
+//
+// socket_select has no registrations to keep up to date: each turn builds its read and
+// write sets from what every connection wantsRead()/wantsWrite(), so a closed connection
+// only has to be forgotten. Its limits (FD_SETSIZE) are described in Select.
+declare(strict_types=1);
+
+namespace AcceptLoop;
+
+final class EventLoop
+{
+    /** Key of the wake pair in the read set; listeners are `l0`, `l1` ...; connections their int id. */
+    private const WAKE = 'wake';
+
+    /** @var array<int, Connection> by Connection::$id */
+    private array $conns = [];
+    private readonly AcceptPause $pause;
+    private float $nextTick = 0.0;
+
+    /** @param list<\Socket> $listeners */
+    public function __construct(
+        private array $listeners,
+        private readonly Config $config,
+        private readonly Control $control,
+    ) {
+        $this->pause = new AcceptPause();
+    }
+
+    public function run(): void
+    {
+        // step: loop event
+        while (true) {
+            $now = Os::now();
+            if ($this->control->stopping) {
+                if ($this->listeners !== []) {
+                    Net::closeListeners($this->listeners);
+                    $this->listeners = [];
+                    foreach ($this->conns as $conn) {
+                        $conn->stopBy = $this->control->stoppedAt + $this->config->grace;
+                    }
+                }
+                if ($this->conns === []) {
+                    break;
+                }
+            }
+            $accepting = $this->listeners !== [] && !$this->pause->paused($now);
+            $read = [self::WAKE => $this->control->wakeRead];
+            $write = [];
+            if ($accepting) {
+                foreach ($this->listeners as $i => $listener) {
+                    $read["l{$i}"] = $listener;
+                }
+            }
+            foreach ($this->conns as $id => $conn) {
+                $wantsWrite = $conn->wantsWrite();
+                if ($conn->wantsRead() || !$wantsWrite) {
+                    $read[$id] = $conn->socket();    // also how select reports an error or hang-up
+                }
+                if ($wantsWrite) {
+                    $write[$id] = $conn->socket();
+                }
+            }
+            $timeout = $this->conns !== [] ? Protocol::TIMER_TICK : null;
+            if ($this->listeners !== [] && !$accepting) {
+                $timeout = min($timeout ?? Protocol::ACCEPT_BACKOFF_MAX, max(0.0, $this->pause->until - $now));
+            }
+            [$readable, $writable] = Select::wait($read, $write, $timeout);
+            $now = Os::now();
+            foreach ($readable as $key => $sock) {
+                if ($key === self::WAKE) {
+                    $this->control->drainWake();
+                } elseif (is_string($key)) {
+                    $this->acceptBatch($sock, $now);
+                }
+            }
+            foreach (array_keys($readable + $writable) as $key) {
+                $conn = is_int($key) ? ($this->conns[$key] ?? null) : null;
+                if ($conn === null) {
+                    continue;
+                }
+                if (isset($readable[$key])) {
+                    $conn->onReadable($now);
+                }
+                if (isset($writable[$key])) {
+                    $conn->onWritable($now);
+                }
+                $this->forgetIfClosed($conn);
+            }
+            $now = Os::now();
+            if ($now >= $this->nextTick) {
+                $this->nextTick = $now + Protocol::TIMER_TICK;
+                foreach ($this->conns as $conn) {
+                    $conn->onTimer($now);
+                    $this->forgetIfClosed($conn);
+                }
+            }
+        }
+        // end step
+    }
+
+    /** Up to ACCEPT_BATCH connections per readiness report; over --max-conns, accept and close. */
+    private function acceptBatch(\Socket $listener, float $now): void
+    {
+        for ($i = 0; $i < Protocol::ACCEPT_BATCH; $i++) {
+            $client = Net::acceptClient($listener, $this->pause);
+            if ($client === null) {
+                return;
+            }
+            [$sock, $peer] = $client;
+            if (count($this->conns) >= $this->config->maxConns) {
+                Net::reject($sock);
+                continue;
+            }
+            $conn = new Connection($sock, $peer, $this->config, $now);
+            $this->conns[$conn->id] = $conn;
+            $this->forgetIfClosed($conn);
+        }
+    }
+
+    private function forgetIfClosed(Connection $conn): void
+    {
+        if ($conn->closed()) {
+            unset($this->conns[$conn->id]);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+<?php
+// The three concurrency models of the PHP server, and the per-connection loop they share
+// (Python: server/models.py; PHP has no threads, so no runThreads).
+//
+//   runIterative  one client at a time: accept, serve it to the end, accept again
+//   runFork       a process per connection; the parent closes its copy and reaps
+//   runEvent      one process: every listener and connection in one socket_select
+//
+// All stop the same way (see Control): stop accepting, close the listeners, give
+// connections in progress `--grace` seconds, then return.
+declare(strict_types=1);
+
+namespace AcceptLoop;
+
+final class Models
+{
+    /** The models this port offers, by contract name => method. */
+    public const OFFERED = ['iterative' => 'runIterative', 'fork' => 'runFork', 'event' => 'runEvent'];
+
+    /**
+     * Block until a listener has a connection queued (or a signal woke us); return those listeners.
+     *
+     * @param list<\Socket> $listeners
+     * @return list<\Socket>
+     */
+    private static function waitForClients(array $listeners, Control $control, AcceptPause $pause): array
+    {
+        $read = ['wake' => $control->wakeRead];
+        $now = Os::now();
+        if ($pause->paused($now)) {
+            $timeout = $pause->until - $now;
+        } else {
+            $timeout = null;
+            $read += $listeners;
+        }
+        [$ready] = Select::wait($read, [], $timeout);
+        if (isset($ready['wake'])) {
+            $control->drainWake();
+        }
+        unset($ready['wake']);
+        return array_values($ready);
+    }
+
+    /**
+     * Drive one connection to its end: the loop of the iterative and fork models.
+     *
+     * $control is null in a forked child, which the parent stops with SIGTERM.
+     */
+    public static function serveConnection(Connection $conn, ?Control $control, float $grace): void
+    {
+        while (!$conn->closed()) {
+            $read = [];
+            if ($control !== null) {
+                if ($control->stopping) {
+                    // The stop pair stays readable once written: watching it now would spin.
+                    $conn->stopBy = $conn->stopBy ?: $control->stoppedAt + $grace;
+                } else {
+                    $read['stop'] = $control->stopRead;
+                }
+            }
+            $wantsWrite = $conn->wantsWrite();
+            if ($conn->wantsRead() || !$wantsWrite) {
+                // Reading is also how select reports an error or a hang-up (poll's POLLERR/POLLHUP).
+                $read['conn'] = $conn->socket();
+            }
+            $write = $wantsWrite ? ['conn' => $conn->socket()] : [];
+            $due = $conn->deadline();
+            [$readable, $writable] = Select::wait($read, $write, $due > 0 ? $due - Os::now() : null);
+            $now = Os::now();
+            if (isset($readable['conn'])) {
+                $conn->onReadable($now);
+            }
+            if (isset($writable['conn']) && $conn->wantsWrite()) {
+                $conn->onWritable($now);
+            }
+            $conn->onTimer($now);
+        }
+    }
+
+    // step: loop iterative
+    /** The tutorials' loop, made correct: one client at a time, served to its end. @param list<\Socket> $listeners */
+    public static function runIterative(array $listeners, Config $config, Control $control): void
+    {
+        $pause = new AcceptPause();
+        while (!$control->stopping) {
+            foreach (self::waitForClients($listeners, $control, $pause) as $listener) {
+                $client = Net::acceptClient($listener, $pause);
+                if ($client !== null) {
+                    [$sock, $peer] = $client;
+                    self::serveConnection(new Connection($sock, $peer, $config, Os::now()), $control, $config->grace);
+                }
+                if ($control->stopping) {
+                    break;
+                }
+            }
+        }
+        Net::closeListeners($listeners);
+    }
+    // end step
+
+    // step: loop fork
+    /**
+     * A child process per connection. The parent closes its copy of the client's socket
+     * (else the client never sees EOF) and reaps children as SIGCHLD wakes it.
+     *
+     * @param list<\Socket> $listeners
+     */
+    public static function runFork(array $listeners, Config $config, Control $control): void
+    {
+        $pause = new AcceptPause();
+        $children = new Children();
+        while (!$control->stopping) {
+            $ready = self::waitForClients($listeners, $control, $pause);
+            $children->reap();
+            foreach ($ready as $listener) {
+                $client = Net::acceptClient($listener, $pause);
+                if ($client === null) {
+                    continue;
+                }
+                [$sock, $peer] = $client;
+                if ($children->count() >= $config->maxConns) {
+                    Net::reject($sock);
+                    continue;
+                }
+                $pid = pcntl_fork();
+                if ($pid === -1) {
+                    Os::log("fork {$peer}: " . Errno::describe(pcntl_get_last_error()));
+                    socket_close($sock);
+                    continue;
+                }
+                if ($pid === 0) {
+                    $children->serveInChild($sock, $peer, $listeners, $config, $control);
+                }
+                $children->add($pid);
+                socket_close($sock);
+            }
+        }
+        Net::closeListeners($listeners);
+        $children->stop($control, $control->stoppedAt + $config->grace);
+    }
+    // end step
+
+    /**
+     * One process and one socket_select for every listener and connection; the loop
+     * (`loop event`) is EventLoop::run, a class because it keeps state between readiness reports.
+     *
+     * @param list<\Socket> $listeners
+     */
+    public static function runEvent(array $listeners, Config $config, Control $control): void
+    {
+        (new EventLoop($listeners, $config, $control))->run();
+    }
+}

@@ -1,0 +1,223 @@
+<?php
+// The network steps of the PHP server: resolve, openListeners, announce, acceptClient.
+// Each step is marked (`// step: NAME` ... `// end step`) so the report can show it beside
+// the Python and C code that does the same thing.
+declare(strict_types=1);
+
+namespace AcceptLoop;
+
+final class Net
+{
+    /** accept() errors that concern one connection only: try again later (accept(2), NOTES). */
+    private const PER_CONNECTION_ERRORS = [
+        SOCKET_ECONNABORTED, SOCKET_EPROTO, SOCKET_ECONNRESET, SOCKET_EINTR, SOCKET_EAGAIN, SOCKET_EWOULDBLOCK,
+        SOCKET_EPERM, SOCKET_ENETDOWN, SOCKET_ENOPROTOOPT, SOCKET_EHOSTDOWN, SOCKET_ENONET,
+        SOCKET_EHOSTUNREACH, SOCKET_EOPNOTSUPP, SOCKET_ENETUNREACH,
+    ];
+    /** accept() errors that mean the process is out of something: pause accepting, then retry. */
+    private const RESOURCE_ERRORS = [SOCKET_EMFILE, SOCKET_ENFILE, SOCKET_ENOBUFS, SOCKET_ENOMEM];
+
+    /**
+     * What getaddrinfo(NULL, AI_PASSIVE) gives, in glibc's order. socket_addrinfo_lookup()
+     * takes only a string, and "" is not NULL to getaddrinfo, so an empty --host asks for
+     * these wildcard addresses by name.
+     */
+    private const WILDCARD_HOSTS = ['0.0.0.0', '::'];
+
+    // step: resolve
+    /**
+     * Every [family, protocol, address] getaddrinfo(AI_PASSIVE) gives for $host, without repeats.
+     *
+     * @return list<array{int, int, string}>
+     * @throws SetupError("resolve", ...) when the name does not resolve
+     */
+    public static function resolve(string $host, int $port): array
+    {
+        // No ai_family: the hints start zeroed, which is AF_UNSPEC (PHP has no constant for it).
+        $hints = ['ai_socktype' => SOCK_STREAM, 'ai_flags' => AI_PASSIVE];
+        $seen = [];
+        $out = [];
+        foreach ($host === '' ? self::WILDCARD_HOSTS : [$host] as $name) {
+            $infos = socket_addrinfo_lookup($name, (string) $port, $hints);
+            if ($infos === false) {
+                [$code, $reason] = GaiReason::explain($name, (string) $port, AI_PASSIVE, SOCK_STREAM);
+                throw new SetupError('resolve', self::formatAddress($host, $port), $code, $reason);
+            }
+            foreach ($infos as $info) {
+                $explained = socket_addrinfo_explain($info);
+                $family = $explained['ai_family'];
+                $address = $explained['ai_addr']['sin6_addr'] ?? $explained['ai_addr']['sin_addr'];
+                if (!isset($seen["{$family} {$address}"])) {
+                    $seen["{$family} {$address}"] = true;
+                    $out[] = [$family, $explained['ai_protocol'], $address];
+                }
+            }
+        }
+        return $out;
+    }
+    // end step
+
+    /**
+     * One listening, non-blocking socket for each address $config->host resolves to.
+     *
+     * With port 0, the first socket's port is reused for the rest. An IPv6 socket is
+     * dual-stack unless --ipv6-only is given or an IPv4 address is also being listened on
+     * (then the IPv4 socket takes IPv4). On any failure the sockets opened so far are
+     * closed and SetupError names the step.
+     *
+     * @return list<\Socket>
+     */
+    public static function openListeners(Config $config): array
+    {
+        $addresses = self::resolve($config->host, $config->port);
+        $alsoIpv4 = in_array(AF_INET, array_column($addresses, 0), true);
+        $listeners = [];
+        $port = $config->port;
+        try {
+            foreach ($addresses as [$family, $protocol, $address]) {
+                $where = self::formatAddress($address, $port);
+                // step: socket
+                $sock = self::attempt(static fn () => socket_create($family, SOCK_STREAM, $protocol));
+                if ($sock === false) {
+                    throw SetupError::fromSocket('socket', $where, null);
+                }
+                $listeners[] = $sock;
+                // end step
+                // step: options
+                // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
+                // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
+                $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
+                    && ($family !== AF_INET6
+                        || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) ($config->ipv6Only || $alsoIpv4)))
+                    && socket_set_nonblock($sock));
+                if ($ok === false) {
+                    throw SetupError::fromSocket('setsockopt', $where, $sock);
+                }
+                // end step
+                // step: bind
+                if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
+                    throw SetupError::fromSocket('bind', $where, $sock);
+                }
+                // end step
+                // step: listen
+                if (self::attempt(static fn () => socket_listen($sock, $config->backlog)) === false) {
+                    throw SetupError::fromSocket('listen', $where, $sock);
+                }
+                // end step
+                if ($port === 0) {
+                    [, $port] = self::localAddress($sock);
+                }
+            }
+        } catch (\Throwable $e) {
+            self::closeListeners($listeners);
+            throw $e;
+        }
+        return $listeners;
+    }
+
+    /**
+     * Run one socket call; a warning it raises becomes `false`, as its own result does.
+     *
+     * The error handler has turned the warning into an \ErrorException; the caller reads
+     * errno (socket_last_error) and says what failed, so nothing is lost.
+     */
+    private static function attempt(\Closure $call): mixed
+    {
+        try {
+            return $call();
+        } catch (\ErrorException) {
+            return false;
+        }
+    }
+
+    /** `LISTENING <address> <port>` for each listener, then `READY`, on stdout, flushed. */
+    public static function announce(array $listeners): void
+    {
+        $text = '';
+        foreach ($listeners as $sock) {
+            [$address, $port] = self::localAddress($sock);
+            $text .= sprintf(Protocol::ANNOUNCE_LISTENING, $address, $port) . "\n";
+        }
+        Os::writeAll(STDOUT, $text . Protocol::ANNOUNCE_READY . "\n");
+    }
+
+    /** @return array{string, int} */
+    private static function localAddress(\Socket $sock): array
+    {
+        $address = '';
+        $port = 0;
+        socket_getsockname($sock, $address, $port);
+        return [$address, $port];
+    }
+
+    // step: accept
+    /**
+     * The next queued connection as a non-blocking socket with TCP_NODELAY, and its peer.
+     *
+     * Null when there is none to take now: the queue is empty, the connection failed on its
+     * own (ECONNABORTED and the like), or descriptors ran out (then $pause says when to try
+     * again). socket_accept() warns for every errno but EAGAIN; the warning is caught here.
+     *
+     * @return array{\Socket, string}|null
+     */
+    public static function acceptClient(\Socket $listener, AcceptPause $pause): ?array
+    {
+        $sock = self::attempt(static fn () => socket_accept($listener));
+        if ($sock === false) {
+            $errno = Errno::last();   // socket_accept records errno globally, not on $listener
+            if (in_array($errno, self::PER_CONNECTION_ERRORS, true)) {
+                return null;
+            }
+            $first = $pause->delay === 0.0;
+            $pause->pause(Os::now());
+            if ($first || !in_array($errno, self::RESOURCE_ERRORS, true)) {
+                [$address, $port] = self::localAddress($listener);
+                Os::log('accept ' . self::formatAddress($address, $port) . ': ' . Errno::describe($errno)
+                    . '; accepting paused');
+            }
+            return null;
+        }
+        $pause->reset();
+        // A peer already gone makes these fail; the first recv will say so, with its errno.
+        self::attempt(static fn () => socket_set_nonblock($sock) && socket_set_option($sock, SOL_TCP, TCP_NODELAY, 1));
+        return [$sock, self::peerName($sock)];
+    }
+    // end step
+
+    /**
+     * `127.0.0.1:5555`. socket_accept() does not hand back the address accept() returned, so
+     * it is asked of getpeername(), which fails (ENOTCONN) once the peer has reset.
+     */
+    private static function peerName(\Socket $sock): string
+    {
+        $address = '';
+        $port = 0;
+        if (self::attempt(static function () use ($sock, &$address, &$port): bool {
+            return socket_getpeername($sock, $address, $port);
+        }) === false) {
+            Errno::last($sock);
+            return 'unknown peer';
+        }
+        return self::formatAddress($address, $port);
+    }
+
+    /** Over --max-conns: close the connection at once rather than leave it queued. */
+    public static function reject(\Socket $sock): void
+    {
+        socket_close($sock);
+    }
+
+    /** Stop accepting: from now on a connect is refused. @param list<\Socket> $listeners */
+    public static function closeListeners(array $listeners): void
+    {
+        foreach ($listeners as $sock) {
+            socket_close($sock);
+        }
+    }
+
+    /** `127.0.0.1:7` or `[::1]:7`. */
+    public static function formatAddress(string $host, int $port): string
+    {
+        return str_contains($host, ':') ? "[{$host}]:{$port}" : "{$host}:{$port}";
+    }
+}

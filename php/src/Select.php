@@ -1,0 +1,55 @@
+<?php
+// socket_select() as every loop uses it: EINTR is "nothing ready", not an error.
+//
+// A signal handler installed without SA_RESTART makes select() fail with EINTR; PHP then
+// warns "socket_select(): Unable to select [4]: Interrupted system call" and returns false.
+// Like Python's selectors, that becomes an empty result, and the caller looks at the stop
+// flag before it waits again. (The pcntl handler has already run by then: PHP checks for
+// pending signals as soon as an internal function returns.)
+//
+// select() is limited to descriptors below FD_SETSIZE (1024): PHP silently leaves a higher
+// descriptor out of the set, so such a socket is never reported ready. The --max-conns
+// default (1000) keeps a server under it, with room for stdio, the listeners and the two
+// control pairs; a larger --max-conns with the event model can starve connections.
+declare(strict_types=1);
+
+namespace AcceptLoop;
+
+final class Select
+{
+    /**
+     * Wait until a socket of $read is readable or one of $write writable, or $timeout passes.
+     *
+     * Keys are kept, so callers find their objects again by key.
+     *
+     * @param array<array-key, \Socket> $read
+     * @param array<array-key, \Socket> $write
+     * @param float|null $timeout seconds; null: no limit
+     * @return array{array<array-key, \Socket>, array<array-key, \Socket>} the ready ones
+     */
+    public static function wait(array $read, array $write, ?float $timeout): array
+    {
+        $except = null;
+        $seconds = null;
+        $micros = 0;
+        if ($timeout !== null) {
+            // Rounded up, like Python's _ms(): waking a little early would just wait again.
+            $total = (int) ceil(max(0.0, $timeout) * 1e6);
+            $seconds = intdiv($total, 1_000_000);
+            $micros = $total % 1_000_000;
+        }
+        try {
+            $n = socket_select($read, $write, $except, $seconds, $micros);
+        } catch (\ErrorException) {
+            $n = false;
+        }
+        if ($n === false) {
+            $errno = Errno::last();
+            if ($errno === SOCKET_EINTR) {
+                return [[], []];
+            }
+            throw new \RuntimeException('select: ' . Errno::describe($errno), $errno);
+        }
+        return [$read, $write];
+    }
+}

@@ -1,0 +1,54 @@
+<?php
+// The PHP server's main: the contract's options, the signals, the listeners, the model's
+// loop (Python: server/__init__.py).
+declare(strict_types=1);
+
+namespace AcceptLoop;
+
+final class Server
+{
+    /**
+     * Run one server until SIGTERM/SIGINT; return the exit code (Protocol::EXIT_*).
+     *
+     * @param list<string> $argv the arguments after the script's name
+     */
+    public static function main(array $argv): int
+    {
+        Os::installErrorHandler();
+        $models = array_keys(Models::OFFERED);
+        try {
+            $config = Args::parse($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
+        } catch (UsageError $e) {
+            Os::writeAll(STDERR, Args::usage($models) . Args::PROG . ': ' . $e->getMessage() . "\n");
+            return Protocol::EXIT_USAGE;
+        }
+        if ($config === null) {
+            Os::writeAll(STDOUT, Args::help($models));
+            return Protocol::EXIT_OK;
+        }
+        $control = new Control();
+        $control->installSignalHandlers(watchChildren: $config->model === 'fork');
+        try {
+            $listeners = Net::openListeners($config);
+        } catch (SetupError $e) {
+            return self::fail($e->getMessage());
+        }
+        Net::announce($listeners);
+        try {
+            $run = Models::OFFERED[$config->model];
+            Models::$run($listeners, $config, $control);
+        } catch (\Throwable $e) {
+            // One line, never a stack trace.
+            return self::fail("{$config->model} loop: " . get_class($e) . ': ' . $e->getMessage());
+        }
+        $control->close();
+        return Protocol::EXIT_OK;
+    }
+
+    /** Print one line on stderr and give the failure exit code. */
+    private static function fail(string $message): int
+    {
+        Os::log($message);
+        return Protocol::EXIT_FAILURE;
+    }
+}
