@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 import time
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig, describe_error
@@ -55,16 +55,22 @@ def close_listeners(listeners: list[socket.socket]) -> None:
         listener.close()
 
 
-def serve_connection(conn: Connection, control: Control | None, grace: float) -> None:
+def serve_connection(conn: Connection, control: Control | None, grace: float,
+                     on_stop: Callable[[], None] | None = None) -> None:
     """Drive one connection to its end: the loop of the iterative, fork and threads models.
 
     `control` is None in a forked child, which the parent stops with SIGTERM.
+    `on_stop` runs once when a stop is seen (iterative: close the listeners at once,
+    so new clients are refused while this one finishes).
     """
     poller = select.poll()
     watching_stop = False
     while not conn.closed:
         if control is not None:
             if control.stopping:
+                if on_stop is not None:
+                    on_stop()
+                    on_stop = None
                 conn.stop_by = conn.stop_by or control.stopped_at + grace
                 if watching_stop:
                     poller.unregister(control.stop_r)
@@ -96,7 +102,8 @@ def run_iterative(listeners: list[socket.socket], config: ServerConfig, control:
             client = accept_client(listener, pause)
             if client is not None:
                 sock, peer = client
-                serve_connection(Connection(sock, peer, config, time.monotonic()), control, config.grace)
+                serve_connection(Connection(sock, peer, config, time.monotonic()), control, config.grace,
+                                 on_stop=lambda: close_listeners(listeners))
             if control.stopping:
                 break
     close_listeners(listeners)

@@ -1,0 +1,105 @@
+"""The `acceptloop` command: check, generate, and (as later parts land) report and bench."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from acceptloop import _protocol as P
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--implementations", metavar="FILE", type=Path, action="append", default=[],
+                   help="another registry file; its entries join (or replace) implementations.toml's")
+    p.add_argument("--impl", metavar="NAME", nargs="+", action="extend", help="only these implementations")
+    p.add_argument("--model", metavar="M", nargs="+", action="extend", choices=P.MODELS, help="only these models")
+    p.add_argument("--service", metavar="S", nargs="+", action="extend", choices=P.SERVICES, help="only these services")
+    p.add_argument("-k", metavar="PATTERN", dest="keyword",
+                   help="only cells whose id (impl-model-scenario) matches, as pytest's -k: 'php and echo'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="acceptloop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="run the conformance scenarios and print the matrix",
+                           description="Run every scenario against every implementation and model; "
+                                       "print the matrix and the disagreements. Exit 1 on any FAILED cell.")
+    _add_selection(check)
+    check.add_argument("--json", metavar="FILE", type=Path, help="write the results (with provenance) as JSON")
+    check.add_argument("--junit", metavar="FILE", type=Path, help="write the results as JUnit XML")
+    check.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    gen = sub.add_parser("generate", help="render protocol.toml into the Python, C and PHP constants files")
+    gen.add_argument("--check", action="store_true", help="write nothing; exit 1 naming any stale file")
+    return parser
+
+
+def _selected(args: argparse.Namespace):
+    from acceptloop.suite import registry
+
+    impls = registry.load(args.implementations)
+    if args.impl:
+        names = {i.name for i in impls}
+        unknown = [n for n in args.impl if n not in names]
+        if unknown:
+            raise registry.RegistryError(f"unknown implementation {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+        impls = [i for i in impls if i.name in args.impl]
+    return impls
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from acceptloop import provenance
+    from acceptloop.suite import matrix, results as results_io, runner
+    from acceptloop.suite.catalog import all_scenarios
+    from acceptloop.suite.registry import RegistryError
+    from acceptloop.suite.scenario import FAILED
+
+    try:
+        impls = _selected(args)
+        cells = runner.plan(impls, args.model, args.service, args.keyword)
+    except (RegistryError, ValueError) as e:
+        print(f"acceptloop check: {e}", file=sys.stderr)
+        return P.EXIT_USAGE
+    if not cells:
+        print("acceptloop check: nothing matches that selection", file=sys.stderr)
+        return P.EXIT_USAGE
+    started = time.monotonic()
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int, cell: runner.Cell, result) -> None:
+        if args.quiet:
+            return
+        line = f"[{done:>4}/{total}] {time.monotonic() - started:6.1f}s {cell.id}: {result.grade}"
+        if tty:
+            sys.stderr.write("\r\033[K" + line[:150] + ("\n" if done == total else ""))
+        elif result.grade == FAILED or done == total or done % 25 == 0:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    results = runner.run(cells, progress=progress)
+    matrix.print_report(results, order=[s.id for s in all_scenarios()])
+    if args.json:
+        doc = results_io.to_document(impls, all_scenarios(), results, provenance.collect())
+        results_io.write_json(args.json, doc)
+        print(f"results: {args.json}")
+    if args.junit:
+        results_io.write_junit(args.junit, results)
+        print(f"junit: {args.junit}")
+    return 1 if any(r.grade == FAILED for r in results) else 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from acceptloop import generate
+
+    return generate.main(check=args.check)
+
+
+COMMANDS = {"check": cmd_check, "generate": cmd_generate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

@@ -1,0 +1,1 @@
+"""The conformance kit: the registry, the scenarios, the runner and the matrix."""

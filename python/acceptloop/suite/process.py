@@ -1,0 +1,279 @@
+"""Starting, watching and stopping one server process through the contract.
+
+The kit waits for events, never for a guessed time: the READY line (or, for
+servers that print nothing, the port accepting), the process's exit, a count
+in /proc reaching a value. Every wait has a timeout.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from acceptloop import _protocol as P
+from acceptloop.suite.registry import Implementation
+
+START_TIMEOUT = 15.0
+
+
+class ServerStartError(Exception):
+    """The server exited, or printed something unexpected, before it was ready."""
+
+    def __init__(self, message: str, exit_code: int | None = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (for servers that cannot take port 0)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    """Poll `predicate` until it holds or `timeout` passes; True if it held.
+
+    For conditions the kernel offers no event for (a count in /proc); the
+    interval grows so a long wait costs little.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(interval, left))
+        interval = min(interval * 1.5, 0.2)
+
+
+@dataclass
+class Listening:
+    host: str
+    port: int
+
+
+class ServerProcess:
+    """One server, started from a registry entry (or standing for one already running)."""
+
+    def __init__(self, impl: Implementation, service: str, model: str, host: str = "127.0.0.1",
+                 port: int = 0, options: dict[str, str | None] | None = None,
+                 env: dict[str, str] | None = None, argv: list[str] | None = None,
+                 preexec: Callable[[], None] | None = None, prefix: list[str] | None = None) -> None:
+        self.impl = impl
+        self.service = service
+        self.model = model
+        self.host = host
+        self.port = port
+        self.options = dict(options or {})
+        self.env = env
+        self.preexec = preexec
+        self.prefix = list(prefix or [])
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.listening: list[Listening] = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout_after_ready: list[str] = []
+        self.exit_code: int | None = None
+        self._stderr_file = tempfile.TemporaryFile()
+        self._stderr_mark = 0
+        self._argv = argv
+        self.started_at = 0.0
+        self.ready_after = 0.0
+
+    # -- starting ---------------------------------------------------------------------------
+    @property
+    def argv(self) -> list[str]:
+        if self._argv is None:
+            if self.impl.ready == "port" and self.port == 0:
+                self.port = free_port(self.host)
+            self._argv = self.prefix + self.impl.argv(self.service, self.model, self.host, self.port, self.options)
+        return self._argv
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to be ready."""
+        env = dict(os.environ)
+        env.update(self.env or {})
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file,
+            env=env, preexec_fn=self.preexec, start_new_session=True,
+        )
+        threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        self.lines.put(None)
+
+    def start(self, timeout: float = START_TIMEOUT) -> "ServerProcess":
+        """Spawn and wait until the server is ready; raise ServerStartError if it is not."""
+        if self.impl.address is not None:
+            self.listening = [Listening(*self.impl.address)]
+            return self
+        self.spawn()
+        if self.impl.ready == "line":
+            self._wait_ready_line(timeout)
+        else:
+            self._wait_port(timeout)
+        self.ready_after = time.monotonic() - self.started_at
+        return self
+
+    def _wait_ready_line(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        listening_prefix = P.ANNOUNCE_LISTENING.split(" ", 1)[0] + " "
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                raise ServerStartError(f"no {P.ANNOUNCE_READY} line within {timeout:g} s",
+                                       stderr=self.stderr()) from None
+            if line is None:
+                code = self.wait_exit(5.0)
+                raise ServerStartError(f"exited with {code} before {P.ANNOUNCE_READY}", code, self.stderr())
+            if line == P.ANNOUNCE_READY:
+                if not self.listening:
+                    self.kill()
+                    raise ServerStartError(f"{P.ANNOUNCE_READY} without any LISTENING line", stderr=self.stderr())
+                threading.Thread(target=self._collect_rest, daemon=True).start()
+                return
+            parts = line.split(" ")
+            if line.startswith(listening_prefix) and len(parts) == 3 and parts[2].isdigit():
+                self.listening.append(Listening(parts[1], int(parts[2])))
+            else:
+                self.kill()
+                raise ServerStartError(f"unexpected line before {P.ANNOUNCE_READY}: {line!r}", stderr=self.stderr())
+
+    def _collect_rest(self) -> None:
+        while (line := self.lines.get()) is not None:
+            self.stdout_after_ready.append(line)
+
+    def _wait_port(self, timeout: float) -> None:
+        def accepting() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                return True
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        if not wait_until(accepting, timeout) or not self.alive():
+            code = self.wait_exit(1.0)
+            if code is None:
+                self.kill()
+            raise ServerStartError(f"port {self.port} never accepted", code, self.stderr())
+        self.listening = [Listening(self.host, self.port)]
+
+    # -- watching -------------------------------------------------------------------------
+    @property
+    def address(self) -> tuple[str, int]:
+        first = self.listening[0]
+        return first.host, first.port
+
+    def alive(self) -> bool:
+        if self.impl.address is not None:
+            return True
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr(self) -> str:
+        self._stderr_file.flush()
+        self._stderr_file.seek(0)
+        return self._stderr_file.read().decode("utf-8", "replace")
+
+    def mark_stderr(self) -> None:
+        """Remember where stderr stands, so stderr_since_mark() gives what came after."""
+        self._stderr_mark = len(self.stderr().encode("utf-8", "replace"))
+
+    def stderr_since_mark(self) -> str:
+        return self.stderr().encode("utf-8", "replace")[self._stderr_mark:].decode("utf-8", "replace")
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def children(self) -> list[tuple[int, str]]:
+        """(pid, state) of the server's child processes, zombies included."""
+        out = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                pids = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in pids:
+                try:
+                    stat = Path(f"/proc/{child}/stat").read_text()
+                except OSError:
+                    continue
+                out.append((int(child), stat.rsplit(")", 1)[1].split()[0]))
+        return out
+
+    # -- stopping -------------------------------------------------------------------------
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the process has exited, or None if it is still running at `timeout`."""
+        if self.proc is None:
+            return None
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.exit_code
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait; SIGKILL if it will not go. The exit code (None: it had to be killed)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            if self.wait_exit(timeout) is None:
+                self.kill()
+                return None
+        self.exit_code = self.proc.returncode
+        return self.exit_code
+
+    def kill(self) -> None:
+        """SIGKILL the server and anything left in its session (forked children), by pid."""
+        if self.proc is None:
+            return
+        pids = [pid for pid, _ in self.children()] if self.proc.poll() is None else []
+        for pid in [self.proc.pid, *pids]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        self.stop()
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr_file.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

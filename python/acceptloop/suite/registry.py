@@ -1,0 +1,143 @@
+"""The registry of implementations: implementations.toml, plus any `--implementations FILE`.
+
+Both the CLI and the tests read it; adding a server to the comparison means
+adding an entry, never touching code.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acceptloop import _protocol as P
+from acceptloop.paths import IMPLEMENTATIONS_TOML, ROOT
+
+READY_KINDS = ("line", "port")
+CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port"))
+
+
+class RegistryError(Exception):
+    """A registry file or entry is unusable; the message is one line naming the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Implementation:
+    name: str
+    language: str
+    models: tuple[str, ...]
+    services: tuple[str, ...]
+    ready: str = "line"
+    command: tuple[str, ...] | None = None     # a template; see argv()
+    address: tuple[str, int] | None = None     # a server already running elsewhere
+    options: frozenset[str] = field(default_factory=frozenset)
+    source: str | None = None
+    origin: str = ""                           # the file the entry came from
+
+    @property
+    def launchable(self) -> bool:
+        """Whether the kit starts this server itself (and so can test its lifecycle)."""
+        return self.command is not None
+
+    def argv(self, service: str, model: str, host: str, port: int,
+             options: dict[str, str | None] | None = None) -> list[str]:
+        """The command line for one server: the template's placeholders filled in, then the
+        contract's other options (`--grace 2`, `--ipv6-only`) appended."""
+        if self.command is None:
+            raise RegistryError(f"{self.name}: has no command; it runs at {self.address}")
+        values = {
+            "service": service, "model": model, "host": host, "port": str(port),
+            "python": sys.executable, "root": str(ROOT), "php": shutil.which("php") or "php",
+        }
+        try:
+            out = [token.format(**values) for token in self.command]
+        except (KeyError, IndexError, ValueError) as e:
+            raise RegistryError(f"{self.origin}: {self.name}: bad placeholder in command: {e}") from None
+        for name, value in (options or {}).items():
+            out.append(f"--{name}")
+            if value is not None:
+                out.append(value)
+        return out
+
+
+def _strings(entry: dict[str, Any], key: str, where: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    value = entry.get(key, default)
+    if value is None:
+        raise RegistryError(f"{where}: missing {key!r}")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise RegistryError(f"{where}: {key!r} must be a list of strings")
+    return tuple(value)
+
+
+def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise RegistryError(f"{origin}: an [[implementation]] has no name")
+    where = f"{origin}: {name}"
+    models = _strings(entry, "models", where)
+    services = _strings(entry, "services", where, P.SERVICES)
+    for m in models:
+        if m not in P.MODELS:
+            raise RegistryError(f"{where}: unknown model {m!r} (known: {', '.join(P.MODELS)})")
+    for s in services:
+        if s not in P.SERVICES:
+            raise RegistryError(f"{where}: unknown service {s!r} (known: {', '.join(P.SERVICES)})")
+    ready = entry.get("ready", "line")
+    if ready not in READY_KINDS:
+        raise RegistryError(f"{where}: ready must be one of {', '.join(READY_KINDS)}")
+    options = _strings(entry, "options", where, ())
+    for o in options:
+        if o not in CONTRACT_OPTIONS:
+            raise RegistryError(f"{where}: unknown option {o!r} (known: {', '.join(CONTRACT_OPTIONS)})")
+    command = entry.get("command")
+    address = entry.get("address")
+    if (command is None) == (address is None):
+        raise RegistryError(f"{where}: give exactly one of 'command' and 'address'")
+    parsed_command = None
+    parsed_address = None
+    if command is not None:
+        if isinstance(command, str):
+            parsed_command = tuple(shlex.split(command))
+        else:
+            parsed_command = _strings(entry, "command", where)
+        if not parsed_command:
+            raise RegistryError(f"{where}: empty command")
+    else:
+        host, sep, port = str(address).rpartition(":")
+        if not sep or not port.isdigit():
+            raise RegistryError(f"{where}: address must be host:port, not {address!r}")
+        parsed_address = (host.strip("[]"), int(port))
+        if len(services) != 1 or len(models) != 1:
+            raise RegistryError(f"{where}: a running server offers one service and one model")
+    return Implementation(
+        name=name, language=str(entry.get("language", name)), models=models, services=services,
+        ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
+        source=entry.get("source"), origin=origin,
+    )
+
+
+def load_file(path: Path) -> list[Implementation]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise RegistryError(f"{path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RegistryError(f"{path}: {e}") from None
+    entries = data.get("implementation")
+    if not isinstance(entries, list) or not entries:
+        raise RegistryError(f"{path}: no [[implementation]] entries")
+    origin = str(path.relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
+    return [parse_entry(entry, origin) for entry in entries]
+
+
+def load(extra: list[Path] | tuple[Path, ...] = (), base: Path | None = IMPLEMENTATIONS_TOML) -> list[Implementation]:
+    """The base registry, then each extra file; an extra entry with a taken name replaces it."""
+    found: dict[str, Implementation] = {}
+    for path in ([base] if base else []) + list(extra):
+        for impl in load_file(Path(path)):
+            found[impl.name] = impl
+    return list(found.values())

@@ -1,0 +1,182 @@
+"""Planning and running the matrix: implementation x model x scenario.
+
+Scenarios that talk to a shared server get one server per (implementation,
+model, service), kept by the ServerPool; a server that died during a scenario
+is blamed on that scenario and started afresh for the next. The CLI and the
+pytest suite run cells through the same `run_cell`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from acceptloop.suite.catalog import all_scenarios
+from acceptloop.suite.process import ServerProcess, ServerStartError
+from acceptloop.suite.registry import Implementation
+from acceptloop.suite.scenario import FAILED, MUST, Check, Result, Scenario, execute, missing
+
+
+@dataclass(frozen=True)
+class Cell:
+    impl: Implementation
+    model: str
+    scenario: Scenario
+
+    @property
+    def id(self) -> str:
+        return f"{self.impl.name}-{self.model}-{self.scenario.id}"
+
+
+class KeywordFilter:
+    """pytest's -k, for cell ids: words match as substrings; `and`, `or`, `not` and parentheses combine them."""
+
+    def __init__(self, expression: str | None) -> None:
+        self.expression = expression
+        self.tokens = re.findall(r"\(|\)|[^\s()]+", expression or "")
+        if self.tokens:
+            self._pos = 0
+            self._check = self._parse_or()
+            if self._pos != len(self.tokens):
+                raise ValueError(f"-k: cannot parse {expression!r} near {self.tokens[self._pos]!r}")
+
+    def __call__(self, text: str) -> bool:
+        return not self.tokens or self._check(text.lower())
+
+    def _peek(self) -> str | None:
+        return self.tokens[self._pos] if self._pos < len(self.tokens) else None
+
+    def _take(self) -> str:
+        if self._pos >= len(self.tokens):
+            raise ValueError(f"-k: {self.expression!r} ends too early")
+        self._pos += 1
+        return self.tokens[self._pos - 1]
+
+    def _parse_or(self) -> Callable[[str], bool]:
+        left = self._parse_and()
+        while self._peek() == "or":
+            self._take()
+            right, first = self._parse_and(), left
+            left = lambda t, a=first, b=right: a(t) or b(t)  # noqa: E731
+        return left
+
+    def _parse_and(self) -> Callable[[str], bool]:
+        left = self._parse_not()
+        while self._peek() == "and":
+            self._take()
+            right, first = self._parse_not(), left
+            left = lambda t, a=first, b=right: a(t) and b(t)  # noqa: E731
+        return left
+
+    def _parse_not(self) -> Callable[[str], bool]:
+        if self._peek() == "not":
+            self._take()
+            inner = self._parse_not()
+            return lambda t: not inner(t)
+        token = self._take()
+        if token == "(":
+            inner = self._parse_or()
+            if self._take() != ")":
+                raise ValueError(f"-k: unbalanced parentheses in {self.expression!r}")
+            return inner
+        if token in ("and", "or", ")"):
+            raise ValueError(f"-k: unexpected {token!r} in {self.expression!r}")
+        word = token.lower()
+        return lambda t: word in t
+
+
+def plan(impls: Sequence[Implementation], models: Iterable[str] | None = None,
+         services: Iterable[str] | None = None, keyword: str | None = None,
+         scenarios: Sequence[Scenario] | None = None) -> list[Cell]:
+    """Every cell to run, grouped so that cells sharing a server are next to each other."""
+    want_models = set(models) if models else None
+    want_services = set(services) if services else None
+    match = KeywordFilter(keyword)
+    cells = []
+    for impl in impls:
+        for model in impl.models:
+            if want_models is not None and model not in want_models:
+                continue
+            for s in scenarios if scenarios is not None else all_scenarios():
+                if want_services is not None and s.service not in want_services:
+                    continue
+                cell = Cell(impl, model, s)
+                if match(cell.id):
+                    cells.append(cell)
+    cells.sort(key=lambda c: (impls.index(c.impl), c.impl.models.index(c.model),
+                              not c.scenario.shared, c.scenario.service))
+    return cells
+
+
+class ServerPool:
+    """One running server per (implementation, model, service) for the scenarios that share one."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = env
+        self.servers: dict[tuple[str, str, str], ServerProcess] = {}
+        self.start_errors: dict[tuple[str, str, str], ServerStartError] = {}
+
+    def get(self, impl: Implementation, model: str, service: str) -> ServerProcess:
+        """The live server for this key, started (or started again) if need be."""
+        key = (impl.name, model, service)
+        srv = self.servers.get(key)
+        if srv is not None and srv.alive():
+            return srv
+        if srv is not None:
+            srv.close()
+        srv = ServerProcess(impl, service, model, env=self.env)
+        self.servers[key] = srv
+        srv.start()
+        return srv
+
+    def release(self, impl: Implementation, model: str, service: str) -> None:
+        """Stop the server for this key, if one runs (when the runner has moved on)."""
+        srv = self.servers.pop((impl.name, model, service), None)
+        if srv is not None:
+            srv.close()
+
+    def close(self) -> None:
+        for srv in self.servers.values():
+            srv.close()
+        self.servers.clear()
+
+
+def run_cell(pool: ServerPool, cell: Cell) -> Result:
+    """Run one cell: MISSING if it cannot apply, else the scenario against a (shared or own) server."""
+    reason = cell.scenario.missing_reason(cell.impl)
+    if reason is not None:
+        return missing(cell.scenario, cell.impl, cell.model, reason)
+    server = None
+    if cell.scenario.shared:
+        try:
+            server = pool.get(cell.impl, cell.model, cell.scenario.service)
+        except ServerStartError as e:
+            result = Result(scenario=cell.scenario.id, impl=cell.impl.name, model=cell.model, grade=FAILED,
+                            reason=f"the server did not start: {e}",
+                            checks=[Check("the server starts and prints READY", False, MUST, "READY", str(e))],
+                            server={"exit_code": e.exit_code, "stderr": e.stderr[-4000:]})
+            return result
+    return execute(cell.scenario, cell.impl, cell.model, server)
+
+
+def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
+        progress: Callable[[int, int, Cell, Result], None] | None = None) -> list[Result]:
+    """Run every cell in order; servers are released as soon as no later cell needs them."""
+    pool = ServerPool(env)
+    results = []
+    last_use = {}
+    for i, cell in enumerate(cells):
+        if cell.scenario.shared:
+            last_use[(cell.impl.name, cell.model, cell.scenario.service)] = i
+    try:
+        for i, cell in enumerate(cells):
+            result = run_cell(pool, cell)
+            results.append(result)
+            key = (cell.impl.name, cell.model, cell.scenario.service)
+            if cell.scenario.shared and last_use.get(key) == i:
+                pool.release(cell.impl, cell.model, cell.scenario.service)
+            if progress:
+                progress(i + 1, len(cells), cell, result)
+    finally:
+        pool.close()
+    return results

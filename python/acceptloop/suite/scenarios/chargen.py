@@ -1,0 +1,79 @@
+"""Chargen (RFC 864): the rotating pattern until the client goes away; input is ignored."""
+from __future__ import annotations
+
+from acceptloop.suite.catalog import scenario
+from acceptloop.suite.scenario import MUST, SHOULD, Context
+from acceptloop.suite.scenarios.probes import CHARGEN_LINE, chargen_lines, served
+
+RFC = "RFC 864"
+PATTERN = ("On the first line (line 0) send the characters starting with character number 0 and continuing "
+           "for 72 characters. On line 1 send the characters starting with character number 1 [...] "
+           "Each line is terminated with a carriage return and line feed.")
+WORDS = ("Once a connection is established a stream of data is sent out the connection (and any data "
+         "received is thrown away). This continues until the calling user terminates the connection.")
+
+
+@scenario("chargen.pattern", "The first 10,000 lines are exactly RFC 864's rotating pattern.",
+          MUST, RFC, PATTERN, service="chargen", fingerprint=("received_sha256",))
+def pattern(ctx: Context) -> None:
+    lines = 10_000
+    c = ctx.connect(keep=False)
+    c.recv_exactly(lines * CHARGEN_LINE, timeout=30)
+    expected = chargen_lines(lines)
+    import hashlib
+    want = hashlib.sha256(expected).hexdigest()
+    ctx.check(c.transcript.received.sha256 == want, "10,000 lines match the pattern (SHA-256)", want[:16],
+              c.transcript.received.sha256[:16])
+    ctx.check(c.transcript.received.head == expected[:64], "the first line starts with character 0",
+              expected[:64], c.transcript.received.head)
+    ctx.observe("received_sha256", c.transcript.received.sha256)
+    c.reset()
+
+
+@scenario("chargen.input_ignored", "Input sent while reading changes nothing in the pattern.",
+          MUST, RFC, WORDS, service="chargen", fingerprint=("match",))
+def input_ignored(ctx: Context) -> None:
+    c = ctx.connect()
+    c.send(b"\x00garbage\xff\r\n" * 4096)
+    got = c.recv_exactly(2000 * CHARGEN_LINE, timeout=30)
+    ok = got == chargen_lines(2000)
+    ctx.check(ok, "2,000 lines match the pattern although the client sent 48 KiB", "the pattern",
+              "the pattern" if ok else got[:80])
+    ctx.observe("match", ok)
+    c.reset()
+
+
+@scenario("chargen.client_closes_mid_stream", "A client that closes mid-stream ends only its own stream; the next client is served.",
+          MUST, "contract (docs/protocol.md)", "A client that resets, vanishes or sends garbage never stops the server, and SIGPIPE never kills it.",
+          service="chargen")
+def client_closes(ctx: Context) -> None:
+    c = ctx.connect()
+    c.recv_exactly(100 * CHARGEN_LINE)
+    c.close()
+    served(ctx, "chargen")
+    served(ctx, "chargen", what="a second new client is served too")
+
+
+@scenario("chargen.client_resets_mid_stream", "A client that resets (RST) mid-stream ends only its own stream; the next client is served.",
+          MUST, "contract (docs/protocol.md)", "A client that resets, vanishes or sends garbage never stops the server, and SIGPIPE never kills it.",
+          service="chargen")
+def client_resets(ctx: Context) -> None:
+    c = ctx.connect()
+    c.recv_exactly(100 * CHARGEN_LINE)
+    c.reset()
+    served(ctx, "chargen")
+    served(ctx, "chargen", what="a second new client is served too")
+
+
+@scenario("chargen.half_close_keeps_sending", "After the client's SHUT_WR the pattern keeps coming: half-closing is not going away.",
+          SHOULD, RFC, WORDS, service="chargen", fingerprint=("match",))
+def half_close(ctx: Context) -> None:
+    c = ctx.connect()
+    c.recv_exactly(10 * CHARGEN_LINE)
+    c.shutdown_write()
+    got = c.recv_exactly(1000 * CHARGEN_LINE, timeout=10)
+    ok = got == chargen_lines(1000, first=10)
+    ctx.check(ok, "1,000 more lines of the pattern arrive after SHUT_WR", "the pattern",
+              f"{len(got)} bytes" if not ok else "the pattern")
+    ctx.observe("match", ok)
+    c.reset()

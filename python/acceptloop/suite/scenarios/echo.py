@@ -1,0 +1,86 @@
+"""Echo (RFC 862): everything comes back, unchanged, until the client closes its side."""
+from __future__ import annotations
+
+import random
+
+from acceptloop.suite.catalog import scenario
+from acceptloop.suite.scenario import MUST, Context
+
+RFC = "RFC 862"
+WORDS = ("Once a connection is established any data received is sent back. "
+         "This continues until the calling user terminates the connection.")
+
+
+def _check_echo(ctx: Context, sent: bytes, c) -> None:
+    got = c.transcript.received
+    ctx.check(got.count == len(sent), "every byte comes back", f"{len(sent)} bytes", f"{got.count} bytes")
+    ctx.check(got.sha256 == _sha(sent), "the bytes come back unchanged (SHA-256)", _sha(sent)[:16], got.sha256[:16])
+    ctx.check(c.transcript.end == "FIN", "the server closes with a FIN once everything is echoed",
+              "FIN", c.transcript.end)
+    ctx.observe("received_sha256", got.sha256)
+    ctx.observe("end", c.transcript.end)
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+@scenario("echo.round_trip", "A short line comes back unchanged, then the server's FIN.",
+          MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))
+def round_trip(ctx: Context) -> None:
+    data = b"Hello, echo.\r\n"
+    c = ctx.connect()
+    c.send(data)
+    c.shutdown_write()
+    c.recv_until_end()
+    _check_echo(ctx, data, c)
+
+
+@scenario("echo.all_byte_values", "All 256 byte values (NUL, CR, LF, 0x80-0xff) come back unchanged.",
+          MUST, "contract (docs/protocol.md)", "Binary data is data: NUL, CR, LF and bytes >= 0x80 pass through unchanged.",
+          service="echo", fingerprint=("received_sha256", "end"))
+def all_byte_values(ctx: Context) -> None:
+    data = bytes(range(256)) * 16
+    c = ctx.connect()
+    c.send(data)
+    c.shutdown_write()
+    c.recv_until_end()
+    _check_echo(ctx, data, c)
+
+
+@scenario("echo.large_stream", "16 MiB, read while it is sent, comes back with the same SHA-256.",
+          MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))
+def large_stream(ctx: Context) -> None:
+    data = random.Random(862).randbytes(16 << 20)
+    c = ctx.connect(keep=False)
+    c.exchange((data[i:i + (1 << 18)] for i in range(0, len(data), 1 << 18)), timeout=60)
+    _check_echo(ctx, data, c)
+    ctx.figure("duration", round(c.transcript.duration_s, 3), "s")
+
+
+@scenario("echo.one_byte_fragments", "255 one-byte sends, each echoed before the next is sent.",
+          MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))
+def one_byte_fragments(ctx: Context) -> None:
+    data = bytes(range(1, 256))
+    c = ctx.connect()
+    for i in range(len(data)):
+        c.send(data[i:i + 1])
+        got = c.recv_exactly(1)
+        if got != data[i:i + 1]:
+            ctx.check(False, "each byte comes back before the next is sent", data[i:i + 1], got)
+            break
+    c.shutdown_write()
+    c.recv_until_end()
+    _check_echo(ctx, data, c)
+
+
+@scenario("echo.half_close_flush", "1 MiB then SHUT_WR: the rest of the echo arrives, then the server's FIN.",
+          MUST, "docs/protocol.md",
+          "every byte received is sent back until the client closes its side; the server then finishes sending and closes",
+          service="echo", fingerprint=("received_sha256", "end"))
+def half_close_flush(ctx: Context) -> None:
+    data = random.Random(1122).randbytes(1 << 20)
+    c = ctx.connect(keep=False)
+    c.exchange([data], half_close=True, timeout=30)
+    _check_echo(ctx, data, c)

@@ -1,0 +1,96 @@
+"""What the scenarios compare against: the services' expected bytes, computed here from the
+protocol definition (never by calling a server's code), and the 'is it still serving?' probe."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from acceptloop import _protocol as P
+from acceptloop.suite.client import StepTimeout
+from acceptloop.suite.scenario import MUST, Context
+
+CHARGEN_RING = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
+CHARGEN_LINE = P.CHARGEN_LINE_LENGTH + len(P.CHARGEN_LINE_ENDING)
+
+
+def chargen_lines(count: int, first: int = 0) -> bytes:
+    """RFC 864's lines `first` .. `first + count - 1`: line i starts at character i of the ring."""
+    out = bytearray()
+    for i in range(first, first + count):
+        k = i % len(CHARGEN_RING)
+        out += (CHARGEN_RING[k:] + CHARGEN_RING[:k] * 2)[:P.CHARGEN_LINE_LENGTH] + P.CHARGEN_LINE_ENDING
+    return bytes(out)
+
+
+def _daytime_pattern() -> re.Pattern[bytes]:
+    names = iter([P.DAYTIME_WEEKDAYS, P.DAYTIME_MONTHS])
+
+    def field(m: re.Match[str]) -> str:
+        spec = m.group(0)
+        if spec == "%s":
+            return "(" + "|".join(next(names)) + ")"
+        return r"(\d{%s})" % spec[2]          # %02d, %04d
+
+    body = re.sub(r"%s|%0\dd", field, re.escape(P.DAYTIME_FORMAT).replace(r"\%", "%"))
+    return re.compile(("^" + body).encode() + re.escape(P.DAYTIME_LINE_ENDING) + b"$")
+
+
+DAYTIME_LINE = _daytime_pattern()
+
+
+def daytime_line(epoch: int) -> bytes:
+    """The daytime line for `epoch`, computed with datetime rather than gmtime."""
+    t = datetime.fromtimestamp(epoch, timezone.utc)
+    text = P.DAYTIME_FORMAT % (P.DAYTIME_WEEKDAYS[t.isoweekday() % 7], P.DAYTIME_MONTHS[t.month - 1],
+                               t.day, t.year, t.hour, t.minute, t.second)
+    return text.encode("ascii") + P.DAYTIME_LINE_ENDING
+
+
+def daytime_epoch(line: bytes) -> int | None:
+    """The seconds since the epoch a daytime line stands for, or None if it is not one."""
+    m = DAYTIME_LINE.match(line)
+    if not m:
+        return None
+    _wd, month, day, year, hh, mm, ss = (g.decode() for g in m.groups())
+    t = datetime(int(year), P.DAYTIME_MONTHS.index(month) + 1, int(day), int(hh), int(mm), int(ss),
+                 tzinfo=timezone.utc)
+    return int(t.timestamp())
+
+
+def escaped(message: bytes) -> str:
+    """docs/protocol.md's escaping of a logged message."""
+    named = {0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+    return "".join(named.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in message)
+
+
+def served(ctx: Context, service: str, address: tuple[str, int] | None = None,
+           what: str = "a new client is served afterwards") -> bool:
+    """Check that a fresh client gets `service`'s right answer from the server at `address`."""
+    try:
+        c = ctx.connect(address, label="probe")
+        if c.refused:
+            return ctx.check(False, what, "served", "connection refused", level=MUST)
+        if service == "echo":
+            c.send(b"probe\r\n")
+            c.shutdown_write()
+            c.recv_until_end()
+            ok, got = c.received == b"probe\r\n" and c.transcript.end == "FIN", c.received
+        elif service == "discard":
+            c.send(b"probe\r\n")
+            c.shutdown_write()
+            c.recv_until_end()
+            ok, got = c.received == b"" and c.transcript.end == "FIN", c.received
+        elif service == "chargen":
+            got = c.recv_exactly(CHARGEN_LINE * 2)
+            ok = got == chargen_lines(2)
+        elif service == "daytime":
+            c.recv_until_end()
+            ok, got = bool(DAYTIME_LINE.match(c.received)), c.received
+        else:
+            c.send(b"probe\n")
+            c.recv_until_end()
+            ok, got = c.received == P.MESSAGE_REPLY, c.received
+        c.close()
+    except (StepTimeout, OSError) as e:
+        return ctx.check(False, what, "served", f"{type(e).__name__}: {e}", level=MUST)
+    return ctx.check(ok, what, "served", "served" if ok else got, level=MUST)
