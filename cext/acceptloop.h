@@ -1,0 +1,139 @@
+/* acceptloop: the C port of the accept loop (docs/design.md).
+ *
+ * The one public header. Two front ends use it: the standalone executable
+ * (main.c) and the Python binding (python/acceptloop/cserver.py, through cffi).
+ * The part between the "cdef" markers is plain declarations, because
+ * cext/build_ffi.py hands exactly that text to cffi; keep it free of
+ * preprocessor conditionals and of system types.
+ *
+ * Conventions, after redis anet.c: a function that can fail takes the caller's
+ * error record first, returns a descriptor, a count or AL_OK, or AL_ERR after
+ * filling the record; and a function that fails closes what it opened. No
+ * function here ever calls abort() or exit(): the core also runs inside Python.
+ */
+#ifndef ACCEPTLOOP_H
+#define ACCEPTLOOP_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+/* cdef: begin */
+#define AL_OK 0
+#define AL_ERR -1
+#define AL_ERROR_LEN 512     /* room for the longest one-line error, host names included */
+#define AL_ADDRESS_LEN 64    /* "[" + an IPv6 address + "]:" + a port, with room to spare */
+
+/* One server's settings, as the contract's options give them. */
+struct al_config {
+    int service;             /* an index into al_service_names (protocol.h); see al_service_index */
+    int model;               /* an index into al_model_names; see al_model_index */
+    const char *host;        /* copied by al_server_new; NULL or "" means every local address */
+    int port;                /* 0 picks a free port, reused for every listener */
+    int backlog;
+    double grace;            /* seconds connections may take to finish once stopping begins */
+    int max_conns;           /* connections served at once; one more is accepted and closed */
+    double idle_timeout;     /* seconds without a successful read or write; 0 disables it */
+    int ipv6_only;
+    int has_daytime_epoch;   /* nonzero: daytime reports daytime_epoch instead of the clock */
+    long long daytime_epoch;
+};
+
+/* Fills *cfg with the contract's defaults (protocol.h). */
+void al_config_defaults(struct al_config *cfg);
+
+/* The index of a service or model name, or AL_ERR when there is no such name. */
+int al_service_index(const char *name);
+int al_model_index(const char *name);
+
+typedef struct al_server al_server;
+
+/* A server that is not listening yet. Returns NULL with errno set (EINVAL for
+ * a bad service or model, ENOMEM, or what pipe2 said). */
+al_server *al_server_new(const struct al_config *cfg);
+
+/* Resolves the host and opens the listeners. Returns AL_OK, or AL_ERR after
+ * writing the one-line error ("bind 127.0.0.1:7: Permission denied (EACCES)")
+ * to err and closing every socket it had opened; al_server_error_code and
+ * al_server_error_step then say what failed. */
+int al_server_open(al_server *srv, char *err, size_t errlen);
+
+/* The last failure of al_server_open or al_server_run: an errno value (for the
+ * step "resolve": a getaddrinfo EAI_* code), and the step's name ("" if none). */
+int al_server_error_code(const al_server *srv);
+const char *al_server_error_step(const al_server *srv);
+
+/* The listeners al_server_open opened, in resolution order. The address
+ * function writes the numeric address (no brackets) to buf and the port to
+ * *port; it returns AL_OK, or AL_ERR with errno set. */
+int al_server_listener_count(const al_server *srv);
+int al_server_listener_address(const al_server *srv, int i, char *buf, size_t len, int *port);
+
+/* Runs the configured model until al_server_stop, then lets connections in
+ * progress finish within the grace time and closes the listeners. Blocks.
+ * Returns AL_OK after a graceful stop, AL_ERR (err filled) when the loop met an
+ * error it cannot survive; the loop still stops gracefully before returning. */
+int al_server_run(al_server *srv, char *err, size_t errlen);
+
+/* Begins a graceful stop: sets the flag and writes the stop byte, once. Safe
+ * from any thread and from a signal handler; harmless before or after run. */
+void al_server_stop(al_server *srv);
+
+/* Wakes the loop so it reaps children now (fork model). Async-signal-safe:
+ * meant for a SIGCHLD handler. */
+void al_server_wake(al_server *srv);
+
+/* Closes whatever is still open and frees the server. Not while it runs. */
+void al_server_free(al_server *srv);
+/* cdef: end */
+
+/* An error as the steps report it: the step, the OS's code and the line. */
+struct al_error {
+    const char *step;            /* a static string: "resolve", "bind", ... */
+    int code;                    /* errno, or an EAI_* code for "resolve" */
+    char message[AL_ERROR_LEN];  /* "STEP ADDRESS: TEXT (ENAME)"; "" when nothing to say */
+};
+
+/* One address to listen on, as getaddrinfo gave it. */
+struct al_address {
+    int family, socktype, protocol;
+    socklen_t len;
+    struct sockaddr_storage addr;
+};
+
+/* The accept pause (design.md "Accepting"): after EMFILE and friends the
+ * listeners rest for `delay` seconds (5 ms doubling to 1 s) until `until`. */
+struct al_pause {
+    double delay;                /* 0 while accepts succeed */
+    double until;                /* monotonic seconds */
+};
+
+/* The listening descriptors of an open server (for al_announce); *count gets their number. */
+const int *al_server_listeners(const al_server *srv, int *count);
+
+/* The network steps, as the design names them. */
+
+/* Every address getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, AI_PASSIVE)
+ * gives, without repeats. Returns their number (at least 1) and a malloc'd
+ * array in *out that the caller frees, or AL_ERR with err filled. */
+int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out);
+
+/* A listening, non-blocking, close-on-exec socket for every address cfg->host
+ * resolves to (design.md "Start-up"). Returns their number and a malloc'd
+ * array of descriptors in *fds, or AL_ERR with err filled and every socket it
+ * opened closed. */
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds);
+
+/* Prints "LISTENING <address> <port>" per listener, then "READY", to out and
+ * flushes. Returns AL_OK, or AL_ERR with err filled when out fails. */
+int al_announce(struct al_error *err, FILE *out, const int *fds, int count);
+
+/* The next queued connection on a non-blocking listener: returns its
+ * descriptor (non-blocking, close-on-exec, TCP_NODELAY) and writes its peer
+ * ("127.0.0.1:5555", "[::1]:5555") to peer. Returns AL_ERR when there is none
+ * to take now; err->message is then "" or, when the failure deserves a log
+ * line (a pause begins, or an unexpected error), that line. */
+int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
+                     char *peer, size_t peerlen);
+
+#endif /* ACCEPTLOOP_H */

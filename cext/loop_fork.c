@@ -1,0 +1,147 @@
+/* The fork model: a child process per connection. The parent closes its copy
+ * of the client's socket (else the client never sees EOF) and reaps children
+ * whenever SIGCHLD wakes it. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "protocol.h"
+#include "server.h"
+
+struct children {
+    pid_t *pids;
+    int count, cap;
+};
+
+/* The child's whole life: serve one connection, then _exit, never returning
+ * into the parent's loop (nor, inside Python, into the interpreter). */
+static void serve_in_child(struct al_server *srv, int fd, const char *peer, char *buf)
+{
+    /* SIGTERM ends the child (the parent sends it when the grace is over);
+     * SIGINT from the terminal is left to the parent, which stops gracefully.
+     * These are dispositions reset in the child, not handlers installed; the
+     * mask is cleared because a front end may have blocked them in its thread. */
+    sigset_t none;
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    al_close_listeners(srv);
+    close(srv->stop_r), close(srv->stop_w), close(srv->wake_r), close(srv->wake_w);
+    struct al_conn conn;
+    al_conn_open(&conn, fd, peer, &srv->cfg, NULL, al_now());
+    al_serve_connection(NULL, &conn, buf);
+    _exit(AL_EXIT_OK);
+}
+
+/* Collects every child of ours that has exited, so none is left a zombie.
+ * Each pid is asked for by name, not with waitpid(-1): inside Python the
+ * process may have other children whose status is not ours to take. */
+static void reap_children(struct children *ch)
+{
+    for (int i = 0; i < ch->count;) {
+        pid_t got = waitpid(ch->pids[i], NULL, WNOHANG);
+        if (got == ch->pids[i] || (got < 0 && errno == ECHILD))
+            ch->pids[i] = ch->pids[--ch->count];
+        else
+            i++;
+    }
+}
+
+/* Lets children finish until the grace deadline, then ends the rest with SIGTERM. */
+static void stop_children(struct al_server *srv, struct children *ch)
+{
+    double deadline = al_stop_deadline(srv);
+    for (;;) {
+        reap_children(ch);
+        double left = deadline - al_now();
+        if (ch->count == 0 || left <= 0.0)
+            break;
+        /* SIGCHLD writes the wake pipe when a front end handles it; without a
+         * handler (inside Python) the timer tick still finds exited children. */
+        if (left > AL_TIMER_TICK)
+            left = AL_TIMER_TICK;
+        struct pollfd p = { .fd = srv->wake_r, .events = POLLIN };
+        if (poll(&p, 1, al_timeout_ms(left)) > 0) {
+            char sink[64];
+            while (read(srv->wake_r, sink, sizeof sink) > 0)
+                ;
+        }
+    }
+    for (int i = 0; i < ch->count; i++)
+        kill(ch->pids[i], SIGTERM);
+    for (int i = 0; i < ch->count; i++)
+        while (waitpid(ch->pids[i], NULL, 0) < 0 && errno == EINTR)
+            ;
+    ch->count = 0;
+}
+
+/* step: loop fork */
+int al_run_fork(struct al_server *srv, struct al_error *err)
+{
+    /* Allocated before any fork: each child serves with its own copy. */
+    char *buf = malloc(AL_READ_SIZE);
+    struct children ch = { NULL, 0, 0 };
+    struct al_pause pause = { 0.0, 0.0 };
+    int rc = AL_OK;
+    if (buf == NULL) {
+        al_error_set(err, "malloc", "read buffer", ENOMEM);
+        al_close_listeners(srv);
+        return AL_ERR;
+    }
+    while (!al_stopping(srv)) {
+        /* With children alive, wake every tick to reap them even when no
+         * SIGCHLD handler writes the wake pipe. */
+        int ready = al_wait_for_clients(srv, &pause, ch.count > 0 ? AL_TIMER_TICK : -1.0, err);
+        if (ready == AL_ERR) {
+            rc = AL_ERR;
+            al_server_stop(srv);
+            break;
+        }
+        reap_children(&ch);
+        for (int i = 0; i < ready; i++) {
+            struct al_error accept_err;
+            char peer[AL_ADDRESS_LEN];
+            int fd = al_accept_client(&accept_err, srv->ready[i], &pause, peer, sizeof peer);
+            if (fd == AL_ERR) {
+                al_log_accept_error(&accept_err);
+                continue;
+            }
+            if (ch.count >= srv->cfg.max_conns) {
+                close(fd);   /* reject: closed at once rather than left queued */
+                continue;
+            }
+            if (ch.count == ch.cap) {
+                int cap = ch.cap ? ch.cap * 2 : 16;
+                pid_t *grown = realloc(ch.pids, (size_t)cap * sizeof *grown);
+                if (grown == NULL) {
+                    al_log_error("fork", peer, ENOMEM);
+                    close(fd);
+                    continue;
+                }
+                ch.pids = grown, ch.cap = cap;
+            }
+            pid_t pid = fork();
+            if (pid < 0) {
+                al_log_error("fork", peer, errno);
+                close(fd);
+                continue;
+            }
+            if (pid == 0)
+                serve_in_child(srv, fd, peer, buf);
+            ch.pids[ch.count++] = pid;
+            close(fd);
+        }
+    }
+    al_close_listeners(srv);
+    stop_children(srv, &ch);
+    free(ch.pids);
+    free(buf);
+    return rc;
+}
+/* end step */

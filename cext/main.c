@@ -1,0 +1,334 @@
+/* build/acceptloop-c: the C server as a standalone executable.
+ *
+ *     build/acceptloop-c --service echo --model event --host localhost --port 0
+ *
+ * It follows the contract exactly like `python -m acceptloop.server`: the
+ * options come from the generated al_options table; bad arguments print usage
+ * and one line and exit 2; a failing step prints one line and exits 1; SIGTERM
+ * or SIGINT stop gracefully and exit 0. This file is the only place that
+ * installs signal handlers: the core also runs inside Python, which owns them.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acceptloop.h"
+#include "protocol.h"
+
+/* The server the signal handlers stop or wake. */
+static al_server *the_server;
+
+/* Which field of struct al_config each option fills: the field is named
+ * like the option, with '_' for '-', so the names are written only once, in
+ * protocol.toml, and a field missing for a new option is found at start-up. */
+#define FIELD(name) { #name, offsetof(struct al_config, name) }
+static const struct field {
+    const char *name;
+    size_t offset;
+} fields[] = {
+    FIELD(service), FIELD(model), FIELD(host), FIELD(port), FIELD(backlog),
+    FIELD(grace), FIELD(max_conns), FIELD(idle_timeout), FIELD(ipv6_only),
+};
+
+static const struct field *field_for(const char *option)
+{
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *a = option, *b = fields[i].name;
+        while (*a != '\0' && (*a == *b || (*a == '-' && *b == '_')))
+            a++, b++;
+        if (*a == '\0' && *b == '\0')
+            return &fields[i];
+    }
+    return NULL;
+}
+
+/* A choice option offers the list its default belongs to (services or models). */
+static const char *const *choices_for(const struct al_option_spec *spec, int *count)
+{
+    if (al_service_index(spec->default_value) != AL_ERR) {
+        *count = AL_SERVICE_COUNT;
+        return al_service_names;
+    }
+    *count = AL_MODEL_COUNT;
+    return al_model_names;
+}
+
+/* argparse's metavar: the option's name in capitals, '_' for '-'. */
+static void metavar(const struct al_option_spec *spec, char *buf, size_t len)
+{
+    size_t i = 0;
+    if (spec->kind == AL_OPT_CHOICE) {
+        int count;
+        const char *const *names = choices_for(spec, &count);
+        i += (size_t)snprintf(buf, len, "{");
+        for (int c = 0; c < count && i < len; c++)
+            i += (size_t)snprintf(buf + i, len - i, "%s%s", c ? "," : "", names[c]);
+        if (i < len)
+            snprintf(buf + i, len - i, "}");
+        return;
+    }
+    for (const char *p = spec->name; *p != '\0' && i + 1 < len; p++)
+        buf[i++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    buf[i] = '\0';
+}
+
+static void print_usage(FILE *out, const char *prog)
+{
+    char item[160], meta[128];
+    int indent = (int)strlen("usage: ") + (int)strlen(prog) + 1;
+    int column = fprintf(out, "usage: %s [-h]", prog);
+    for (int i = 0; i < AL_OPTION_COUNT; i++) {
+        const struct al_option_spec *spec = &al_options[i];
+        metavar(spec, meta, sizeof meta);
+        if (spec->kind == AL_OPT_FLAG)
+            snprintf(item, sizeof item, "[--%s]", spec->name);
+        else
+            snprintf(item, sizeof item, "[--%s %s]", spec->name, meta);
+        if (column + 1 + (int)strlen(item) > 80) {   /* wrapped as argparse wraps it */
+            column = fprintf(out, "\n%*s%s", indent, "", item) - 1;
+        } else {
+            column += fprintf(out, " %s", item);
+        }
+    }
+    fputc('\n', out);
+}
+
+static void print_help(const char *prog)
+{
+    char meta[128];
+    print_usage(stdout, prog);
+    printf("\nA TCP accept loop that follows the acceptloop contract.\n\noptions:\n");
+    printf("  -h, --help            show this help message and exit\n");
+    for (int i = 0; i < AL_OPTION_COUNT; i++) {
+        const struct al_option_spec *spec = &al_options[i];
+        metavar(spec, meta, sizeof meta);
+        if (spec->kind == AL_OPT_FLAG)
+            printf("  --%s\n", spec->name);
+        else
+            printf("  --%s %s\n", spec->name, meta);
+        printf("                        %s", spec->help);
+        if (spec->default_value != NULL)
+            printf(" (default: %s)", spec->default_value);
+        printf("\n");
+    }
+}
+
+/* Usage and one line naming the problem on stderr; the caller exits 2. */
+static int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    print_usage(stderr, prog);
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return AL_EXIT_USAGE;
+}
+
+/* Stores one option's value in cfg; 0, or the exit code after a usage error. */
+static int store(const char *prog, const struct al_option_spec *spec, const char *text, struct al_config *cfg)
+{
+    const struct field *field = field_for(spec->name);
+    if (field == NULL) {
+        fprintf(stderr, "%s: option --%s has no field in struct al_config\n", prog, spec->name);
+        return AL_EXIT_FAILURE;
+    }
+    char *where = (char *)cfg + field->offset, *end;
+    if (spec->kind == AL_OPT_FLAG) {
+        *(int *)where = 1;
+    } else if (spec->kind == AL_OPT_STRING) {
+        *(const char **)where = text;
+    } else if (spec->kind == AL_OPT_CHOICE) {
+        int count, found = AL_ERR;
+        const char *const *names = choices_for(spec, &count);
+        for (int c = 0; c < count; c++)
+            if (strcmp(names[c], text) == 0)
+                found = c;
+        if (found == AL_ERR) {
+            char list[256];
+            size_t used = 0;
+            for (int c = 0; c < count && used < sizeof list; c++)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'", c ? ", " : "", names[c]);
+            return usage_error(prog, "argument --%s: invalid choice: '%s' (choose from %s)", spec->name, text, list);
+        }
+        *(int *)where = found;
+    } else {
+        errno = 0;
+        double value = spec->kind == AL_OPT_INT ? (double)strtol(text, &end, 10) : strtod(text, &end);
+        while (*end == ' ' || *end == '\t' || *end == '\n')
+            end++;
+        if (end == text || *end != '\0' || errno == ERANGE)
+            return usage_error(prog, "argument --%s: not a %s: '%s'", spec->name,
+                               spec->kind == AL_OPT_INT ? "whole number" : "number", text);
+        if (!(spec->min <= value && value <= spec->max))
+            return usage_error(prog, "argument --%s: %s is outside %g..%g", spec->name, text, spec->min, spec->max);
+        if (spec->kind == AL_OPT_INT)
+            *(int *)where = (int)value;
+        else
+            *(double *)where = value;
+    }
+    return 0;
+}
+
+/* argparse takes "-1" as a value, not an option, since no option looks like a number. */
+static int looks_like_value(const char *arg)
+{
+    return arg[0] != '-' || (arg[1] >= '0' && arg[1] <= '9') || (arg[1] == '.' && arg[2] >= '0' && arg[2] <= '9');
+}
+
+/* Parses the contract's options into cfg. Returns -1 to go on, or the exit
+ * code: 0 after --help, AL_EXIT_USAGE after a bad argument. */
+static int al_parse_args(int argc, char **argv, struct al_config *cfg)
+{
+    const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    char unknown[512] = "";
+    size_t unknown_len = 0;
+    al_config_defaults(cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            if (strcmp(arg, "-h") == 0) {
+                print_help(prog);
+                return AL_EXIT_OK;
+            }
+            unknown_len += (size_t)snprintf(unknown + unknown_len, sizeof unknown - unknown_len, " %s", arg);
+            if (unknown_len >= sizeof unknown)
+                unknown_len = sizeof unknown - 1;
+            continue;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        const struct al_option_spec *spec = NULL;
+        int matches = 0, help = strncmp("help", name, name_len) == 0;
+        char candidates[256] = "";
+        size_t used = help ? (size_t)snprintf(candidates, sizeof candidates, "--help") : 0;
+        for (int o = 0; o < AL_OPTION_COUNT; o++) {
+            const struct al_option_spec *s = &al_options[o];
+            if (strlen(s->name) == name_len && strncmp(s->name, name, name_len) == 0) {
+                spec = s, matches = 1, help = 0;   /* an exact name beats any prefix */
+                break;
+            }
+            if (strncmp(s->name, name, name_len) == 0) {   /* argparse accepts a unique prefix */
+                spec = s, matches++;
+                used += (size_t)snprintf(candidates + used, sizeof candidates - used, "%s--%s", used ? ", " : "", s->name);
+                if (used >= sizeof candidates)
+                    used = sizeof candidates - 1;
+            }
+        }
+        if (help && matches == 0) {
+            print_help(prog);
+            return AL_EXIT_OK;
+        }
+        if (matches + help > 1)
+            return usage_error(prog, "ambiguous option: --%.*s could match %s", (int)name_len, name, candidates);
+        if (spec == NULL) {
+            unknown_len += (size_t)snprintf(unknown + unknown_len, sizeof unknown - unknown_len, " %s", arg);
+            if (unknown_len >= sizeof unknown)
+                unknown_len = sizeof unknown - 1;
+            continue;   /* a value after it is reported too, as an unknown argument of its own */
+        }
+        const char *value = eq != NULL ? eq + 1 : NULL;
+        if (spec->kind == AL_OPT_FLAG && value != NULL)
+            return usage_error(prog, "argument --%s: ignored explicit argument '%s'", spec->name, value);
+        if (spec->kind != AL_OPT_FLAG && value == NULL) {
+            if (i + 1 >= argc || !looks_like_value(argv[i + 1]))
+                return usage_error(prog, "argument --%s: expected one argument", spec->name);
+            value = argv[++i];
+        }
+        int code = store(prog, spec, value, cfg);
+        if (code != 0)
+            return code;
+    }
+    if (unknown_len > 0)
+        return usage_error(prog, "unrecognized arguments:%s", unknown);
+    const char *epoch = getenv(AL_DAYTIME_EPOCH_ENV);
+    if (epoch != NULL && epoch[0] != '\0') {
+        char *end;
+        errno = 0;
+        long long value = strtoll(epoch, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\n')
+            end++;
+        if (end == epoch || *end != '\0' || errno == ERANGE)
+            return usage_error(prog, "%s: not a whole number of seconds: '%s'", AL_DAYTIME_EPOCH_ENV, epoch);
+        cfg->has_daytime_epoch = 1;
+        cfg->daytime_epoch = value;
+    }
+    return -1;
+}
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    al_server_stop(the_server);
+}
+
+static void on_child_signal(int signo)
+{
+    (void)signo;
+    al_server_wake(the_server);
+}
+
+static int install(int signo, void (*handler)(int), int flags)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    /* SA_RESTART for the calls that may restart; poll and epoll_wait never
+     * restart whatever it says, and the loops look at the stop flag then. */
+    sa.sa_flags = SA_RESTART | flags;
+    return sigaction(signo, &sa, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct al_config cfg;
+    int code = al_parse_args(argc, argv, &cfg);
+    if (code >= 0)
+        return code;
+    /* A write to a reset peer must be an error, never the end of the server;
+     * the core also passes MSG_NOSIGNAL, this covers stdout and stderr. */
+    install(SIGPIPE, SIG_IGN, 0);
+    the_server = al_server_new(&cfg);
+    if (the_server == NULL) {
+        fprintf(stderr, "server: %s (%s)\n", strerrordesc_np(errno), strerrorname_np(errno));
+        return AL_EXIT_FAILURE;
+    }
+    if (install(SIGTERM, on_stop_signal, 0) < 0 || install(SIGINT, on_stop_signal, 0) < 0 ||
+        (cfg.model == AL_MODEL_FORK &&
+         install(SIGCHLD, on_child_signal, SA_NOCLDSTOP) < 0)) {
+        fprintf(stderr, "sigaction: %s (%s)\n", strerrordesc_np(errno), strerrorname_np(errno));
+        al_server_free(the_server);
+        return AL_EXIT_FAILURE;
+    }
+    char err[AL_ERROR_LEN];
+    struct al_error announce_err;
+    int count;
+    const int *fds;
+    if (al_server_open(the_server, err, sizeof err) != AL_OK) {
+        fprintf(stderr, "%s\n", err);
+        code = AL_EXIT_FAILURE;
+    } else if (fds = al_server_listeners(the_server, &count),
+               al_announce(&announce_err, stdout, fds, count) != AL_OK) {
+        fprintf(stderr, "%s\n", announce_err.message);
+        code = AL_EXIT_FAILURE;
+    } else if (al_server_run(the_server, err, sizeof err) != AL_OK) {
+        fprintf(stderr, "%s loop: %s\n", al_model_names[cfg.model], err);
+        code = AL_EXIT_FAILURE;
+    } else {
+        code = AL_EXIT_OK;
+    }
+    /* No handler may touch the server once it is freed: a late signal waits, unheard. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT), sigaddset(&stops, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &stops, NULL);
+    al_server_free(the_server);
+    return code;
+}

@@ -1,0 +1,290 @@
+/* The network steps of the C server: resolve, open_listeners, announce, accept_client.
+ *
+ * Each step is marked (step: NAME ... end step) so the report can show it
+ * beside the Python and PHP code that does the same thing. anet-style: the
+ * caller's error record comes first, and a step that fails closes what it opened.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acceptloop.h"
+#include "errors.h"
+#include "protocol.h"
+#include "server.h"
+
+void al_format_address(char *buf, size_t len, const char *host, int port)
+{
+    if (host == NULL)
+        host = "";
+    if (strchr(host, ':') != NULL)
+        snprintf(buf, len, "[%s]:%d", host, port);
+    else
+        snprintf(buf, len, "%s:%d", host, port);
+}
+
+int al_sockaddr_host(const struct sockaddr *sa, char *host, size_t len, int *port)
+{
+    const void *where;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        where = &in->sin_addr;
+        *port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        where = &in6->sin6_addr;
+        *port = ntohs(in6->sin6_port);
+    } else {
+        errno = EAFNOSUPPORT;
+        return AL_ERR;
+    }
+    return inet_ntop(sa->sa_family, where, host, (socklen_t)len) != NULL ? AL_OK : AL_ERR;
+}
+
+/* "ADDRESS:PORT" of a socket address, for error lines. */
+static void describe_sockaddr(char *buf, size_t len, const struct sockaddr *sa)
+{
+    char host[AL_ADDRESS_LEN];
+    int port = 0;
+    if (al_sockaddr_host(sa, host, sizeof host, &port) != AL_OK)
+        snprintf(host, sizeof host, "?");
+    al_format_address(buf, len, host, port);
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((unsigned short)port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((unsigned short)port);
+}
+
+/* step: resolve */
+int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out)
+{
+    struct addrinfo hints, *infos, *ai;
+    char service[16], where[AL_ERROR_LEN / 2];
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(service, sizeof service, "%d", port);
+    int rc = getaddrinfo(host != NULL && host[0] != '\0' ? host : NULL, service, &hints, &infos);
+    if (rc != 0) {
+        int saved = errno;   /* EAI_SYSTEM keeps its cause in errno */
+        al_format_address(where, sizeof where, host, port);
+        errno = saved;
+        al_error_set_gai(err, "resolve", where, rc);
+        return AL_ERR;
+    }
+    size_t total = 0;
+    for (ai = infos; ai != NULL; ai = ai->ai_next)
+        total++;
+    struct al_address *addrs = calloc(total, sizeof *addrs);
+    if (addrs == NULL) {
+        freeaddrinfo(infos);
+        al_format_address(where, sizeof where, host, port);
+        al_error_set(err, "resolve", where, ENOMEM);
+        return AL_ERR;
+    }
+    int n = 0;
+    for (ai = infos; ai != NULL; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof addrs[0].addr)
+            continue;
+        int repeat = 0;   /* glibc lists an address once per protocol it could mean */
+        for (int j = 0; j < n && !repeat; j++)
+            repeat = addrs[j].family == ai->ai_family && addrs[j].len == ai->ai_addrlen &&
+                     memcmp(&addrs[j].addr, ai->ai_addr, ai->ai_addrlen) == 0;
+        if (repeat)
+            continue;
+        addrs[n].family = ai->ai_family;
+        addrs[n].socktype = ai->ai_socktype;
+        addrs[n].protocol = ai->ai_protocol;
+        addrs[n].len = ai->ai_addrlen;
+        memcpy(&addrs[n].addr, ai->ai_addr, ai->ai_addrlen);
+        n++;
+    }
+    freeaddrinfo(infos);
+    *out = addrs;
+    return n;
+}
+/* end step */
+
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds_out)
+{
+    struct al_address *addrs;
+    int n = al_resolve(err, cfg->host, cfg->port, &addrs);
+    if (n == AL_ERR)
+        return AL_ERR;
+    int also_ipv4 = 0;
+    for (int i = 0; i < n; i++)
+        also_ipv4 |= addrs[i].family == AF_INET;
+    int *fds = malloc((size_t)n * sizeof *fds);
+    int count = 0, port = cfg->port;
+    char where[AL_ADDRESS_LEN + 8];
+    if (fds == NULL) {
+        al_format_address(where, sizeof where, cfg->host, port);
+        al_error_set(err, "socket", where, ENOMEM);
+        free(addrs);
+        return AL_ERR;
+    }
+    for (int i = 0; i < n; i++) {
+        struct al_address *a = &addrs[i];
+        struct sockaddr *sa = (struct sockaddr *)&a->addr;
+        set_port(&a->addr, port);
+        describe_sockaddr(where, sizeof where, sa);
+        /* step: socket */
+        /* Close-on-exec: inside Python a subprocess must not inherit the listener. */
+        int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+        if (fd < 0) {
+            al_error_set(err, "socket", where, errno);
+            goto fail;
+        }
+        fds[count++] = fd;
+        /* end step */
+        /* step: options */
+        int one = 1, v6only = cfg->ipv6_only || also_ipv4;
+        int flags = fcntl(fd, F_GETFL);
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+            (a->family == AF_INET6 &&
+             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) ||
+            flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+            al_error_set(err, "setsockopt", where, errno);
+            goto fail;
+        }
+        /* end step */
+        /* step: bind */
+        if (bind(fd, sa, a->len) < 0) {
+            al_error_set(err, "bind", where, errno);
+            goto fail;
+        }
+        /* end step */
+        /* step: listen */
+        if (listen(fd, cfg->backlog) < 0) {
+            al_error_set(err, "listen", where, errno);
+            goto fail;
+        }
+        /* end step */
+        if (port == 0) {
+            /* The kernel chose a port: the other listeners take the same one. */
+            struct sockaddr_storage bound;
+            socklen_t len = sizeof bound;
+            char host[AL_ADDRESS_LEN];
+            if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
+                al_sockaddr_host((struct sockaddr *)&bound, host, sizeof host, &port) != AL_OK) {
+                al_error_set(err, "getsockname", where, errno);
+                goto fail;
+            }
+        }
+    }
+    free(addrs);
+    *fds_out = fds;
+    return count;
+fail:
+    for (int i = 0; i < count; i++)
+        close(fds[i]);
+    free(fds);
+    free(addrs);
+    return AL_ERR;
+}
+
+int al_announce(struct al_error *err, FILE *out, const int *fds, int count)
+{
+    for (int i = 0; i < count; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char host[AL_ADDRESS_LEN];
+        int port;
+        if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+            al_sockaddr_host((struct sockaddr *)&ss, host, sizeof host, &port) != AL_OK) {
+            al_error_set(err, "getsockname", "listener", errno);
+            return AL_ERR;
+        }
+        fprintf(out, AL_ANNOUNCE_LISTENING "\n", host, port);
+    }
+    fputs(AL_ANNOUNCE_READY "\n", out);
+    if (fflush(out) != 0 || ferror(out)) {
+        al_error_set(err, "announce", "stdout", errno);
+        return AL_ERR;
+    }
+    return AL_OK;
+}
+
+int al_pause_active(const struct al_pause *pause, double now)
+{
+    return now < pause->until;
+}
+
+/* accept(2) errors that concern one connection only: try again at once (accept(2), NOTES). */
+static int per_connection_error(int code)
+{
+    switch (code) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR: case ECONNABORTED: case EPROTO: case ECONNRESET: case EPERM:
+    case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
+    case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* accept(2) errors that mean the process is out of something: pause, then retry. */
+static int resource_error(int code)
+{
+    return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
+}
+
+/* step: accept */
+int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
+                     char *peer, size_t peerlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    err->message[0] = '\0';
+    /* accept4 makes the socket non-blocking and close-on-exec in the same call. */
+    int fd = accept4(listener, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        int code = errno;
+        if (per_connection_error(code))
+            return AL_ERR;
+        /* Out of descriptors (or worse): the connection stays queued in the
+         * kernel, so rest the listeners instead of waking on it forever. */
+        int first = pause->delay == 0.0;
+        double delay = pause->delay * 2;
+        if (delay < AL_ACCEPT_BACKOFF_INITIAL)
+            delay = AL_ACCEPT_BACKOFF_INITIAL;
+        if (delay > AL_ACCEPT_BACKOFF_MAX)
+            delay = AL_ACCEPT_BACKOFF_MAX;
+        pause->delay = delay;
+        pause->until = al_now() + delay;
+        if (first || !resource_error(code)) {
+            struct sockaddr_storage mine;
+            socklen_t mine_len = sizeof mine;
+            char where[AL_ADDRESS_LEN + 8] = "listener";
+            if (getsockname(listener, (struct sockaddr *)&mine, &mine_len) == 0)
+                describe_sockaddr(where, sizeof where, (struct sockaddr *)&mine);
+            al_error_set(err, "accept", where, code);
+            size_t used = strlen(err->message);
+            snprintf(err->message + used, sizeof err->message - used, "; accepting paused");
+        }
+        return AL_ERR;
+    }
+    pause->delay = 0.0;
+    int one = 1;
+    /* A failure means the peer is gone already; the first recv will say so. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    describe_sockaddr(peer, peerlen, (struct sockaddr *)&ss);
+    return fd;
+}
+/* end step */

@@ -1,0 +1,128 @@
+/* What the iterative, fork and threads models share: the clock, waiting for
+ * clients, and the per-connection loop that drives one connection to its end. */
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "server.h"
+
+double al_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int al_stopping(const struct al_server *srv)
+{
+    return atomic_load(&srv->stopping);
+}
+
+double al_stop_deadline(const struct al_server *srv)
+{
+    return srv->stopped_at + srv->cfg.grace;
+}
+
+int al_timeout_ms(double seconds)
+{
+    if (seconds < 0.0)
+        return -1;
+    double wanted = seconds * 1000.0;
+    if (wanted > 2e9)
+        return 2000000000;   /* about 23 days: poll's int would overflow */
+    int ms = (int)wanted;
+    return (double)ms < wanted ? ms + 1 : ms;   /* rounded up, so a deadline is never woken for early */
+}
+
+void al_close_listeners(struct al_server *srv)
+{
+    for (int i = 0; i < srv->n_listeners; i++)
+        close(srv->listeners[i]);
+    srv->n_listeners = 0;
+}
+
+static void drain(int fd)
+{
+    char sink[64];
+    while (read(fd, sink, sizeof sink) > 0)
+        ;
+}
+
+int al_wait_for_clients(struct al_server *srv, const struct al_pause *pause, double cap, struct al_error *err)
+{
+    struct pollfd *pfds = srv->pfds;
+    double now = al_now(), timeout = cap;
+    int n = 0;
+    pfds[n++] = (struct pollfd){ .fd = srv->stop_r, .events = POLLIN };
+    pfds[n++] = (struct pollfd){ .fd = srv->wake_r, .events = POLLIN };
+    if (al_pause_active(pause, now)) {
+        double left = pause->until - now;
+        if (timeout < 0.0 || left < timeout)
+            timeout = left;
+    } else {
+        for (int i = 0; i < srv->n_listeners; i++)
+            pfds[n++] = (struct pollfd){ .fd = srv->listeners[i], .events = POLLIN };
+    }
+    int rc = poll(pfds, (nfds_t)n, al_timeout_ms(timeout));
+    if (rc < 0) {
+        if (errno == EINTR)
+            return 0;   /* a signal: the caller looks at the stop flag first */
+        al_error_set(err, "poll", "listeners", errno);
+        return AL_ERR;
+    }
+    if (pfds[1].revents)
+        drain(srv->wake_r);
+    int ready = 0;
+    for (int i = 2; i < n; i++)
+        if (pfds[i].revents)
+            srv->ready[ready++] = pfds[i].fd;
+    return ready;
+}
+
+void al_log_accept_error(const struct al_error *err)
+{
+    if (err->message[0] != '\0')
+        al_log("%s", err->message);
+}
+
+void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf)
+{
+    struct pollfd pfds[2];
+    while (c->phase != AL_CLOSED) {
+        int n = 1;
+        if (srv != NULL) {
+            if (al_stopping(srv)) {
+                /* Stopping: this connection has until the grace deadline. The
+                 * stop descriptor stays readable now, so it leaves the set. */
+                if (c->stop_by == 0.0)
+                    c->stop_by = al_stop_deadline(srv);
+            } else {
+                pfds[n++] = (struct pollfd){ .fd = srv->stop_r, .events = POLLIN };
+            }
+        }
+        pfds[0] = (struct pollfd){
+            .fd = c->fd,
+            .events = (short)((al_conn_wants_read(c) ? POLLIN : 0) | (al_conn_wants_write(c) ? POLLOUT : 0)),
+        };
+        double due = al_conn_deadline(c);
+        double left = due - al_now();
+        int rc = poll(pfds, (nfds_t)n, due > 0.0 ? al_timeout_ms(left > 0.0 ? left : 0.0) : -1);
+        double now = al_now();
+        if (rc < 0 && errno != EINTR) {
+            al_conn_fail(c, "poll", errno);
+            break;
+        }
+        if (rc > 0) {
+            short ev = pfds[0].revents;
+            if (ev & (POLLIN | POLLHUP | POLLERR))
+                al_conn_on_readable(c, buf, now);
+            if ((ev & (POLLOUT | POLLERR)) && al_conn_wants_write(c))
+                al_conn_on_writable(c, now);
+        }
+        al_conn_on_timer(c, now);
+    }
+    al_conn_close(c);
+}

@@ -1,0 +1,78 @@
+/* The server object's insides and what the four model loops share.
+ * Internal: the front ends see only acceptloop.h. */
+#ifndef AL_SERVER_H
+#define AL_SERVER_H
+
+#include <poll.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "acceptloop.h"
+
+struct al_conn;
+
+struct al_server {
+    struct al_config cfg;        /* cfg.host points at host_copy */
+    char *host_copy;
+    int *listeners;              /* open listening sockets; n_listeners == 0 once closed */
+    int n_listeners;
+    int opened;                  /* al_server_open succeeded, so run may start */
+    struct pollfd *pfds;         /* al_wait_for_clients: stop, wake, then the listeners */
+    int *ready;                  /* al_wait_for_clients: the listeners with a connection queued */
+    /* stop: written once, never drained, so every poller holding stop_r wakes
+     * (a broadcast). wake: drained by the main loop; SIGCHLD writes it. */
+    int stop_r, stop_w, wake_r, wake_w;
+    atomic_int stop_claimed;     /* the first al_server_stop wins */
+    atomic_int stopping;         /* set after stopped_at, so a reader that sees it sees the time */
+    double stopped_at;           /* monotonic seconds when the stop began */
+    struct al_error error;       /* the last failure of open or run */
+};
+
+/* Monotonic seconds. */
+double al_now(void);
+
+/* Nonzero once a stop began; then al_stop_deadline is stopped_at + grace. */
+int al_stopping(const struct al_server *srv);
+double al_stop_deadline(const struct al_server *srv);
+
+/* Milliseconds for poll/epoll_wait for `seconds`, rounded up; -1 (no limit) when seconds < 0. */
+int al_timeout_ms(double seconds);
+
+/* The accept pause (net.c). */
+int al_pause_active(const struct al_pause *pause, double now);
+
+/* "127.0.0.1:7" or "[::1]:7". */
+void al_format_address(char *buf, size_t len, const char *host, int port);
+
+/* The numeric host (no brackets) and the port of a socket address; AL_OK or AL_ERR. */
+int al_sockaddr_host(const struct sockaddr *sa, char *host, size_t len, int *port);
+
+/* Stop accepting: close every listener, so that from now on a connect is refused. */
+void al_close_listeners(struct al_server *srv);
+
+/* Blocks until a listener has a connection queued, a wake-up, a stop, or
+ * `cap` seconds (cap < 0: no limit). Listeners are left out while the pause
+ * lasts. Returns the number of ready listeners, whose descriptors it put in
+ * srv->ready (0 after a signal, a wake-up or a stop), or AL_ERR with err
+ * filled when poll itself fails. */
+int al_wait_for_clients(struct al_server *srv, const struct al_pause *pause, double cap, struct al_error *err);
+
+/* Logs the line al_accept_client left in err, if any. */
+void al_log_accept_error(const struct al_error *err);
+
+/* Drives one connection to its end (iterative, fork, threads): polls its
+ * socket and the stop descriptor with the connection's deadline as timeout.
+ * srv is NULL in a forked child, which the parent stops with SIGTERM. buf is
+ * the caller's read buffer of AL_READ_SIZE bytes. The connection is closed on
+ * return. */
+void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf);
+
+/* The four models. Each returns AL_OK after a graceful stop, or AL_ERR with
+ * err filled after an error it could not survive (it still stops gracefully). */
+int al_run_iterative(struct al_server *srv, struct al_error *err);
+int al_run_fork(struct al_server *srv, struct al_error *err);
+int al_run_threads(struct al_server *srv, struct al_error *err);
+int al_run_event(struct al_server *srv, struct al_error *err);
+
+#endif /* AL_SERVER_H */
