@@ -104,11 +104,25 @@ final class EventLoop
     private function acceptBatch(\Socket $listener, float $now): void
     {
         for ($i = 0; $i < Protocol::ACCEPT_BATCH; $i++) {
+            $delay = $this->pause->delay;   // acceptClient resets it when accept() succeeds
             $client = Net::acceptClient($listener, $this->pause);
             if ($client === null) {
                 return;
             }
             [$sock, $peer] = $client;
+            if (!Select::canWatch($sock)) {
+                // Out of descriptors socket_select can watch (see Select): as for EMFILE, pause
+                // accepting, the delay doubling, one line when a pause begins. This connection
+                // is closed: it is out of the kernel's queue already and cannot be served.
+                Net::reject($sock);
+                $this->pause->delay = $delay;
+                $this->pause->pause($now);
+                if ($delay === 0.0) {
+                    Os::log('accept ' . Net::localName($listener)
+                        . ": descriptor beyond socket_select's FD_SETSIZE; connection closed, accepting paused");
+                }
+                return;
+            }
             if (count($this->conns) >= $this->config->maxConns) {
                 Net::reject($sock);
                 continue;

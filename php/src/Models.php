@@ -45,13 +45,19 @@ final class Models
      * Drive one connection to its end: the loop of the iterative and fork models.
      *
      * $control is null in a forked child, which the parent stops with SIGTERM.
+     * $onStop runs once when a stop is seen (iterative: close the listeners at once, so new
+     * clients are refused while this one finishes).
      */
-    public static function serveConnection(Connection $conn, ?Control $control, float $grace): void
+    public static function serveConnection(Connection $conn, ?Control $control, float $grace, ?\Closure $onStop = null): void
     {
         while (!$conn->closed()) {
             $read = [];
             if ($control !== null) {
                 if ($control->stopping) {
+                    if ($onStop !== null) {
+                        $onStop();
+                        $onStop = null;
+                    }
                     // The stop pair stays readable once written: watching it now would spin.
                     $conn->stopBy = $conn->stopBy ?: $control->stoppedAt + $grace;
                 } else {
@@ -82,19 +88,25 @@ final class Models
     public static function runIterative(array $listeners, Config $config, Control $control): void
     {
         $pause = new AcceptPause();
+        // socket_close() on a closed socket is an Error, so the listeners are closed once, here or below.
+        $closeListeners = static function () use (&$listeners): void {
+            Net::closeListeners($listeners);
+            $listeners = [];
+        };
         while (!$control->stopping) {
             foreach (self::waitForClients($listeners, $control, $pause) as $listener) {
                 $client = Net::acceptClient($listener, $pause);
                 if ($client !== null) {
                     [$sock, $peer] = $client;
-                    self::serveConnection(new Connection($sock, $peer, $config, Os::now()), $control, $config->grace);
+                    self::serveConnection(new Connection($sock, $peer, $config, Os::now()), $control, $config->grace,
+                        $closeListeners);
                 }
                 if ($control->stopping) {
                     break;
                 }
             }
         }
-        Net::closeListeners($listeners);
+        $closeListeners();
     }
     // end step
 

@@ -141,6 +141,13 @@ final class Net
         Os::writeAll(STDOUT, $text . Protocol::ANNOUNCE_READY . "\n");
     }
 
+    /** `127.0.0.1:7`: where a listener listens, for the log. */
+    public static function localName(\Socket $sock): string
+    {
+        [$address, $port] = self::localAddress($sock);
+        return self::formatAddress($address, $port);
+    }
+
     /** @return array{string, int} */
     private static function localAddress(\Socket $sock): array
     {
@@ -171,9 +178,7 @@ final class Net
             $first = $pause->delay === 0.0;
             $pause->pause(Os::now());
             if ($first || !in_array($errno, self::RESOURCE_ERRORS, true)) {
-                [$address, $port] = self::localAddress($listener);
-                Os::log('accept ' . self::formatAddress($address, $port) . ': ' . Errno::describe($errno)
-                    . '; accepting paused');
+                Os::log('accept ' . self::localName($listener) . ': ' . Errno::describe($errno) . '; accepting paused');
             }
             return null;
         }

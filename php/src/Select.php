@@ -7,10 +7,12 @@
 // flag before it waits again. (The pcntl handler has already run by then: PHP checks for
 // pending signals as soon as an internal function returns.)
 //
-// select() is limited to descriptors below FD_SETSIZE (1024): PHP silently leaves a higher
-// descriptor out of the set, so such a socket is never reported ready. The --max-conns
-// default (1000) keeps a server under it, with room for stdio, the listeners and the two
-// control pairs; a larger --max-conns with the event model can starve connections.
+// select() is limited to descriptors below FD_SETSIZE (1024). Once any socket in the sets
+// has a higher number, socket_select() fails for all of them ("You MUST recompile PHP with
+// a larger value of FD_SETSIZE", errno 0). The --max-conns default (1000) keeps a server
+// under it, with room for stdio, the listeners and the two control pairs. Only the event
+// model holds that many sockets; with a larger --max-conns (and `ulimit -n` above 1024) it
+// uses canWatch() to close a connection it could not watch and pause accepting, as for EMFILE.
 declare(strict_types=1);
 
 namespace AcceptLoop;
@@ -38,18 +40,38 @@ final class Select
             $seconds = intdiv($total, 1_000_000);
             $micros = $total % 1_000_000;
         }
+        $warning = '';
         try {
             $n = socket_select($read, $write, $except, $seconds, $micros);
-        } catch (\ErrorException) {
+        } catch (\ErrorException $e) {
             $n = false;
+            $warning = $e->getMessage();
         }
         if ($n === false) {
             $errno = Errno::last();
             if ($errno === SOCKET_EINTR) {
                 return [[], []];
             }
+            if ($errno === 0) {
+                // No errno: PHP refused a descriptor at or above FD_SETSIZE before calling select().
+                throw new \RuntimeException('select: ' . strtok($warning, "\n"));
+            }
             throw new \RuntimeException('select: ' . Errno::describe($errno), $errno);
         }
         return [$read, $write];
+    }
+
+    /** Whether socket_select() can watch $sock: false when its descriptor is at or above FD_SETSIZE. */
+    public static function canWatch(\Socket $sock): bool
+    {
+        $read = [$sock];
+        $write = null;
+        $except = null;
+        try {
+            socket_select($read, $write, $except, 0);
+        } catch (\ErrorException) {
+            return Errno::last() !== 0;   // a real error (EBADF ...) is for recv/send to report
+        }
+        return true;
     }
 }
