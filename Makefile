@@ -8,7 +8,7 @@ CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
 C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 
-.PHONY: setup php venv c compare test clean
+.PHONY: setup php venv c asan compare test clean
 
 setup: php venv c
 
@@ -29,6 +29,13 @@ c: build/acceptloop-c
 build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS)
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c
+
+# The same sources under AddressSanitizer and UBSan; any report ends the process.
+asan: build/acceptloop-c-asan
+build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS)
+	@mkdir -p build
+	$(CC) $(CFLAGS_CORE) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+		-Icext -o $@ $(C_CORE) cext/main.c
 
 compare: setup
 	$(VENV)/bin/acceptloop check

@@ -1,0 +1,57 @@
+"""cffi build script for the C core: API mode, out-of-line.
+
+`pip install .` runs it through setup.py (`cffi_modules=["cext/build_ffi.py:ffibuilder"]`)
+and compiles `acceptloop._cserver` from the same core sources as `build/acceptloop-c`
+(every cext/*.c except main.c, the standalone front end, and loadgen*, which is not
+the server). The cdef is the public header's "cdef" section, read from the header
+itself so that the two can never disagree.
+
+    python cext/build_ffi.py    # builds the module in the current directory, for a quick check
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import cffi
+
+HERE = Path(__file__).resolve().parent
+
+
+def _relative(path: Path) -> str:
+    """setuptools wants paths relative to the project root, where pip runs this script."""
+    return os.path.relpath(path, Path.cwd())
+
+
+def core_sources() -> list[str]:
+    """The core's .c files: what the Makefile's C_CORE lists too."""
+    return [
+        _relative(path)
+        for path in sorted(HERE.glob("*.c"))
+        if path.name != "main.c" and not path.name.startswith("loadgen")
+    ]
+
+
+def public_cdef() -> str:
+    """The declarations between the header's `cdef: begin` and `cdef: end` markers."""
+    header = (HERE / "acceptloop.h").read_text()
+    match = re.search(r"/\* cdef: begin \*/(.*?)/\* cdef: end \*/", header, re.S)
+    if match is None:
+        raise RuntimeError("cext/acceptloop.h has no cdef section")
+    return match.group(1)
+
+
+ffibuilder = cffi.FFI()
+ffibuilder.cdef(public_cdef())
+ffibuilder.set_source(
+    "acceptloop._cserver",
+    '#include "acceptloop.h"',
+    sources=core_sources(),
+    include_dirs=[_relative(HERE)],
+    extra_compile_args=["-O2", "-std=c11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra"],
+    extra_link_args=["-pthread"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

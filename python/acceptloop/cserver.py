@@ -1,0 +1,228 @@
+"""The C core from Python: `CServer`, and `python -m acceptloop.cserver`.
+
+This is the only module that touches the cffi module (`acceptloop._cserver`):
+it turns C error codes into exceptions and keeps `ffi` objects to itself.
+
+    with CServer(service="echo", model="event", port=0) as server:
+        print(server.addresses)     # [('::1', 40123), ('127.0.0.1', 40123)]
+        server.start()              # the C loop runs in a thread, without the GIL
+        ...
+    # leaving the block stops the server gracefully and joins its thread
+
+    python -m acceptloop.cserver --service echo --model event --host localhost --port 0
+
+cffi releases the GIL for the whole of every C call in API mode, so the loop
+thread never holds up Python; the loop learns of `stop()` through its stop
+descriptor, never through a Python signal handler (those run only in the main
+thread, and only when it returns to Python).
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import socket
+import sys
+import threading
+from typing import Any, Sequence
+
+from acceptloop import _protocol as P
+from acceptloop._cserver import ffi, lib
+from acceptloop.contract import ServerConfig, fail, parse_args
+
+MODELS: tuple[str, ...] = P.MODELS   # the C core offers every model
+
+# The signals a front end handles: the loop thread blocks them, so that they
+# reach the main thread and interrupt its wait at once.
+_FRONT_END_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+
+
+def default_config(**options: Any) -> ServerConfig:
+    """A ServerConfig with the contract's defaults, overridden by `options`."""
+    config = ServerConfig(
+        service=P.DEFAULT_SERVICE, model=P.DEFAULT_MODEL, host=P.DEFAULT_HOST, port=P.DEFAULT_PORT,
+        backlog=P.DEFAULT_BACKLOG, grace=float(P.DEFAULT_GRACE), max_conns=P.DEFAULT_MAX_CONNS,
+        idle_timeout=float(P.DEFAULT_IDLE_TIMEOUT), ipv6_only=P.DEFAULT_IPV6_ONLY, daytime_epoch=None,
+    )
+    return dataclasses.replace(config, **options)
+
+
+def _check(config: ServerConfig) -> None:
+    """The contract's bounds (protocol.toml), so that a bad keyword fails before any C runs."""
+    for name, kind, _default, low, high, _choices, _help in P.OPTIONS:
+        value = getattr(config, name.replace("-", "_"))
+        if kind in ("int", "seconds") and not low <= value <= high:
+            raise ValueError(f"{name}: {value} is outside {low:g}..{high:g}")
+    if config.service not in P.SERVICES:
+        raise ValueError(f"service: no such service: {config.service!r}")
+    if config.model not in MODELS:
+        raise ValueError(f"model: no such model: {config.model!r}")
+
+
+class CServer:
+    """One C server: listening from construction, serving in a thread after `start()`.
+
+    Raises OSError (socket.gaierror for the step "resolve") when a start-up
+    step fails, with `.errno` set and `.step` naming the step; its message is
+    the one-line error, e.g. "bind 127.0.0.1:7: Permission denied (EACCES)".
+    Nothing stays open after a failed constructor.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+        self._srv = ffi.NULL
+        self._thread: threading.Thread | None = None
+        self._run_error: str | None = None
+        self.config = default_config(**options) if config is None else dataclasses.replace(config, **options)
+        _check(self.config)
+        cfg = ffi.new("struct al_config *")
+        lib.al_config_defaults(cfg)
+        host = ffi.new("char[]", self.config.host.encode())   # al_server_new copies it
+        cfg.service = lib.al_service_index(self.config.service.encode())
+        cfg.model = lib.al_model_index(self.config.model.encode())
+        cfg.host = host
+        cfg.port = self.config.port
+        cfg.backlog = self.config.backlog
+        cfg.grace = self.config.grace
+        cfg.max_conns = self.config.max_conns
+        cfg.idle_timeout = self.config.idle_timeout
+        cfg.ipv6_only = int(self.config.ipv6_only)
+        cfg.has_daytime_epoch = int(self.config.daytime_epoch is not None)
+        cfg.daytime_epoch = self.config.daytime_epoch or 0
+        srv = lib.al_server_new(cfg)
+        if srv == ffi.NULL:
+            code = ffi.errno
+            raise OSError(code, f"server: {_strerror(code)}")
+        self._srv = srv
+        err = ffi.new("char[]", lib.AL_ERROR_LEN)
+        if lib.al_server_open(srv, err, len(err)) != lib.AL_OK:
+            code = lib.al_server_error_code(srv)
+            step = ffi.string(lib.al_server_error_step(srv)).decode()
+            message = ffi.string(err).decode(errors="replace")
+            self.close()
+            error = (socket.gaierror if step == "resolve" else OSError)(code, message)
+            error.step = step   # type: ignore[attr-defined]
+            raise error
+        self.addresses: list[tuple[str, int]] = [self._address(i) for i in range(lib.al_server_listener_count(srv))]
+
+    def _address(self, i: int) -> tuple[str, int]:
+        buf = ffi.new("char[]", lib.AL_ADDRESS_LEN)
+        port = ffi.new("int *")
+        if lib.al_server_listener_address(self._srv, i, buf, len(buf), port) != lib.AL_OK:
+            code = ffi.errno
+            raise OSError(code, f"getsockname: {_strerror(code)}")
+        return ffi.string(buf).decode(), port[0]
+
+    def start(self) -> None:
+        """Run the loop in a background thread; returns at once."""
+        if self._srv == ffi.NULL:
+            raise RuntimeError("the server is closed")
+        if self._thread is not None:
+            raise RuntimeError("the server was started already")
+        self._thread = threading.Thread(target=self._run, name="acceptloop-cserver", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Threads the loop creates and children it forks inherit this mask; a
+        # forked child clears it again before it serves.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _FRONT_END_SIGNALS)
+        err = ffi.new("char[]", lib.AL_ERROR_LEN)
+        if lib.al_server_run(self._srv, err, len(err)) != lib.AL_OK:   # the GIL is released meanwhile
+            self._run_error = ffi.string(err).decode(errors="replace")
+
+    def request_stop(self) -> None:
+        """Begin a graceful stop and return at once (safe in a signal handler)."""
+        if self._srv != ffi.NULL:
+            lib.al_server_stop(self._srv)
+
+    def wake(self) -> None:
+        """Have the loop reap exited children now (fork model; for a SIGCHLD handler)."""
+        if self._srv != ffi.NULL:
+            lib.al_server_wake(self._srv)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the loop to end; True once it has (or never ran)."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop gracefully: refuse new connections, give those in progress --grace
+        seconds, and wait for the loop to end. An idle server ends at once."""
+        self.request_stop()
+        self.wait(timeout)
+
+    def serve_forever(self) -> None:
+        """Start, then block until the server stops. Ctrl-C (KeyboardInterrupt)
+        stops it gracefully before the exception goes on. Raises RuntimeError
+        when the loop failed."""
+        if self._thread is None:
+            self.start()
+        try:
+            # Short joins keep the main thread responsive to signals.
+            while not self.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        if self._run_error is not None:
+            raise RuntimeError(self._run_error)
+
+    @property
+    def error(self) -> str | None:
+        """The loop's one-line error after it failed, else None."""
+        return self._run_error
+
+    def close(self) -> None:
+        """Stop, wait, and free the C server. Idempotent."""
+        if self._srv == ffi.NULL:
+            return
+        self.stop()
+        if self._thread is not None and self._thread.is_alive():
+            return   # never free memory a running loop still uses
+        lib.al_server_free(self._srv)
+        self._srv = ffi.NULL
+
+    def __enter__(self) -> CServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_srv", ffi.NULL) != ffi.NULL and self._thread is None:
+            self.close()
+
+
+def _strerror(code: int) -> str:
+    import errno
+    import os
+    return f"{os.strerror(code)} ({errno.errorcode.get(code, f'errno {code}')})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one C server until SIGTERM/SIGINT; return the exit code (0, 1 or 2: see protocol.toml)."""
+    config = parse_args(argv, prog="python -m acceptloop.cserver", models=MODELS)
+    try:
+        server = CServer(config)
+    except OSError as e:
+        return fail(e.strerror or str(e))
+    with server:
+        signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
+        signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
+        if config.model == "fork":
+            signal.signal(signal.SIGCHLD, lambda signum, frame: server.wake())
+        for address, port in server.addresses:
+            print(P.ANNOUNCE_LISTENING % (address, port))
+        print(P.ANNOUNCE_READY, flush=True)
+        try:
+            server.serve_forever()
+        except RuntimeError as e:
+            return fail(f"{config.model} loop: {e}")
+    return P.EXIT_OK
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback
+        sys.exit(fail(f"cserver: {e!r}"))
