@@ -208,6 +208,16 @@ class ServerProcess:
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def tree_fd_count(self) -> int:
+        """Descriptors held by the server and its children (fork model): 0 once it has exited."""
+        total = 0
+        for pid in [self.pid, *(child for child, _ in self.children())]:
+            try:
+                total += len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:
+                pass
+        return total
+
     def children(self) -> list[tuple[int, str]]:
         """(pid, state) of the server's child processes, zombies included."""
         out = []

@@ -130,7 +130,8 @@ def load_file(path: Path) -> list[Implementation]:
     entries = data.get("implementation")
     if not isinstance(entries, list) or not entries:
         raise RegistryError(f"{path}: no [[implementation]] entries")
-    origin = str(path.relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
+    resolved = path.resolve()
+    origin = str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
     return [parse_entry(entry, origin) for entry in entries]
 
 

@@ -129,9 +129,9 @@ class ServerPool:
         srv.start()
         return srv
 
-    def release(self, impl: Implementation, model: str, service: str) -> None:
-        """Stop the server for this key, if one runs (when the runner has moved on)."""
-        srv = self.servers.pop((impl.name, model, service), None)
+    def release(self, impl: str, model: str, service: str) -> None:
+        """Stop the server for (implementation name, model, service), if one runs."""
+        srv = self.servers.pop((impl, model, service), None)
         if srv is not None:
             srv.close()
 
@@ -174,7 +174,7 @@ def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
             results.append(result)
             key = (cell.impl.name, cell.model, cell.scenario.service)
             if cell.scenario.shared and last_use.get(key) == i:
-                pool.release(cell.impl, cell.model, cell.scenario.service)
+                pool.release(*key)
             if progress:
                 progress(i + 1, len(cells), cell, result)
     finally:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout
-from acceptloop.suite.process import ServerProcess, ServerStartError
+from acceptloop.suite.process import ServerProcess, ServerStartError, wait_until
 from acceptloop.suite.registry import Implementation
 
 OK, NON_STRICT, FAILED, INFO, MISSING = "OK", "NON-STRICT", "FAILED", "INFO", "MISSING"
@@ -222,8 +222,10 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
     """Run one scenario against one implementation and model, and grade it."""
     ctx = Context(scenario, impl, model, server)
     started = time.monotonic()
+    watch = server is not None and server.proc is not None
     if server is not None:
         server.mark_stderr()
+    baseline = server.tree_fd_count() if watch else 0
     try:
         scenario.run(ctx)
     except (StepTimeout, ServerStartError, OSError, AssertionError) as e:
@@ -238,6 +240,16 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
             client.close()
     stderr_parts = []
     server_info: dict[str, Any] = {}
+    if watch:
+        # The server may still be acting on the scenario's last close or reset (a chargen client
+        # can only leave by resetting). Wait until it has let go of every connection the scenario
+        # opened, so that whatever that does to it is blamed on this scenario and no later one.
+        settled = wait_until(lambda: not server.alive() or server.tree_fd_count() <= baseline, 3.0)
+        if not settled:
+            ctx.note(f"3 s after the last client closed, the server still held "
+                     f"{server.tree_fd_count() - baseline} more descriptor(s) than before the scenario")
+        elif server.alive() and server.tree_fd_count() < baseline:
+            server.wait_exit(1.0)   # fewer descriptors than it started with: it may be exiting
     if server is not None:
         alive = server.alive()
         stderr = server.stderr_since_mark()

@@ -28,6 +28,7 @@ def pattern(ctx: Context) -> None:
               expected[:64], c.transcript.received.head)
     ctx.observe("received_sha256", c.transcript.received.sha256)
     c.reset()
+    served(ctx, "chargen")
 
 
 @scenario("chargen.input_ignored", "Input sent while reading changes nothing in the pattern.",
@@ -41,6 +42,7 @@ def input_ignored(ctx: Context) -> None:
               "the pattern" if ok else got[:80])
     ctx.observe("match", ok)
     c.reset()
+    served(ctx, "chargen")
 
 
 @scenario("chargen.client_closes_mid_stream", "A client that closes mid-stream ends only its own stream; the next client is served.",
@@ -77,3 +79,4 @@ def half_close(ctx: Context) -> None:
               f"{len(got)} bytes" if not ok else "the pattern")
     ctx.observe("match", ok)
     c.reset()
+    served(ctx, "chargen")

@@ -93,4 +93,4 @@ def served(ctx: Context, service: str, address: tuple[str, int] | None = None,
         c.close()
     except (StepTimeout, OSError) as e:
         return ctx.check(False, what, "served", f"{type(e).__name__}: {e}", level=MUST)
-    return ctx.check(ok, what, "served", "served" if ok else got, level=MUST)
+    return ctx.check(ok, what, "served", "served" if ok else f"{got!r}, then {c.transcript.end}", level=MUST)

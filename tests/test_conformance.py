@@ -1,0 +1,50 @@
+"""Every registered implementation, in every model it offers, against every scenario.
+
+Every MUST and SHOULD scenario must be OK; an INFO scenario must say why.
+"""
+from __future__ import annotations
+
+from conftest import explain
+
+from acceptloop.suite.scenario import INFO, MISSING, OK
+
+
+def _expect_ok(result) -> None:
+    if result.grade == INFO:
+        assert result.reason, "an INFO grade must say why"
+        return
+    assert result.grade == OK, explain(result)
+
+
+def test_echo(cell, run):
+    _expect_ok(run(cell))
+
+
+def test_discard(cell, run):
+    _expect_ok(run(cell))
+
+
+def test_chargen(cell, run):
+    _expect_ok(run(cell))
+
+
+def test_daytime(cell, run):
+    _expect_ok(run(cell))
+
+
+def test_message(cell, run):
+    _expect_ok(run(cell))
+
+
+def test_concurrency(cell, run):
+    _expect_ok(run(cell))
+
+
+def test_leaks(cell, run):
+    _expect_ok(run(cell))
+
+
+def test_lifecycle(cell, run):
+    result = run(cell)
+    assert result.grade != MISSING, explain(result)
+    _expect_ok(result)
