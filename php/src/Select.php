@@ -7,6 +7,14 @@
 // flag before it waits again. (The pcntl handler has already run by then: PHP checks for
 // pending signals as soon as an internal function returns.)
 //
+// No wait is longer than SIGNAL_LATENCY, however idle the server. The wake pair alone
+// cannot close one race: a pcntl handler runs between opcodes, so a signal that lands after
+// PHP's last check for pending signals but before the select() syscall (the few opcodes
+// and socket_select()'s own set-up) is handled only when select() returns. Python's
+// set_wakeup_fd writes from the C handler and has no such gap; PHP offers nothing like it.
+// The cap bounds that rare gap: the caller wakes, finds nothing ready, and looks at the
+// stop flag. Every other signal still wakes the loop at once through the wake pair.
+//
 // select() is limited to descriptors below FD_SETSIZE (1024). Once any socket in the sets
 // has a higher number, socket_select() fails for all of them ("You MUST recompile PHP with
 // a larger value of FD_SETSIZE", errno 0). The --max-conns default (1000) keeps a server
@@ -19,6 +27,9 @@ namespace AcceptLoop;
 
 final class Select
 {
+    /** The longest wait in seconds: how late a signal can be handled in the worst case (see above). */
+    private const SIGNAL_LATENCY = 0.1;
+
     /**
      * Wait until a socket of $read is readable or one of $write writable, or $timeout passes.
      *
@@ -26,20 +37,16 @@ final class Select
      *
      * @param array<array-key, \Socket> $read
      * @param array<array-key, \Socket> $write
-     * @param float|null $timeout seconds; null: no limit
+     * @param float|null $timeout seconds; null: no limit but SIGNAL_LATENCY
      * @return array{array<array-key, \Socket>, array<array-key, \Socket>} the ready ones
      */
     public static function wait(array $read, array $write, ?float $timeout): array
     {
         $except = null;
-        $seconds = null;
-        $micros = 0;
-        if ($timeout !== null) {
-            // Rounded up, like Python's _ms(): waking a little early would just wait again.
-            $total = (int) ceil(max(0.0, $timeout) * 1e6);
-            $seconds = intdiv($total, 1_000_000);
-            $micros = $total % 1_000_000;
-        }
+        // Rounded up, like Python's _ms(): waking a little early would just wait again.
+        $total = (int) ceil(max(0.0, min($timeout ?? self::SIGNAL_LATENCY, self::SIGNAL_LATENCY)) * 1e6);
+        $seconds = intdiv($total, 1_000_000);
+        $micros = $total % 1_000_000;
         $warning = '';
         try {
             $n = socket_select($read, $write, $except, $seconds, $micros);
