@@ -33,9 +33,15 @@ static void serve_in_child(struct al_server *srv, int fd, const char *peer, char
     sigprocmask(SIG_SETMASK, &none, NULL);
     al_close_listeners(srv);
     close(srv->stop_r), close(srv->stop_w), close(srv->wake_r), close(srv->wake_w);
+    /* Inside Python the child also inherits every descriptor of the host
+     * process: another connection's socket kept open here would never see
+     * its FIN. Keep stdio and this connection only. */
+    if (fd > 3)
+        close_range(3, (unsigned int)fd - 1, 0);
+    close_range((unsigned int)fd + 1, ~0u, 0);
     struct al_conn conn;
     al_conn_open(&conn, fd, peer, &srv->cfg, NULL, al_now());
-    al_serve_connection(NULL, &conn, buf);
+    al_serve_connection(NULL, &conn, buf, 0);
     _exit(AL_EXIT_OK);
 }
 

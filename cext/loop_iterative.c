@@ -35,7 +35,7 @@ int al_run_iterative(struct al_server *srv, struct al_error *err)
             }
             struct al_conn conn;
             al_conn_open(&conn, fd, peer, &srv->cfg, NULL, al_now());
-            al_serve_connection(srv, &conn, buf);
+            al_serve_connection(srv, &conn, buf, 1);
         }
     }
     al_close_listeners(srv);

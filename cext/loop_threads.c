@@ -32,7 +32,7 @@ static void *serve(void *arg)
     if (buf == NULL)
         al_conn_fail(&job->conn, "thread", ENOMEM);
     else
-        al_serve_connection(job->srv, &job->conn, buf);
+        al_serve_connection(job->srv, &job->conn, buf, 0);
     al_conn_close(&job->conn);
     free(buf);
     struct crew *crew = job->crew;

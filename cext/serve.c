@@ -88,7 +88,7 @@ void al_log_accept_error(const struct al_error *err)
         al_log("%s", err->message);
 }
 
-void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf)
+void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf, int close_listeners)
 {
     struct pollfd pfds[2];
     while (c->phase != AL_CLOSED) {
@@ -99,6 +99,8 @@ void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf)
                  * stop descriptor stays readable now, so it leaves the set. */
                 if (c->stop_by == 0.0)
                     c->stop_by = al_stop_deadline(srv);
+                if (close_listeners)
+                    al_close_listeners(srv);   /* idempotent: none are left after the first */
             } else {
                 pfds[n++] = (struct pollfd){ .fd = srv->stop_r, .events = POLLIN };
             }

@@ -64,9 +64,11 @@ void al_log_accept_error(const struct al_error *err);
 /* Drives one connection to its end (iterative, fork, threads): polls its
  * socket and the stop descriptor with the connection's deadline as timeout.
  * srv is NULL in a forked child, which the parent stops with SIGTERM. buf is
- * the caller's read buffer of AL_READ_SIZE bytes. The connection is closed on
- * return. */
-void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf);
+ * the caller's read buffer of AL_READ_SIZE bytes. With close_listeners set
+ * (iterative: the caller's loop is blocked here), the listeners are closed as
+ * soon as a stop is seen, so new clients are refused while this one finishes.
+ * The connection is closed on return. */
+void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf, int close_listeners);
 
 /* The four models. Each returns AL_OK after a graceful stop, or AL_ERR with
  * err filled after an error it could not survive (it still stops gracefully). */

@@ -101,7 +101,13 @@ class CServer:
             error = (socket.gaierror if step == "resolve" else OSError)(code, message)
             error.step = step   # type: ignore[attr-defined]
             raise error
-        self.addresses: list[tuple[str, int]] = [self._address(i) for i in range(lib.al_server_listener_count(srv))]
+        try:
+            self.addresses: list[tuple[str, int]] = [
+                self._address(i) for i in range(lib.al_server_listener_count(srv))
+            ]
+        except BaseException:
+            self.close()
+            raise
 
     def _address(self, i: int) -> tuple[str, int]:
         buf = ffi.new("char[]", lib.AL_ADDRESS_LEN)
