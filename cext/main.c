@@ -46,15 +46,11 @@ static const struct field *field_for(const char *option)
     return NULL;
 }
 
-/* A choice option offers the list its default belongs to (services or models). */
+/* The names a choice option offers, as the protocol definition lists them. */
 static const char *const *choices_for(const struct al_option_spec *spec, int *count)
 {
-    if (al_service_index(spec->default_value) != AL_ERR) {
-        *count = AL_SERVICE_COUNT;
-        return al_service_names;
-    }
-    *count = AL_MODEL_COUNT;
-    return al_model_names;
+    *count = spec->choice_count;
+    return spec->choices;
 }
 
 /* argparse's metavar: the option's name in capitals, '_' for '-'. */

@@ -80,19 +80,21 @@ struct al_option_spec {
     enum al_option_kind kind;
     const char *default_value;   /* as it would be written on the command line; NULL for flags */
     double min, max;             /* for int and seconds */
+    const char *const *choices;  /* for choice: the names it offers */
+    int choice_count;
     const char *help;
 };
 #define AL_OPTION_COUNT 9
 static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
-    { "service", AL_OPT_CHOICE, "echo", 0, 0, "the service to offer" },
-    { "model", AL_OPT_CHOICE, "event", 0, 0, "the concurrency model" },
-    { "host", AL_OPT_STRING, "localhost", 0, 0, "name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener" },
-    { "port", AL_OPT_INT, "0", 0, 65535, "TCP port; 0 picks a free one, reused for every listener" },
-    { "backlog", AL_OPT_INT, "128", 1, 65535, "listen() backlog" },
-    { "grace", AL_OPT_SECONDS, "5", 0, 3600, "after SIGTERM/SIGINT, how long connections in progress may take to finish" },
-    { "max-conns", AL_OPT_INT, "1000", 1, 1000000, "connections served at once; one more is accepted and closed at once" },
-    { "idle-timeout", AL_OPT_SECONDS, "60", 0, 86400, "close a connection that neither sends nor receives for this long; 0 never" },
-    { "ipv6-only", AL_OPT_FLAG, NULL, 0, 0, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack" },
+    { "service", AL_OPT_CHOICE, "echo", 0, 0, al_service_names, AL_SERVICE_COUNT, "the service to offer" },
+    { "model", AL_OPT_CHOICE, "event", 0, 0, al_model_names, AL_MODEL_COUNT, "the concurrency model" },
+    { "host", AL_OPT_STRING, "localhost", 0, 0, NULL, 0, "name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener" },
+    { "port", AL_OPT_INT, "0", 0, 65535, NULL, 0, "TCP port; 0 picks a free one, reused for every listener" },
+    { "backlog", AL_OPT_INT, "128", 1, 65535, NULL, 0, "listen() backlog" },
+    { "grace", AL_OPT_SECONDS, "5", 0, 3600, NULL, 0, "after SIGTERM/SIGINT, how long connections in progress may take to finish" },
+    { "max-conns", AL_OPT_INT, "1000", 1, 1000000, NULL, 0, "connections served at once; one more is accepted and closed at once" },
+    { "idle-timeout", AL_OPT_SECONDS, "60", 0, 86400, NULL, 0, "close a connection that neither sends nor receives for this long; 0 never" },
+    { "ipv6-only", AL_OPT_FLAG, NULL, 0, 0, NULL, 0, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack" },
 };
 #define AL_DEFAULT_SERVICE "echo"
 #define AL_DEFAULT_MODEL "event"

@@ -1,0 +1,87 @@
+"""The registry: one data file the CLI and the tests read; extra files join it without code changes."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from acceptloop.paths import ROOT
+from acceptloop.suite import registry
+from acceptloop.suite.catalog import by_id
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "extra.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_base_registry_holds_the_four_ports():
+    impls = {i.name: i for i in registry.load()}
+    assert set(impls) == {"python", "c", "c-cffi", "php"}
+    assert impls["php"].models == ("iterative", "fork", "event")
+    assert impls["c"].models == ("iterative", "fork", "threads", "event")
+
+
+def test_command_placeholders_and_options_are_filled_in():
+    impl = {i.name: i for i in registry.load()}["c"]
+    argv = impl.argv("echo", "event", "::1", 7007, {"grace": "2", "ipv6-only": None})
+    assert argv == [f"{ROOT}/build/acceptloop-c", "--service", "echo", "--model", "event", "--host", "::1",
+                    "--port", "7007", "--grace", "2", "--ipv6-only"]
+    assert {i.name: i for i in registry.load()}["python"].argv("echo", "fork", "h", 1)[0] == sys.executable
+
+
+def test_an_extra_file_adds_and_replaces_entries(tmp_path):
+    extra = write(tmp_path, '''
+[[implementation]]
+name = "socat-echo"
+command = "socat TCP-LISTEN:{port},bind={host},reuseaddr,fork EXEC:cat"
+models = ["fork"]
+services = ["echo"]
+ready = "port"
+
+[[implementation]]
+name = "php"
+command = "{php} {root}/php/acceptloop.php --service {service} --model {model} --host {host} --port {port}"
+models = ["event"]
+''')
+    impls = {i.name: i for i in registry.load([extra])}
+    assert impls["socat-echo"].ready == "port" and impls["socat-echo"].options == frozenset()
+    assert impls["php"].models == ("event",)
+    assert list(impls)[:4] == ["python", "c", "c-cffi", "php"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[[implementation]]\nmodels = ["event"]\ncommand = "x"\n', "has no name"),
+    ('[[implementation]]\nname = "x"\nmodels = ["coroutines"]\ncommand = "x"\n', "unknown model 'coroutines'"),
+    ('[[implementation]]\nname = "x"\nmodels = ["event"]\nservices = ["qotd"]\ncommand = "x"\n', "unknown service 'qotd'"),
+    ('[[implementation]]\nname = "x"\nmodels = ["event"]\n', "exactly one of 'command' and 'address'"),
+    ('[[implementation]]\nname = "x"\nmodels = ["event"]\ncommand = "x"\naddress = "h:1"\n', "exactly one"),
+    ('[[implementation]]\nname = "x"\nmodels = ["event"]\ncommand = "x"\nready = "maybe"\n', "ready must be"),
+    ('[[implementation]]\nname = "x"\nmodels = ["event"]\ncommand = "x"\noptions = ["turbo"]\n', "unknown option 'turbo'"),
+    ('[[implementation]]\nname = "x"\nmodels = ["event"]\nservices = ["echo"]\naddress = "nowhere"\n', "host:port"),
+    ('not toml at all [', "extra.toml"),
+    ('title = "no entries"\n', "no [[implementation]] entries"),
+])
+def test_a_bad_entry_is_one_clear_line(tmp_path, body, message):
+    with pytest.raises(registry.RegistryError) as info:
+        registry.load([write(tmp_path, body)], base=None)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def test_a_running_server_takes_only_the_shared_scenarios(tmp_path):
+    extra = write(tmp_path, '''
+[[implementation]]
+name = "elsewhere"
+address = "127.0.0.1:7"
+models = ["event"]
+services = ["echo"]
+''')
+    (impl,) = registry.load([extra], base=None)
+    scenarios = by_id()
+    assert not impl.launchable
+    assert scenarios["echo.round_trip"].missing_reason(impl) is None
+    assert "runs elsewhere" in scenarios["lifecycle.sigterm_busy"].missing_reason(impl)
+    assert "does not offer the chargen service" in scenarios["chargen.pattern"].missing_reason(impl)
