@@ -115,10 +115,7 @@ final class Args
             return $text;
         }
         if ($kind === 'int') {
-            $value = self::wholeNumber($text);
-            if ($value === null) {
-                throw new UsageError("argument --{$name}: not a whole number: '{$text}'");
-            }
+            $value = self::wholeNumber($text, "argument --{$name}", 'a whole number', "{$low}..{$high}");
         } else {
             $trimmed = trim($text);
             if (!is_numeric($trimmed) || !is_finite((float) $trimmed)) {
@@ -138,26 +135,28 @@ final class Args
         if ($text === false || $text === '') {
             return null;
         }
-        $value = self::wholeNumber($text);
-        if ($value === null) {
-            throw new UsageError(Protocol::DAYTIME_EPOCH_ENV . ": not a whole number of seconds: '{$text}'");
-        }
-        return $value;
+        return self::wholeNumber($text, Protocol::DAYTIME_EPOCH_ENV, 'a whole number of seconds',
+            PHP_INT_MIN . '..' . PHP_INT_MAX);
     }
 
     /**
-     * What Python's int() accepts (`42`, ` +042 `, `1_000`, `-5`), or null; also null when
-     * the number does not fit in a PHP int (Python would take it, then find it out of range).
+     * What Python's int() accepts: `42`, ` +042 `, `1_000`, `-5`.
+     *
+     * @throws UsageError `WHAT: not DESCRIPTION: 'x'`, or `WHAT: x is outside RANGE` when it
+     *         does not fit in a PHP int (Python would take it, then fail later or find it out of range)
      */
-    private static function wholeNumber(string $text): ?int
+    private static function wholeNumber(string $text, string $what, string $description, string $range): int
     {
         if (!preg_match('/^\s*([+-]?)(\d+(?:_\d+)*)\s*$/', $text, $m)) {
-            return null;
+            throw new UsageError("{$what}: not {$description}: '{$text}'");
         }
         $digits = ltrim(str_replace('_', '', $m[2]), '0');
         $normal = ($m[1] === '-' && $digits !== '' ? '-' : '') . ($digits === '' ? '0' : $digits);
         $value = (int) $normal;
-        return (string) $value === $normal ? $value : null;
+        if ((string) $value !== $normal) {
+            throw new UsageError("{$what}: {$text} is outside {$range}");
+        }
+        return $value;
     }
 
     /** @param list<string> $models */
@@ -167,19 +166,33 @@ final class Args
         foreach (Protocol::OPTIONS as $name => [$kind, , , , $choices]) {
             $parts[] = '[' . self::synopsis($name, $kind, $choices, $models) . ']';
         }
-        return 'usage: ' . self::PROG . ' ' . implode(' ', $parts) . "\n";
+        $lead = 'usage: ' . self::PROG . ' ';
+        // Wrapped between options, never inside one: "\0" holds an option's own spaces meanwhile.
+        $joined = implode(' ', array_map(static fn (string $p): string => str_replace(' ', "\0", $p), $parts));
+        $wrapped = wordwrap($joined, 78 - strlen($lead), "\n" . str_repeat(' ', strlen($lead)));
+        return $lead . str_replace("\0", ' ', $wrapped) . "\n";
     }
 
     /** @param list<string> $models */
     public static function help(array $models): string
     {
-        $lines = [self::usage($models), self::DESCRIPTION . "\n", "\noptions:\n"];
-        $lines[] = sprintf("  %-24s %s\n", '-h, --help', 'show this help message and exit');
+        $lines = [self::usage($models), "\n" . self::DESCRIPTION . "\n", "\noptions:\n"];
+        $lines[] = self::helpEntry('-h, --help', 'show this help message and exit');
         foreach (Protocol::OPTIONS as $name => [$kind, $default, , , $choices, $help]) {
             $shown = $kind === 'flag' ? '' : ' (default: ' . var_export($default, true) . ')';
-            $lines[] = sprintf("  %-24s %s%s\n", self::synopsis($name, $kind, $choices, $models), $help, $shown);
+            $lines[] = self::helpEntry(self::synopsis($name, $kind, $choices, $models), $help . $shown);
         }
         return implode('', $lines);
+    }
+
+    /** One option in argparse's layout: the synopsis, then the help in a column, wrapped. */
+    private static function helpEntry(string $synopsis, string $help): string
+    {
+        $column = 24;
+        $text = wordwrap($help, 78 - $column, "\n" . str_repeat(' ', $column));
+        return strlen($synopsis) + 2 < $column - 1
+            ? '  ' . str_pad($synopsis, $column - 2) . $text . "\n"
+            : "  {$synopsis}\n" . str_repeat(' ', $column) . $text . "\n";
     }
 
     /** @param list<string> $models */

@@ -42,16 +42,23 @@ final class Os
      * Signal handlers are installed without SA_RESTART (so socket_select wakes up), so a
      * write to a full pipe can be cut short by a signal; the loop is bounded so a stream
      * that accepts nothing at all cannot hold the server.
+     *
+     * @param resource $stream
      */
     public static function writeAll($stream, string $text): void
     {
-        for ($tries = 0; $text !== '' && $tries < 1000; $tries++) {
-            $written = fwrite($stream, $text);
-            if ($written === false) {
-                return;
+        try {
+            for ($tries = 0; $text !== '' && $tries < 1000; $tries++) {
+                $written = fwrite($stream, $text);
+                if ($written === false) {
+                    return;
+                }
+                $text = substr($text, $written);
             }
-            $text = substr($text, $written);
+            fflush($stream);
+        } catch (\ErrorException) {
+            // The reader is gone (EPIPE: PHP's notice, SIGPIPE being ignored): a line that
+            // cannot be written has nowhere else to go, and must not stop the server.
         }
-        fflush($stream);
     }
 }
