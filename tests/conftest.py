@@ -13,7 +13,7 @@ from acceptloop.suite import registry, runner
 from acceptloop.suite.catalog import all_scenarios
 from acceptloop.suite.scenario import Result
 
-IMPLEMENTATIONS = registry.load()
+IMPLEMENTATIONS = [i for i in registry.load() if i.role == "port"]
 CELLS = runner.plan(IMPLEMENTATIONS)
 
 
@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     extra = config.getoption("--implementations")
     if extra:
         global IMPLEMENTATIONS, CELLS
-        IMPLEMENTATIONS = registry.load(extra)
+        IMPLEMENTATIONS = [i for i in registry.load(extra) if i.role == "port"]
         CELLS = runner.plan(IMPLEMENTATIONS)
 
 

@@ -17,9 +17,11 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_base_registry_holds_the_four_ports():
+def test_the_base_registry_holds_the_four_ports_and_two_peers():
     impls = {i.name: i for i in registry.load()}
-    assert set(impls) == {"python", "c", "c-cffi", "php"}
+    assert {n for n, i in impls.items() if i.role == "port"} == {"python", "c", "c-cffi", "php"}
+    assert {n for n, i in impls.items() if i.role == "peer"} == {"asyncio", "uvloop"}
+    assert impls["uvloop"].requires == ("uvloop",)
     assert impls["php"].models == ("iterative", "fork", "event")
     assert impls["c"].models == ("iterative", "fork", "threads", "event")
 
@@ -85,3 +87,16 @@ services = ["echo"]
     assert scenarios["echo.round_trip"].missing_reason(impl) is None
     assert "runs elsewhere" in scenarios["lifecycle.sigterm_busy"].missing_reason(impl)
     assert "does not offer the chargen service" in scenarios["chargen.pattern"].missing_reason(impl)
+
+
+def test_a_missing_optional_module_makes_cells_missing(tmp_path):
+    extra = write(tmp_path, '''
+[[implementation]]
+name = "needs-something"
+role = "peer"
+requires = ["no_such_module_anywhere"]
+command = "true"
+models = ["event"]
+''')
+    (impl,) = registry.load([extra], base=None)
+    assert "no_such_module_anywhere is not installed" in by_id()["echo.round_trip"].missing_reason(impl)

@@ -5,6 +5,7 @@ adding an entry, never touching code.
 """
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import shutil
 import sys
@@ -17,6 +18,7 @@ from acceptloop import _protocol as P
 from acceptloop.paths import IMPLEMENTATIONS_TOML, ROOT
 
 READY_KINDS = ("line", "port")
+ROLES = ("port", "peer")
 CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port"))
 
 
@@ -35,7 +37,16 @@ class Implementation:
     address: tuple[str, int] | None = None     # a server already running elsewhere
     options: frozenset[str] = field(default_factory=frozenset)
     source: str | None = None
+    role: str = "port"                         # "port": one of ours; "peer": a server to measure against
+    requires: tuple[str, ...] = ()             # Python modules it needs (an optional extra)
     origin: str = ""                           # the file the entry came from
+
+    def unavailable(self) -> str | None:
+        """Why this implementation cannot run on this machine, or None."""
+        lacking = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if lacking:
+            return f"{', '.join(lacking)} is not installed (pip install -e '.[peers]')"
+        return None
 
     @property
     def launchable(self) -> bool:
@@ -92,6 +103,10 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     for o in options:
         if o not in CONTRACT_OPTIONS:
             raise RegistryError(f"{where}: unknown option {o!r} (known: {', '.join(CONTRACT_OPTIONS)})")
+    role = entry.get("role", "port")
+    if role not in ROLES:
+        raise RegistryError(f"{where}: role must be one of {', '.join(ROLES)}")
+    requires = _strings(entry, "requires", where, ())
     command = entry.get("command")
     address = entry.get("address")
     if (command is None) == (address is None):
@@ -115,7 +130,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     return Implementation(
         name=name, language=str(entry.get("language", name)), models=models, services=services,
         ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
-        source=entry.get("source"), origin=origin,
+        source=entry.get("source"), role=role, requires=requires, origin=origin,
     )
 
 

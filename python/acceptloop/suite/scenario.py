@@ -66,6 +66,9 @@ class Scenario:
 
     def missing_reason(self, impl: Implementation) -> str | None:
         """Why `impl` cannot take part in this scenario, or None."""
+        unavailable = impl.unavailable()
+        if unavailable:
+            return f"{impl.name}: {unavailable}"
         if self.service not in impl.services:
             return f"{impl.name} does not offer the {self.service} service"
         if not self.shared and not impl.launchable:

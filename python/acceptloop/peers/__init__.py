@@ -1,0 +1,1 @@
+"""Servers the ports are compared against in the benchmark."""
