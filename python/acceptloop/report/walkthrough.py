@@ -1,0 +1,227 @@
+"""The side-by-side walkthrough: each step's code, extracted from the marked regions of the real sources.
+
+`docs/walkthrough.toml` defines the steps, the languages each exists in (and why it is
+absent from the others), where each language's sources are and how it marks a step, and a
+note per step. `load()` reads it and extracts every step's code at render time. Whatever
+does not fit raises WalkthroughError, one line naming the step and the language: a step
+marked in one language and missing in another, a step marked twice, a marker never closed,
+an end marker without a start, a malformed marker, or a marker naming an unknown step.
+"""
+from __future__ import annotations
+
+import re
+import textwrap
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acceptloop.paths import ROOT
+
+WALKTHROUGH_TOML = ROOT / "docs" / "walkthrough.toml"
+
+
+class WalkthroughError(Exception):
+    """The walkthrough's definition and the marked sources disagree; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Language:
+    key: str
+    label: str
+    root: str                 # the sources, relative to the checkout
+    suffixes: tuple[str, ...]
+    start: str                # "# step: {name}"
+    end: str                  # "# end step"
+
+    def start_pattern(self) -> re.Pattern[str]:
+        before, _, after = self.start.partition("{name}")
+        return re.compile(r"^\s*" + re.escape(before) + r"(?P<name>.+?)" + re.escape(after) + r"\s*$")
+
+    def end_pattern(self) -> re.Pattern[str]:
+        return re.compile(r"^\s*" + re.escape(self.end) + r"\s*$")
+
+    def loose_pattern(self) -> re.Pattern[str]:
+        """Anything that looks like a marker of this language (its comment opener, then
+        `step:` or `end step`): a line that matches this but neither exact pattern is malformed."""
+        opener = self.start.split("step", 1)[0].strip()
+        return re.compile(r"^\s*" + re.escape(opener) + r"\s*(?:step\s*:|end[\s_-]*step\b)", re.I)
+
+
+@dataclass(frozen=True)
+class Region:
+    """One step's code in one language: the lines between its markers."""
+
+    step: str
+    language: str
+    path: str                 # relative to the checkout, with forward slashes
+    first_line: int           # of the code, not of the marker
+    lines: tuple[str, ...]    # dedented
+
+    @property
+    def last_line(self) -> int:
+        return self.first_line + len(self.lines) - 1
+
+    @property
+    def where(self) -> str:
+        """`python/acceptloop/server/net.py:28-43`."""
+        return f"{self.path}:{self.first_line}-{self.last_line}"
+
+    @property
+    def numbered(self) -> list[tuple[int, str]]:
+        return [(self.first_line + i, line) for i, line in enumerate(self.lines)]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    languages: tuple[str, ...]          # where it exists, in column order
+    absent: dict[str, str]              # language key -> why the step does not exist there
+    note: str
+    regions: dict[str, Region] = field(default_factory=dict)
+
+    @property
+    def anchor(self) -> str:
+        return "step-" + re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    languages: dict[str, Language]      # in column order
+    steps: list[Step]
+
+
+def _fail(message: str) -> None:
+    raise WalkthroughError(message)
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        _fail(f"{what} must be a non-empty string")
+    return value.strip()
+
+
+def read_definition(path: Path = WALKTHROUGH_TOML) -> Walkthrough:
+    """The languages and steps of `path`, checked, without any code yet."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as e:
+        raise WalkthroughError(f"walkthrough definition {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise WalkthroughError(f"walkthrough definition {path}: {e}") from None
+    languages: dict[str, Language] = {}
+    for key, spec in (data.get("languages") or {}).items():
+        where = f"{path.name}: language {key}"
+        suffixes = spec.get("suffixes")
+        if not isinstance(suffixes, list) or not suffixes:
+            _fail(f"{where}: suffixes must list file endings")
+        lang = Language(key=key, label=_text(spec.get("label"), f"{where}: label"),
+                        root=_text(spec.get("root"), f"{where}: root"), suffixes=tuple(suffixes),
+                        start=_text(spec.get("start"), f"{where}: start"), end=_text(spec.get("end"), f"{where}: end"))
+        if lang.start.count("{name}") != 1:
+            _fail(f"{where}: start must hold {{name}} once")
+        languages[key] = lang
+    if not languages:
+        _fail(f"{path.name}: no [languages.*]")
+    steps: list[Step] = []
+    for spec in data.get("step") or []:
+        name = _text(spec.get("name"), f"{path.name}: a step's name")
+        where = f"{path.name}: step {name!r}"
+        if any(s.name == name for s in steps):
+            _fail(f"{where} is defined twice")
+        present = spec.get("languages")
+        if not isinstance(present, list) or not present:
+            _fail(f"{where}: languages must list where the step exists")
+        unknown = [k for k in present if k not in languages]
+        if unknown:
+            _fail(f"{where}: unknown language {', '.join(unknown)} (known: {', '.join(languages)})")
+        absent = spec.get("absent") or {}
+        for key in languages:
+            if key not in present and not str(absent.get(key, "")).strip():
+                _fail(f"{where} does not exist in {key} but absent.{key} does not say why")
+            if key in present and key in absent:
+                _fail(f"{where} exists in {key} and also says why it is absent there")
+        note = _text(spec.get("note"), f"{where}: note")
+        ordered = tuple(k for k in languages if k in present)
+        steps.append(Step(name=name, languages=ordered, note=note,
+                          absent={k: " ".join(str(v).split()) for k, v in absent.items()}))
+    if not steps:
+        _fail(f"{path.name}: no [[step]]")
+    return Walkthrough(languages=languages, steps=steps)
+
+
+def scan(lang: Language, root: Path, known: set[str]) -> dict[str, Region]:
+    """Every marked region of `lang` under `root`/`lang.root`, by step name."""
+    start_re, end_re, loose_re = lang.start_pattern(), lang.end_pattern(), lang.loose_pattern()
+    base = root / lang.root
+    if not base.is_dir():
+        _fail(f"walkthrough: {lang.key} sources {lang.root} are not a directory")
+    files = sorted(p for p in base.rglob("*") if p.is_file() and p.name.endswith(lang.suffixes))
+    found: dict[str, Region] = {}
+    for file in files:
+        rel = file.relative_to(root).as_posix()
+        open_name, open_line, body = None, 0, []
+        for number, line in enumerate(file.read_text(errors="replace").splitlines(), start=1):
+            start, end = start_re.match(line), end_re.match(line)
+            if start:
+                name = start.group("name").strip()
+                if open_name is not None:
+                    _fail(f"walkthrough: step {open_name!r} in {lang.key} ({rel}:{open_line}) is not closed "
+                          f"before step {name!r} starts at line {number}")
+                if name not in known:
+                    _fail(f"walkthrough: unknown step {name!r} in {lang.key} ({rel}:{number}); "
+                          f"docs/walkthrough.toml lists {', '.join(sorted(known))}")
+                if name in found:
+                    _fail(f"walkthrough: step {name!r} is marked twice in {lang.key}: "
+                          f"{found[name].path}:{found[name].first_line - 1} and {rel}:{number}")
+                open_name, open_line, body = name, number, []
+            elif end:
+                if open_name is None:
+                    _fail(f"walkthrough: {lang.end!r} in {lang.key} ({rel}:{number}) closes no step")
+                code = textwrap.dedent("\n".join(body)).split("\n")
+                if not any(s.strip() for s in code):
+                    _fail(f"walkthrough: step {open_name!r} in {lang.key} ({rel}:{open_line}) marks no code")
+                found[open_name] = Region(step=open_name, language=lang.key, path=rel,
+                                          first_line=open_line + 1, lines=tuple(code))
+                open_name = None
+            elif loose_re.match(line):
+                _fail(f"walkthrough: malformed step marker in {lang.key} ({rel}:{number}): {line.strip()!r}; "
+                      f"expected {lang.start!r} or {lang.end!r}")
+            elif open_name is not None:
+                body.append(line.rstrip().expandtabs(4))
+        if open_name is not None:
+            _fail(f"walkthrough: step {open_name!r} in {lang.key} ({rel}:{open_line}) is never closed "
+                  f"(no {lang.end!r} after it)")
+    return found
+
+
+def load(definition: Path = WALKTHROUGH_TOML, root: Path = ROOT) -> Walkthrough:
+    """The walkthrough with every step's code, from the sources under `root`."""
+    walk = read_definition(definition)
+    known = {s.name for s in walk.steps}
+    regions = {key: scan(lang, root, known) for key, lang in walk.languages.items()}
+    steps = []
+    for step in walk.steps:
+        for key, lang in walk.languages.items():
+            region = regions[key].get(step.name)
+            if key in step.languages and region is None:
+                marked = [k for k in step.languages if step.name in regions[k]]
+                marker = lang.start.replace("{name}", step.name)
+                _fail(f"walkthrough: step {step.name!r} is not marked in {key} (no {marker!r} under {lang.root})"
+                      + (f" but is in {', '.join(marked)}" if marked else ""))
+            if key not in step.languages and region is not None:
+                _fail(f"walkthrough: step {step.name!r} is marked in {key} ({region.where}), "
+                      f"where docs/walkthrough.toml says it does not exist")
+        steps.append(Step(name=step.name, languages=step.languages, absent=step.absent, note=step.note,
+                          regions={k: regions[k][step.name] for k in step.languages}))
+    return Walkthrough(languages=walk.languages, steps=steps)
+
+
+def paragraphs(text: str) -> list[list[tuple[str, bool]]]:
+    """A note as paragraphs of (text, is_code) runs: blank lines part paragraphs, `backticks` mark code."""
+    out = []
+    for para in re.split(r"\n\s*\n", text.strip()):
+        joined = " ".join(para.split())
+        parts = joined.split("`")
+        out.append([(part, i % 2 == 1) for i, part in enumerate(parts) if part])
+    return out
