@@ -1,4 +1,4 @@
-"""The `acceptloop` command: check, generate, and (as later parts land) report and bench."""
+"""The `acceptloop` command: check, generate, report, and (as later parts land) bench."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="render protocol.toml into the Python, C and PHP constants files")
     gen.add_argument("--check", action="store_true", help="write nothing; exit 1 naming any stale file")
+
+    report = sub.add_parser("report", help="write the comparison report: report/index.html and report/REPORT.md",
+                            description="Read the results of `acceptloop check --json` (and the benchmark's, once "
+                                        "there are any) and write index.html, one self-contained page, and "
+                                        "REPORT.md; print index.html's path. Exit 2 when the results cannot be read.")
+    report.add_argument("--results", metavar="FILE", type=Path,
+                        help="the results of `acceptloop check --json` (default: results/check.json)")
+    report.add_argument("--bench", metavar="FILE", type=Path,
+                        help="the benchmark's results (default: results/bench.json when it exists)")
+    report.add_argument("--out", metavar="DIR", type=Path, help="where to write the report (default: report/)")
     return parser
 
 
@@ -97,7 +107,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return generate.main(check=args.check)
 
 
-COMMANDS = {"check": cmd_check, "generate": cmd_generate}
+def cmd_report(args: argparse.Namespace) -> int:
+    import shlex
+
+    from acceptloop.paths import REPORT
+    from acceptloop.report import build, performance, walkthrough
+    from acceptloop.suite.results import ResultsError
+
+    results = args.results or build.DEFAULT_RESULTS
+    command = ["acceptloop", "report"]
+    for option, value in (("--results", args.results), ("--bench", args.bench), ("--out", args.out)):
+        if value is not None:
+            command += [option, str(value)]
+    try:
+        index = build.write_report(results, args.bench, args.out or REPORT, command=command)
+    except (ResultsError, performance.BenchError) as e:
+        hint = "" if results.exists() else f" (run `acceptloop check --json {shlex.quote(str(results))}` first)"
+        print(f"acceptloop report: {e}{hint}", file=sys.stderr)
+        return P.EXIT_USAGE
+    except walkthrough.WalkthroughError as e:
+        print(f"acceptloop report: {e}", file=sys.stderr)
+        return P.EXIT_FAILURE
+    except OSError as e:
+        print(f"acceptloop report: {e.filename}: {e.strerror}", file=sys.stderr)
+        return P.EXIT_FAILURE
+    print(index)
+    return P.EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "generate": cmd_generate, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
