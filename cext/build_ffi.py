@@ -3,7 +3,8 @@
 `pip install .` runs it through setup.py (`cffi_modules=["cext/build_ffi.py:ffibuilder"]`)
 and compiles `acceptloop._cserver` from the same core sources as `build/acceptloop-c`
 (every cext/*.c except main.c, the standalone front end, and loadgen*, which is not
-the server). The cdef is the public header's "cdef" section, read from the header
+the server), plus the benchmark's load generator (cext/loadgen*.c), which only Python
+drives. The cdef is the public header's "cdef" section, read from the header
 itself so that the two can never disagree.
 
     python cext/build_ffi.py    # builds the module in the current directory, for a quick check
@@ -33,6 +34,11 @@ def core_sources() -> list[str]:
     ]
 
 
+def loadgen_sources() -> list[str]:
+    """The load generator's .c files: in the extension, never in build/acceptloop-c."""
+    return [_relative(path) for path in sorted(HERE.glob("loadgen*.c"))]
+
+
 def public_cdef() -> str:
     """The declarations between the header's `cdef: begin` and `cdef: end` markers."""
     header = (HERE / "acceptloop.h").read_text()
@@ -47,7 +53,7 @@ ffibuilder.cdef(public_cdef())
 ffibuilder.set_source(
     "acceptloop._cserver",
     '#include "acceptloop.h"',
-    sources=core_sources(),
+    sources=core_sources() + loadgen_sources(),
     include_dirs=[_relative(HERE)],
     extra_compile_args=["-O2", "-std=c11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra"],
     extra_link_args=["-pthread"],

@@ -1,0 +1,117 @@
+/* The load generator's internals, shared by loadgen.c (the run and the
+ * public API), loadgen_conn.c (a connection and each mode's I/O) and
+ * loadgen_hist.c (the latency histogram). The public part is the "load
+ * generator" section of acceptloop.h.
+ *
+ * These names carry the lg_ prefix and are hidden: they are not exported from
+ * the cffi extension, so they can never clash with anything outside it.
+ */
+#ifndef AL_LOADGEN_H
+#define AL_LOADGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "acceptloop.h"
+
+#pragma GCC visibility push(hidden)
+
+#define LG_CHUNK 65536                /* ingest's writes and egress's reads: the servers' read_size */
+#define LG_RECV_BUF (256 * 1024)      /* the one receive buffer: a whole 256 KiB echo in one read */
+#define LG_MAX_BATCH 4                /* full-size reads or writes in a row before others get a turn */
+#define LG_MS UINT64_C(1000000)
+#define LG_RETRY_NS (10 * LG_MS)      /* connect mode: a failed slot rests this long, so a dead server is not hammered */
+
+/* A log-linear histogram of nanoseconds, after HdrHistogram: values below
+ * 2 * LG_SUB are counted exactly; above, every power of two [2^k, 2^(k+1))
+ * is split into LG_SUB equal sub-buckets, so a bucket is at most 1/64 (1.6%)
+ * of its values wide, and reporting its midpoint errs by at most 0.8%. One
+ * record is a few shifts and an add: cheap enough for every operation, and
+ * the memory (17 KiB) does not grow with the number of samples. */
+#define LG_SUB_BITS 6
+#define LG_SUB (1 << LG_SUB_BITS)
+#define LG_MAX_EXP 36   /* 2^37 ns = 137 s: longer latencies are clamped there */
+#define LG_BUCKETS (2 * LG_SUB + (LG_MAX_EXP - LG_SUB_BITS) * LG_SUB)
+
+struct lg_hist {
+    uint64_t counts[LG_BUCKETS];
+    uint64_t count, min, max;   /* min and max are exact, not bucketed */
+    double sum;                 /* for the mean */
+};
+
+void lg_hist_init(struct lg_hist *h);
+void lg_hist_record(struct lg_hist *h, uint64_t ns);
+
+/* The value (ns) at or below which `percent` of the samples lie, as the
+ * midpoint of its bucket clamped to [min, max]; 0 without samples. */
+double lg_hist_percentile(const struct lg_hist *h, double percent);
+
+/* Fills res's latency fields (microseconds) from h. */
+void lg_hist_summarize(const struct lg_hist *h, struct al_load_result *res);
+
+enum lg_phase { P_CONNECT, P_WARMUP, P_WINDOW, P_DONE };
+enum lg_state { S_IDLE, S_CONNECTING, S_OPEN, S_CLOSING, S_DEAD };
+
+/* One connection (connect mode: one slot, whose socket changes every op). */
+struct lconn {
+    int fd;                 /* -1 when it has none */
+    int state;              /* enum lg_state */
+    uint32_t events;        /* the epoll interest registered now */
+    unsigned char last;     /* connect: the last byte read, so EOF can tell a whole line */
+    size_t sent, got;       /* echo: this message's bytes sent and received; connect: got = line bytes */
+    uint64_t started;       /* ns: the connect's start, or the echo message's first send */
+    uint64_t retry_at;      /* connect mode, S_IDLE: connect again no sooner than this */
+};
+
+/* One run. */
+struct lg {
+    const struct al_load_config *cfg;
+    struct al_load_result *res;   /* counted into as the run goes */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int ep;                       /* the epoll descriptor */
+    struct lconn *conns;          /* cfg->connections of them */
+    int started;                  /* slots that have begun their first connect, in order */
+    int connecting, open;         /* connections in S_CONNECTING; in S_OPEN or S_CLOSING */
+    int phase;                    /* enum lg_phase */
+    uint64_t phase_end, window_start, timeout_ns;
+    double cpu_start;
+    unsigned char *pattern;       /* echo: the message; ingest: the chunk */
+    size_t pattern_len;
+    unsigned char *rbuf;          /* LG_RECV_BUF bytes */
+    struct lg_hist hist;
+};
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t lg_now_ns(void);
+
+/* Counts an error of a kind (AL_LOAD_ERR_*), naming code for "other";
+ * nothing once the run is closing. */
+void lg_count_error(struct lg *lg, int kind, int code);
+
+/* Starts a connect in slot c; a failure is counted and leaves the slot
+ * S_IDLE (connect mode) or S_DEAD. */
+void lg_slot_connect(struct lg *lg, struct lconn *c, uint64_t now);
+
+/* Sets c's epoll interest. Returns 0, or -1 with errno set. */
+int lg_watch(struct lg *lg, struct lconn *c, uint32_t events);
+
+/* Closes c's socket, leaving the slot in state `next`. */
+void lg_conn_close(struct lg *lg, struct lconn *c, int next, uint64_t now);
+
+/* Counts the error, then closes: S_IDLE in connect mode (it will try again
+ * after LG_RETRY_NS), S_DEAD otherwise (the others are not replaced). */
+void lg_conn_fail(struct lg *lg, struct lconn *c, int kind, int code, uint64_t now);
+
+/* Sets an open connection to work: its mode's interest, and echo's first
+ * message. Connections established while others are still connecting wait
+ * for it until the connect phase is over. */
+void lg_start_load(struct lg *lg, struct lconn *c, uint64_t now);
+
+/* Does what c's state and mode ask, for the epoll events reported. */
+void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now);
+
+#pragma GCC visibility pop
+
+#endif /* AL_LOADGEN_H */

@@ -1,0 +1,158 @@
+"""The C load generator (cext/loadgen*.c) through `acceptloop.cserver.run_load`.
+
+Each mode runs for a fraction of a second against the C server of the registry
+and must measure load without errors, with counts that agree with each other.
+These tests check that the generator counts correctly; how fast anything is
+belongs in the benchmark's report, never in an assert here.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from acceptloop.cserver import LOAD_ERRORS, LOAD_MODES, run_load
+from acceptloop.suite import registry
+from acceptloop.suite.process import ServerProcess, free_port
+
+CHUNK = 65536        # ingest's writes and egress's reads (acceptloop.h)
+WARMUP, DURATION = 0.1, 0.3
+SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
+
+
+@pytest.fixture(scope="module")
+def servers():
+    """One C event-model server per service, started on first use."""
+    c = {i.name: i for i in registry.load()}["c"]
+    running: dict[str, ServerProcess] = {}
+
+    def address(service: str) -> tuple[str, int]:
+        if service not in running:
+            running[service] = ServerProcess(c, service, "event").start()
+        return running[service].address
+
+    yield address
+    for server in running.values():
+        server.close()
+
+
+def run(servers, mode: str, connections: int, **options) -> dict:
+    host, port = servers(SERVICE[mode])
+    return run_load(host, port, mode, connections, warmup=WARMUP, duration=DURATION, **options)
+
+
+def assert_a_sound_window(r: dict, connections: int) -> None:
+    assert r["errors"] == {kind: 0 for kind in LOAD_ERRORS}, r
+    assert r["other_errno"] == ""
+    assert r["connections"] == connections
+    # The window closes at the first look past its end: never early, late only by a loop turn.
+    assert DURATION <= r["elapsed_s"] < DURATION + 1.0
+    assert 0 <= r["client_cpu_s"] <= r["elapsed_s"] * 1.1 + 0.02
+    assert math.isclose(r["client_cpu_pct"], r["client_cpu_s"] / r["elapsed_s"] * 100)
+    assert math.isclose(r["ops_per_s"], r["ops"] / r["elapsed_s"])
+
+
+def assert_latency_in_order(r: dict) -> None:
+    lat = r["latency_us"]
+    assert r["latency_samples"] == r["ops"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    assert lat["min"] <= lat["mean"] <= lat["max"]
+
+
+@pytest.mark.parametrize("size", [64, 16384, 262144])
+def test_echo_round_trips_are_counted_and_checked(servers, size):
+    connections = 4
+    r = run(servers, "echo", connections, message_size=size)
+    assert_a_sound_window(r, connections)
+    assert r["ops"] > 0
+    assert_latency_in_order(r)
+    # A message straddling an edge of the window counts its bytes only in part.
+    for key in ("bytes_sent", "bytes_received"):
+        assert abs(r[key] - r["ops"] * size) <= connections * size, (key, r)
+    assert math.isclose(r["mb_per_s"], r["bytes_received"] / r["elapsed_s"] / 1e6)
+
+
+def test_connect_counts_whole_daytime_connections(servers):
+    r = run(servers, "connect", 4)
+    assert_a_sound_window(r, 4)
+    assert r["ops"] > 0 and r["bytes_sent"] == 0
+    assert_latency_in_order(r)
+    # One daytime line per connection ("Sunday, November 22, 2026 03:25:00-UTC\r\n"),
+    # give or take the lines of connections at the window's edges.
+    assert 20 * (r["ops"] - 4) <= r["bytes_received"] <= 64 * (r["ops"] + 4)
+
+
+def test_ingest_writes_chunks(servers):
+    r = run(servers, "ingest", 2)
+    assert_a_sound_window(r, 2)
+    assert r["ops"] > 0 and r["bytes_received"] == 0
+    assert r["ops"] <= r["bytes_sent"] <= r["ops"] * CHUNK
+    assert math.isclose(r["mb_per_s"], r["bytes_sent"] / r["elapsed_s"] / 1e6)
+    assert r["latency_samples"] == 0
+
+
+def test_egress_reads_chunks(servers):
+    r = run(servers, "egress", 2)
+    assert_a_sound_window(r, 2)
+    assert r["ops"] > 0 and r["bytes_sent"] == 0
+    assert r["ops"] <= r["bytes_received"] <= r["ops"] * CHUNK
+    assert math.isclose(r["mb_per_s"], r["bytes_received"] / r["elapsed_s"] / 1e6)
+
+
+def test_idle_holds_every_connection_open(servers):
+    r = run(servers, "idle", 50)
+    assert_a_sound_window(r, 50)
+    assert r["ops"] == 0 and r["bytes_sent"] == 0 and r["bytes_received"] == 0
+
+
+@pytest.mark.parametrize("bad", [
+    {"mode": "gopher"}, {"connections": 0}, {"connections": 2001}, {"connections": 1.5},
+    {"message_size": 0}, {"warmup": -1}, {"duration": 0}, {"duration": float("nan")},
+    {"connect_timeout": 0}, {"cpu": -2}, {"cpu": os.cpu_count()}, {"port": 0}, {"host": ""},
+    {"connections": True},
+], ids=lambda bad: "-".join(f"{k}={v!r}" for k, v in bad.items()))
+def test_a_bad_argument_raises_value_error_before_any_load(bad):
+    args = {"host": "127.0.0.1", "port": 7, "mode": "echo", "connections": 1, "duration": 0.1} | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        run_load(**args)
+
+
+def test_a_port_nobody_listens_on_gives_refused_errors_and_returns_at_once():
+    started = time.monotonic()
+    r = run_load("127.0.0.1", free_port(), "echo", 3, warmup=0, duration=5)
+    assert r["errors"]["refused"] == 3 and r["connections"] == 0 and r["ops"] == 0
+    assert r["elapsed_s"] == 0   # the window closed as it opened: nothing was left to measure
+    assert time.monotonic() - started < 4
+
+
+def test_a_name_that_does_not_resolve_raises_gaierror():
+    with pytest.raises(socket.gaierror) as caught:
+        run_load("nonexistent.invalid", 7, "echo", 1, duration=0.1)
+    assert caught.value.errno != 0 and caught.value.step == "resolve"
+    assert "resolve nonexistent.invalid:7: " in str(caught.value)
+
+
+def test_the_run_releases_the_gil_and_restores_the_thread_affinity(servers):
+    host, port = servers("echo")
+    before = os.sched_getaffinity(0)
+    result: list[dict] = []
+    worker = threading.Thread(target=lambda: result.append(
+        run_load(host, port, "echo", 2, warmup=0, duration=0.5)))
+    worker.start()
+    turns = 0
+    while worker.is_alive():   # only runs if the C call gave the GIL up
+        turns += 1
+        time.sleep(0.01)
+    worker.join()
+    assert turns >= 10 and result[0]["ops"] > 0
+    r = run_load(host, port, "echo", 1, warmup=0, duration=0.1, cpu=min(before))
+    assert r["ops"] > 0 and os.sched_getaffinity(0) == before
+
+
+def test_modes_are_named_by_the_c_side():
+    assert LOAD_MODES == ("echo", "connect", "ingest", "egress", "idle")
+    assert set(SERVICE) == set(LOAD_MODES)
