@@ -108,8 +108,8 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
         "attention": [{"grade": r.grade, "cls": cells.GRADE_CLASS[r.grade], "impl": r.impl, "model": r.model,
                        "scenario": r.scenario, "reason": r.reason, "anchor": cells.anchor(r.impl, r.model, r.scenario)}
                       for r in cells.attention(results, order)],
-        "missing": [{"impl": r.impl, "model": r.model, "scenario": r.scenario, "reason": r.reason}
-                    for r in results if r.grade == "MISSING"],
+        "missing": [{"impl": r.impl, "model": r.model, "scenario": r.scenario, "reason": r.reason,
+                     "anchor": cells.anchor(r.impl, r.model, r.scenario)} for r in results if r.grade == "MISSING"],
         "grades": [{"grade": g, "cls": cells.GRADE_CLASS[g], "short": matrix.SHORT[g],
                     "meaning": cells.GRADE_MEANING[g]} for g in GRADE_ORDER],
         "model_short": matrix.MODEL_SHORT,
@@ -119,20 +119,25 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
 
 
 def write_report(results_path: Path = DEFAULT_RESULTS, bench_path: Path | None = None, out_dir: Path = REPORT,
-                 command: Sequence[str] | None = None, walkthrough_toml: Path = walkthrough.WALKTHROUGH_TOML,
-                 sources: Path = ROOT) -> Path:
+                 command: Sequence[str] | None = None, bench_required: bool | None = None,
+                 walkthrough_toml: Path | None = None, sources: Path | None = None) -> Path:
     """Write `out_dir`/index.html and `out_dir`/REPORT.md; return index.html's path.
 
-    Raises results_io.ResultsError (results unreadable), performance.BenchError (a bench file
-    named but unreadable) and walkthrough.WalkthroughError (sources and definition disagree).
-    `bench_path` None: results/bench.json if it exists, else the placeholder.
+    The benchmark's results are read from `bench_path` (None: results/bench.json); a file
+    that does not exist gives the placeholder unless `bench_required` (default: whether
+    `bench_path` was given), which makes it an error.
+
+    Raises results_io.ResultsError (results unreadable), performance.BenchError (bench
+    results required but unreadable) and walkthrough.WalkthroughError (the marked sources
+    and docs/walkthrough.toml disagree).
     """
     try:
         document = results_io.read_json(results_path)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise results_io.ResultsError(f"{results_path}: malformed results: {type(e).__name__}: {e}") from None
-    bench = performance.load(bench_path or performance.DEFAULT_BENCH, required=bench_path is not None)
-    perf = performance.section(bench, bench_path or performance.DEFAULT_BENCH)
+    required = bench_path is not None if bench_required is None else bench_required
+    bench_path = bench_path or performance.DEFAULT_BENCH
+    perf = performance.section(performance.load(bench_path, required=required), bench_path)
     walk = walkthrough.load(walkthrough_toml, sources)
     ctx = context(document, walk, perf, command)
     out_dir = Path(out_dir)

@@ -36,6 +36,15 @@ def load(path: Path | None, required: bool) -> dict[str, Any] | None:
     return document
 
 
+def _shown(path: Path | None) -> str:
+    """`results/bench.json` rather than the checkout's absolute path."""
+    path = Path(path or DEFAULT_BENCH)
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
     """The performance section's context: a placeholder until `bench` holds results.
 
@@ -43,7 +52,7 @@ def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
     document into rows and charts for the templates.
     """
     if bench is None:
-        return {"available": False, "produce": PRODUCE, "path": str(path or DEFAULT_BENCH), "schema": None,
+        return {"available": False, "produce": PRODUCE, "path": _shown(path), "schema": None,
                 "provenance": {}}
-    return {"available": True, "produce": PRODUCE, "path": str(path), "schema": bench.get("schema", "unknown"),
+    return {"available": True, "produce": PRODUCE, "path": _shown(path), "schema": bench.get("schema", "unknown"),
             "provenance": bench.get("provenance") or {}}

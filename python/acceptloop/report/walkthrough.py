@@ -41,11 +41,13 @@ class Language:
     def end_pattern(self) -> re.Pattern[str]:
         return re.compile(r"^\s*" + re.escape(self.end) + r"\s*$")
 
-    def loose_pattern(self) -> re.Pattern[str]:
-        """Anything that looks like a marker of this language (its comment opener, then
-        `step:` or `end step`): a line that matches this but neither exact pattern is malformed."""
+    def loose_pattern(self, known: set[str]) -> re.Pattern[str]:
+        """What looks like a marker of this language (its comment opener, then `step:`, `end step`,
+        or `step` and a step's name): a line that matches this but neither exact pattern is malformed."""
         opener = self.start.split("step", 1)[0].strip()
-        return re.compile(r"^\s*" + re.escape(opener) + r"\s*(?:step\s*:|end[\s_-]*step\b)", re.I)
+        names = "|".join(re.escape(k) for k in sorted(known, key=len, reverse=True))
+        return re.compile(r"^\s*" + re.escape(opener) + r"\s*(?:step\s*:|end[\s_-]*step\b|step\s+(?:"
+                          + names + r")\b)", re.I)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def _text(value: Any, what: str) -> str:
     return value.strip()
 
 
-def read_definition(path: Path = WALKTHROUGH_TOML) -> Walkthrough:
+def read_definition(path: Path) -> Walkthrough:
     """The languages and steps of `path`, checked, without any code yet."""
     try:
         data = tomllib.loads(Path(path).read_text())
@@ -152,7 +154,7 @@ def read_definition(path: Path = WALKTHROUGH_TOML) -> Walkthrough:
 
 def scan(lang: Language, root: Path, known: set[str]) -> dict[str, Region]:
     """Every marked region of `lang` under `root`/`lang.root`, by step name."""
-    start_re, end_re, loose_re = lang.start_pattern(), lang.end_pattern(), lang.loose_pattern()
+    start_re, end_re, loose_re = lang.start_pattern(), lang.end_pattern(), lang.loose_pattern(known)
     base = root / lang.root
     if not base.is_dir():
         _fail(f"walkthrough: {lang.key} sources {lang.root} are not a directory")
@@ -195,9 +197,10 @@ def scan(lang: Language, root: Path, known: set[str]) -> dict[str, Region]:
     return found
 
 
-def load(definition: Path = WALKTHROUGH_TOML, root: Path = ROOT) -> Walkthrough:
-    """The walkthrough with every step's code, from the sources under `root`."""
-    walk = read_definition(definition)
+def load(definition: Path | None = None, root: Path | None = None) -> Walkthrough:
+    """The walkthrough with every step's code, from the sources under `root` (default: this checkout)."""
+    walk = read_definition(definition or WALKTHROUGH_TOML)
+    root = root or ROOT
     known = {s.name for s in walk.steps}
     regions = {key: scan(lang, root, known) for key, lang in walk.languages.items()}
     steps = []
