@@ -8,13 +8,17 @@ CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
 C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 
-.PHONY: setup php venv c asan compare test clean
+.PHONY: setup php venv c asan chromium compare test clean
 
 setup: php venv c
 
 # Debian's php-cli (with ext-sockets and pcntl) when php is absent.
 php:
 	@command -v php >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q php-cli; }
+
+# Debian's chromium when it is absent: tests/test_report.py opens the report in it, headless.
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # The virtualenv; `pip install -e .` compiles the C core through cffi.
 venv: $(VENV)/.installed
@@ -37,10 +41,15 @@ build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS)
 	$(CC) $(CFLAGS_CORE) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
 		-Icext -o $@ $(C_CORE) cext/main.c
 
+# The matrix, then the report: written even when a cell FAILED (check's exit 1 is kept), not
+# when check could not run at all (exit 2), which would report stale results.
 compare: setup
-	$(VENV)/bin/acceptloop check
+	@status=0; $(VENV)/bin/acceptloop check --json results/check.json || status=$$?; \
+	[ $$status -le 1 ] || exit $$status; \
+	$(VENV)/bin/acceptloop report --results results/check.json || exit $$?; \
+	exit $$status
 
-test: setup
+test: setup chromium
 	$(VENV)/bin/python -m pytest
 
 clean:
