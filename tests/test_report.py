@@ -240,6 +240,15 @@ def test_the_performance_section_says_how_to_produce_its_figures(built):
     assert "acceptloop bench" in placeholder.text()
 
 
+def test_a_bench_file_comes_into_the_performance_section(tmp_path):
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"schema": "acceptloop.bench/1", "provenance": {"cpu": "Bench CPU"}}))
+    index = build.write_report(FIXTURE, bench, tmp_path / "out")
+    section = Page(index.read_text()).ids["performance"]
+    assert "acceptloop.bench/1" in section.text() and "Bench CPU" in section.text()
+    assert "performance-placeholder" not in Page(index.read_text()).ids
+
+
 def test_provenance_names_the_machine_the_tools_and_the_commands(built):
     text = " ".join(built["page"].ids["provenance"].text().split())
     prov = built["raw"]["provenance"]

@@ -17,11 +17,11 @@ from acceptloop.paths import REPORT, ROOT
 from acceptloop.report import cells, performance, walkthrough
 from acceptloop.suite import matrix
 from acceptloop.suite import results as results_io
-from acceptloop.suite.scenario import GRADES
+from acceptloop.suite.scenario import FAILED, GRADES, INFO, MISSING, NON_STRICT, OK
 
 DEFAULT_RESULTS = ROOT / "results" / "check.json"
 GRADE_ORDER = list(GRADES)
-SEVERITY = ["FAILED", "NON-STRICT", "MISSING", "INFO", "OK"]   # the order disagreements list grades in
+SEVERITY = [FAILED, NON_STRICT, MISSING, INFO, OK]   # the order disagreements list grades in
 
 
 def provenance(document: dict[str, Any], command: Sequence[str] | None) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
                        "scenario": r.scenario, "reason": r.reason, "anchor": cells.anchor(r.impl, r.model, r.scenario)}
                       for r in cells.attention(results, order)],
         "missing": [{"impl": r.impl, "model": r.model, "scenario": r.scenario, "reason": r.reason,
-                     "anchor": cells.anchor(r.impl, r.model, r.scenario)} for r in results if r.grade == "MISSING"],
+                     "anchor": cells.anchor(r.impl, r.model, r.scenario)} for r in results if r.grade == MISSING],
         "grades": [{"grade": g, "cls": cells.GRADE_CLASS[g], "short": matrix.SHORT[g],
                     "meaning": cells.GRADE_MEANING[g]} for g in GRADE_ORDER],
         "model_short": matrix.MODEL_SHORT,
