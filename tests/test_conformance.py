@@ -48,3 +48,7 @@ def test_lifecycle(cell, run):
     result = run(cell)
     assert result.grade != MISSING, explain(result)
     _expect_ok(result)
+
+
+def test_robustness(cell, run):
+    _expect_ok(run(cell))

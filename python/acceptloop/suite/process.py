@@ -218,6 +218,34 @@ class ServerProcess:
                 pass
         return total
 
+    def tree(self) -> list[int]:
+        """The server's pid and its children's."""
+        return [self.pid, *(child for child, _ in self.children())]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server, its threads, its live children and its reaped children."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.tree():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(f) for f in fields[11:15])   # utime stime cutime cstime
+        return total / tick
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server and its live children."""
+        total = 0
+        for pid in self.tree():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return total
+
     def children(self) -> list[tuple[int, str]]:
         """(pid, state) of the server's child processes, zombies included."""
         out = []

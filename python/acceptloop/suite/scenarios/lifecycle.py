@@ -153,19 +153,6 @@ def bad_arguments(ctx: Context) -> None:
     ctx.observe("exit_codes", codes)
 
 
-@scenario("lifecycle.sigterm_idle", "SIGTERM to a server idle in accept: exit 0 within 1 s.",
-          MUST, CONTRACT, "SIGTERM or SIGINT: stop accepting, close the listeners, let connections in progress finish "
-          "(at most `--grace` seconds), exit 0.", service="echo", shared=False, fingerprint=("exit_code",))
-def sigterm_idle(ctx: Context) -> None:
-    srv = ctx.start_server()
-    started = time.monotonic()
-    srv.signal(signal.SIGTERM)
-    code = srv.wait_exit(1.0)
-    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, "still running after 1 s" if code is None else code)
-    ctx.figure("exit after SIGTERM", round(time.monotonic() - started, 3), "s")
-    ctx.observe("exit_code", code)
-
-
 @scenario("lifecycle.sigint_idle", "SIGINT (Ctrl-C) to a server idle in accept: exit 0 within 1 s.",
           MUST, CONTRACT, "SIGTERM or SIGINT: stop accepting, close the listeners, let connections in progress finish "
           "(at most `--grace` seconds), exit 0.", service="echo", shared=False, fingerprint=("exit_code",))

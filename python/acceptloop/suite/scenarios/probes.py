@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 
 from acceptloop import _protocol as P
-from acceptloop.suite.client import StepTimeout
+from acceptloop.suite.client import Client, StepTimeout
 from acceptloop.suite.scenario import MUST, Context
 
 CHARGEN_RING = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
@@ -66,10 +66,15 @@ def escaped(message: bytes) -> str:
 def served(ctx: Context, service: str, address: tuple[str, int] | None = None,
            what: str = "a new client is served afterwards") -> bool:
     """Check that a fresh client gets `service`'s right answer from the server at `address`."""
+    ok, observed = probe(ctx.connect(address, label="probe"), service)
+    return ctx.check(ok, what, "served", observed, level=MUST)
+
+
+def probe(c: Client, service: str) -> tuple[bool, str]:
+    """Whether the fresh client `c` gets `service`'s right answer, and what it saw."""
     try:
-        c = ctx.connect(address, label="probe")
         if c.refused:
-            return ctx.check(False, what, "served", "connection refused", level=MUST)
+            return False, "connection refused"
         if service == "echo":
             c.send(b"probe\r\n")
             c.shutdown_write()
@@ -92,5 +97,5 @@ def served(ctx: Context, service: str, address: tuple[str, int] | None = None,
             ok, got = c.received == P.MESSAGE_REPLY, c.received
         c.close()
     except (StepTimeout, OSError) as e:
-        return ctx.check(False, what, "served", f"{type(e).__name__}: {e}", level=MUST)
-    return ctx.check(ok, what, "served", "served" if ok else f"{got!r}, then {c.transcript.end}", level=MUST)
+        return False, f"{type(e).__name__}: {e}"
+    return ok, "served" if ok else f"{got!r}, then {c.transcript.end}"

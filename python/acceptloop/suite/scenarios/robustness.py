@@ -1,0 +1,347 @@
+"""Robustness: what real networks do to servers (../shared/FAILURE-MODES.md), one figure each.
+
+The iterative model serves one client at a time by design: for it these cases
+check that the limits and the idle timeout bound how long one client can hold
+the server, and that the queue is then served in order.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import resource
+import select
+import signal
+import socket
+import statistics
+import threading
+import time
+
+from acceptloop import _protocol as P
+from acceptloop.suite.catalog import scenario
+from acceptloop.suite.client import connection_refused
+from acceptloop.suite.process import wait_until
+from acceptloop.suite.scenario import MUST, Context
+from acceptloop.suite.scenarios.probes import CHARGEN_LINE, served
+
+FM = "FAILURE-MODES.md"
+
+
+def _round_trip(c, payload: bytes, timeout: float = 10.0) -> float:
+    """Seconds for `payload` to come back; AssertionError (a failed MUST) if something else does."""
+    started = time.monotonic()
+    c.send(payload)
+    got = c.recv_exactly(len(payload), timeout=timeout)
+    if got != payload:
+        raise AssertionError(f"{c.transcript.label}: echo returned {got[:40]!r} for {payload[:40]!r}")
+    return time.monotonic() - started
+
+
+def _served_first(ctx: Context, c) -> float:
+    """Check that the first client still gets its echo; its round trip in seconds."""
+    try:
+        rtt = _round_trip(c, b"first\r\n")
+    except AssertionError as e:
+        ctx.check(False, "the first client is still served", "its echo", str(e))
+        return 0.0
+    ctx.check(True, "the first client is still served", "its echo", "its echo")
+    return rtt
+
+
+@scenario("robustness.emfile", "Descriptors run out (a low RLIMIT_NOFILE, every slot held, one more client): "
+          "accept must not spin, the listener survives, service resumes when slots are freed.",
+          MUST, FM, "Running out of descriptors (EMFILE/ENFILE in accept) never busy-loops and never kills the "
+          "listener. Service resumes by itself once descriptors are free.", service="echo", shared=False,
+          timeout=60)
+def emfile(ctx: Context) -> None:
+    slots = 8
+    srv = ctx.start_server()
+    base = srv.fd_count()
+    limit = base + slots
+    _soft, hard = resource.prlimit(srv.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, (limit, hard))
+    idle: list = []
+    holds = True      # does the server process itself hold each connection? (not so for fork's parent)
+    for i in range(slots + 4):
+        idle.append(ctx.connect(srv.address, label=f"idle {i + 1}"))
+        if holds:
+            holds = wait_until(lambda: srv.fd_count() >= min(limit, base + len(idle)), 0.5)
+    reached = srv.fd_count() >= limit
+    extra = ctx.connect(srv.address, label="one more")
+    extra.send(b"ping\r\n")
+    cpu_before, t0 = srv.cpu_seconds(), time.monotonic()
+    # The measurement window: two seconds in which the extra client must not make the server spin.
+    answered_early = extra.pending(timeout=2.0)
+    select.select([], [], [], max(0.0, t0 + 2.0 - time.monotonic()))   # the rest of the window
+    busy = (srv.cpu_seconds() - cpu_before) / (time.monotonic() - t0) * 100
+    ctx.figure("server CPU while out of descriptors", round(busy, 1), "%", "over 2 s")
+    ctx.check(busy < 20, "the server does not spin on the queued connection (CPU under 20 % over 2 s)",
+              "< 20 %", f"{busy:.1f} %")
+    ctx.check(srv.alive(), "the server is still running", "running", "exited")
+    for c in idle:
+        c.close()
+    freed = time.monotonic()
+    got = extra.recv_exactly(6, timeout=10.0)
+    recovered = time.monotonic() - freed
+    ctx.check(got == b"ping\r\n", "the client that waited is served once slots are free", b"ping\r\n", got)
+    ctx.figure("recovery after slots are freed", round(recovered * 1000, 1), "ms")
+    extra.close()
+    served(ctx, "echo", srv.address, what="a new client is served: the listener survived")
+    if ctx.model == "fork":
+        ctx.note("fork: each child has its own descriptor table, so the parent never runs out")
+    elif ctx.model == "iterative":
+        ctx.note("iterative: one client at a time, so held clients wait in the backlog and never use the slots")
+    else:
+        ctx.note(f"descriptor limit {limit} {'reached' if reached else 'not reached'}"
+                 f"{' (the extra client was answered at once)' if answered_early else ''}")
+
+
+@scenario("robustness.slowloris", "Idle clients (200, or 3 under iterative) hold connections while one active client "
+          "echoes: it is served, and --idle-timeout closes the idle ones.",
+          MUST, FM, "--idle-timeout SECONDS: a connection that neither sends nor receives for that long is closed.",
+          service="echo", shared=False, needs=("idle-timeout",), timeout=60)
+def slowloris(ctx: Context) -> None:
+    iterative = ctx.model == "iterative"
+    timeout_s = 1.0 if iterative else 2.0
+    count = 3 if iterative else min(P.DEFAULT_MAX_CONNS, 200)
+    srv = ctx.start_server(options={"idle-timeout": f"{timeout_s:g}"})
+    idle = [ctx.connect(srv.address, label=f"idle {i + 1}") for i in range(count)]
+    opened = time.monotonic()
+    active = ctx.connect(srv.address, label="active")
+    latencies = [_round_trip(active, b"x" * 64, timeout=count * timeout_s + 10) for _ in range(20)]
+    done = time.monotonic() - opened
+    ctx.figure("active client latency p50", round(statistics.median(latencies) * 1000, 2), "ms")
+    ctx.figure("active client latency max", round(max(latencies) * 1000, 2), "ms")
+    if iterative:
+        bound = count * (timeout_s + P.TIMER_TICK) + 2.0
+        ctx.check(done <= bound, "the idle clients ahead hold the server no longer than the idle timeout each",
+                  f"<= {bound:.1f} s", f"{done:.2f} s")
+    else:
+        still_open = [c for c in idle if not c.pending()]
+        ctx.check(done < timeout_s and len(still_open) == count,
+                  f"the active client is served while all {count} idle clients are connected",
+                  f"20 round trips in < {timeout_s:g} s", f"{done:.2f} s, {count - len(still_open)} idle closed")
+    ends = []
+    for c in idle:
+        c.recv_until_end(timeout=timeout_s * (count if iterative else 1) + 5)
+        ends.append(time.monotonic() - opened)
+    closed_after = max(ends)
+    ctx.figure("idle clients closed after", round(closed_after, 2), "s", f"--idle-timeout {timeout_s:g}")
+    ctx.check(all(c.transcript.end in ("FIN", "RST") for c in idle), "every idle client is closed", "closed",
+              ", ".join(sorted({c.transcript.end for c in idle})))
+    if not iterative:
+        ctx.check(timeout_s - 0.1 <= closed_after <= timeout_s + 2.0,
+                  "they are closed once the idle timeout has passed", f"{timeout_s:g}..{timeout_s + 2:g} s",
+                  f"{closed_after:.2f} s")
+
+
+@scenario("robustness.slow_reader", "64 MiB written to echo by a client that reads 64 KiB a second, then drains: "
+          "the server's memory stays bounded and every byte comes back.",
+          MUST, FM, "Output backpressure: when a client's unsent data passes a high-water mark the server stops "
+          "reading from that client. Memory stays bounded however slowly a client reads.",
+          service="echo", shared=False, timeout=90)
+def slow_reader(ctx: Context) -> None:
+    srv = ctx.start_server()
+    data = random.Random(64).randbytes(64 << 20)
+    rss_before = srv.rss_bytes()
+    c = ctx.connect(srv.address, keep=False)
+    sock = c.sock
+    assert sock is not None
+    sender = threading.Thread(target=lambda: (sock.sendall(data), sock.shutdown(socket.SHUT_WR)), daemon=True)
+    sender.start()
+    peak = rss_before
+    for _ in range(2):                     # the slow phase: 64 KiB a second for 2 s
+        c.recv_exactly(64 << 10, timeout=10)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            peak = max(peak, srv.rss_bytes())
+            select.select([], [], [], 0.1)
+    c.recv_until_end(timeout=60)          # then drain
+    sender.join(10)
+    peak = max(peak, srv.rss_bytes())
+    growth = (peak - rss_before) / (1 << 20)
+    ctx.figure("server RSS growth", round(growth, 2), "MiB")
+    ctx.check(growth < 16, "the server's RSS grows by less than 16 MiB", "< 16 MiB", f"{growth:.2f} MiB")
+    want = hashlib.sha256(data).hexdigest()
+    ctx.check(c.transcript.received.sha256 == want, "everything echoed has the SHA-256 of what was sent",
+              want[:16], c.transcript.received.sha256[:16])
+
+
+@scenario("robustness.reset_before_accept", "A connection reset while still in the accept queue (server stopped with "
+          "SIGSTOP): the server keeps serving.", MUST, FM,
+          "a connection reset while still in the accept queue is still returned by accept() on Linux; the first "
+          "recv gets ECONNRESET", service="echo", shared=False)
+def reset_before_accept(ctx: Context) -> None:
+    srv = ctx.start_server()
+    srv.signal(signal.SIGSTOP)
+    try:
+        c = ctx.connect(srv.address, label="resets in the queue")
+        c.reset()
+    finally:
+        srv.signal(signal.SIGCONT)
+    started = time.monotonic()
+    served(ctx, "echo", srv.address)
+    ctx.figure("next client served after SIGCONT", round((time.monotonic() - started) * 1000, 1), "ms")
+
+
+@scenario("robustness.reset_mid_echo", "A client resets with about 8 MiB of echo in flight: the next client is served.",
+          MUST, FM, "A client that resets, vanishes or sends garbage never stops the server.",
+          service="echo", shared=False)
+def reset_mid_echo(ctx: Context) -> None:
+    srv = ctx.start_server()
+    c = ctx.connect(srv.address, label="sends 8 MiB, reads nothing, resets")
+    sock = c.sock
+    assert sock is not None
+    sock.setblocking(False)
+    chunk, sent = b"z" * (1 << 16), 0
+    while sent < 8 << 20:
+        if not select.select([], [sock], [], 0.5)[1]:
+            break                           # nobody is reading: the pipe is full
+        try:
+            sent += sock.send(chunk)
+        except BlockingIOError:
+            continue
+    ctx.figure("in flight at the reset", round(sent / (1 << 20), 2), "MiB")
+    c.reset()
+    started = time.monotonic()
+    served(ctx, "echo", srv.address)
+    ctx.figure("next client served after the reset", round((time.monotonic() - started) * 1000, 1), "ms")
+
+
+@scenario("robustness.reset_mid_chargen", "A chargen client resets after 1 MiB: the next client is served.",
+          MUST, FM, "A client that resets, vanishes or sends garbage never stops the server, and SIGPIPE never kills it.",
+          service="chargen", shared=False)
+def reset_mid_chargen(ctx: Context) -> None:
+    srv = ctx.start_server()
+    c = ctx.connect(srv.address)
+    c.recv_exactly((1 << 20) // CHARGEN_LINE * CHARGEN_LINE)
+    c.reset()
+    started = time.monotonic()
+    served(ctx, "chargen", srv.address)
+    ctx.figure("next client served after the reset", round((time.monotonic() - started) * 1000, 1), "ms")
+
+
+@scenario("robustness.sigterm_in_accept", "SIGTERM to a server idle in accept: exit 0 within 1 s.",
+          MUST, FM, "SIGTERM to a server idle in accept: exit within 1 s.", service="echo", shared=False)
+def sigterm_in_accept(ctx: Context) -> None:
+    srv = ctx.start_server()
+    started = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    code = srv.wait_exit(1.0)
+    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, "still running after 1 s" if code is None else code)
+    ctx.figure("exit after SIGTERM", round((time.monotonic() - started) * 1000, 1), "ms")
+
+
+@scenario("robustness.sigterm_transfer", "SIGTERM during a paced 1 MiB echo (about 0.7 s): the transfer completes "
+          "within the grace, new connects are refused, exit 0.", MUST, FM,
+          "SIGTERM with a transfer in progress: the transfer completes within the grace, new connects are refused, exit 0.",
+          service="echo", shared=False, needs=("grace",))
+def sigterm_transfer(ctx: Context) -> None:
+    srv = ctx.start_server(options={"grace": "5"})
+    data = random.Random(2).randbytes(1 << 20)
+    marks: dict[str, float] = {}
+
+    def chunks():
+        for i, offset in enumerate(range(0, len(data), 1 << 16)):
+            if i == 4:
+                marks["signal"] = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                marks["refused"] = -1.0
+                threading.Thread(target=watch, daemon=True).start()
+            select.select([], [], [], 0.04)      # pacing: the client's own rate, about 1.6 MB/s
+            yield data[offset:offset + (1 << 16)]
+
+    def watch() -> None:
+        if wait_until(lambda: connection_refused(srv.address, 0.5), 3.0):
+            marks["refused"] = time.monotonic() - marks["signal"]
+
+    c = ctx.connect(srv.address, keep=False)
+    c.exchange(chunks(), timeout=30)
+    finished = time.monotonic() - marks["signal"]
+    code = srv.wait_exit(P.DEFAULT_GRACE + 2)
+    exited = time.monotonic() - marks["signal"]
+    want = hashlib.sha256(data).hexdigest()
+    ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
+              "the transfer completes, then FIN", "1 MiB echoed, FIN", f"{c.transcript.received.count} bytes, {c.transcript.end}")
+    wait_until(lambda: marks.get("refused", -1.0) >= 0, 3.0)
+    ctx.check(marks.get("refused", -1.0) >= 0, "new connects are refused after SIGTERM", "refused", "accepted")
+    ctx.check(code == P.EXIT_OK, "exit 0 within the grace", 0, "still running" if code is None else code)
+    ctx.figure("transfer finished after SIGTERM", round(finished, 2), "s")
+    ctx.figure("exit after SIGTERM", round(exited, 2), "s", "grace 5 s")
+
+
+@scenario("robustness.over_the_limit", "1,100 connections against the default --max-conns (1,000): the extra ones "
+          "are closed at once and the first client is still served.", MUST, FM,
+          "--max-conns N: a connection beyond N is accepted and closed at once, not left hanging in the backlog.",
+          service="echo", shared=False, timeout=120)
+def over_the_limit(ctx: Context) -> None:
+    total, limit = 1100, P.DEFAULT_MAX_CONNS
+    srv = ctx.start_server(options={"backlog": "2048"})
+    first = ctx.connect(srv.address, label="first")
+    socks: list[socket.socket] = []
+    poller = select.epoll()                 # over a thousand sockets: select() stops at FD_SETSIZE
+    try:
+        started = time.monotonic()
+        for _ in range(total - 1):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(srv.address)
+            socks.append(s)
+            poller.register(s, select.EPOLLOUT)
+        connected: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(connected) < len(socks) and time.monotonic() < deadline:
+            for fd, _ in poller.poll(1.0):
+                connected.add(fd)
+                poller.modify(fd, select.EPOLLIN)
+        if ctx.model == "iterative":
+            rtt = _served_first(ctx, first)
+            ctx.figure("first client's round trip", round(rtt * 1000, 2), "ms")
+            ctx.note("iterative: one client at a time; the others wait in the backlog by design")
+            return
+        closed: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(closed) < total - limit and time.monotonic() < deadline:
+            for fd, _ in poller.poll(0.5):
+                closed.add(fd)
+                poller.unregister(fd)
+        closed_after = time.monotonic() - started
+        ctx.check(len(closed) == total - limit, f"the {total - limit} connections past the limit are closed at once",
+                  total - limit, len(closed))
+        ctx.figure("extra connections closed within", round(closed_after, 2), "s", f"{len(closed)} closed")
+        rtt = _served_first(ctx, first)
+        ctx.figure("first client's round trip", round(rtt * 1000, 2), "ms", f"with {limit} connections open")
+    finally:
+        poller.close()
+        for s in socks:
+            s.close()
+
+
+@scenario("robustness.single_write_64mib_discard", "One 64 MiB send() to discard: all of it is taken, nothing comes back, FIN.",
+          MUST, FM, "short writes: send may write fewer bytes than asked", service="discard", shared=False)
+def single_write_discard(ctx: Context) -> None:
+    srv = ctx.start_server()
+    data = bytes(64 << 20)
+    c = ctx.connect(srv.address)
+    started = time.monotonic()
+    c.send(data)
+    c.shutdown_write()
+    c.recv_until_end(timeout=30)
+    took = time.monotonic() - started
+    ctx.check(c.transcript.received.count == 0 and c.transcript.end == "FIN", "nothing comes back, then FIN",
+              "0 bytes, FIN", f"{c.transcript.received.count} bytes, {c.transcript.end}")
+    ctx.figure("ingest", round(len(data) / took / 1e6, 1), "MB/s")
+
+
+@scenario("robustness.single_write_64mib_echo", "One 64 MiB send() to echo, read concurrently: the same SHA-256 comes back.",
+          MUST, FM, "short writes: send may write fewer bytes than asked", service="echo", shared=False, timeout=90)
+def single_write_echo(ctx: Context) -> None:
+    srv = ctx.start_server()
+    data = random.Random(6464).randbytes(64 << 20)
+    c = ctx.connect(srv.address, keep=False)
+    started = time.monotonic()
+    c.exchange([data], timeout=60)
+    took = time.monotonic() - started
+    want = hashlib.sha256(data).hexdigest()
+    ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN", "every byte comes back, then FIN",
+              want[:16], f"{c.transcript.received.sha256[:16]}, {c.transcript.end}")
+    ctx.figure("echo", round(len(data) / took / 1e6, 1), "MB/s")
