@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _selected(args: argparse.Namespace):
+def _selected(args: argparse.Namespace, include_peers: bool = False):
+    """The implementations named with --impl; without it, every port (and the peers if asked)."""
     from acceptloop.suite import registry
 
     impls = registry.load(args.implementations)
@@ -57,6 +58,8 @@ def _selected(args: argparse.Namespace):
         if unknown:
             raise registry.RegistryError(f"unknown implementation {', '.join(unknown)} (known: {', '.join(sorted(names))})")
         impls = [i for i in impls if i.name in args.impl]
+    elif not include_peers:
+        impls = [i for i in impls if i.role == "port"]
     return impls
 
 
