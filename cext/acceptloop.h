@@ -123,8 +123,8 @@ void al_server_free(al_server *srv);
  *            closes and starts again. One op = one whole connection; latency
  *            = connect start to EOF. The server closes first, so TIME_WAIT
  *            stays on its side. After a failure a slot rests 10 ms.
- *   ingest   (discard) each connection writes 64 KiB chunks non-stop.
- *            One op = one send() that wrote something; no latency.
+ *   ingest   (discard) each connection writes chunks of read_size (64 KiB)
+ *            non-stop. One op = one send() that wrote something; no latency.
  *   egress   (chargen) each connection reads non-stop. One op = one recv()
  *            (of at most 64 KiB) that read something; no latency. Chargen
  *            ignores a half-close, so closing resets these connections.

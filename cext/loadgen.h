@@ -14,10 +14,11 @@
 #include <sys/socket.h>
 
 #include "acceptloop.h"
+#include "protocol.h"
 
 #pragma GCC visibility push(hidden)
 
-#define LG_CHUNK 65536                /* ingest's writes and egress's reads: the servers' read_size */
+#define LG_CHUNK AL_READ_SIZE          /* ingest's writes and egress's reads: the servers' read_size */
 #define LG_RECV_BUF (256 * 1024)      /* the one receive buffer: a whole 256 KiB echo in one read */
 #define LG_MAX_BATCH 4                /* full-size reads or writes in a row before others get a turn */
 #define LG_MS UINT64_C(1000000)

@@ -15,11 +15,12 @@ import time
 
 import pytest
 
+from acceptloop import _protocol as P
 from acceptloop.cserver import LOAD_ERRORS, LOAD_MODES, run_load
 from acceptloop.suite import registry
 from acceptloop.suite.process import ServerProcess, free_port
 
-CHUNK = 65536        # ingest's writes and egress's reads (acceptloop.h)
+CHUNK = P.READ_SIZE  # ingest's writes and egress's reads (acceptloop.h)
 WARMUP, DURATION = 0.1, 0.3
 SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
 
