@@ -22,7 +22,8 @@ chromium:
 
 # The virtualenv; `pip install -e .` compiles the C core through cffi.
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(C_CORE) $(C_HEADERS)
+$(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.c) $(C_HEADERS)
+	@python3 -c 'import ensurepip' 2>/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,peers]'
@@ -49,7 +50,7 @@ compare: setup
 	$(VENV)/bin/acceptloop report --results results/check.json || exit $$?; \
 	exit $$status
 
-test: setup chromium
+test: setup chromium asan
 	$(VENV)/bin/python -m pytest
 
 clean:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 
 from acceptloop.suite import registry, runner
-from acceptloop.suite.catalog import all_scenarios
+from acceptloop.suite.process import raise_fd_limit
 from acceptloop.suite.scenario import Result
 
+raise_fd_limit()
 IMPLEMENTATIONS = [i for i in registry.load() if i.role == "port"]
 CELLS = runner.plan(IMPLEMENTATIONS)
 

@@ -142,5 +142,8 @@ COMMANDS = {"check": cmd_check, "generate": cmd_generate, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from acceptloop.suite.process import raise_fd_limit
+
     args = build_parser().parse_args(argv)
+    raise_fd_limit()
     return COMMANDS[args.command](args)
