@@ -12,10 +12,15 @@ from acceptloop.suite.scenario import FAILED, MISSING, OK
 BROKEN = Path(__file__).parent / "fixtures" / "broken.toml"
 
 # The scenarios that send NUL bytes through echo.
-NUL_SCENARIOS = {"echo.all_byte_values", "echo.large_stream", "echo.half_close_flush", "lifecycle.sigterm_busy"}
-# Every chargen scenario ends with the client going away while the server writes: a reset or EPIPE.
+NUL_SCENARIOS = {"echo.all_byte_values", "echo.large_stream", "echo.half_close_flush", "lifecycle.sigterm_busy",
+                 "robustness.slow_reader", "robustness.sigterm_transfer", "robustness.single_write_64mib_echo",
+                 "robustness.fuzz_echo"}
+# Every chargen scenario ends with the client going away while the server writes: a reset or EPIPE;
+# the robustness cases reset on purpose, and the fuzzer's examples include resets for every service.
 RESET_SCENARIOS = {"chargen.pattern", "chargen.input_ignored", "chargen.client_closes_mid_stream",
-                   "chargen.client_resets_mid_stream", "chargen.half_close_keeps_sending", "chargen.zero_byte"}
+                   "chargen.client_resets_mid_stream", "chargen.half_close_keeps_sending", "chargen.zero_byte",
+                   "robustness.reset_before_accept", "robustness.reset_mid_echo", "robustness.reset_mid_chargen",
+                   *(f"robustness.fuzz_{s}" for s in ("echo", "discard", "chargen", "daytime", "message"))}
 
 
 def _run(name: str, keyword: str | None = None):
@@ -25,7 +30,7 @@ def _run(name: str, keyword: str | None = None):
 
 @pytest.mark.parametrize("name, broken, keyword", [
     ("nul-dropper", NUL_SCENARIOS, None),
-    ("dies-on-reset", RESET_SCENARIOS, "not lifecycle and not leaks"),
+    ("dies-on-reset", RESET_SCENARIOS, None),
 ])
 def test_failed_exactly_where_broken(name, broken, keyword):
     results = _run(name, keyword)

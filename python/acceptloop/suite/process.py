@@ -102,6 +102,7 @@ class ServerProcess:
         self._argv = argv
         self.started_at = 0.0
         self.ready_after = 0.0
+        self.told_to_stop = False      # a scenario signalled it; its exit is expected
 
     # -- starting ---------------------------------------------------------------------------
     @property
@@ -276,6 +277,8 @@ class ServerProcess:
 
     # -- stopping -------------------------------------------------------------------------
     def signal(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+            self.told_to_stop = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signum)
 

@@ -266,6 +266,16 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
             ctx.check(False, "the server is still running after the scenario", "running",
                       f"exited with {server.exit_code}", level=MUST)
     for own in ctx.own_servers:
+        if own.proc is not None and own.listening and not own.told_to_stop and own.impl.launchable:
+            # A server the scenario started and left running must still be running, and must
+            # stop cleanly: a crash caused by the scenario's last reset shows here.
+            if not own.alive():
+                ctx.check(False, "the server is still running after the scenario", "running",
+                          f"exited with {own.wait_exit(1.0)}", level=MUST)
+            else:
+                code = own.stop()
+                ctx.check(code == P.EXIT_OK, "the server then exits 0 on SIGTERM", 0,
+                          "killed after 10 s" if code is None else code, level=MUST)
         if own.proc is not None and own.proc.poll() is None:
             own.stop()
         stderr_parts.append(own.stderr())
