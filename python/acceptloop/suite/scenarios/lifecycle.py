@@ -210,9 +210,11 @@ def sigterm_busy(ctx: Context) -> None:
             yield data[offset:offset + (1 << 16)]
 
     c = ctx.connect(srv.address, keep=False)
+    c.send(b"ping")
+    c.recv_exactly(4)             # the connection is accepted and being served, not just queued
     c.exchange(chunks(), timeout=30)
     import hashlib
-    want = hashlib.sha256(data).hexdigest()
+    want = hashlib.sha256(b"ping" + data).hexdigest()
     ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
               "the transfer in progress completes, then FIN", "8 MiB echoed, FIN",
               f"{c.transcript.received.count} bytes, {c.transcript.end}")

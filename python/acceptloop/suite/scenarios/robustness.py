@@ -255,11 +255,13 @@ def sigterm_transfer(ctx: Context) -> None:
             marks["refused"] = time.monotonic() - marks["signal"]
 
     c = ctx.connect(srv.address, keep=False)
+    c.send(b"ping")
+    c.recv_exactly(4)             # the connection is accepted and being served, not just queued
     c.exchange(chunks(), timeout=30)
     finished = time.monotonic() - marks["signal"]
     code = srv.wait_exit(P.DEFAULT_GRACE + 2)
     exited = time.monotonic() - marks["signal"]
-    want = hashlib.sha256(data).hexdigest()
+    want = hashlib.sha256(b"ping" + data).hexdigest()
     ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
               "the transfer completes, then FIN", "1 MiB echoed, FIN", f"{c.transcript.received.count} bytes, {c.transcript.end}")
     wait_until(lambda: marks.get("refused", -1.0) >= 0, 3.0)
