@@ -165,6 +165,8 @@ struct al_load_config {
     double duration;         /* seconds in the window, > 0 and <= AL_LOAD_MAX_SECONDS */
     int cpu;                 /* pin the calling thread to this CPU for the run, restored after; -1: no pinning */
     double connect_timeout;  /* seconds, > 0 and <= AL_LOAD_MAX_CONNECT_TIMEOUT */
+    int watch_pid;           /* > 0: the server's pid, read from /proc (with its children's) at the
+                                window's edges for server_cpu_s and server_rss_*; 0: not */
 };
 
 /* What a run measured. Counts and rates are of the window only; errors and
@@ -183,6 +185,10 @@ struct al_load_result {
     double client_cpu_s;                 /* this thread's user + system CPU over the window (RUSAGE_THREAD) */
     double client_cpu_pct;               /* client_cpu_s / elapsed * 100; 100 = one whole CPU */
     int connections;                     /* the most connections established at once */
+    double server_cpu_s;                 /* watch_pid: its user + system CPU, and its children's (live and
+                                            reaped), over exactly the window; -1 when unreadable */
+    unsigned long long server_rss_start; /* watch_pid: resident bytes (with live children) before connecting */
+    unsigned long long server_rss_end;   /* ... and at the end of the window, all connections still open */
     unsigned long long errors[AL_LOAD_ERR_KINDS];
     char other_errno[32];                /* name of the last AL_LOAD_ERR_OTHER errno ("EMFILE"), "" if none */
     int error_code;                      /* after AL_ERR: an errno value, or an EAI_* code for "resolve" */
@@ -190,8 +196,8 @@ struct al_load_result {
 };
 
 /* Fills *cfg with the defaults: echo, 1 connection, 64-byte messages,
- * warmup 1 s, duration 5 s, no pinning, connect_timeout 3 s; host and port
- * are left for the caller (NULL, 0). */
+ * warmup 1 s, duration 5 s, no pinning, connect_timeout 3 s, no watched
+ * server; host and port are left for the caller (NULL, 0). */
 void al_load_config_defaults(struct al_load_config *cfg);
 
 /* The index of a mode name ("echo" ...), or AL_ERR when there is no such mode. */

@@ -62,10 +62,17 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     } else if (phase == P_WINDOW) {
         lg->window_start = now;
         lg->cpu_start = thread_cpu();
+        if (cfg->watch_pid > 0)
+            lg->server_cpu_start = lg_proc_cpu(cfg->watch_pid);
         lg->phase_end = now + (uint64_t)(cfg->duration * 1e9);
     } else if (phase == P_DONE && lg->phase == P_WINDOW) {
         lg->res->elapsed = (double)(now - lg->window_start) / 1e9;
         lg->res->client_cpu_s = thread_cpu() - lg->cpu_start;
+        if (cfg->watch_pid > 0) {
+            double end = lg_proc_cpu(cfg->watch_pid);
+            lg->res->server_cpu_s = end < 0 || lg->server_cpu_start < 0 ? -1.0 : end - lg->server_cpu_start;
+            lg->res->server_rss_end = lg_proc_rss(cfg->watch_pid);
+        }
     }
     lg->phase = phase;
 }
@@ -306,6 +313,8 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     }
     for (int i = 0; i < cfg->connections; i++)
         lg->conns[i].fd = -1;
+    if (cfg->watch_pid > 0)
+        res->server_rss_start = lg_proc_rss(cfg->watch_pid);
     lg_hist_init(&lg->hist);
     lg->ep = epoll_create1(EPOLL_CLOEXEC);
     if (lg->ep < 0) {

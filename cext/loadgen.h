@@ -78,11 +78,19 @@ struct lg {
     int phase;                    /* enum lg_phase */
     uint64_t phase_end, window_start, timeout_ns;
     double cpu_start;
+    double server_cpu_start;      /* watch_pid's CPU when the window opened */
     unsigned char *pattern;       /* echo: the message; ingest: the chunk */
     size_t pattern_len;
     unsigned char *rbuf;          /* LG_RECV_BUF bytes */
     struct lg_hist hist;
 };
+
+/* The CPU seconds (user + system, its reaped children's included) of a
+ * process and of its live children, from /proc; -1 when pid is unreadable. */
+double lg_proc_cpu(int pid);
+
+/* Resident bytes of a process and of its live children, from /proc; 0 when unreadable. */
+unsigned long long lg_proc_rss(int pid);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lg_now_ns(void);

@@ -224,7 +224,7 @@ def _number(name: str, value: Any, low: float, high: float, *, integer: bool = F
 
 def run_load(host: str, port: int, mode: str, connections: int, message_size: int | None = None,
              warmup: float | None = None, duration: float | None = None, cpu: int = -1,
-             connect_timeout: float | None = None) -> dict[str, Any]:
+             connect_timeout: float | None = None, watch_pid: int = 0) -> dict[str, Any]:
     """Run the C load generator once against a server and return what it measured.
 
     One thread, epoll, non-blocking sockets with TCP_NODELAY; closed loop: each
@@ -249,7 +249,10 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         latency_samples, client_cpu_s and client_cpu_pct (the generator
         thread's own user + system CPU over the window; 100 = one CPU),
         errors {kind: count} for every kind in LOAD_ERRORS, other_errno
-        (the errno name of the last "other" error, "" if none).
+        (the errno name of the last "other" error, "" if none), and with
+        `watch_pid` the server's CPU over the window (server_cpu_s, with its
+        children's) and its resident bytes before connecting and at the
+        window's end (server_rss_start, server_rss_end); None without it.
 
     Socket errors (refused, reset, ...) are results, not exceptions: a port
     nobody listens on gives errors["refused"] and zero ops. Raises ValueError
@@ -285,6 +288,9 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     cfg.mode = lib.al_load_mode_index(mode.encode())
     cfg.connections = connections
     cfg.cpu = cpu
+    if watch_pid:
+        _number("watch_pid", watch_pid, 1, 2**31 - 1, integer=True)
+        cfg.watch_pid = watch_pid
     res = ffi.new("struct al_load_result *")
     err = ffi.new("char[]", lib.AL_ERROR_LEN)
     if lib.al_load_run(err, len(err), cfg, res) != lib.AL_OK:   # the GIL is released meanwhile
@@ -314,6 +320,9 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         "client_cpu_pct": res.client_cpu_pct,
         "errors": {name: res.errors[i] for i, name in enumerate(LOAD_ERRORS)},
         "other_errno": ffi.string(res.other_errno).decode(),
+        "server_cpu_s": res.server_cpu_s if watch_pid else None,
+        "server_rss_start": res.server_rss_start if watch_pid else None,
+        "server_rss_end": res.server_rss_end if watch_pid else None,
     }
 
 
