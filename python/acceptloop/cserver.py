@@ -75,6 +75,11 @@ class CServer:
     def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
         self._srv = ffi.NULL
         self._thread: threading.Thread | None = None
+        # Set by the loop thread itself once al_server_run has returned. Thread.join and
+        # is_alive are not to be trusted here: a KeyboardInterrupt landing inside join() can
+        # leave a still-running thread marked as stopped (CPython's bpo-45274 handling), and
+        # freeing the C server under a running loop corrupts the heap.
+        self._done = threading.Event()
         self._run_error: str | None = None
         self.config = default_config(**options) if config is None else dataclasses.replace(config, **options)
         _check(self.config)
@@ -136,8 +141,11 @@ class CServer:
         # forked child clears it again before it serves.
         signal.pthread_sigmask(signal.SIG_BLOCK, _FRONT_END_SIGNALS)
         err = ffi.new("char[]", lib.AL_ERROR_LEN)
-        if lib.al_server_run(self._srv, err, len(err)) != lib.AL_OK:   # the GIL is released meanwhile
-            self._run_error = ffi.string(err).decode(errors="replace")
+        try:
+            if lib.al_server_run(self._srv, err, len(err)) != lib.AL_OK:   # the GIL is released meanwhile
+                self._run_error = ffi.string(err).decode(errors="replace")
+        finally:
+            self._done.set()
 
     def request_stop(self) -> None:
         """Begin a graceful stop and return at once (safe in a signal handler)."""
@@ -153,8 +161,7 @@ class CServer:
         """Wait for the loop to end; True once it has (or never ran)."""
         if self._thread is None:
             return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._done.wait(timeout)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop gracefully: refuse new connections, give those in progress --grace
@@ -188,7 +195,7 @@ class CServer:
         if self._srv == ffi.NULL:
             return
         self.stop()
-        if self._thread is not None and self._thread.is_alive():
+        if self._thread is not None and not self._done.is_set():
             return   # never free memory a running loop still uses
         lib.al_server_free(self._srv)
         self._srv = ffi.NULL
