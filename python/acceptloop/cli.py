@@ -1,4 +1,4 @@
-"""The `acceptloop` command: check, generate, report, and (as later parts land) bench."""
+"""The `acceptloop` command: check, bench, loadgen, report, generate."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--bench", metavar="FILE", type=Path,
                         help="the benchmark's results (default: results/bench.json when it exists)")
     report.add_argument("--out", metavar="DIR", type=Path, help="where to write the report (default: report/)")
+    bench = sub.add_parser("bench", help="measure every implementation under load; write results/bench.json",
+                           description="The C load generator against every implementation (the ports and the peers): "
+                                       "server on CPU 0, client on CPU 1, implementations interleaved round by "
+                                       "round. Writes JSON that `acceptloop report` turns into charts and ratios.")
+    _add_selection(bench)
+    speed = bench.add_mutually_exclusive_group()
+    speed.add_argument("--quick", dest="profile", action="store_const", const="quick",
+                       help="a small profile, under a minute (the tests use it)")
+    speed.add_argument("--full", dest="profile", action="store_const", const="full",
+                       help="every workload (the default), under 20 minutes")
+    bench.add_argument("--rounds", type=int, metavar="N", help="measured runs per cell (at least 3 for the report's "
+                       "median, min and max; default: the profile's)")
+    bench.add_argument("--json", metavar="FILE", type=Path, default=Path("results/bench.json"),
+                       help="where to write the results (default: results/bench.json)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    loadgen = sub.add_parser("loadgen", help="run the C load generator once against a server and print what it measured",
+                             description="One thread, epoll, non-blocking sockets with TCP_NODELAY, closed loop. "
+                                         "Prints the result as JSON.")
+    loadgen.add_argument("--host", default="127.0.0.1")
+    loadgen.add_argument("--port", type=int, required=True)
+    loadgen.add_argument("--mode", default="echo", help="echo, connect, ingest, egress or idle")
+    loadgen.add_argument("--connections", type=int, default=1)
+    loadgen.add_argument("--size", type=int, help="echo: bytes per message (default 64)")
+    loadgen.add_argument("--warmup", type=float, help="seconds before the measured window (default 1)")
+    loadgen.add_argument("--duration", type=float, help="seconds in the measured window (default 5)")
+    loadgen.add_argument("--cpu", type=int, default=-1, help="pin the generator to this CPU")
+    loadgen.add_argument("--watch-pid", type=int, default=0, help="read this server's CPU and RSS at the window's edges")
     return parser
 
 
@@ -138,7 +166,67 @@ def cmd_report(args: argparse.Namespace) -> int:
     return P.EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "generate": cmd_generate, "report": cmd_report}
+def cmd_bench(args: argparse.Namespace) -> int:
+    from acceptloop import provenance
+    from acceptloop.bench import plan as bench_plan, runner as bench_runner, summary
+    from acceptloop.suite import results as results_io
+    from acceptloop.suite.registry import RegistryError
+
+    profile = bench_plan.PROFILES[args.profile or "full"]
+    if args.rounds is not None and args.rounds < 1:
+        print("acceptloop bench: --rounds must be at least 1", file=sys.stderr)
+        return P.EXIT_USAGE
+    try:
+        impls = _selected(args, include_peers=True)
+        plan = bench_plan.plan(impls, profile, args.model, args.keyword, args.rounds)
+    except (RegistryError, ValueError) as e:
+        print(f"acceptloop bench: {e}", file=sys.stderr)
+        return P.EXIT_USAGE
+    unavailable = {i.name: i.unavailable() for i in impls if i.unavailable()}
+    plan.cells = [c for c in plan.cells if c.impl.name not in unavailable]
+    for name, why in unavailable.items():
+        print(f"acceptloop bench: {name} left out: {why}", file=sys.stderr)
+    if not plan.cells:
+        print("acceptloop bench: nothing matches that selection", file=sys.stderr)
+        return P.EXIT_USAGE
+    runs, fairness = bench_runner.run(plan, quiet=args.quiet)
+    impl_docs = [results_io.describe_impl(i) | {"role": i.role} for i in impls if i.name not in unavailable]
+    doc = summary.document(plan, runs, fairness, provenance.collect(), impl_docs)
+    doc["left_out"] = unavailable
+    results_io.write_json(args.json, doc)
+    failed = [c["id"] for c in doc["cells"] if any(f.startswith("failed") for f in c["flags"])]
+    for t in doc["targets"]:
+        state = ("shown" if t["value"] is not None else "not measured") if t["met"] is None else (
+            "met" if t["met"] else "MISSED")
+        value = "-" if t["value"] is None else f"{t['value']:.3g}"
+        print(f"target {state:>12}: {t['target']}: {value}")
+    print(f"bench: {len(doc['cells'])} cells, {len(runs)} runs; results: {args.json}")
+    if failed:
+        print(f"acceptloop bench: {len(failed)} cell(s) failed to run: {', '.join(failed[:5])}", file=sys.stderr)
+        return P.EXIT_FAILURE
+    return P.EXIT_OK
+
+
+def cmd_loadgen(args: argparse.Namespace) -> int:
+    import json
+
+    from acceptloop.cserver import run_load
+
+    try:
+        result = run_load(args.host, args.port, args.mode, args.connections, message_size=args.size,
+                          warmup=args.warmup, duration=args.duration, cpu=args.cpu, watch_pid=args.watch_pid)
+    except ValueError as e:
+        print(f"acceptloop loadgen: {e}", file=sys.stderr)
+        return P.EXIT_USAGE
+    except OSError as e:
+        print(f"acceptloop loadgen: {e.strerror or e}", file=sys.stderr)
+        return P.EXIT_FAILURE
+    print(json.dumps(result, indent=1))
+    return P.EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "generate": cmd_generate, "report": cmd_report, "bench": cmd_bench,
+            "loadgen": cmd_loadgen}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

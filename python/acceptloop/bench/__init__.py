@@ -1,0 +1,1 @@
+"""The benchmark: the C load generator against every implementation, interleaved, pinned, measured."""

@@ -1,0 +1,130 @@
+"""What the benchmark measures: the workloads, the profiles, and which cells each implementation runs.
+
+A cell is (workload, implementation, model). The event model of every
+implementation runs the whole matrix; the other models run a representative
+subset (1 KiB echo at 1 and 16 connections, and the connection rate).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from acceptloop.suite.registry import Implementation
+from acceptloop.suite.runner import KeywordFilter
+
+KIB = 1024
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str              # the load generator's mode: echo, connect, ingest, egress, idle
+    service: str
+    connections: int
+    size: int = 0          # echo: bytes per message
+
+    @property
+    def id(self) -> str:
+        size = ""
+        if self.kind == "echo":
+            size = f"-{self.size // KIB}KiB" if self.size >= KIB else f"-{self.size}B"
+        return f"{self.kind}{size}-c{self.connections}"
+
+    @property
+    def primary(self) -> str:
+        """The figure the cell is judged by: operations per second, or MB/s for streams."""
+        return "mb_per_s" if self.kind in ("ingest", "egress") else "ops_per_s"
+
+    @property
+    def op(self) -> str:
+        """What one operation is, for 'server CPU per operation'."""
+        return {"echo": "round trip", "connect": "connection", "ingest": "MB received",
+                "egress": "MB sent", "idle": "connection held"}[self.kind]
+
+
+SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
+
+
+def workload(kind: str, connections: int, size: int = 0) -> Workload:
+    return Workload(kind, SERVICE[kind], connections, size)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    event: tuple[Workload, ...]          # for the event model of every implementation
+    other: tuple[Workload, ...]          # for every other model
+    rounds: int
+    warmup: float
+    duration: float
+    description: str = ""
+
+
+SIZES = (64, KIB, 16 * KIB, 256 * KIB)
+CONCURRENCY = (1, 16, 256, 1000)
+
+FULL = Profile(
+    name="full",
+    event=(*(workload("echo", c, s) for s in SIZES for c in CONCURRENCY),
+           *(workload("connect", c) for c in (1, 16)),
+           *(workload("ingest", c) for c in (1, 16)),
+           *(workload("egress", c) for c in (1, 16)),
+           workload("idle", 1000)),
+    other=(workload("echo", 1, KIB), workload("echo", 16, KIB), workload("connect", 1), workload("connect", 16)),
+    rounds=3, warmup=0.3, duration=1.0,
+    description="every workload on the event model, a representative subset on the others; 3 rounds",
+)
+
+QUICK = Profile(
+    name="quick",
+    event=(workload("echo", 16, 64), workload("connect", 1), workload("idle", 100)),
+    other=(workload("connect", 1),),
+    rounds=3, warmup=0.05, duration=0.2,
+    description="three workloads on the event model and the connection rate on the others, short windows",
+)
+
+PROFILES = {p.name: p for p in (QUICK, FULL)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: Workload
+    impl: Implementation
+    model: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.impl.name}-{self.model}-{self.workload.id}"
+
+
+@dataclass
+class Plan:
+    profile: Profile
+    cells: list[Cell] = field(default_factory=list)
+    rounds: int = 3
+
+    def by_round(self) -> list[list[Cell]]:
+        """Each round runs every cell once; within a round the implementations take turns
+        on each workload (A B C, A B C ...), so drift on a shared machine hits all of them."""
+        return [list(self.cells) for _ in range(self.rounds)]
+
+
+def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str] | None = None,
+         keyword: str | None = None, rounds: int | None = None) -> Plan:
+    match = KeywordFilter(keyword)
+    want = set(models) if models else None
+    cells: list[Cell] = []
+    groups: list[tuple[Workload, str]] = []
+    for w in profile.event:
+        groups.append((w, "event"))
+    for w in profile.other:
+        for m in ("iterative", "fork", "threads"):
+            groups.append((w, m))
+    for w, model in groups:
+        if want is not None and model not in want:
+            continue
+        for impl in impls:
+            if model in impl.models and w.service in impl.services:
+                cell = Cell(w, impl, model)
+                if match(cell.id):
+                    cells.append(cell)
+    return Plan(profile, cells, rounds or profile.rounds)

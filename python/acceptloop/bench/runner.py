@@ -1,0 +1,146 @@
+"""Running the benchmark: one fresh server per run, pinned to CPU 0; the C load generator
+pinned to CPU 1; the server's CPU and memory read from /proc at the window's edges.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from acceptloop.bench.plan import Cell, Plan
+from acceptloop.cserver import run_load
+from acceptloop.suite.process import ServerProcess, ServerStartError
+
+SERVER_CPU, CLIENT_CPU = 0, 1
+CONNECT_TIMEOUT = 5.0
+
+
+def pinning() -> dict[str, Any]:
+    """Server on CPU 0 and client on CPU 1 when there are at least two; otherwise no pinning."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:
+        return {"server_cpu": cpus[0], "client_cpu": cpus[1], "pinned": True}
+    return {"server_cpu": None, "client_cpu": None, "pinned": False}
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def fairness(pins: dict[str, Any]) -> dict[str, Any]:
+    """The settings that decide whether the comparison is fair, as this machine has them."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return {
+        "pinning": pins,
+        "tcp_nodelay": "set on every socket by the load generator and by every server on accepted sockets",
+        "load": "closed loop: each connection starts its next operation when the last one is done",
+        "backlog": "the contract's default (128) for every server",
+        "somaxconn": _read("/proc/sys/net/core/somaxconn"),
+        "tcp_rmem": _read("/proc/sys/net/ipv4/tcp_rmem"),
+        "tcp_wmem": _read("/proc/sys/net/ipv4/tcp_wmem"),
+        "rmem_default": _read("/proc/sys/net/core/rmem_default"),
+        "wmem_default": _read("/proc/sys/net/core/wmem_default"),
+        "fd_limit": {"soft": soft, "hard": hard},
+        "cpus": os.cpu_count(),
+    }
+
+
+@dataclass
+class Run:
+    cell: Cell
+    round: int
+    data: dict[str, Any]
+
+
+def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict[str, Any]:
+    """One run of one cell: start the server, load it, stop it. Always returns a record."""
+    w = cell.workload
+    preexec = None
+    if pins["pinned"]:
+        cpu = pins["server_cpu"]
+        preexec = lambda: os.sched_setaffinity(0, {cpu})   # noqa: E731 - runs in the child before exec
+    srv = ServerProcess(cell.impl, w.service, cell.model, preexec=preexec)
+    record: dict[str, Any] = {"round": round_no}
+    try:
+        srv.start()
+    except ServerStartError as e:
+        return {**record, "error": f"the server did not start: {e}"}
+    try:
+        host, port = srv.address
+        load = run_load(host, port, w.kind, w.connections, message_size=w.size or None,
+                        warmup=plan.profile.warmup, duration=plan.profile.duration,
+                        cpu=pins["client_cpu"] if pins["pinned"] else -1,
+                        connect_timeout=CONNECT_TIMEOUT, watch_pid=srv.pid)
+        record.update(load)
+        alive = srv.alive()
+    finally:
+        code = srv.stop()
+        srv.close()
+    record["server_exit"] = code
+    if not alive:
+        record["error"] = "the server exited during the run"
+    ops = per_op_count(w.kind, load)
+    cpu = load.get("server_cpu_s")
+    record["server_cpu_us_per_op"] = cpu / ops * 1e6 if ops and cpu is not None and cpu >= 0 else None
+    if w.kind == "idle" and load["connections"]:
+        record["rss_per_conn"] = (load["server_rss_end"] - load["server_rss_start"]) / load["connections"]
+    return record
+
+
+def per_op_count(kind: str, load: dict[str, Any]) -> float:
+    """How many operations the window held, as 'server CPU per operation' counts them:
+    round trips, connections, or (streams) megabytes moved."""
+    if kind == "ingest":
+        return load["bytes_sent"] / 1e6
+    if kind == "egress":
+        return load["bytes_received"] / 1e6
+    return float(load["ops"])
+
+
+class Progress:
+    """A progress bar with the time left, on stderr."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.done, self.quiet = total, 0, quiet
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        width = 30
+        filled = int(width * self.done / self.total)
+        line = (f"[{'=' * filled}{' ' * (width - filled)}] {self.done}/{self.total} "
+                f"{int(elapsed) // 60}m{int(elapsed) % 60:02d}s elapsed, about {int(left) // 60}m{int(left) % 60:02d}s left  {label}")
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line[:160] + ("\n" if self.done == self.total else ""))
+        elif self.done == self.total or self.done % 10 == 0:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def run(plan: Plan, quiet: bool = False,
+        on_run: Callable[[Run], None] | None = None) -> tuple[list[Run], dict[str, Any]]:
+    """Every round of the plan, implementations interleaved; the runs and the fairness settings."""
+    pins = pinning()
+    rounds = plan.by_round()
+    progress = Progress(sum(len(r) for r in rounds), quiet)
+    runs = []
+    for i, cells in enumerate(rounds, start=1):
+        for cell in cells:
+            r = Run(cell, i, measure(cell, i, plan, pins))
+            runs.append(r)
+            if on_run:
+                on_run(r)
+            progress.step(f"round {i}/{len(rounds)} {cell.id}")
+    return runs, fairness(pins)
