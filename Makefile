@@ -42,12 +42,15 @@ build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS)
 	$(CC) $(CFLAGS_CORE) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
 		-Icext -o $@ $(C_CORE) cext/main.c
 
-# The matrix, then the report: written even when a cell FAILED (check's exit 1 is kept), not
-# when check could not run at all (exit 2), which would report stale results.
+# The matrix, the benchmark (the quick profile; FULL=1 for the full one), then the report:
+# written even when a cell FAILED (check's exit 1 is kept), not when check could not run at
+# all (exit 2), which would report stale results.
+BENCH_PROFILE := $(if $(FULL),--full,--quick)
 compare: setup
 	@status=0; $(VENV)/bin/acceptloop check --json results/check.json || status=$$?; \
 	[ $$status -le 1 ] || exit $$status; \
-	$(VENV)/bin/acceptloop report --results results/check.json || exit $$?; \
+	$(VENV)/bin/acceptloop bench $(BENCH_PROFILE) --json results/bench.json || status=$$?; \
+	$(VENV)/bin/acceptloop report --results results/check.json --bench results/bench.json || exit $$?; \
 	exit $$status
 
 test: setup chromium asan
