@@ -88,7 +88,6 @@ class Client:
         self.timeout = timeout
         self.sock: socket.socket | None = None
         self._t0 = time.monotonic()
-        self._wrote_fin = False
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -159,26 +158,8 @@ class Client:
             sock.shutdown(socket.SHUT_WR)
         except OSError as e:
             self.transcript.notes.append(f"shutdown(SHUT_WR): {e}")
-        self._wrote_fin = True
         if self.transcript.closed_first is None and self.transcript.end == "open":
             self.transcript.closed_first = "client"
-
-    def recv_some(self, timeout: float | None = None) -> bytes:
-        """The next chunk the server sends; b'' at its FIN (recorded)."""
-        sock = self._need_socket()
-        sock.settimeout(self.timeout if timeout is None else timeout)
-        try:
-            chunk = sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            raise StepTimeout(f"{self.transcript.label}: nothing received for {sock.gettimeout():g} s") from None
-        except ConnectionResetError:
-            self._record_end("RST")
-            return b""
-        if not chunk:
-            self._record_end("FIN")
-            return b""
-        self._got(chunk)
-        return chunk
 
     def recv_exactly(self, n: int, timeout: float | None = None) -> bytes:
         """Exactly `n` more bytes (fewer only if the server closed first)."""
@@ -197,6 +178,7 @@ class Client:
         return bytes(out)
 
     def _recv_upto(self, n: int, timeout: float) -> bytes:
+        """At most `n` bytes, whatever arrives first; b'' at the server's FIN or RST (recorded)."""
         sock = self._need_socket()
         sock.settimeout(timeout)
         try:

@@ -5,15 +5,14 @@ import random
 import re
 import signal
 import socket
-import threading
 import time
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import connection_refused
-from acceptloop.suite.process import ServerProcess, ServerStartError, free_port, wait_until
+from acceptloop.suite.process import ServerProcess, ServerStartError, free_port
 from acceptloop.suite.scenario import CONTRACT, MUST, SHOULD, Context
-from acceptloop.suite.scenarios.probes import served
+from acceptloop.suite.scenarios.probes import echo_through_sigterm, served
 
 
 def _needs_ready_line(ctx: Context) -> bool:
@@ -190,44 +189,7 @@ def sigterm_idle_connection(ctx: Context) -> None:
           "(at most `--grace` seconds), exit 0.", service="echo", shared=False, needs=("grace",),
           fingerprint=("received_sha256", "exit_code", "refused"))
 def sigterm_busy(ctx: Context) -> None:
-    srv = ctx.start_server(options={"grace": "5"})
-    data = random.Random(15).randbytes(8 << 20)
-    refused_after: list[float] = []
-    signalled: list[float] = []
-
-    def watch_refused() -> None:
-        if wait_until(lambda: connection_refused(srv.address, 0.5), 4.0):
-            refused_after.append(time.monotonic() - signalled[0])
-
-    watcher = threading.Thread(target=watch_refused, daemon=True)
-
-    def chunks():
-        for offset in range(0, len(data), 1 << 16):
-            if offset == 1 << 20:
-                signalled.append(time.monotonic())
-                srv.signal(signal.SIGTERM)
-                watcher.start()
-            yield data[offset:offset + (1 << 16)]
-
-    c = ctx.connect(srv.address, keep=False)
-    c.send(b"ping")
-    c.recv_exactly(4)             # the connection is accepted and being served, not just queued
-    c.exchange(chunks(), timeout=30)
-    import hashlib
-    want = hashlib.sha256(b"ping" + data).hexdigest()
-    ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
-              "the transfer in progress completes, then FIN", "8 MiB echoed, FIN",
-              f"{c.transcript.received.count} bytes, {c.transcript.end}")
-    code = srv.wait_exit(7.0)
-    watcher.join(5.0)
-    ctx.check(bool(refused_after), "new connects are refused once SIGTERM has arrived", "refused",
-              "still accepted" if not refused_after else "refused")
-    ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, "still running" if code is None else code)
-    if refused_after:
-        ctx.figure("refusing new connects after SIGTERM", round(refused_after[0], 3), "s")
-    ctx.observe("received_sha256", c.transcript.received.sha256)
-    ctx.observe("exit_code", code)
-    ctx.observe("refused", bool(refused_after))
+    echo_through_sigterm(ctx, random.Random(15).randbytes(8 << 20), signal_after=1 << 20)
 
 
 @scenario("lifecycle.restart_same_port", "Serve daytime on a fixed port, stop, start again at once on the same port.",

@@ -2,11 +2,17 @@
 protocol definition (never by calling a server's code), and the 'is it still serving?' probe."""
 from __future__ import annotations
 
+import hashlib
 import re
+import select
+import signal
+import threading
+import time
 from datetime import datetime, timezone
 
 from acceptloop import _protocol as P
-from acceptloop.suite.client import Client, StepTimeout
+from acceptloop.suite.client import Client, StepTimeout, connection_refused
+from acceptloop.suite.process import wait_until
 from acceptloop.suite.scenario import MUST, Context
 
 CHARGEN_RING = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
@@ -99,3 +105,54 @@ def probe(c: Client, service: str) -> tuple[bool, str]:
     except (StepTimeout, OSError) as e:
         return False, f"{type(e).__name__}: {e}"
     return ok, "served" if ok else f"{got!r}, then {c.transcript.end}"
+
+
+def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: float = 0.0,
+                         grace: float = 5.0) -> None:
+    """SIGTERM a fresh echo server while `data` is being echoed, and grade what the contract asks:
+    the transfer completes (then FIN), new connects are refused meanwhile, the exit status is 0.
+
+    A first round trip makes sure the connection is being served, not still queued. SIGTERM goes
+    out once `signal_after` bytes have been sent; `pace` seconds pass between 64 KiB chunks.
+    """
+    srv = ctx.start_server(options={"grace": f"{grace:g}"})
+    marks: dict[str, float] = {}
+
+    def watch() -> None:
+        if wait_until(lambda: connection_refused(srv.address, 0.5), 4.0):
+            marks["refused"] = time.monotonic() - marks["signal"]
+
+    watcher = threading.Thread(target=watch, daemon=True)
+
+    def chunks():
+        for offset in range(0, len(data), 1 << 16):
+            if offset == signal_after:
+                marks["signal"] = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                watcher.start()
+            if pace:
+                select.select([], [], [], pace)
+            yield data[offset:offset + (1 << 16)]
+
+    c = ctx.connect(srv.address, keep=False)
+    c.send(b"ping")
+    c.recv_exactly(4)
+    c.exchange(chunks(), timeout=30)
+    finished = time.monotonic() - marks["signal"]
+    code = srv.wait_exit(grace + 2)
+    exited = time.monotonic() - marks["signal"]
+    watcher.join(5.0)
+    want = hashlib.sha256(b"ping" + data).hexdigest()
+    ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
+              "the transfer in progress completes, then FIN", f"{len(data) >> 20} MiB echoed, FIN",
+              f"{c.transcript.received.count} bytes, {c.transcript.end}")
+    ctx.check("refused" in marks, "new connects are refused once SIGTERM has arrived", "refused",
+              "refused" if "refused" in marks else "still accepted")
+    ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, "still running" if code is None else code)
+    if "refused" in marks:
+        ctx.figure("new connects refused after SIGTERM", round(marks["refused"] * 1000, 1), "ms")
+    ctx.figure("transfer finished after SIGTERM", round(finished, 3), "s")
+    ctx.figure("exit after SIGTERM", round(exited, 3), "s", f"grace {grace:g} s")
+    ctx.observe("received_sha256", c.transcript.received.sha256)
+    ctx.observe("exit_code", code)
+    ctx.observe("refused", "refused" in marks)

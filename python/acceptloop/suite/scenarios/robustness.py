@@ -18,10 +18,9 @@ import time
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
-from acceptloop.suite.client import connection_refused
 from acceptloop.suite.process import wait_until
 from acceptloop.suite.scenario import MUST, Context
-from acceptloop.suite.scenarios.probes import CHARGEN_LINE, served
+from acceptloop.suite.scenarios.probes import CHARGEN_LINE, echo_through_sigterm, served
 
 FM = "FAILURE-MODES.md"
 
@@ -234,41 +233,9 @@ def sigterm_in_accept(ctx: Context) -> None:
 @scenario("robustness.sigterm_transfer", "SIGTERM during a paced 1 MiB echo (about 0.7 s): the transfer completes "
           "within the grace, new connects are refused, exit 0.", MUST, FM,
           "SIGTERM with a transfer in progress: the transfer completes within the grace, new connects are refused, exit 0.",
-          service="echo", shared=False, needs=("grace",))
+          service="echo", shared=False, needs=("grace",), fingerprint=("received_sha256", "exit_code", "refused"))
 def sigterm_transfer(ctx: Context) -> None:
-    srv = ctx.start_server(options={"grace": "5"})
-    data = random.Random(2).randbytes(1 << 20)
-    marks: dict[str, float] = {}
-
-    def chunks():
-        for i, offset in enumerate(range(0, len(data), 1 << 16)):
-            if i == 4:
-                marks["signal"] = time.monotonic()
-                srv.signal(signal.SIGTERM)
-                marks["refused"] = -1.0
-                threading.Thread(target=watch, daemon=True).start()
-            select.select([], [], [], 0.04)      # pacing: the client's own rate, about 1.6 MB/s
-            yield data[offset:offset + (1 << 16)]
-
-    def watch() -> None:
-        if wait_until(lambda: connection_refused(srv.address, 0.5), 3.0):
-            marks["refused"] = time.monotonic() - marks["signal"]
-
-    c = ctx.connect(srv.address, keep=False)
-    c.send(b"ping")
-    c.recv_exactly(4)             # the connection is accepted and being served, not just queued
-    c.exchange(chunks(), timeout=30)
-    finished = time.monotonic() - marks["signal"]
-    code = srv.wait_exit(P.DEFAULT_GRACE + 2)
-    exited = time.monotonic() - marks["signal"]
-    want = hashlib.sha256(b"ping" + data).hexdigest()
-    ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
-              "the transfer completes, then FIN", "1 MiB echoed, FIN", f"{c.transcript.received.count} bytes, {c.transcript.end}")
-    wait_until(lambda: marks.get("refused", -1.0) >= 0, 3.0)
-    ctx.check(marks.get("refused", -1.0) >= 0, "new connects are refused after SIGTERM", "refused", "accepted")
-    ctx.check(code == P.EXIT_OK, "exit 0 within the grace", 0, "still running" if code is None else code)
-    ctx.figure("transfer finished after SIGTERM", round(finished, 2), "s")
-    ctx.figure("exit after SIGTERM", round(exited, 2), "s", "grace 5 s")
+    echo_through_sigterm(ctx, random.Random(2).randbytes(1 << 20), signal_after=4 << 16, pace=0.04)
 
 
 @scenario("robustness.over_the_limit", "1,100 connections against the default --max-conns (1,000): the extra ones "
