@@ -62,3 +62,23 @@ def test_a_server_already_running_is_checked_by_address(tmp_path):
     grades = {r["scenario"]: r["grade"] for r in json.loads((tmp_path / "r.json").read_text())["results"]}
     assert grades["echo.round_trip"] == "OK" and grades["echo.large_stream"] == "OK"
     assert grades["lifecycle.ready_lines"] == "MISSING"
+
+
+def test_a_server_that_prints_nothing_is_detected_by_polling_its_port(tmp_path):
+    """ready = "port": the kit picks a free port, fills it into the command, and waits until it accepts."""
+    extra = tmp_path / "silent.toml"
+    extra.write_text('''
+[[implementation]]
+name = "silent"
+command = ["sh", "-c", "exec {python} -m acceptloop.server --service {service} --model {model} --host {host} --port {port} >/dev/null"]
+models = ["event"]
+services = ["echo"]
+ready = "port"
+''')
+    out = check("--implementations", str(extra), "--impl", "silent", "-k", "echo.round_trip or lifecycle.ready_lines "
+                "or lifecycle.sigterm_busy", "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    grades = {r["scenario"]: (r["grade"], r["reason"]) for r in json.loads((tmp_path / "r.json").read_text())["results"]}
+    assert grades["echo.round_trip"][0] == "OK"
+    assert grades["lifecycle.ready_lines"] == ("INFO", "silent prints no READY line (registry: ready = port)")
+    assert grades["lifecycle.sigterm_busy"] == ("MISSING", "silent does not accept --grace")

@@ -89,7 +89,9 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
     ops = per_op_count(w.kind, load)
     cpu = load.get("server_cpu_s")
     record["server_cpu_us_per_op"] = cpu / ops * 1e6 if ops and cpu is not None and cpu >= 0 else None
-    if w.kind == "idle" and load["connections"]:
+    if load["connections"] and load.get("server_rss_end"):
+        # What each connection costs in server memory at this concurrency (for the idle workload:
+        # an idle connection's cost).
         record["rss_per_conn"] = (load["server_rss_end"] - load["server_rss_start"]) / load["connections"]
     return record
 
