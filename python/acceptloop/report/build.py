@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from acceptloop import render
 from acceptloop.paths import REPORT, ROOT
-from acceptloop.report import cells, performance, walkthrough
+from acceptloop.report import cells, performance, robustness, walkthrough
 from acceptloop.suite import matrix
 from acceptloop.suite import results as results_io
 from acceptloop.suite.scenario import FAILED, GRADES, INFO, MISSING, NON_STRICT, OK
@@ -103,6 +103,7 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
         "total": len(results),
         "summary": matrix.summary(results),
         "table": table,
+        "robustness": robustness.table(document),
         "disagreements": disagreements(table),
         "details": cells.details(document),
         "attention": [{"grade": r.grade, "cls": cells.GRADE_CLASS[r.grade], "impl": r.impl, "model": r.model,

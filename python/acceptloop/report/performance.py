@@ -1,9 +1,14 @@
 """The report's performance section: the one place where the benchmark's results come in.
 
-`acceptloop bench` (a later part of the kit) writes results/bench.json. `load()` reads it
+`acceptloop bench` writes results/bench.json (schema acceptloop.bench/1). `load()` reads it
 when it exists and `section()` turns it into the context that templates/report/performance.html.j2
-and REPORT.md.j2 render. Until the benchmark exists the section is a placeholder that says how
-to produce the figures; when it lands, its document is rendered here and nowhere else.
+and REPORT.md.j2 render: how the load was made (method, fairness, profile, provenance), the
+charts (bench_charts.py picks the cells, charts.py draws them), and the tables (bench_tables.py:
+the C core table, the targets, every cell and its flags). Without a document the section is a
+placeholder that says how to produce one.
+
+Every key of the document is read with a default: a partial document (a filtered or failed
+run, an older kit) gives a shorter section, never an exception.
 """
 from __future__ import annotations
 
@@ -12,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from acceptloop.paths import ROOT
+from acceptloop.report import bench_charts, bench_tables, numbers
+from acceptloop.report.charts import Palette
 
 DEFAULT_BENCH = ROOT / "results" / "bench.json"
-PRODUCE = ["acceptloop bench", "acceptloop report"]   # the commands that fill the section
+PRODUCE = ["acceptloop bench --quick", "acceptloop report"]   # the commands that fill the section
+FULL = "acceptloop bench --full"                               # every workload (about 15 minutes)
+UNKNOWN = "not recorded"
 
 
 class BenchError(Exception):
@@ -31,7 +40,7 @@ def load(path: Path | None, required: bool) -> dict[str, Any] | None:
         raise BenchError(f"{path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise BenchError(f"{path}: not JSON: {e}") from None
-    if not isinstance(document, dict):
+    if not isinstance(document, dict) or not isinstance(document.get("cells", []), list):
         raise BenchError(f"{path}: not an `acceptloop bench` results file")
     return document
 
@@ -45,14 +54,90 @@ def _shown(path: Path | None) -> str:
         return str(path)
 
 
-def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
-    """The performance section's context: a placeholder until `bench` holds results.
+def _text(value: Any) -> str:
+    if value is None or value == "":
+        return UNKNOWN
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
-    Rendering the benchmark's figures belongs here: this function is what turns a bench
-    document into rows and charts for the templates.
-    """
+
+def palette(bench: dict[str, Any]) -> Palette:
+    """Colours in the document's implementation order (ports first as the registry lists them)."""
+    p = Palette()
+    for i in bench.get("implementations") or []:
+        if i.get("name"):
+            p.add(i["name"], i.get("role", "port"))
+    for c in bench.get("cells") or []:
+        p.add(c.get("impl", "?"), c.get("role", "port"))
+    return p
+
+
+def fairness(f: dict[str, Any]) -> list[tuple[str, str]]:
+    """The settings that make the comparison fair, in words."""
+    pins = f.get("pinning") or {}
+    if pins.get("pinned"):
+        pinning = f"server on CPU {pins.get('server_cpu')}, load generator on CPU {pins.get('client_cpu')}"
+    elif pins:
+        pinning = "none (fewer than two CPUs): server and load generator share the CPUs"
+    else:
+        pinning = UNKNOWN
+    limit = f.get("fd_limit") or {}
+    rows = [
+        ("CPU pinning", pinning),
+        ("TCP_NODELAY", _text(f.get("tcp_nodelay"))),
+        ("listen backlog", _text(f.get("backlog"))),
+        ("net.core.somaxconn", _text(f.get("somaxconn"))),
+        ("descriptor limit", f"soft {limit.get('soft')}, hard {limit.get('hard')}" if limit else UNKNOWN),
+        ("TCP buffers", (f"tcp_rmem {_text(f.get('tcp_rmem'))}, tcp_wmem {_text(f.get('tcp_wmem'))}"
+                         " (min default max, bytes)").replace("\t", " ")),
+        ("socket buffers", f"rmem_default {_text(f.get('rmem_default'))}, wmem_default {_text(f.get('wmem_default'))} (bytes)"),
+        ("CPUs", _text(f.get("cpus"))),
+    ]
+    known = {"pinning", "tcp_nodelay", "backlog", "somaxconn", "fd_limit", "tcp_rmem", "tcp_wmem",
+             "rmem_default", "wmem_default", "cpus", "load"}
+    rows += [(k, _text(v)) for k, v in f.items() if k not in known]
+    return rows
+
+
+METHOD_LABELS = {"interleaving": "rounds", "server": "servers", "server_cpu": "server CPU",
+                 "per_op": "one operation", "noisy": "flagged noisy", "client_bound": "flagged client-bound"}
+
+
+def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
+    """The performance section's context: a placeholder until `bench` holds results."""
     if bench is None:
-        return {"available": False, "produce": PRODUCE, "path": _shown(path), "schema": None,
-                "provenance": {}}
-    return {"available": True, "produce": PRODUCE, "path": _shown(path), "schema": bench.get("schema", "unknown"),
-            "provenance": bench.get("provenance") or {}}
+        return {"available": False, "produce": PRODUCE, "full": FULL, "path": _shown(path), "schema": None,
+                "provenance": []}
+    cells = [c for c in bench.get("cells") or [] if isinstance(c, dict)]
+    colours = palette(bench)
+    profile = bench.get("profile") or {}
+    method = bench.get("method") or {}
+    prov = bench.get("provenance") or {}
+    quick = profile.get("name") == "quick"
+    rows = bench_tables.cell_rows(cells, colours)
+    return {
+        "available": True, "produce": PRODUCE, "full": FULL, "path": _shown(path),
+        "schema": bench.get("schema", "unknown"),
+        "provenance": [(k, _text(v)) for k, v in prov.items()],
+        "command": prov.get("command") or UNKNOWN,
+        "load": (bench.get("fairness") or {}).get("load"),
+        "profile": {"name": profile.get("name", UNKNOWN), "description": profile.get("description", ""),
+                    "rounds": profile.get("rounds", UNKNOWN),
+                    "warmup": numbers.micros(profile["warmup_s"] * 1e6) if profile.get("warmup_s") is not None else UNKNOWN,
+                    "window": numbers.micros(profile["duration_s"] * 1e6) if profile.get("duration_s") is not None else UNKNOWN,
+                    "quick": quick},
+        "method": [(METHOD_LABELS.get(k, k), _text(v)) for k, v in method.items()],
+        "fairness": fairness(bench.get("fairness") or {}),
+        "left_out": [(k, _text(v)) for k, v in (bench.get("left_out") or {}).items()],
+        "legend": [s for s in colours.legend() if any(c.get("impl") == s["impl"] for c in cells)],
+        "charts": bench_charts.charts(cells, colours),
+        "core": bench_tables.core_table(bench.get("core_table") or [], colours),
+        "targets": bench_tables.targets(bench.get("targets") or []),
+        "groups": rows,
+        "flagged": [r for g in rows for r in g["rows"] if r["flags"]],
+        "cell_count": len(cells),
+        "impl_count": len({c.get("impl") for c in cells}),
+    }

@@ -1,0 +1,165 @@
+"""The benchmark's tables as the templates print them: every cell with its flags, the C core
+table of ratios, and the targets with their state.
+
+The figures themselves (medians, ratios, whether a target is met) are computed by
+bench/summary.py when the benchmark runs; this module only formats and classifies them.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from acceptloop.report import numbers
+from acceptloop.report.bench_charts import workload_title
+from acceptloop.report.charts import Palette
+
+EVEN = 1.05          # a ratio within 5 % of 1 is neither better nor worse
+# A flag's kind (the words before its colon) and how loudly the table marks it.
+FLAG_SEVERITY = {"failed": "bad", "errors": "bad", "unsupported": "gone", "noisy": "warn", "client-bound": "warn"}
+UNITS = {"ops_per_s": "ops/s", "mb_per_s": "MB/s"}
+
+
+def anchor(cell_id: str) -> str:
+    return "bench-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", cell_id)
+
+
+def flag(text: str) -> dict[str, str]:
+    kind = str(text).split(":", 1)[0].strip()
+    return {"text": str(text), "kind": kind, "cls": FLAG_SEVERITY.get(kind, "warn")}
+
+
+def _median(s: dict[str, Any] | None) -> float | None:
+    return s.get("median") if s else None
+
+
+def _range(s: dict[str, Any] | None, fmt=numbers.si) -> str:
+    """'min 35.0k, max 38.5k over 3 runs' for a tooltip."""
+    if not s or s.get("median") is None:
+        return ""
+    return f"median {fmt(s['median'])}, min {fmt(s.get('min'))}, max {fmt(s.get('max'))} over {s.get('n', '?')} runs"
+
+
+def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
+    """One cell as the table prints it."""
+    primary = c.get("primary", "ops_per_s")
+    lat = c.get("latency_us") or {}
+    rss_conn = c.get("rss_per_conn")
+    idle = c.get("kind") == "idle"
+    errors = c.get("errors") or {}
+    return {
+        **palette.style(c.get("impl", "?")), "anchor": anchor(c.get("id", "?")), "id": c.get("id", "?"),
+        "role": c.get("role", "port"), "model": c.get("model", "?"), "workload": c.get("workload", "?"),
+        "primary": "–" if idle else numbers.spread(c.get(primary)),
+        "primary_unit": "" if idle else UNITS.get(primary, primary),
+        "primary_title": f"held {c.get('connections')} idle connections; see the RSS columns" if idle
+        else _range(c.get(primary)),
+        "mb_s": numbers.si(_median(c.get("mb_per_s"))) if not idle else "–",
+        "cpu": numbers.si(_median(c.get("server_cpu_us_per_op"))), "cpu_title": _range(c.get("server_cpu_us_per_op")),
+        "latency": [numbers.micros(_median(lat.get(p))) for p in ("p50", "p99", "p999")],
+        "latency_title": "; ".join(f"{p}: {_range(lat.get(p), numbers.micros)}" for p in ("p50", "p90", "p99", "p999")
+                                   if lat.get(p)),
+        "client": numbers.percent(_median(c.get("client_cpu_pct"))),
+        "rss_peak": numbers.size(c.get("rss_peak")),
+        "rss_conn": numbers.size(_median(rss_conn)), "rss_conn_title": _range(rss_conn, numbers.size),
+        "errors": ", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "0",
+        "has_errors": bool(errors),
+        "flags": [flag(f) for f in c.get("flags") or ()],
+    }
+
+
+def cell_rows(cells: Sequence[dict[str, Any]], palette: Palette) -> list[dict[str, Any]]:
+    """Every cell, grouped by (workload, model) in the document's order (ports and peers side by side)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in cells:
+        key = (c.get("workload", "?"), c.get("model", "?"))
+        if key not in groups:
+            groups[key] = {"workload": key[0], "model": key[1], "title": workload_title(c),
+                           "op": c.get("op", "operation"), "rows": []}
+        groups[key]["rows"].append(row(c, palette))
+    return list(groups.values())
+
+
+# -- the C core table --------------------------------------------------------------------------------
+def _judge(value: float | None, higher_is_better: bool) -> str:
+    if value is None:
+        return "none"
+    if value > EVEN:
+        return "better" if higher_is_better else "worse"
+    if value < 1 / EVEN:
+        return "worse" if higher_is_better else "better"
+    return "even"
+
+
+def pair_group(a: str, b: str, palette: Palette) -> str:
+    if palette.roles.get(b) == "peer":
+        return "against the peers"
+    if b == "c" and a != "c":
+        return "the binding's cost"
+    return "the C core against the other ports"
+
+
+PAIR_GROUPS = ("the C core against the other ports", "the binding's cost", "against the peers")
+
+
+def core_table(entries: Sequence[dict[str, Any]], palette: Palette) -> dict[str, Any]:
+    """Pairs as rows, workloads as columns; each cell the throughput ratio and the CPU-per-op ratio."""
+    workloads = list(dict.fromkeys(e.get("workload", "?") for e in entries))
+    by = {(e.get("pair"), e.get("workload")): e for e in entries}
+    pairs: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        name = e.get("pair") or f"{e.get('a')} vs {e.get('b')}"
+        if name in pairs:
+            continue
+        a, b = e.get("a", name.split(" vs ")[0]), e.get("b", name.split(" vs ")[-1])
+        cells = []
+        for w in workloads:
+            x = by.get((name, w))
+            if x is None:
+                cells.append(None)
+                continue
+            speed, cost = x.get("throughput_ratio"), x.get("cpu_per_op_ratio")
+            cells.append({"speed": numbers.ratio(speed), "speed_cls": _judge(speed, True),
+                          "cpu": numbers.ratio(cost), "cpu_cls": _judge(cost, False),
+                          "title": f"{a} / {b} on {w}: throughput ×{numbers.sig(speed) if speed else '–'}, "
+                                   f"server CPU per op ×{numbers.sig(cost) if cost else '–'}"})
+        pairs[name] = {"pair": name, "a": palette.style(a), "b": palette.style(b),
+                       "group": pair_group(a, b, palette), "cells": cells}
+    rows = sorted(pairs.values(), key=lambda p: PAIR_GROUPS.index(p["group"]))
+    return {"workloads": workloads, "rows": rows}
+
+
+# -- the targets -------------------------------------------------------------------------------------
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "x":
+        return numbers.ratio(value)
+    if unit == "fraction":
+        return numbers.percent(value * 100)
+    if unit == "bytes":
+        return numbers.size(value)
+    return f"{numbers.sig(value)} {unit}".strip()
+
+
+STATES = {True: ("met", "met"), False: ("missed", "missed")}
+
+
+def targets(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target with its measured value, its bound and its state: met, missed, not measured
+    (this profile has no such cell), or shown (measured, no bound to meet).
+
+    bench/summary.py's targets are all upper bounds ("at most"), and the document does not say
+    which way a bound goes, so it is printed as "≤ bound"."""
+    out = []
+    for t in entries:
+        value, bound, unit, met = t.get("value"), t.get("bound"), t.get("unit", ""), t.get("met")
+        if met in STATES:
+            state, cls = STATES[met]
+        elif value is None:
+            state, cls = "not measured", "unmeasured"
+        else:
+            state, cls = "shown", "shown"
+        out.append({"target": t.get("target", "?"), "value": _value(value, unit),
+                    "bound": f"≤ {numbers.trimmed(_value(bound, unit))}" if bound is not None else "–",
+                    "state": state, "cls": cls, "how": t.get("how", "")})
+    return out
