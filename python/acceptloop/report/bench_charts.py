@@ -129,6 +129,9 @@ def charts(cells: Sequence[dict[str, Any]], palette: Palette) -> dict[str, Any]:
     cells = [c for c in cells if c.get("impl") and c.get("workload")]
     groups = {"throughput": throughput(cells, palette), "cpu": cpu(cells, palette),
               "latency": latency(cells, palette), "memory": memory(cells, palette)}
+    for name, drawn in groups.items():
+        for chart in drawn:
+            chart["group"] = name
     why = {"throughput": "no echo cell on the event model in this run",
            "cpu": "no cell with a server CPU figure in this run",
            "latency": "no echo or connect cell with latency samples in this run",

@@ -210,7 +210,7 @@ def bar_chart(*, title: str, bars: Sequence[dict[str, Any]], palette: Palette, x
         lo, hi = b.get("min"), b.get("max")
         flags = list(b.get("flags") or ())
         drawn.append({
-            **palette.style(b["impl"]), "label": b["label"], "y": round(y, 1), "h": BAR, "x0": plot["x"],
+            **palette.style(b["impl"]), "label": b["label"], "median": b["median"], "y": round(y, 1), "h": BAR, "x0": plot["x"],
             "w": round(xscale(b["median"]) - plot["x"], 1), "mid": round(y + BAR / 2, 1),
             "lo": xscale(lo) if lo is not None else None, "hi": xscale(hi) if hi is not None else None,
             "value": x_format(b["median"]) + (" ⚑" if flags else ""), "flagged": bool(flags),
