@@ -3,11 +3,14 @@ extracted from the marked sources (and its errors), and the page as headless Chr
 
 The results come from tests/fixtures/results-failed-missing.json: two implementations, a
 few scenarios, one FAILED, one NON-STRICT, MISSING and INFO cells, rows that agree and rows
-that do not.
+that do not. The performance section is tested with tests/fixtures/bench-small.json (cut down
+from a quick benchmark run) and the robustness table with tests/fixtures/results-robustness.json
+(cut down from `acceptloop check -k robustness`).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import textwrap
@@ -17,9 +20,11 @@ from pathlib import Path
 import pytest
 
 from acceptloop import cli
-from acceptloop.report import build, cells, walkthrough
+from acceptloop.report import build, cells, numbers, robustness, walkthrough
+from acceptloop.report import charts as charts_mod
 from acceptloop.suite import matrix
 from acceptloop.suite import results as results_io
+from acceptloop.suite.scenario import Figure
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-failed-missing.json"
 CHROMIUM = os.environ.get("ACCEPTLOOP_CHROMIUM", "/usr/bin/chromium")
@@ -187,8 +192,8 @@ def test_the_filter_hides_exactly_the_rows_where_implementations_agree(built):
     assert 'classList.toggle("only-disagreements", toggle.checked)' in script
 
 
-def test_the_page_references_nothing_outside_itself(built):
-    page, html = built["page"], built["html"]
+def assert_self_contained(page: Page, html: str) -> None:
+    """No element, attribute, style or script of the page fetches anything; every link is an anchor in it."""
     outside = {"link", "img", "iframe", "object", "embed", "source", "video", "audio", "base", "frame", "track"}
     assert not [n.tag for n in page.root.walk() if n.tag in outside]
     for n in page.root.walk():
@@ -203,6 +208,10 @@ def test_the_page_references_nothing_outside_itself(built):
     for call in ("fetch(", "XMLHttpRequest", "import(", "WebSocket", "EventSource", "sendBeacon", "http"):
         assert call not in script
     assert not re.search(r"""(?:href|src)\s*=\s*["']?(?:https?:)?//""", html)
+
+
+def test_the_page_references_nothing_outside_itself(built):
+    assert_self_contained(built["page"], built["html"])
 
 
 def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(built):
@@ -247,6 +256,332 @@ def test_a_bench_file_comes_into_the_performance_section(tmp_path):
     section = Page(index.read_text()).ids["performance"]
     assert "acceptloop.bench/1" in section.text() and "Bench CPU" in section.text()
     assert "performance-placeholder" not in Page(index.read_text()).ids
+
+
+# -- the performance section, from a small bench document ----------------------------------------
+# tests/fixtures/bench-small.json is cut down from a real `acceptloop bench --quick`: 13 of its
+# cells (64 B echo at 16 connections for all six implementations, the connection rate, idle
+# connections), without the per-run records; its targets are as that run computed them.
+BENCH = Path(__file__).parent / "fixtures" / "bench-small.json"
+
+
+@pytest.fixture(scope="module")
+def benched(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-bench")
+    index = build.write_report(FIXTURE, BENCH, out, command=["acceptloop", "report"])
+    html = index.read_text()
+    page = Page(html)
+    return {"index": index, "html": html, "page": page, "section": page.ids["performance"],
+            "md": (out / "REPORT.md").read_text(), "bench": json.loads(BENCH.read_text())}
+
+
+def charts(section: Node, group: str) -> list[Node]:
+    return section.find("svg", "chart", data_chart=group)
+
+
+def test_the_bench_fixture_is_a_quick_run_with_flagged_cells_and_cells_for_every_chart(benched):
+    bench = benched["bench"]
+    assert bench["schema"] == "acceptloop.bench/1" and bench["profile"]["name"] == "quick"
+    cells = bench["cells"]
+    assert len(cells) <= 20 and any(c["flags"] for c in cells) and any(not c["flags"] for c in cells)
+    assert any(c["kind"] == "echo" and c["model"] == "event" for c in cells)
+    assert any(c["kind"] == "idle" for c in cells) and any(c["model"] != "event" for c in cells)
+    assert {"port", "peer"} == {c["role"] for c in cells}
+    assert {True, False, None} == {t["met"] for t in bench["targets"]}
+
+
+def test_the_performance_section_says_how_the_load_and_the_runs_were_made(benched):
+    text = " ".join(benched["section"].text().split())
+    bench = benched["bench"]
+    assert "The load is closed-loop: each connection starts its next operation only when the last one is done" in text
+    for words in ("interleaved", "fresh server", "/proc", "edges of the measured window"):
+        assert words in text, words
+    fairness = bench["fairness"]
+    assert f"server on CPU {fairness['pinning']['server_cpu']}, load generator on CPU {fairness['pinning']['client_cpu']}" in text
+    for value in (fairness["tcp_nodelay"], fairness["backlog"], fairness["somaxconn"], fairness["rmem_default"],
+                  f"soft {fairness['fd_limit']['soft']}, hard {fairness['fd_limit']['hard']}",
+                  fairness["tcp_rmem"].replace("\t", " "), fairness["tcp_wmem"].replace("\t", " ")):
+        assert str(value) in text, value
+    profile = bench["profile"]
+    assert f"Profile: {profile['name']}" in text and f"{profile['rounds']} rounds" in text
+    assert "200 ms window" in text and "50 ms warm-up" in text.replace("50.0 ms", "50 ms")
+    for key in ("cpu", "commit", "kernel", "command"):
+        assert str(bench["provenance"][key]) in text, key
+    for value in bench["method"].values():
+        assert value in text
+
+
+def test_the_throughput_chart_has_each_implementations_echo_cells_with_their_range(benched):
+    echo = [c for c in benched["bench"]["cells"] if c["kind"] == "echo" and c["model"] == "event"]
+    [chart] = charts(benched["section"], "throughput")          # one message size in the fixture
+    assert {k.attrs["data-impl"] for k in chart.find("g", "c-key")} == {c["impl"] for c in echo}   # the legend
+    assert [t.text() for t in chart.find("text", "tick")][-1] == "16"                               # the x axis
+    for c in echo:
+        [point] = chart.find("g", "pt", data_impl=c["impl"])
+        assert float(point.attrs["data-value"]) == pytest.approx(c["ops_per_s"]["median"])
+        assert len(point.find("line")) == 3                                                  # the min–max whisker
+        assert ("flagged" in point.classes) == bool(c["flags"])
+        for flag in c["flags"]:
+            assert flag in point.one("title").text()
+
+
+def test_the_cpu_and_memory_charts_have_a_bar_for_every_cell_with_the_figure(benched):
+    cells = benched["bench"]["cells"]
+    bars = [b for chart in charts(benched["section"], "cpu") for b in chart.find("g", "bar")]
+    with_cpu = [c for c in cells if c["server_cpu_us_per_op"]]
+    assert len(bars) == len(with_cpu)
+    for c in with_cpu:
+        label = c["impl"] if c["model"] == "event" else f"{c['impl']} · {c['model']}"
+        assert any(b.attrs["data-label"] == label and float(b.attrs["data-value"]) ==
+                   pytest.approx(c["server_cpu_us_per_op"]["median"]) for b in bars), c["id"]
+    [memory] = charts(benched["section"], "memory")
+    idle = [c for c in cells if c["kind"] == "idle"]
+    assert {b.attrs["data-impl"]: float(b.attrs["data-value"]) for b in memory.find("g", "bar")} == \
+        {c["impl"]: pytest.approx(c["rss_per_conn"]["median"]) for c in idle}
+
+
+def test_the_latency_chart_has_four_percentiles_per_implementation(benched):
+    echo = [c for c in benched["bench"]["cells"] if c["kind"] == "echo" and c["model"] == "event"]
+    chart = next(c for c in charts(benched["section"], "latency") if "echo 64 B" in c.text())
+    assert [t.text() for t in chart.find("text", "tick")][-4:] == ["p50", "p90", "p99", "p99.9"]
+    for c in echo:
+        values = [float(p.attrs["data-value"]) for p in chart.find("g", "pt", data_impl=c["impl"])]
+        assert values == [pytest.approx(c["latency_us"][p]["median"]) for p in ("p50", "p90", "p99", "p999")]
+
+
+def test_each_implementation_keeps_one_colour_and_the_peers_are_dashed(benched):
+    section, roles = benched["section"], {c["impl"]: c["role"] for c in benched["bench"]["cells"]}
+    colours: dict[str, set[str]] = {}
+    for chart in section.find("svg", "chart"):
+        for g in chart.find("g", "series") + chart.find("g", "bar"):
+            impl = g.attrs["data-impl"]
+            lines = g.find("path") or g.find("rect")        # a series of one point has no line, only its marker
+            for shape in lines + g.find("circle"):
+                colours.setdefault(impl, set()).add(shape.attrs["stroke"])
+            if g.find("path") or "bar" in g.classes:
+                assert ("stroke-dasharray" in lines[0].attrs) == (roles[impl] == "peer"), g.attrs
+            if "series" in g.classes:                      # round markers for ports, square for peers
+                assert bool(g.find("rect")) == (roles[impl] == "peer") != bool(g.find("circle"))
+    assert set(colours) == set(roles)
+    assert all(len(c) == 1 for c in colours.values()), colours
+    assert len({next(iter(c)) for c in colours.values()}) == len(colours)
+
+
+def test_the_c_core_table_shows_each_pairs_ratios_coloured_by_better_or_worse(benched):
+    table = benched["section"].one("table", "core")
+    workloads = [th.text() for th in table.find("th", "workload")]
+    for entry in benched["bench"]["core_table"]:
+        row = table.one("tr", data_pair=entry["pair"])
+        tds = row.find("td")
+        i = workloads.index(entry["workload"])
+        speed, cost = tds[2 * i].one("span", "ratio"), tds[2 * i + 1].one("span", "ratio")
+        assert speed.text() == numbers.ratio(entry["throughput_ratio"])
+        assert cost.text() == numbers.ratio(entry["cpu_per_op_ratio"])
+        better = "r-better" in speed.classes, "r-better" in cost.classes
+        assert better == (entry["throughput_ratio"] > 1.05, entry["cpu_per_op_ratio"] < 1 / 1.05), entry
+    assert table.find("tr", data_pair="c-cffi vs c") and "the binding's cost" in table.text()
+
+
+def test_every_target_is_marked_met_missed_not_measured_or_shown(benched):
+    rows = benched["section"].one("table", "targets").find("tr", None)[1:]
+    targets = benched["bench"]["targets"]
+    assert len(rows) == len(targets)
+    for t, row in zip(targets, rows):
+        state = {True: "met", False: "missed"}.get(t["met"]) or ("not measured" if t["value"] is None else "shown")
+        assert row.find("td")[0].text() == t["target"]
+        assert row.attrs["data-state"] == state and row.one("span", "badge").text() == state
+
+
+def test_every_cell_and_every_flag_is_in_the_table(benched):
+    section = benched["section"]
+    cells = benched["bench"]["cells"]
+    rows = section.one("table", "bench-cells").find("tr", "bench-row")
+    assert [r.attrs["data-cell"] for r in rows] == [c["id"] for c in cells]
+    listed = " ".join(section.one("div", "flagged-list").text().split())
+    for c, row in zip(cells, rows):
+        text = " ".join(row.text().split())
+        assert c["impl"] in text and c["model"] in text and ("peer" in text) == (c["role"] == "peer")
+        assert [f.text() for f in row.find("span", "flag")] == c["flags"]
+        assert ("flagged" in row.classes) == bool(c["flags"])
+        if c["kind"] != "idle":
+            assert numbers.si(c["ops_per_s"]["median"]) in text
+        assert numbers.size(c["rss_per_conn"]["median"]) in text
+        if c["flags"]:
+            assert section.find("a", href=f"#{row.attrs['id']}") and all(f in listed for f in c["flags"])
+
+
+def test_failed_unsupported_and_error_flags_are_marked_and_a_failed_cell_draws_nothing(tmp_path):
+    bench = json.loads(BENCH.read_text())
+    echo = [c for c in bench["cells"] if c["kind"] == "echo"]
+    failed, unsupported, errors = echo[0], echo[1], echo[2]
+    failed["flags"] = ["failed: the server did not start: bind 127.0.0.1:0: <b>oops</b>"]
+    for figure in ("ops_per_s", "mb_per_s", "server_cpu_us_per_op", "client_cpu_pct", "rss_per_conn"):
+        failed[figure] = None
+    failed["latency_us"] = {p: None for p in ("p50", "p90", "p99", "p999")}
+    unsupported["flags"] = ["unsupported: held 900 of 1000 connections (refused 100)"]
+    errors["flags"], errors["errors"] = ["errors: reset 3"], {"reset": 3}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    page = Page(build.write_report(FIXTURE, tmp_path / "bench.json", tmp_path / "out").read_text())
+    section = page.ids["performance"]
+    for cell, cls in ((failed, "f-bad"), (unsupported, "f-gone"), (errors, "f-bad")):
+        row = section.one("tr", data_cell=cell["id"])
+        [flag] = row.find("span", "flag")
+        assert flag.text() == cell["flags"][0] and cls in flag.classes
+    assert "reset 3" in section.one("tr", data_cell=errors["id"]).one("td", "errors").text()
+    [throughput] = charts(section, "throughput")
+    echo_latency = next(c for c in charts(section, "latency") if "echo 64 B" in c.text())
+    for chart in (throughput, echo_latency):
+        assert not chart.find("g", "pt", data_impl=failed["impl"])
+        assert chart.find("g", "pt", data_impl=unsupported["impl"])    # drawn, and marked
+    assert "<b>oops</b>" in section.one("tr", data_cell=failed["id"]).text()   # escaped, not markup
+
+
+def test_a_document_without_cells_draws_no_empty_axes(tmp_path):
+    (tmp_path / "bench.json").write_text(json.dumps({"schema": "acceptloop.bench/1", "profile": {"name": "quick"}}))
+    section = Page(build.write_report(FIXTURE, tmp_path / "bench.json", tmp_path / "out").read_text()).ids["performance"]
+    assert not section.find("svg")
+    assert len([p for p in section.find("p", "empty") if p.text().startswith("Not drawn")]) == 4
+
+
+def test_the_page_with_a_bench_references_nothing_outside_itself(benched):
+    assert_self_contained(benched["page"], benched["html"])
+
+
+def test_the_markdown_summary_has_the_targets_the_core_table_and_the_flagged_cells(benched):
+    md, bench = benched["md"], benched["bench"]
+    perf = md.split("## Performance", 1)[1]
+    for t in bench["targets"]:
+        state = {True: "met", False: "**missed**"}.get(t["met"]) or ("not measured" if t["value"] is None else "shown")
+        line = next(line for line in perf.splitlines() if line.startswith(f"| {t['target'].replace('|', chr(92) + '|')} |"))
+        assert line.endswith(f" {state} |"), line
+    for e in bench["core_table"]:
+        line = next(line for line in perf.splitlines() if line.startswith(f"| {e['pair']} |"))
+        assert f"{numbers.ratio(e['throughput_ratio'])} / {numbers.ratio(e['cpu_per_op_ratio'])}" in line
+    for c in bench["cells"]:
+        if c["flags"]:
+            assert f"- {c['impl']}/{c['model']} `{c['workload']}`: {'; '.join(c['flags'])}" in perf
+
+
+# -- the charts' geometry --------------------------------------------------------------------------
+def test_a_line_chart_puts_connections_on_a_log_axis_and_joins_the_points():
+    palette = charts_mod.Palette()
+    palette.add("c", "port")
+    palette.add("uvloop", "peer")
+    points = [{"x": n, "median": 100.0 * i + 50, "min": 100.0 * i, "max": 100.0 * i + 90, "label": str(n)}
+              for i, n in enumerate((1, 16, 256, 1000))]
+    chart = charts_mod.line_chart(title="t", series=[{"impl": "c", "points": points},
+                                                     {"impl": "uvloop", "points": points[1:2]}],
+                                  palette=palette, x_values=[1, 16, 256, 1000], x_log=True, x_label="x", y_label="y")
+    xs = [t["x"] for t in chart["x_ticks"]]
+    assert [t["label"] for t in chart["x_ticks"]] == ["1", "16", "256", "1000"] and xs == sorted(xs)
+    assert (xs[1] - xs[0]) / (xs[3] - xs[2]) == pytest.approx(math.log10(16) / math.log10(1000 / 256), rel=0.02)
+    c, uvloop = chart["series"]
+    assert c["path"].count("L") == 3 and not c["dash"] and uvloop["dash"] and uvloop["path"] == ""
+    assert all(p["y_hi"] < p["cy"] < p["y_lo"] for p in c["points"])       # the whisker spans the median
+    assert chart["y_ticks"][0]["label"] == "0" and chart["y_ticks"][-1]["y"] <= min(p["y_hi"] for p in c["points"])
+
+
+def test_a_chart_with_one_concurrency_centres_it_and_one_without_data_is_not_drawn():
+    palette = charts_mod.Palette()
+    palette.add("c", "port")
+    one = charts_mod.line_chart(title="t", series=[{"impl": "c", "points": [{"x": 16, "median": 5.0, "label": "16"}]}],
+                                palette=palette, x_values=[16], x_log=True, x_label="x", y_label="y")
+    plot = one["plot"]
+    assert one["x_ticks"][0]["x"] == pytest.approx(plot["x"] + plot["w"] / 2, abs=1)
+    assert charts_mod.line_chart(title="t", series=[{"impl": "c", "points": [{"x": 16, "median": None, "label": ""}]}],
+                                 palette=palette, x_values=[16], x_label="x", y_label="y") is None
+    assert charts_mod.bar_chart(title="t", bars=[], palette=palette, x_label="x") is None
+
+
+def test_axis_ticks_are_round_numbers():
+    assert charts_mod.linear_ticks(73000) == [0, 20000, 40000, 60000, 80000]
+    assert charts_mod.log_ticks(130, 42000) == [100, 1000, 10000, 50000]
+    assert charts_mod.log_ticks(150, 700) == [100, 200, 500, 1000]
+
+
+# -- the robustness table --------------------------------------------------------------------------
+# tests/fixtures/results-robustness.json is cut down from a real `acceptloop check -k robustness`:
+# six robustness scenarios in four columns, FAILED cells among them, each cell with its figures.
+ROBUSTNESS = Path(__file__).parent / "fixtures" / "results-robustness.json"
+
+
+@pytest.fixture(scope="module")
+def robust(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-robustness")
+    index = build.write_report(ROBUSTNESS, out / "no-bench.json", out, bench_required=False)
+    page = Page(index.read_text())
+    return {"page": page, "section": page.ids["robustness"], "md": (out / "REPORT.md").read_text(),
+            "doc": results_io.read_json(ROBUSTNESS)}
+
+
+def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_figure(robust):
+    doc, page, section = robust["doc"], robust["page"], robust["section"]
+    results = doc["results"]
+    scenarios = {s["id"]: s for s in doc["scenarios"]}
+    assert {r.grade for r in results} >= {"OK", "FAILED"} and all(r.figures for r in results)
+    rows = section.find("tr", "row")
+    assert [r.attrs["data-scenario"] for r in rows] == matrix.rows(results, list(scenarios))
+    columns = [(th.attrs["data-impl"], th.attrs["data-model"]) for th in section.find("th", "model")]
+    assert columns == matrix.columns(results)
+    for row in rows:
+        scenario = row.attrs["data-scenario"]
+        assert scenarios[scenario]["description"] == row.one("span", "desc").text()
+        tds = row.find("td", "cell")
+        assert len(tds) == len(columns)
+        for (impl, model), td in zip(columns, tds):
+            r = next(x for x in results if (x.scenario, x.impl, x.model) == (scenario, impl, model))
+            link = td.one("a")
+            assert link.attrs["href"] == f"#{cells.anchor(impl, model, scenario)}" and link.attrs["href"][1:] in page.ids
+            assert f"g-{cells.GRADE_CLASS[r.grade]}" in td.classes and td.attrs["data-grade"] == r.grade
+            main = robustness.ordered(scenario, r.figures)[0]
+            assert td.one("span", "short").text() == matrix.SHORT[r.grade]
+            assert td.one("span", "value").text() == numbers.with_unit(main.value, main.unit, main.name)
+            for f in r.figures:
+                assert f"{f.name}: {numbers.with_unit(f.value, f.unit, f.name)}" in link.attrs["title"]
+
+
+def test_the_main_robustness_figure_is_the_telling_one():
+    figures = [Figure("in flight at the reset", 7.1, "MiB"), Figure("next client served after the reset", 2.7, "ms")]
+    assert robustness.ordered("robustness.reset_mid_echo", figures)[0].name == "next client served after the reset"
+    assert robustness.ordered("robustness.emfile", figures) == figures
+    assert numbers.with_unit(0.5, "%") == "0.5 %" and numbers.with_unit(274.3, "ms") == "274 ms"
+    assert numbers.with_unit(2.3, "MiB") == "2.3 MiB" and numbers.with_unit(8, "", "examples") == "8 examples"
+
+
+def test_results_without_robustness_rows_say_how_to_produce_them(built):
+    text = " ".join(built["page"].ids["robustness-missing"].text().split())
+    assert "acceptloop check --json results/check.json" in text and "-k robustness" in text
+    assert "## Robustness" in built["md"] and "acceptloop check --json" in built["md"].split("## Robustness")[1]
+
+
+def test_only_robustness_scenarios_become_rows_of_the_robustness_table(tmp_path):
+    both = json.loads(FIXTURE.read_text())
+    extra = json.loads(ROBUSTNESS.read_text())
+    both["scenarios"] += extra["scenarios"]
+    both["results"] += extra["results"]
+    (tmp_path / "check.json").write_text(json.dumps(both))
+    page = Page(build.write_report(tmp_path / "check.json", tmp_path / "none.json", tmp_path / "out",
+                                   bench_required=False).read_text())
+    rows = [r.attrs["data-scenario"] for r in page.ids["robustness-table"].find("tr", "row")]
+    assert rows and all(r.startswith("robustness.") for r in rows)
+    assert set(rows) == {s["id"] for s in extra["scenarios"]}
+    matrix_rows = {r.attrs["data-scenario"] for r in page.ids["matrix-table"].find("tr", "row")}
+    assert set(rows) < matrix_rows                      # still in the matrix as well
+
+
+def test_the_markdown_summary_has_the_robustness_table(robust):
+    md, doc = robust["md"], robust["doc"]
+    part = md.split("## Robustness", 1)[1].split("\n## ", 1)[0]
+    cols = matrix.columns(doc["results"])
+    for s in doc["scenarios"]:
+        name = s["id"].split(".", 1)[1]
+        line = next(line for line in part.splitlines() if line.startswith(f"| {name} |"))
+        shown = [c.strip() for c in line.strip("|").split("|")][1:]
+        for (impl, model), text in zip(cols, shown):
+            r = next(x for x in doc["results"] if (x.scenario, x.impl, x.model) == (s["id"], impl, model))
+            main = robustness.ordered(s["id"], r.figures)[0]
+            assert text == f"{matrix.SHORT[r.grade]} {numbers.with_unit(main.value, main.unit, main.name)}"
+        assert f"- `{name}`: {s['description']}" in part
 
 
 def test_provenance_names_the_machine_the_tools_and_the_commands(built):
@@ -416,7 +751,8 @@ def test_the_report_command_stops_on_a_walkthrough_error_with_one_line_and_exit_
 
 
 # -- the page in a browser ------------------------------------------------------------------------
-def test_headless_chromium_shows_the_matrix_and_the_filter_hides_agreeing_rows(built, tmp_path):
+def playwright_api():
+    """playwright's sync API (sync_playwright, expect), or the test fails saying what to install."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"headless Chromium is needed at {CHROMIUM} (ACCEPTLOOP_CHROMIUM names another): "
                     f"`make test` installs Debian's chromium package, or run `apt-get install chromium`")
@@ -424,6 +760,11 @@ def test_headless_chromium_shows_the_matrix_and_the_filter_hides_agreeing_rows(b
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.fail("the playwright package is missing: `pip install -e '.[test]'` installs it")
+    return sync_playwright, expect
+
+
+def test_headless_chromium_shows_the_matrix_and_the_filter_hides_agreeing_rows(built, tmp_path):
+    sync_playwright, expect = playwright_api()
     index: Path = built["index"]
     doc = built["doc"]
     differing = matrix.disagreements(doc["results"], [s["id"] for s in doc["scenarios"]])
@@ -459,6 +800,41 @@ def test_headless_chromium_shows_the_matrix_and_the_filter_hides_agreeing_rows(b
             page.locator("#only-disagreements").uncheck()
             for scenario in agreeing:
                 expect(row(scenario)).to_be_visible(timeout=5_000)
+        finally:
+            context.close()
+    assert requests and all(url.split("#")[0] == index.as_uri() for url in requests), requests
+
+
+def test_headless_chromium_shows_the_charts_and_a_robustness_cell_opens_its_detail(tmp_path):
+    sync_playwright, expect = playwright_api()
+    index = build.write_report(ROBUSTNESS, BENCH, tmp_path / "out")
+    failed = next(r for r in results_io.read_json(ROBUSTNESS)["results"] if r.grade == "FAILED")
+    anchor = cells.anchor(failed.impl, failed.model, failed.scenario)
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = context.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(index.as_uri(), wait_until="load")
+            svgs = page.locator("#performance svg.chart")
+            assert svgs.count() >= 4
+            for i in range(svgs.count()):
+                chart = svgs.nth(i)
+                chart.scroll_into_view_if_needed()
+                expect(chart).to_be_visible()
+                box = chart.bounding_box()
+                assert box and box["width"] > 200 and box["height"] > 100, box
+                point = chart.locator("g.pt, g.bar").first
+                point_box = point.bounding_box()
+                assert point_box and point_box["width"] > 0 and point_box["height"] > 0
+            detail = page.locator(f'[id="{anchor}"]')
+            expect(detail).to_be_hidden()
+            page.locator(f'#robustness-table a[href="#{anchor}"]').click()
+            expect(detail).to_be_visible(timeout=5_000)
+            expect(page.locator(f'#robustness-table a[href="#{anchor}"]').locator("..")).to_have_class(re.compile("selected"))
+            expect(detail.locator(".badge.g-failed")).to_have_text("FAILED")
         finally:
             context.close()
     assert requests and all(url.split("#")[0] == index.as_uri() for url in requests), requests
