@@ -38,7 +38,7 @@ def ordered(scenario: str, figures: Sequence[Figure]) -> list[Figure]:
 
 
 def shown(f: Figure) -> dict[str, str]:
-    return {"name": f.name, "text": numbers.with_unit(f.value, f.unit, f.name), "note": f.note}
+    return {"name": f.name, "text": numbers.with_unit(f.value, f.unit, f.name), "note": f.note, "unit": f.unit}
 
 
 def table(document: dict[str, Any]) -> dict[str, Any]:
