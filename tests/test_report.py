@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from acceptloop import cli
-from acceptloop.report import build, cells, numbers, robustness, walkthrough
+from acceptloop.report import build, cells, numbers, walkthrough
 from acceptloop.report import charts as charts_mod
 from acceptloop.suite import matrix
 from acceptloop.suite import results as results_io
-from acceptloop.suite.scenario import Figure
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-failed-missing.json"
 CHROMIUM = os.environ.get("ACCEPTLOOP_CHROMIUM", "/usr/bin/chromium")
@@ -533,17 +532,14 @@ def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_fig
             link = td.one("a")
             assert link.attrs["href"] == f"#{cells.anchor(impl, model, scenario)}" and link.attrs["href"][1:] in page.ids
             assert f"g-{cells.GRADE_CLASS[r.grade]}" in td.classes and td.attrs["data-grade"] == r.grade
-            main = robustness.ordered(scenario, r.figures)[0]
+            main = r.figures[0]   # the scenario records its telling figure first
             assert td.one("span", "short").text() == matrix.SHORT[r.grade]
             assert td.one("span", "value").text() == numbers.with_unit(main.value, main.unit, main.name)
             for f in r.figures:
                 assert f"{f.name}: {numbers.with_unit(f.value, f.unit, f.name)}" in link.attrs["title"]
 
 
-def test_the_main_robustness_figure_is_the_telling_one():
-    figures = [Figure("in flight at the reset", 7.1, "MiB"), Figure("next client served after the reset", 2.7, "ms")]
-    assert robustness.ordered("robustness.reset_mid_echo", figures)[0].name == "next client served after the reset"
-    assert robustness.ordered("robustness.emfile", figures) == figures
+def test_robustness_figures_print_with_their_units():
     assert numbers.with_unit(0.5, "%") == "0.5 %" and numbers.with_unit(274.3, "ms") == "274 ms"
     assert numbers.with_unit(2.3, "MiB") == "2.3 MiB" and numbers.with_unit(8, "", "examples") == "8 examples"
 
@@ -579,7 +575,7 @@ def test_the_markdown_summary_has_the_robustness_table(robust):
         shown = [c.strip() for c in line.strip("|").split("|")][1:]
         for (impl, model), text in zip(cols, shown):
             r = next(x for x in doc["results"] if (x.scenario, x.impl, x.model) == (s["id"], impl, model))
-            main = robustness.ordered(s["id"], r.figures)[0]
+            main = r.figures[0]
             assert text == f"{matrix.SHORT[r.grade]} {numbers.with_unit(main.value, main.unit, main.name)}"
         assert f"- `{name}`: {s['description']}" in part
 

@@ -8,7 +8,7 @@ list, in the order recorded); the cell links to the same detail as the matrix's 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from acceptloop.report import cells, numbers
 from acceptloop.suite import matrix
@@ -18,23 +18,8 @@ GROUP = "robustness"
 PRODUCE = "acceptloop check --json results/check.json"     # every scenario, these included
 ONLY = ("acceptloop check -k robustness --json results/robustness.json",   # only these, kept apart
         "acceptloop report --results results/robustness.json")
-# Where a scenario records context before its verdict figure, the figure a reader should see
-# first. (Otherwise the first one recorded leads; suite/scenarios/robustness.py records the
-# telling one first.)
-LEADS = {
-    "robustness.reset_mid_echo": "next client served after the reset",   # not "in flight at the reset"
-    "robustness.slowloris": "active client latency max",                  # the p50 hides the stall
-}
-
-
 def is_robustness(scenario_id: str) -> bool:
     return scenario_id.split(".", 1)[0] == GROUP
-
-
-def ordered(scenario: str, figures: Sequence[Figure]) -> list[Figure]:
-    """The figures with the most telling one first."""
-    lead = LEADS.get(scenario)
-    return sorted(figures, key=lambda f: f.name != lead) if lead else list(figures)
 
 
 def shown(f: Figure) -> dict[str, str]:
@@ -58,7 +43,7 @@ def table(document: dict[str, Any]) -> dict[str, Any]:
             if r is None:
                 row_cells.append(None)
                 continue
-            figures = [shown(f) for f in ordered(scenario_id, r.figures)]
+            figures = [shown(f) for f in r.figures]   # the scenario records the telling one first
             title = f"{impl} / {model}: {r.grade}" + "".join(
                 f"\n{f['name']}: {f['text']}" + (f" ({f['note']})" if f["note"] else "") for f in figures)
             if r.reason:

@@ -1,5 +1,7 @@
 """Robustness: what real networks do to servers (../shared/FAILURE-MODES.md), one figure each.
 
+Each scenario records its most telling figure first: the report's robustness table leads with it.
+
 The iterative model serves one client at a time by design: for it these cases
 check that the limits and the idle timeout bound how long one client can hold
 the server, and that the queue is then served in order.
@@ -108,8 +110,8 @@ def slowloris(ctx: Context) -> None:
     active = ctx.connect(srv.address, label="active")
     latencies = [_round_trip(active, b"x" * 64, timeout=count * timeout_s + 10) for _ in range(20)]
     done = time.monotonic() - opened
+    ctx.figure("active client latency max", round(max(latencies) * 1000, 2), "ms")   # the telling one first
     ctx.figure("active client latency p50", round(statistics.median(latencies) * 1000, 2), "ms")
-    ctx.figure("active client latency max", round(max(latencies) * 1000, 2), "ms")
     if iterative:
         bound = count * (timeout_s + P.TIMER_TICK) + 2.0
         ctx.check(done <= bound, "the idle clients ahead hold the server no longer than the idle timeout each",
@@ -199,11 +201,11 @@ def reset_mid_echo(ctx: Context) -> None:
             sent += sock.send(chunk)
         except BlockingIOError:
             continue
-    ctx.figure("in flight at the reset", round(sent / (1 << 20), 2), "MiB")
     c.reset()
     started = time.monotonic()
     served(ctx, "echo", srv.address)
     ctx.figure("next client served after the reset", round((time.monotonic() - started) * 1000, 1), "ms")
+    ctx.figure("in flight at the reset", round(sent / (1 << 20), 2), "MiB")
 
 
 @scenario("robustness.reset_mid_chargen", "A chargen client resets after 1 MiB: the next client is served.",
