@@ -190,7 +190,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("acceptloop bench: nothing matches that selection", file=sys.stderr)
         return P.EXIT_USAGE
     runs, fairness = bench_runner.run(plan, quiet=args.quiet)
-    impl_docs = [results_io.describe_impl(i) | {"role": i.role} for i in impls if i.name not in unavailable]
+    measured = {c.impl.name: c.impl for c in plan.cells}       # the control twin included
+    impl_docs = [results_io.describe_impl(i) | {"role": i.role} for i in measured.values()]
     doc = summary.document(plan, runs, fairness, provenance.collect(), impl_docs)
     doc["left_out"] = unavailable
     results_io.write_json(args.json, doc)

@@ -6,6 +6,7 @@ subset (1 KiB echo at 1 and 16 connections, and the connection rate).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -108,6 +109,16 @@ class Plan:
         return [list(self.cells) for _ in range(self.rounds)]
 
 
+# The control: the C server measured twice under two names in the same run. What separates
+# "c" from "c-again" is the measurement's own noise, the floor under which no difference
+# between two implementations (c-cffi vs c) can be told apart on this machine.
+CONTROL_OF, CONTROL = "c", "c-again"
+
+
+def control_twin(impl: Implementation) -> Implementation:
+    return dataclasses.replace(impl, name=CONTROL, role="control")
+
+
 def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str] | None = None,
          keyword: str | None = None, rounds: int | None = None) -> Plan:
     match = KeywordFilter(keyword)
@@ -127,4 +138,6 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
                 cell = Cell(w, impl, model)
                 if match(cell.id):
                     cells.append(cell)
+                    if impl.name == CONTROL_OF and w.kind == "echo":
+                        cells.append(Cell(w, control_twin(impl), model))
     return Plan(profile, cells, rounds or profile.rounds)

@@ -2,11 +2,12 @@
 table of ratios, and the targets a performance engineer expects of a C core."""
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from typing import Any, Sequence
 
-from acceptloop.bench.plan import Cell, Plan
+from acceptloop.bench.plan import CONTROL, Cell, Plan
 from acceptloop.bench.runner import Run
 
 SCHEMA = "acceptloop.bench/1"
@@ -73,7 +74,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 # The C core table: ratios from the same run. (numerator, denominator)
-PAIRS = (("c", "python"), ("c", "php"), ("c-cffi", "c"),
+PAIRS = (("c", "python"), ("c", "php"), ("c-cffi", "c"), (CONTROL, "c"),
          ("c", "asyncio"), ("c", "uvloop"), ("c-cffi", "asyncio"), ("c-cffi", "uvloop"),
          ("python", "asyncio"), ("python", "uvloop"), ("php", "asyncio"), ("php", "uvloop"))
 
@@ -112,13 +113,18 @@ def targets(cells: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     add("c: server CPU per op, 64 B echo at 256 connections, vs uvloop",
         _ratio(_median(cells, "c", "event", "echo-64B-c256", cpu), _median(cells, "uvloop", "event", "echo-64B-c256", cpu)),
         0.85, "x", "c's median CPU µs/op divided by uvloop's; at most 0.85")
-    cffi = [(w, _ratio(_median(cells, "c-cffi", m, w, cpu), _median(cells, "c", m, w, cpu)))
-            for (m, w) in sorted({(c["model"], c["workload"]) for c in cells.values() if c["kind"] == "echo"})]
-    cffi = [(w, r) for w, r in cffi if r is not None]
-    worst = max(cffi, key=lambda wr: abs(wr[1] - 1.0)) if cffi else None
-    add("c-cffi: within 5% of c on every echo cell (server CPU per op)",
-        None if worst is None else abs(worst[1] - 1.0), 0.05, "fraction",
-        f"the largest |c-cffi/c - 1| over {len(cffi)} echo cells" + (f", at {worst[0]}" if worst else ""))
+    echo_cells = sorted({(c["model"], c["workload"]) for c in cells.values() if c["kind"] == "echo"})
+    cffi = _deviation(cells, "c-cffi", "c", echo_cells)
+    floor = _deviation(cells, CONTROL, "c", echo_cells)
+    how = f"the largest |c-cffi/c - 1| over {cffi['cells']} echo cells" + (f", at {cffi['at']}" if cffi["at"] else "")
+    if cffi["cells"]:
+        how += f"; geometric mean of c-cffi/c over them {cffi['mean_ratio']:.3f}"
+    if floor["cells"]:
+        how += (f"; the noise floor, the C server against itself ({CONTROL}), on the same cells: largest "
+                f"|{CONTROL}/c - 1| {floor['worst']:.3f} at {floor['at']}, geometric mean {floor['mean_ratio']:.3f}")
+    add("c-cffi: within 5% of c on every echo cell (server CPU per op)", cffi["worst"], 0.05, "fraction", how)
+    out[-1]["noise_floor"] = floor["worst"]
+    out[-1]["mean_ratio"] = cffi["mean_ratio"]
     add("python: server CPU per op ≤ asyncio's, 64 B echo at 256 connections",
         _ratio(_median(cells, "python", "event", "echo-64B-c256", cpu), _median(cells, "asyncio", "event", "echo-64B-c256", cpu)),
         1.0, "x", "python's median CPU µs/op divided by asyncio's; at most 1")
@@ -133,6 +139,19 @@ def targets(cells: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                     "met": None if per is None or bound is None else per <= bound,
                     "how": "server RSS with every connection of the idle workload held, minus before, per connection"})
     return out
+
+
+def _deviation(cells: dict[str, dict[str, Any]], a: str, b: str, where: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """How far a's server CPU per op strays from b's over the (model, workload) cells: the largest
+    |a/b - 1|, where, and the geometric mean of a/b (1.0: no systematic difference)."""
+    ratios = [(f"{m}/{w}", r) for m, w in where
+              if (r := _ratio(_median(cells, a, m, w, "server_cpu_us_per_op"),
+                              _median(cells, b, m, w, "server_cpu_us_per_op"))) is not None]
+    if not ratios:
+        return {"worst": None, "at": None, "mean_ratio": None, "cells": 0}
+    at, worst = max(ratios, key=lambda ar: abs(ar[1] - 1.0))
+    mean = math.exp(sum(math.log(r) for _, r in ratios) / len(ratios))
+    return {"worst": abs(worst - 1.0), "at": at, "mean_ratio": mean, "cells": len(ratios)}
 
 
 def _median_rss(cells: dict[str, dict[str, Any]], impl: str) -> float | None:
