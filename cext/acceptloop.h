@@ -166,7 +166,8 @@ struct al_load_config {
     int cpu;                 /* pin the calling thread to this CPU for the run, restored after; -1: no pinning */
     double connect_timeout;  /* seconds, > 0 and <= AL_LOAD_MAX_CONNECT_TIMEOUT */
     int watch_pid;           /* > 0: the server's pid, read from /proc (with its children's) at the
-                                window's edges for server_cpu_s and server_rss_*; 0: not */
+                                window's edges for server_cpu_s, server_instructions_* and
+                                server_rss_*; 0: not */
 };
 
 /* What a run measured. Counts and rates are of the window only; errors and
@@ -187,6 +188,10 @@ struct al_load_result {
     int connections;                     /* the most connections established at once */
     double server_cpu_s;                 /* watch_pid: its user + system CPU, and its children's (live and
                                             reaped), over exactly the window; -1 when unreadable */
+    double server_instructions_user;     /* watch_pid: instructions retired in user space over the window,
+                                            from the CPU's counters (perf_event_open); -1 when unavailable */
+    double server_instructions_kernel;   /* ... and in the kernel on its behalf (its system calls, and the
+                                            network stack's work done in its context) */
     unsigned long long server_rss_start; /* watch_pid: resident bytes (with live children) before connecting */
     unsigned long long server_rss_end;   /* ... and at the end of the window, all connections still open */
     unsigned long long errors[AL_LOAD_ERR_KINDS];

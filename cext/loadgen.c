@@ -62,8 +62,10 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     } else if (phase == P_WINDOW) {
         lg->window_start = now;
         lg->cpu_start = thread_cpu();
-        if (cfg->watch_pid > 0)
+        if (cfg->watch_pid > 0) {
+            lg_counters_open(&lg->counters, cfg->watch_pid);
             lg->server_cpu_start = lg_proc_cpu(cfg->watch_pid);
+        }
         lg->phase_end = now + (uint64_t)(cfg->duration * 1e9);
     } else if (phase == P_DONE && lg->phase == P_WINDOW) {
         lg->res->elapsed = (double)(now - lg->window_start) / 1e9;
@@ -71,6 +73,8 @@ static void enter(struct lg *lg, int phase, uint64_t now)
         if (cfg->watch_pid > 0) {
             double end = lg_proc_cpu(cfg->watch_pid);
             lg->res->server_cpu_s = end < 0 || lg->server_cpu_start < 0 ? -1.0 : end - lg->server_cpu_start;
+            lg_counters_close(&lg->counters, &lg->res->server_instructions_user,
+                              &lg->res->server_instructions_kernel);
             lg->res->server_rss_end = lg_proc_rss(cfg->watch_pid);
         }
     }
@@ -283,6 +287,7 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     int pinned = 0, rc = AL_ERR;
     memset(res, 0, sizeof *res);
     res->error_step = "";
+    res->server_cpu_s = res->server_instructions_user = res->server_instructions_kernel = -1.0;
     if (check_config(&e, cfg) != AL_OK)
         goto out;
     lg = calloc(1, sizeof *lg);   /* the histogram makes it too big for a thread's stack */
@@ -344,6 +349,10 @@ out:
     if (pinned)
         pthread_setaffinity_np(pthread_self(), sizeof old_cpus, &old_cpus);
     if (lg != NULL) {
+        if (lg->counters.n > 0) {   /* the run ended inside the window */
+            double unused_user, unused_kernel;
+            lg_counters_close(&lg->counters, &unused_user, &unused_kernel);
+        }
         if (lg->ep >= 0)
             close(lg->ep);
         free(lg->conns);

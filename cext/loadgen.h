@@ -65,6 +65,16 @@ struct lconn {
     uint64_t retry_at;      /* connect mode, S_IDLE: connect again no sooner than this */
 };
 
+#define LG_MAX_COUNTED 512   /* server threads whose instructions are counted; more: not counted */
+
+/* The server's instruction counters over the window (loadgen_watch.c). */
+struct lg_counters {
+    int n;                         /* threads with counters */
+    int overflow;                  /* the server had more than LG_MAX_COUNTED threads */
+    int failed[2];                 /* [0] user, [1] kernel: some counter could not be opened */
+    int fds[2][LG_MAX_COUNTED];
+};
+
 /* One run. */
 struct lg {
     const struct al_load_config *cfg;
@@ -79,6 +89,7 @@ struct lg {
     uint64_t phase_end, window_start, timeout_ns;
     double cpu_start;
     double server_cpu_start;      /* watch_pid's CPU when the window opened */
+    struct lg_counters counters;  /* watch_pid's instruction counters, open during the window */
     unsigned char *pattern;       /* echo: the message; ingest: the chunk */
     size_t pattern_len;
     unsigned char *rbuf;          /* LG_RECV_BUF bytes */
@@ -91,6 +102,15 @@ double lg_proc_cpu(int pid);
 
 /* Resident bytes of a process and of its live children, from /proc; 0 when unreadable. */
 unsigned long long lg_proc_rss(int pid);
+
+/* Opens user and kernel instruction counters on every thread of pid and of
+ * its live children; they count from now on. */
+void lg_counters_open(struct lg_counters *k, int pid);
+
+/* Reads the counters' sums (instructions; -1 for a kind that could not be
+ * counted: no hardware counters, no permission, too many threads) and
+ * closes them. */
+void lg_counters_close(struct lg_counters *k, double *user, double *kernel);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lg_now_ns(void);

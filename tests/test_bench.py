@@ -6,6 +6,7 @@ the way the method says, and was summarized with its flags, ratios and targets.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,9 @@ import pytest
 
 from acceptloop.bench import plan as bench_plan
 from acceptloop.suite import registry
+
+# The CPU's counters, as perf_event_open offers them: a virtual machine may have none.
+COUNTERS = os.path.exists("/sys/bus/event_source/devices/cpu/events/instructions") and os.geteuid() == 0
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +52,9 @@ def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
             assert sum(r["errors"].values()) == 0 or any(f.startswith(("errors", "unsupported")) for f in cell["flags"])
         if cell["kind"] == "echo":
             assert cell["latency_us"]["p50"]["median"] <= cell["latency_us"]["p999"]["median"]
+        if COUNTERS and cell["kind"] != "idle":
+            work, user = cell["server_instructions_per_op"], cell["server_user_instructions_per_op"]
+            assert 0 < user["median"] < work["median"], cell["id"]
 
 
 def test_interleaving_alternates_implementations_within_a_workload(quick):

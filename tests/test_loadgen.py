@@ -110,6 +110,35 @@ def test_idle_holds_every_connection_open(servers):
     assert r["ops"] == 0 and r["bytes_sent"] == 0 and r["bytes_received"] == 0
 
 
+# The CPU's counters, as perf_event_open offers them: a virtual machine may have none.
+COUNTERS = os.path.exists("/sys/bus/event_source/devices/cpu/events/instructions") and os.geteuid() == 0
+
+
+def test_a_watched_server_is_measured_over_the_window():
+    c = {i.name: i for i in registry.load()}["c"]
+    with ServerProcess(c, "echo", "fork").start() as server:   # fork: the work is in its children
+        host, port = server.address
+        r = run_load(host, port, "echo", 4, message_size=64, warmup=WARMUP, duration=DURATION, watch_pid=server.pid)
+    assert_a_sound_window(r, 4)
+    assert 0 < r["server_cpu_s"] <= r["elapsed_s"] * 2 + 0.05   # two CPUs at most
+    assert r["server_rss_end"] > 0 and r["server_rss_start"] > 0
+    user, kernel = r["server_instructions_user"], r["server_instructions_kernel"]
+    if COUNTERS:
+        # Counted in the children that serve the connections, each round trip a recv and a send:
+        # the kernel's share is far the larger for a C server.
+        assert user > 0 and kernel > 0
+        assert kernel > user, r
+    else:
+        assert user is None and kernel is None
+
+
+def test_without_a_watched_server_nothing_is_read_from_proc(servers):
+    r = run(servers, "echo", 1)
+    for key in ("server_cpu_s", "server_instructions_user", "server_instructions_kernel",
+                "server_rss_start", "server_rss_end"):
+        assert r[key] is None, key
+
+
 @pytest.mark.parametrize("bad", [
     {"mode": "gopher"}, {"connections": 0}, {"connections": 2001}, {"connections": 1.5},
     {"message_size": 0}, {"warmup": -1}, {"duration": 0}, {"duration": float("nan")},

@@ -452,7 +452,7 @@ def test_the_markdown_summary_has_the_targets_the_core_table_and_the_flagged_cel
     for t in bench["targets"]:
         state = {True: "met", False: "**missed**"}.get(t["met"]) or ("not measured" if t["value"] is None else "shown")
         line = next(line for line in perf.splitlines() if line.startswith(f"| {t['target'].replace('|', chr(92) + '|')} |"))
-        assert line.endswith(f" {state} |"), line
+        assert f" {state} | " in line, line
     for e in bench["core_table"]:
         line = next(line for line in perf.splitlines() if line.startswith(f"| {e['pair']} |"))
         assert f"{numbers.ratio(e['throughput_ratio'])} / {numbers.ratio(e['cpu_per_op_ratio'])}" in line

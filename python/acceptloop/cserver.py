@@ -258,7 +258,10 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         errors {kind: count} for every kind in LOAD_ERRORS, other_errno
         (the errno name of the last "other" error, "" if none), and with
         `watch_pid` the server's CPU over the window (server_cpu_s, with its
-        children's) and its resident bytes before connecting and at the
+        children's), the instructions it retired meanwhile in user space and
+        in the kernel (server_instructions_user, server_instructions_kernel,
+        from the CPU's counters; None where the machine has none or denies
+        them), and its resident bytes before connecting and at the
         window's end (server_rss_start, server_rss_end); None without it.
 
     Socket errors (refused, reset, ...) are results, not exceptions: a port
@@ -328,9 +331,16 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         "errors": {name: res.errors[i] for i, name in enumerate(LOAD_ERRORS)},
         "other_errno": ffi.string(res.other_errno).decode(),
         "server_cpu_s": res.server_cpu_s if watch_pid else None,
+        "server_instructions_user": _counted(res.server_instructions_user) if watch_pid else None,
+        "server_instructions_kernel": _counted(res.server_instructions_kernel) if watch_pid else None,
         "server_rss_start": res.server_rss_start if watch_pid else None,
         "server_rss_end": res.server_rss_end if watch_pid else None,
     }
+
+
+def _counted(value: float) -> float | None:
+    """An instruction count, or None where the CPU's counters could not be read."""
+    return value if value >= 0 else None
 
 
 def _strerror(code: int) -> str:

@@ -55,6 +55,11 @@ def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
         else _range(c.get(primary)),
         "mb_s": numbers.si(_median(c.get("mb_per_s"))) if not idle else "–",
         "cpu": numbers.si(_median(c.get("server_cpu_us_per_op"))), "cpu_title": _range(c.get("server_cpu_us_per_op")),
+        "instructions": numbers.si(_median(c.get("server_instructions_per_op"))),
+        "instructions_title": "; ".join(x for x in (
+            _range(c.get("server_instructions_per_op")),
+            f"of which user space: {numbers.si(_median(c.get('server_user_instructions_per_op')))}"
+            if _median(c.get("server_user_instructions_per_op")) is not None else "") if x),
         "latency": [numbers.micros(_median(lat.get(p))) for p in ("p50", "p99", "p999")],
         "latency_title": "; ".join(f"{p}: {_range(lat.get(p), numbers.micros)}" for p in ("p50", "p90", "p99", "p999")
                                    if lat.get(p)),
@@ -117,11 +122,12 @@ def core_table(entries: Sequence[dict[str, Any]], palette: Palette) -> dict[str,
             if x is None:
                 cells.append(None)
                 continue
-            speed, cost = x.get("throughput_ratio"), x.get("cpu_per_op_ratio")
+            speed, cost, work = x.get("throughput_ratio"), x.get("cpu_per_op_ratio"), x.get("instructions_per_op_ratio")
             cells.append({"speed": numbers.ratio(speed), "speed_cls": _judge(speed, True),
                           "cpu": numbers.ratio(cost), "cpu_cls": _judge(cost, False),
                           "title": f"{a} / {b} on {w}: throughput ×{numbers.sig(speed) if speed else '–'}, "
-                                   f"server CPU per op ×{numbers.sig(cost) if cost else '–'}"})
+                                   f"server CPU per op ×{numbers.sig(cost) if cost else '–'}, "
+                                   f"instructions per op ×{numbers.sig(work) if work else '–'}"})
         pairs[name] = {"pair": name, "a": palette.style(a), "b": palette.style(b),
                        "group": pair_group(a, b, palette), "cells": cells}
     rows = sorted(pairs.values(), key=lambda p: PAIR_GROUPS.index(p["group"]))
@@ -160,6 +166,7 @@ def targets(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             state, cls = "shown", "shown"
         out.append({"target": t.get("target", "?"), "value": _value(value, unit),
+                    "instructions": _value(t.get("instructions"), unit) if unit in ("x", "fraction") else "",
                     "bound": f"≤ {numbers.trimmed(_value(bound, unit))}" if bound is not None else "–",
                     "state": state, "cls": cls, "how": t.get("how", "")})
     return out

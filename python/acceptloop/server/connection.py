@@ -17,6 +17,7 @@ while less than `LOW_WATER` is waiting.
 """
 from __future__ import annotations
 
+import selectors
 import socket
 import time
 from typing import Callable
@@ -26,6 +27,7 @@ from acceptloop.contract import ServerConfig, describe_error
 from acceptloop.server.net import log
 
 SERVING, FLUSHING, LINGERING, CLOSED = "serving", "flushing", "lingering", "closed"
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE   # interest(): in the selector's own terms
 
 
 class Connection:
@@ -59,6 +61,16 @@ class Connection:
             return bool(self.out) or self.service.produces
         return self.phase == FLUSHING
 
+    def interest(self) -> int:
+        """What the event loop's selector should wait for: READ, WRITE, both or neither."""
+        if self.phase is SERVING:
+            write = WRITE if self.out or self.service.produces else 0
+        else:
+            write = WRITE if self.phase is FLUSHING else 0
+        if self.input_open and not self.reading_paused and self.phase is not CLOSED:
+            return READ | write
+        return write
+
     def deadline(self) -> float:
         """When `on_timer` must run next; 0 when nothing is due."""
         due = [t for t in (self.stop_by, self.linger_until) if t]
@@ -69,7 +81,7 @@ class Connection:
     # step: read/write
     def on_readable(self, now: float) -> None:
         """Read what the client sent; hand it to the service, or drop it once the service is done."""
-        if self.phase == CLOSED or not self.input_open:
+        if self.phase is CLOSED or not self.input_open:
             return
         try:
             data = self.sock.recv(P.READ_SIZE)
@@ -81,27 +93,43 @@ class Connection:
         self.last_active = now
         if not data:
             self.input_open = False
-            if self.phase == SERVING:
+            if self.phase is SERVING:
                 self.service.on_eof(now)
-            elif self.phase == LINGERING:
+            elif self.phase is LINGERING:
                 self.close()
-        elif self.phase == SERVING:
+                return
+        elif self.phase is SERVING:
             self.service.on_data(data, now)
-            if self.out:
-                self.send_output(now)   # write-through: wait for writability only after a short write
-                if self.phase == CLOSED:
-                    return
-        self._settle(now)
+        if self.out or self.phase is FLUSHING:
+            self._settle(now)
+
+    def emit(self, data: bytes, now: float) -> None:
+        """Output from the service, sent at once (write-through): only what a short write leaves
+        waits in `out`, and only then does the loop ask for writability."""
+        if self.out or self.phase is CLOSED:
+            self.out += data
+            return
+        try:
+            sent = self.sock.send(data, socket.MSG_NOSIGNAL)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as e:
+            self.fail("send", e)
+            return
+        if sent:
+            self.last_active = now
+        if sent < len(data):
+            self.out += data[sent:]
 
     def on_writable(self, now: float) -> None:
         """Send as much unsent output as the socket takes; a short write keeps the rest."""
-        if self.phase == CLOSED:
+        if self.phase is CLOSED:
             return
-        if self.phase == SERVING:
+        if self.phase is SERVING:
             self.service.refill()
         if self.out:
             self.send_output(now)
-            if self.phase == CLOSED:
+            if self.phase is CLOSED:
                 return
         self._settle(now)
 
@@ -135,7 +163,8 @@ class Connection:
             self.phase = FLUSHING
 
     def _settle(self, now: float) -> None:
-        """After any event: apply backpressure, and move on once output is flushed."""
+        """After an event that left output waiting or finished the service: apply backpressure,
+        and move on once output is flushed."""
         if len(self.out) >= P.HIGH_WATER:
             self.reading_paused = True
         elif len(self.out) < P.LOW_WATER:
@@ -198,7 +227,7 @@ class Echo(Service):
     name = "echo"
 
     def on_data(self, data: bytes, now: float) -> None:
-        self.conn.out += data
+        self.conn.emit(data, now)
 
 
 class Discard(Service):

@@ -23,7 +23,7 @@ from typing import Callable, NoReturn
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig, describe_error
-from acceptloop.server.connection import Connection
+from acceptloop.server.connection import CLOSED, Connection
 from acceptloop.server.control import Control
 from acceptloop.server.net import AcceptPause, accept_client, log, reject
 
@@ -253,14 +253,12 @@ def run_event(listeners: list[socket.socket], config: ServerConfig, control: Con
 
     def update(conn: Connection) -> None:
         """Keep the selector asking for what the connection wants, or forget it once closed."""
-        if conn.closed:
+        if conn.phase is CLOSED:
             if conns.get(conn.fd) is conn:   # not yet forgotten (its fd may be reused at once)
                 sel.unregister(conn.fd)
                 del conns[conn.fd], registered[conn.fd]
             return
-        mask = (selectors.EVENT_READ if conn.wants_read() else 0) | \
-               (selectors.EVENT_WRITE if conn.wants_write() else 0)
-        mask = mask or selectors.EVENT_READ   # always hear about errors
+        mask = conn.interest() or selectors.EVENT_READ   # always hear about errors
         if registered.get(conn.fd) != mask:
             if conn.fd in registered:
                 sel.modify(conn.fd, mask, conn)
@@ -292,11 +290,19 @@ def run_event(listeners: list[socket.socket], config: ServerConfig, control: Con
         timeout = P.TIMER_TICK if conns else None
         if listeners and not accepting:
             timeout = min(timeout or P.ACCEPT_BACKOFF_MAX, max(0.0, pause.until - now))
-        for key, mask in sel.select(timeout):
-            now = time.monotonic()
-            if key.data is None:
+        ready = sel.select(timeout)
+        now = time.monotonic()
+        for key, mask in ready:
+            conn = key.data
+            if type(conn) is Connection:
+                if mask & selectors.EVENT_READ:
+                    conn.on_readable(now)
+                if mask & selectors.EVENT_WRITE:
+                    conn.on_writable(now)
+                update(conn)
+            elif conn is None:
                 control.drain_wake()
-            elif isinstance(key.data, socket.socket):
+            else:
                 for _ in range(P.ACCEPT_BATCH):
                     client = accept_client(key.data, pause)
                     if client is None:
@@ -308,13 +314,6 @@ def run_event(listeners: list[socket.socket], config: ServerConfig, control: Con
                     conn = Connection(sock, peer, config, now)
                     conns[conn.fd] = conn
                     update(conn)
-            else:
-                conn = key.data
-                if mask & selectors.EVENT_READ:
-                    conn.on_readable(now)
-                if mask & selectors.EVENT_WRITE:
-                    conn.on_writable(now)
-                update(conn)
         now = time.monotonic()
         if now >= next_tick:
             next_tick = now + P.TIMER_TICK
