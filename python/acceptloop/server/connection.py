@@ -53,14 +53,6 @@ class Connection:
     def closed(self) -> bool:
         return self.phase == CLOSED
 
-    def wants_read(self) -> bool:
-        return self.input_open and not self.reading_paused and self.phase != CLOSED
-
-    def wants_write(self) -> bool:
-        if self.phase == SERVING:
-            return bool(self.out) or self.service.produces
-        return self.phase == FLUSHING
-
     def interest(self) -> int:
         """What the event loop's selector should wait for: READ, WRITE, both or neither."""
         if self.phase is SERVING:
@@ -70,6 +62,12 @@ class Connection:
         if self.input_open and not self.reading_paused and self.phase is not CLOSED:
             return READ | write
         return write
+
+    def wants_read(self) -> bool:
+        return bool(self.interest() & READ)
+
+    def wants_write(self) -> bool:
+        return bool(self.interest() & WRITE)
 
     def deadline(self) -> float:
         """When `on_timer` must run next; 0 when nothing is due."""
@@ -106,7 +104,9 @@ class Connection:
     def emit(self, data: bytes, now: float) -> None:
         """Output from the service, sent at once (write-through): only what a short write leaves
         waits in `out`, and only then does the loop ask for writability."""
-        if self.out or self.phase is CLOSED:
+        if self.phase is CLOSED:
+            return
+        if self.out:   # earlier output still waits: this goes after it
             self.out += data
             return
         try:
