@@ -16,30 +16,49 @@
 
 #include "loadgen.h"
 
-/* Calls fn(pid, arg) for pid and each of its live children. */
-static void each_in_tree(int pid, void (*fn)(int, void *), void *arg)
+/* Calls fn(pid, tid, arg) for every thread of process pid, until fn returns nonzero.
+ * Returns 0 when the process is gone. */
+static int each_thread(int pid, int (*fn)(int, int, void *), void *arg)
 {
     char path[64];
-    fn(pid, arg);
     snprintf(path, sizeof path, "/proc/%d/task", pid);
     DIR *tasks = opendir(path);
     if (tasks == NULL)
-        return;
+        return 0;
     struct dirent *t;
-    while ((t = readdir(tasks)) != NULL) {
-        if (t->d_name[0] == '.')
-            continue;
-        char children[320];
-        snprintf(children, sizeof children, "/proc/%d/task/%s/children", pid, t->d_name);
-        FILE *f = fopen(children, "r");
-        if (f == NULL)
-            continue;
-        int child;
-        while (fscanf(f, "%d", &child) == 1)
-            fn(child, arg);
-        fclose(f);
-    }
+    while ((t = readdir(tasks)) != NULL)
+        if (t->d_name[0] != '.' && fn(pid, atoi(t->d_name), arg))
+            break;
     closedir(tasks);
+    return 1;
+}
+
+struct tree {
+    void (*fn)(int, void *);
+    void *arg;
+};
+
+static int visit_children(int pid, int tid, void *arg)
+{
+    struct tree *tree = arg;
+    char children[96];
+    snprintf(children, sizeof children, "/proc/%d/task/%d/children", pid, tid);
+    FILE *f = fopen(children, "r");
+    if (f == NULL)
+        return 0;
+    int child;
+    while (fscanf(f, "%d", &child) == 1)
+        tree->fn(child, tree->arg);
+    fclose(f);
+    return 0;
+}
+
+/* Calls fn(pid, arg) for pid and each of its live children. */
+static void each_in_tree(int pid, void (*fn)(int, void *), void *arg)
+{
+    struct tree tree = { fn, arg };
+    fn(pid, arg);
+    each_thread(pid, visit_children, &tree);
 }
 
 struct sum {
@@ -47,35 +66,36 @@ struct sum {
     int ok;
 };
 
+struct thread_time {
+    struct sum *sum;
+    int found;
+};
+
+static int add_schedstat(int pid, int tid, void *arg)
+{
+    struct thread_time *tt = arg;
+    char stat[96];
+    snprintf(stat, sizeof stat, "/proc/%d/task/%d/schedstat", pid, tid);
+    FILE *f = fopen(stat, "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long ns;
+    if (fscanf(f, "%llu", &ns) == 1) {
+        tt->sum->value += (double)ns / 1e9;
+        tt->found = 1;
+    }
+    fclose(f);
+    return 0;
+}
+
 /* Adds the on-CPU nanoseconds of every thread of pid (/proc/PID/task/TID/schedstat):
  * exact, where utime and stime come in clock ticks (10 ms), too coarse for a one-second
  * window. Returns 0 when the scheduler's statistics are not there. */
 static int add_thread_time(int pid, struct sum *sum)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *tasks = opendir(path);
-    if (tasks == NULL)
-        return 0;
-    int found = 0;
-    struct dirent *t;
-    while ((t = readdir(tasks)) != NULL) {
-        if (t->d_name[0] == '.')
-            continue;
-        char stat[320];
-        snprintf(stat, sizeof stat, "/proc/%d/task/%s/schedstat", pid, t->d_name);
-        FILE *f = fopen(stat, "r");
-        if (f == NULL)
-            continue;
-        unsigned long long ns;
-        if (fscanf(f, "%llu", &ns) == 1) {
-            sum->value += (double)ns / 1e9;
-            found = 1;
-        }
-        fclose(f);
-    }
-    closedir(tasks);
-    return found;
+    struct thread_time tt = { sum, 0 };
+    each_thread(pid, add_schedstat, &tt);
+    return tt.found;
 }
 
 static void add_cpu(int pid, void *arg)
@@ -160,32 +180,27 @@ static long open_counter(int tid, int kernel)
     return syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+static int open_thread_counters(int pid, int tid, void *arg)
+{
+    (void)pid;
+    struct lg_counters *k = arg;
+    if (k->n == LG_MAX_COUNTED) {
+        k->overflow = 1;
+        return 1;
+    }
+    for (int kernel = 0; kernel < 2; kernel++) {
+        long fd = open_counter(tid, kernel);
+        k->fds[kernel][k->n] = (int)fd;
+        if (fd < 0)
+            k->failed[kernel] = 1;
+    }
+    k->n++;
+    return 0;
+}
+
 static void open_process_counters(int pid, void *arg)
 {
-    struct lg_counters *k = arg;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *tasks = opendir(path);
-    if (tasks == NULL)
-        return;
-    struct dirent *t;
-    while ((t = readdir(tasks)) != NULL) {
-        if (t->d_name[0] == '.')
-            continue;
-        if (k->n == LG_MAX_COUNTED) {
-            k->overflow = 1;
-            break;
-        }
-        int tid = atoi(t->d_name);
-        for (int kernel = 0; kernel < 2; kernel++) {
-            long fd = open_counter(tid, kernel);
-            k->fds[kernel][k->n] = (int)fd;
-            if (fd < 0)
-                k->failed[kernel] = 1;
-        }
-        k->n++;
-    }
-    closedir(tasks);
+    each_thread(pid, open_thread_counters, arg);
 }
 
 void lg_counters_open(struct lg_counters *k, int pid)
