@@ -6,6 +6,7 @@
  * cstime once it has reaped them. Live threads are read from schedstat, in
  * nanoseconds. */
 #include <dirent.h>
+#include <errno.h>
 #include <linux/perf_event.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -190,6 +191,13 @@ static int open_thread_counters(int pid, int tid, void *arg)
     }
     for (int kernel = 0; kernel < 2; kernel++) {
         long fd = open_counter(tid, kernel);
+        if (fd < 0 && errno == ESRCH) {
+            /* The thread ended since it was listed (a forked child done with its client):
+             * it has no work left to count. */
+            if (kernel == 1 && k->fds[0][k->n] >= 0)
+                close(k->fds[0][k->n]);
+            return 0;
+        }
         k->fds[kernel][k->n] = (int)fd;
         if (fd < 0)
             k->failed[kernel] = 1;
