@@ -23,7 +23,7 @@ from typing import Sequence
 from acceptloop import _protocol as P
 from acceptloop.contract import SetupError, build_parser, describe_error, format_address
 # The bytes on the wire are the protocol's; only the I/O around them is asyncio's.
-from acceptloop.server.connection import CHARGEN_CHUNK, daytime_line, escape_message
+from acceptloop.server.connection import CHARGEN_CHUNK, complete_message, daytime_line, escape_message
 
 LOOPS = ("asyncio", "uvloop")
 
@@ -128,11 +128,9 @@ class Message(Base):
         if self.replied:
             return
         self.buffer += data
-        end = self.buffer.find(P.MESSAGE_TERMINATOR, 0, P.MESSAGE_MAX_BYTES)
-        if end >= 0:
-            self.reply(bytes(self.buffer[:end + 1]))
-        elif len(self.buffer) >= P.MESSAGE_MAX_BYTES:
-            self.reply(bytes(self.buffer[:P.MESSAGE_MAX_BYTES]))
+        message = complete_message(self.buffer)
+        if message is not None:
+            self.reply(message)
 
     def eof_received(self) -> bool:
         if not self.replied:

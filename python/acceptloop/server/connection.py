@@ -292,6 +292,17 @@ def escape_message(data: bytes) -> str:
     )
 
 
+def complete_message(buffer: bytearray) -> bytes | None:
+    """The message once `buffer` holds a whole one: up to and with the first LF, or the first
+    MESSAGE_MAX_BYTES bytes; None while more may come (EOF ends it with what there is)."""
+    end = buffer.find(P.MESSAGE_TERMINATOR, 0, P.MESSAGE_MAX_BYTES)
+    if end >= 0:
+        return bytes(buffer[:end + 1])
+    if len(buffer) >= P.MESSAGE_MAX_BYTES:
+        return bytes(buffer[:P.MESSAGE_MAX_BYTES])
+    return None
+
+
 class Message(Service):
     """The tutorial's exchange: one message (to LF, MESSAGE_MAX_BYTES or EOF), logged; one reply."""
 
@@ -303,11 +314,9 @@ class Message(Service):
 
     def on_data(self, data: bytes, now: float) -> None:
         self.buffer += data
-        end = self.buffer.find(P.MESSAGE_TERMINATOR, 0, P.MESSAGE_MAX_BYTES)
-        if end >= 0:
-            self.reply(bytes(self.buffer[:end + 1]))
-        elif len(self.buffer) >= P.MESSAGE_MAX_BYTES:
-            self.reply(bytes(self.buffer[:P.MESSAGE_MAX_BYTES]))
+        message = complete_message(self.buffer)
+        if message is not None:
+            self.reply(message)
 
     def on_eof(self, now: float) -> None:
         self.reply(bytes(self.buffer))

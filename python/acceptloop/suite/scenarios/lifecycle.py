@@ -78,10 +78,20 @@ def dual_stack(ctx: Context) -> None:
           MUST, CONTRACT, "`::` is dual-stack unless `--ipv6-only` is given.",
           service="echo", shared=False, needs=("ipv6-only",), fingerprint=("refused",))
 def ipv6_only(ctx: Context) -> None:
-    srv = ctx.start_server(host="::", port=0, options={"ipv6-only": None})
-    port = srv.address[1]
-    served(ctx, "echo", ("::1", port), what="an IPv6 client is served")
-    refused = connection_refused(("127.0.0.1", port))
+    # The suite holds the IPv4 side of the port itself, bound but not listening: no other
+    # process can listen there meanwhile, an IPv6-only listener binds beside it, and a
+    # dual-stack one cannot bind at all.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        try:
+            ctx.start_server(host="::", port=port, options={"ipv6-only": None})
+        except ServerStartError as e:
+            ctx.check(False, "listens on :: beside an IPv4 socket on the same port", "listening", str(e))
+            ctx.observe("refused", False)
+            return
+        served(ctx, "echo", ("::1", port), what="an IPv6 client is served")
+        refused = connection_refused(("127.0.0.1", port))
     ctx.check(refused, "an IPv4 client is refused", "refused", "refused" if refused else "accepted")
     ctx.observe("refused", refused)
 
