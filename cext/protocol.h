@@ -45,6 +45,8 @@ static const char *const al_model_names[AL_MODEL_COUNT] = {
 #define AL_DAYTIME_FORMAT "%s, %s %02d, %04d %02d:%02d:%02d-UTC"
 #define AL_DAYTIME_LINE_ENDING "\015\012"
 #define AL_DAYTIME_EPOCH_ENV "ACCEPTLOOP_DAYTIME_EPOCH"
+#define AL_DAYTIME_EPOCH_MIN 0LL
+#define AL_DAYTIME_EPOCH_MAX 253402300799LL
 static const char *const al_daytime_weekdays[7] = {
     "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"
 };
@@ -73,13 +75,17 @@ static const char *const al_daytime_months[12] = {
 #define AL_EXIT_FAILURE 1
 #define AL_EXIT_USAGE 2
 
+/* How a number is written (POSIX extended regular expressions): matched before it is converted. */
+#define AL_GRAMMAR_INT "^[0-9]+$"
+#define AL_GRAMMAR_SECONDS "^([0-9]+([.][0-9]*)?|[.][0-9]+)$"
+
 /* The command-line contract, in the order usage shows it. */
 enum al_option_kind { AL_OPT_CHOICE, AL_OPT_STRING, AL_OPT_INT, AL_OPT_SECONDS, AL_OPT_FLAG };
 struct al_option_spec {
     const char *name;
     enum al_option_kind kind;
     const char *default_value;   /* as it would be written on the command line; NULL for flags */
-    double min, max;             /* for int and seconds */
+    double min, max;             /* for int and seconds; for string, max is its length in bytes */
     const char *const *choices;  /* for choice: the names it offers */
     int choice_count;
     const char *help;
@@ -88,7 +94,7 @@ struct al_option_spec {
 static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
     { "service", AL_OPT_CHOICE, "echo", 0, 0, al_service_names, AL_SERVICE_COUNT, "the service to offer" },
     { "model", AL_OPT_CHOICE, "event", 0, 0, al_model_names, AL_MODEL_COUNT, "the concurrency model" },
-    { "host", AL_OPT_STRING, "localhost", 0, 0, NULL, 0, "name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener" },
+    { "host", AL_OPT_STRING, "localhost", 0, 1024, NULL, 0, "name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener" },
     { "port", AL_OPT_INT, "0", 0, 65535, NULL, 0, "TCP port; 0 picks a free one, reused for every listener" },
     { "backlog", AL_OPT_INT, "128", 1, 65535, NULL, 0, "listen() backlog" },
     { "grace", AL_OPT_SECONDS, "5", 0, 3600, NULL, 0, "after SIGTERM/SIGINT, how long connections in progress may take to finish" },

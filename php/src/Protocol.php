@@ -20,6 +20,8 @@ final class Protocol
     public const DAYTIME_WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
     public const DAYTIME_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
     public const DAYTIME_EPOCH_ENV = "ACCEPTLOOP_DAYTIME_EPOCH";
+    public const DAYTIME_EPOCH_MIN = 0;
+    public const DAYTIME_EPOCH_MAX = 253402300799;
 
     public const MESSAGE_MAX_BYTES = 255;
     public const MESSAGE_TERMINATOR = "\x0a";
@@ -42,11 +44,15 @@ final class Protocol
     public const EXIT_FAILURE = 1;
     public const EXIT_USAGE = 2;
 
-    /** The command-line contract, in the order usage shows it: name => [kind, default, min, max, choices, help]. */
+    /** How a number is written (POSIX extended regular expressions): matched before it is converted. */
+    public const GRAMMAR_INT = "^[0-9]+\$";
+    public const GRAMMAR_SECONDS = "^([0-9]+([.][0-9]*)?|[.][0-9]+)\$";
+
+    /** The command-line contract, in the order usage shows it: name => [kind, default, min, max, choices, help]; a string's max is its length in bytes. */
     public const OPTIONS = [
         "service" => ["choice", "echo", 0, 0, "services", "the service to offer"],
         "model" => ["choice", "event", 0, 0, "models", "the concurrency model"],
-        "host" => ["string", "localhost", 0, 0, null, "name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener"],
+        "host" => ["string", "localhost", 0, 1024, null, "name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener"],
         "port" => ["int", 0, 0, 65535, null, "TCP port; 0 picks a free one, reused for every listener"],
         "backlog" => ["int", 128, 1, 65535, null, "listen() backlog"],
         "grace" => ["seconds", 5, 0, 3600, null, "after SIGTERM/SIGINT, how long connections in progress may take to finish"],

@@ -29,6 +29,8 @@ DAYTIME_LINE_ENDING = b'\r\n'
 DAYTIME_WEEKDAYS = ('Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday')
 DAYTIME_MONTHS = ('January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December')
 DAYTIME_EPOCH_ENV = 'ACCEPTLOOP_DAYTIME_EPOCH'
+DAYTIME_EPOCH_MIN = 0
+DAYTIME_EPOCH_MAX = 253402300799
 
 MESSAGE_MAX_BYTES = 255
 MESSAGE_TERMINATOR = b'\n'
@@ -51,11 +53,15 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-# The command-line contract: (name, kind, default, min, max, choices, help).
+# How a number is written (POSIX extended regular expressions): matched before it is converted.
+GRAMMAR_INT = '^[0-9]+$'
+GRAMMAR_SECONDS = '^([0-9]+([.][0-9]*)?|[.][0-9]+)$'
+
+# The command-line contract: (name, kind, default, min, max, choices, help); a string's max is its length in bytes.
 OPTIONS = (
     ('service', 'choice', 'echo', None, None, 'services', 'the service to offer'),
     ('model', 'choice', 'event', None, None, 'models', 'the concurrency model'),
-    ('host', 'string', 'localhost', None, None, None, 'name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener'),
+    ('host', 'string', 'localhost', None, 1024, None, 'name or address to listen on; every address getaddrinfo(AI_PASSIVE) returns gets a listener'),
     ('port', 'int', 0, 0, 65535, None, 'TCP port; 0 picks a free one, reused for every listener'),
     ('backlog', 'int', 128, 1, 65535, None, 'listen() backlog'),
     ('grace', 'seconds', 5, 0, 3600, None, 'after SIGTERM/SIGINT, how long connections in progress may take to finish'),

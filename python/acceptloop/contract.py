@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass
@@ -67,17 +68,42 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _bounded(kind: str, low: float, high: float):
-    convert = int if kind == "int" else float
+# The contract's grammar for numbers (protocol.toml [grammar]): matched whole, before converting, so
+# that what int() and float() would also take (`1_000`, ` 5`, `+5`, `1e3`, `inf`, non-ASCII digits)
+# is refused here as it is in C and PHP.
+GRAMMAR = {"int": re.compile(P.GRAMMAR_INT), "seconds": re.compile(P.GRAMMAR_SECONDS)}
+NOT_A = {"int": "not a whole number", "seconds": "not a number"}
 
+
+def bounds(low: float, high: float) -> str:
+    """`0..65535`: the range as every port prints it."""
+    return f"{low:.15g}..{high:.15g}"
+
+
+def parse_number(kind: str, text: str, low: float, high: float) -> int | float:
+    """`text` as the contract's `kind` ("int" or "seconds") within low..high; ValueError saying why not
+    (`not a number: '0x10'`, `70000 is outside 0..65535`)."""
+    if GRAMMAR[kind].fullmatch(text) is None:
+        raise ValueError(f"{NOT_A[kind]}: {text!r}")
+    value = int(text) if kind == "int" else float(text)
+    if not low <= value <= high:
+        raise ValueError(f"{text} is outside {bounds(low, high)}")
+    return value
+
+
+def _typed(kind: str, low: float | None, high: float | None):
+    """argparse's `type` for one option (argparse adds `argument --name: ` to its complaint): a
+    number of the grammar within its bounds, or a string no longer than `high` bytes (as the OS
+    hands it over: argv is bytes)."""
     def parse(text: str):
+        if kind == "string":
+            if high is not None and len(os.fsencode(text)) > high:
+                raise argparse.ArgumentTypeError(f"longer than {high:.15g} bytes")
+            return text
         try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {'whole number' if kind == 'int' else 'number'}: {text!r}")
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
-        return value
+            return parse_number(kind, text, low, high)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse
 
@@ -99,21 +125,20 @@ def build_parser(prog: str, models: Sequence[str]) -> argparse.ArgumentParser:
             parser.add_argument(flag, action="store_true", default=default, help=help_text)
         elif kind == "choice":
             parser.add_argument(flag, choices=choices[choice_list], default=default, help=help_text)
-        elif kind == "string":
-            parser.add_argument(flag, default=default, help=help_text)
         else:
-            parser.add_argument(flag, type=_bounded(kind, low, high), default=default, help=help_text)
+            parser.add_argument(flag, type=_typed(kind, low, high), default=default, help=help_text)
     return parser
 
 
 def daytime_epoch_from_env(parser: argparse.ArgumentParser) -> int | None:
+    """ACCEPTLOOP_DAYTIME_EPOCH: a whole number of seconds within the protocol's range, or None."""
     text = os.environ.get(P.DAYTIME_EPOCH_ENV)
     if text is None or text == "":
         return None
     try:
-        return int(text)
-    except ValueError:
-        parser.error(f"{P.DAYTIME_EPOCH_ENV}: not a whole number of seconds: {text!r}")
+        return int(parse_number("int", text, P.DAYTIME_EPOCH_MIN, P.DAYTIME_EPOCH_MAX))
+    except ValueError as e:
+        parser.error(f"{P.DAYTIME_EPOCH_ENV}: {e}")
     raise AssertionError("unreachable")
 
 

@@ -6,6 +6,7 @@ beside the C and PHP code that does the same thing.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
 import time
@@ -28,10 +29,13 @@ RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EN
 def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple]]:
     """Every (family, type, proto, sockaddr) getaddrinfo(AI_PASSIVE) gives for host, without repeats.
 
-    Raises SetupError("resolve", ...) when the name does not resolve.
+    Raises SetupError("resolve", ...) when the name does not resolve. The name goes to getaddrinfo
+    as the bytes the command line gave, as C and PHP pass it: a str would first be encoded with
+    Python's IDNA codec, which fails on its own (UnicodeError) for `a..b` or a label over 63 bytes.
     """
     try:
-        infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(os.fsencode(host) if host else None, port, socket.AF_UNSPEC,
+                                   socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     except socket.gaierror as e:
         raise SetupError("resolve", format_address(host, port), e) from None
     seen: set[tuple] = set()
