@@ -21,7 +21,8 @@
 /* cdef: begin */
 #define AL_OK 0
 #define AL_ERR -1
-#define AL_ERROR_LEN 512     /* room for the longest one-line error, host names included */
+#define AL_ERROR_LEN 1280    /* room for the longest one-line error: a host of 1024 bytes (the contract's
+                                longest, protocol.toml), its port, the step and the OS's text */
 #define AL_ADDRESS_LEN 64    /* "[" + an IPv6 address + "]:" + a port, with room to spare */
 
 /* One server's settings, as the contract's options give them. */
@@ -49,7 +50,8 @@ int al_model_index(const char *name);
 typedef struct al_server al_server;
 
 /* A server that is not listening yet. Returns NULL with errno set (EINVAL for
- * a bad service or model, ENOMEM, or what pipe2 said). */
+ * a bad service, model or limit, ENAMETOOLONG for a host longer than the
+ * contract allows, ENOMEM, or what pipe2 said). */
 al_server *al_server_new(const struct al_config *cfg);
 
 /* Resolves the host and opens the listeners. Returns AL_OK, or AL_ERR after

@@ -9,6 +9,7 @@
  * installs signal handlers: the core also runs inside Python, which owns them.
  */
 #include <errno.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -127,6 +128,38 @@ static int usage_error(const char *prog, const char *fmt, ...)
     return AL_EXIT_USAGE;
 }
 
+/* Whether text is written as the contract's grammar for a number of this kind says
+ * (protocol.toml [grammar]): matched whole, before strtol/strtod see it, since they would
+ * also take "0x10", " 5", "+5", "1e3", "inf" and "nan". */
+static int grammatical(enum al_option_kind kind, const char *text)
+{
+    regex_t re;
+    if (regcomp(&re, kind == AL_OPT_INT ? AL_GRAMMAR_INT : AL_GRAMMAR_SECONDS, REG_EXTENDED | REG_NOSUB) != 0)
+        return 0;   /* cannot happen for the generated patterns; refusing is the safe answer */
+    int match = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return match;
+}
+
+/* Parses text as a number of the grammar's kind within low..high. Returns 0, or writes why not
+ * to why ("not a number: '0x10'", "70000 is outside 0..65535") and returns -1. */
+static int parse_number(enum al_option_kind kind, const char *text, double low, double high,
+                        double *value, char *why, size_t whylen)
+{
+    if (!grammatical(kind, text)) {
+        snprintf(why, whylen, "%s: '%s'", kind == AL_OPT_INT ? "not a whole number" : "not a number", text);
+        return -1;
+    }
+    errno = 0;
+    /* Digits only: strtod is exact enough for every int the contract allows (< 2^53). */
+    *value = strtod(text, NULL);
+    if (errno == ERANGE || !(low <= *value && *value <= high)) {
+        snprintf(why, whylen, "%s is outside %.15g..%.15g", text, low, high);
+        return -1;
+    }
+    return 0;
+}
+
 /* Stores one option's value in cfg; 0, or the exit code after a usage error. */
 static int store(const char *prog, const struct al_option_spec *spec, const char *text, struct al_config *cfg)
 {
@@ -135,10 +168,12 @@ static int store(const char *prog, const struct al_option_spec *spec, const char
         fprintf(stderr, "%s: option --%s has no field in struct al_config\n", prog, spec->name);
         return AL_EXIT_FAILURE;
     }
-    char *where = (char *)cfg + field->offset, *end;
+    char *where = (char *)cfg + field->offset;
     if (spec->kind == AL_OPT_FLAG) {
         *(int *)where = 1;
     } else if (spec->kind == AL_OPT_STRING) {
+        if (spec->max > 0 && (double)strlen(text) > spec->max)
+            return usage_error(prog, "argument --%s: longer than %.15g bytes", spec->name, spec->max);
         *(const char **)where = text;
     } else if (spec->kind == AL_OPT_CHOICE) {
         int count, found = AL_ERR;
@@ -155,15 +190,10 @@ static int store(const char *prog, const struct al_option_spec *spec, const char
         }
         *(int *)where = found;
     } else {
-        errno = 0;
-        double value = spec->kind == AL_OPT_INT ? (double)strtol(text, &end, 10) : strtod(text, &end);
-        while (*end == ' ' || *end == '\t' || *end == '\n')
-            end++;
-        if (end == text || *end != '\0' || errno == ERANGE)
-            return usage_error(prog, "argument --%s: not a %s: '%s'", spec->name,
-                               spec->kind == AL_OPT_INT ? "whole number" : "number", text);
-        if (!(spec->min <= value && value <= spec->max))
-            return usage_error(prog, "argument --%s: %s is outside %g..%g", spec->name, text, spec->min, spec->max);
+        double value;
+        char why[AL_ERROR_LEN];
+        if (parse_number(spec->kind, text, spec->min, spec->max, &value, why, sizeof why) < 0)
+            return usage_error(prog, "argument --%s: %s", spec->name, why);
         if (spec->kind == AL_OPT_INT)
             *(int *)where = (int)value;
         else
@@ -245,15 +275,13 @@ static int al_parse_args(int argc, char **argv, struct al_config *cfg)
         return usage_error(prog, "unrecognized arguments:%s", unknown);
     const char *epoch = getenv(AL_DAYTIME_EPOCH_ENV);
     if (epoch != NULL && epoch[0] != '\0') {
-        char *end;
-        errno = 0;
-        long long value = strtoll(epoch, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\n')
-            end++;
-        if (end == epoch || *end != '\0' || errno == ERANGE)
-            return usage_error(prog, "%s: not a whole number of seconds: '%s'", AL_DAYTIME_EPOCH_ENV, epoch);
+        double value;
+        char why[AL_ERROR_LEN];
+        if (parse_number(AL_OPT_INT, epoch, (double)AL_DAYTIME_EPOCH_MIN, (double)AL_DAYTIME_EPOCH_MAX, &value,
+                         why, sizeof why) < 0)
+            return usage_error(prog, "%s: %s", AL_DAYTIME_EPOCH_ENV, why);
         cfg->has_daytime_epoch = 1;
-        cfg->daytime_epoch = value;
+        cfg->daytime_epoch = strtoll(epoch, NULL, 10);   /* exact: digits only, and within range */
     }
     return -1;
 }
@@ -293,7 +321,9 @@ int main(int argc, char **argv)
     install(SIGPIPE, SIG_IGN, 0);
     the_server = al_server_new(&cfg);
     if (the_server == NULL) {
-        fprintf(stderr, "server: %s (%s)\n", strerrordesc_np(errno), strerrorname_np(errno));
+        /* The arguments are checked already: what is left to fail is making the stop and
+         * wake-up pipes (EMFILE at a low descriptor limit) or memory. */
+        fprintf(stderr, "pipe control: %s (%s)\n", strerrordesc_np(errno), strerrorname_np(errno));
         return AL_EXIT_FAILURE;
     }
     if (install(SIGTERM, on_stop_signal, 0) < 0 || install(SIGINT, on_stop_signal, 0) < 0 ||

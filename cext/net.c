@@ -70,7 +70,7 @@ static void set_port(struct sockaddr_storage *ss, int port)
 int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out)
 {
     struct addrinfo hints, *infos, *ai;
-    char service[16], where[AL_ERROR_LEN / 2];
+    char service[16], where[AL_ERROR_LEN];   /* the whole host, however long the contract lets it be */
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -105,6 +105,7 @@ static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
 #define AL_DEFAULT_SERVICE "echo"
 #define AL_DEFAULT_MODEL "event"
 #define AL_DEFAULT_HOST "localhost"
+#define AL_MAX_HOST 1024   /* bytes */
 #define AL_DEFAULT_PORT 0
 #define AL_DEFAULT_BACKLOG 128
 #define AL_DEFAULT_GRACE 5

@@ -50,6 +50,10 @@ al_server *al_server_new(const struct al_config *cfg)
         errno = EINVAL;
         return NULL;
     }
+    if (cfg->host != NULL && strlen(cfg->host) > AL_MAX_HOST) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
     struct al_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
         return NULL;
