@@ -2,6 +2,7 @@
  * of the client's socket (else the client never sees EOF) and reaps children
  * whenever SIGCHLD wakes it. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -24,8 +25,10 @@ static void serve_in_child(struct al_server *srv, int fd, const char *peer, char
 {
     /* SIGTERM ends the child (the parent sends it when the grace is over);
      * SIGINT from the terminal is left to the parent, which stops gracefully.
-     * These are dispositions reset in the child, not handlers installed; the
-     * mask is cleared because a front end may have blocked them in its thread. */
+     * These are dispositions reset in the child, not handlers installed. Only
+     * then is the mask cleared: the parent blocked the stop signals around fork
+     * (a front end may have blocked them in its thread too), and one that came
+     * meanwhile is delivered now, to the default action. */
     sigset_t none;
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_IGN);
@@ -124,6 +127,9 @@ int al_run_fork(struct al_server *srv, struct al_error *err)
         al_close_listeners(srv);
         return AL_ERR;
     }
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM), sigaddset(&stop_signals, SIGINT), sigaddset(&stop_signals, SIGCHLD);
     while (!al_stopping(srv)) {
         /* With children alive, wake every tick to reap them even when no
          * SIGCHLD handler writes the wake pipe. */
@@ -156,14 +162,22 @@ int al_run_fork(struct al_server *srv, struct al_error *err)
                 }
                 ch.pids = grown, ch.cap = cap;
             }
+            /* The stop signals wait while fork runs: one landing in the child before
+             * serve_in_child resets the handlers would run the parent's handler there
+             * (and be lost), leaving a child that ignores the stop. The child unblocks
+             * them once its own dispositions are in place; the parent right here. */
+            sigset_t saved;
+            pthread_sigmask(SIG_BLOCK, &stop_signals, &saved);
             pid_t pid = fork();
+            int fork_errno = errno;
+            if (pid == 0)
+                serve_in_child(srv, fd, peer, buf);
+            pthread_sigmask(SIG_SETMASK, &saved, NULL);
             if (pid < 0) {
-                al_log_error("fork", peer, errno);
+                al_log_error("fork", peer, fork_errno);
                 close(fd);
                 continue;
             }
-            if (pid == 0)
-                serve_in_child(srv, fd, peer, buf);
             ch.pids[ch.count++] = pid;
             close(fd);
         }

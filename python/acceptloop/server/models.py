@@ -28,6 +28,10 @@ from acceptloop.server.control import Control
 from acceptloop.server.net import AcceptPause, accept_client, log, reject
 
 
+# The signals a fork must not let through to the child before it has reset their handlers.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+
+
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else max(0, math.ceil(seconds * 1000))
 
@@ -127,14 +131,20 @@ def run_fork(listeners: list[socket.socket], config: ServerConfig, control: Cont
             if len(children) >= config.max_conns:
                 reject(sock)
                 continue
+            # The stop signals wait while fork runs: one landing in the child before it has reset
+            # its handlers would run the parent's handler there (and be lost), leaving a child
+            # that ignores the stop. The child unblocks them once its own dispositions are set.
+            saved = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             try:
                 pid = os.fork()
             except OSError as e:
+                signal.pthread_sigmask(signal.SIG_SETMASK, saved)
                 log(f"fork {peer}: {describe_error(e)}")
                 sock.close()
                 continue
             if pid == 0:
-                serve_in_child(sock, peer, listeners, config, control)
+                serve_in_child(sock, peer, listeners, config, control, saved)
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
             children.add(pid)
             sock.close()
     close_listeners(listeners)
@@ -143,11 +153,15 @@ def run_fork(listeners: list[socket.socket], config: ServerConfig, control: Cont
 
 
 def serve_in_child(sock: socket.socket, peer: str, listeners: list[socket.socket],
-                   config: ServerConfig, control: Control) -> NoReturn:
-    """The child's whole life: serve one connection, then _exit (never return into the parent's loop)."""
+                   config: ServerConfig, control: Control, mask: set[signal.Signals]) -> NoReturn:
+    """The child's whole life: serve one connection, then _exit (never return into the parent's loop).
+
+    `mask` is the signal mask to restore once the child's own dispositions are in place; a stop
+    signal that arrived meanwhile is delivered then, to the default action."""
     status = P.EXIT_OK
     try:
         control.forget_in_child()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         close_listeners(listeners)
         serve_connection(Connection(sock, peer, config, time.monotonic()), None, config.grace)
     except BaseException as e:  # noqa: BLE001 - a child must never unwind into the parent's code
