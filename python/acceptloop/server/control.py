@@ -15,12 +15,22 @@ import os
 import signal
 import time
 
+from acceptloop.contract import SetupError
+
 
 class Control:
     def __init__(self) -> None:
-        self.wake_r, self.wake_w = os.pipe()
-        self.stop_r, self.stop_w = os.pipe()
-        for fd in (self.wake_r, self.wake_w, self.stop_r, self.stop_w):
+        """Raises SetupError("pipe", "control", ...) when the pipes cannot be made (out of descriptors)."""
+        fds: list[int] = []
+        try:
+            for _ in range(2):
+                fds.extend(os.pipe())
+        except OSError as e:
+            for fd in fds:
+                os.close(fd)
+            raise SetupError("pipe", "control", e) from None
+        self.wake_r, self.wake_w, self.stop_r, self.stop_w = fds
+        for fd in fds:
             os.set_blocking(fd, False)
         self.stopping = False
         self.stopped_at = 0.0
