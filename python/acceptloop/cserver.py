@@ -1,7 +1,11 @@
 """The C core from Python: `CServer`, and `python -m acceptloop.cserver`.
 
 This is the only module that touches the cffi module (`acceptloop._cserver`):
-it turns C error codes into exceptions and keeps `ffi` objects to itself.
+it turns C error codes into exceptions and keeps `ffi` objects to itself. When
+the environment variable ACCEPTLOOP_CFFI_MODULE names another module built from
+cext/build_ffi.py, that one is loaded instead: the tests run this module over
+`_acceptloop_cserver_asan`, the core under AddressSanitizer and UBSan (`make
+asan-cffi`; tests/test_cserver_asan.py).
 
     with CServer(service="echo", model="event", port=0) as server:
         print(server.addresses)     # [('::1', 40123), ('127.0.0.1', 40123)]
@@ -23,6 +27,7 @@ thread, and only when it returns to Python).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import signal
 import socket
@@ -31,8 +36,12 @@ import threading
 from typing import Any, Sequence
 
 from acceptloop import _protocol as P
-from acceptloop._cserver import ffi, lib
 from acceptloop.contract import ServerConfig, fail, parse_args
+
+# The cffi module: acceptloop._cserver, or the one the environment names (a sanitized build).
+CFFI_MODULE = os.environ.get("ACCEPTLOOP_CFFI_MODULE") or "acceptloop._cserver"
+_cffi = importlib.import_module(CFFI_MODULE)
+ffi, lib = _cffi.ffi, _cffi.lib
 
 MODELS: tuple[str, ...] = P.MODELS   # the C core offers every model
 
