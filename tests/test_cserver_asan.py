@@ -58,8 +58,11 @@ def test_the_sanitized_run_loads_the_sanitized_module():
 
 
 def test_the_binding_tests_pass_under_asan_and_ubsan():
+    # --capture=sys: a sanitizer writes to descriptor 2 and then ends the process, so
+    # pytest must not be capturing that descriptor into a file of its own.
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_cserver.py")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--capture=sys", str(ROOT / "tests" / "test_cserver.py")],
         env=_sanitized_env(), capture_output=True, text=True, timeout=180, cwd=ROOT,
     )
     output = out.stdout + out.stderr

@@ -82,6 +82,17 @@ class CServer:
     """
 
     def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+        # _srv is read by request_stop() and wake() from any thread and from signal
+        # handlers, so close() takes it away (sets it to NULL) under this lock before it
+        # frees it, and they call C only under the same lock: each either sees NULL or
+        # finishes its call before the free begins. An RLock, because a Python signal
+        # handler runs in the main thread between two bytecodes, possibly while that very
+        # thread holds the lock (inside request_stop(), wake() or close()); a plain Lock
+        # would deadlock there. Letting the handler in is safe: the lock is held only
+        # around a C call that has returned by then, or around the exchange in close(),
+        # and until that exchange has completed the server is not freed (the free runs
+        # after it, outside the lock), so the handler sees either a live server or NULL.
+        self._lock = threading.RLock()
         self._srv = ffi.NULL
         self._thread: threading.Thread | None = None
         # Set by the loop thread itself once al_server_run has returned. Thread.join and
@@ -157,14 +168,18 @@ class CServer:
             self._done.set()
 
     def request_stop(self) -> None:
-        """Begin a graceful stop and return at once (safe in a signal handler)."""
-        if self._srv != ffi.NULL:
-            lib.al_server_stop(self._srv)
+        """Begin a graceful stop and return None at once; does nothing after close().
+        Safe from any thread and in a signal handler."""
+        with self._lock:   # close() cannot free the server meanwhile (see __init__)
+            if self._srv != ffi.NULL:
+                lib.al_server_stop(self._srv)
 
     def wake(self) -> None:
-        """Have the loop reap exited children now (fork model; for a SIGCHLD handler)."""
-        if self._srv != ffi.NULL:
-            lib.al_server_wake(self._srv)
+        """Have the loop reap exited children now (fork model; for a SIGCHLD handler);
+        returns None, and does nothing after close()."""
+        with self._lock:
+            if self._srv != ffi.NULL:
+                lib.al_server_wake(self._srv)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the loop to end; True once it has (or never ran)."""
@@ -200,14 +215,18 @@ class CServer:
         return self._run_error
 
     def close(self) -> None:
-        """Stop, wait, and free the C server. Idempotent."""
+        """Stop, wait for the loop to end, and free the C server; returns None.
+        Idempotent, and safe against request_stop() and wake() from other threads and
+        signal handlers: they do nothing once close() has taken the server away."""
         if self._srv == ffi.NULL:
             return
         self.stop()
         if self._thread is not None and not self._done.is_set():
             return   # never free memory a running loop still uses
-        lib.al_server_free(self._srv)
-        self._srv = ffi.NULL
+        with self._lock:   # taken away first, so nobody can reach it once the free begins
+            srv, self._srv = self._srv, ffi.NULL
+        if srv != ffi.NULL:   # NULL: another thread's close() took it
+            lib.al_server_free(srv)
 
     def __enter__(self) -> CServer:
         return self
@@ -366,17 +385,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         return fail(e.strerror or str(e))
     with server:
-        signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
-        signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
-        if config.model == "fork":
-            signal.signal(signal.SIGCHLD, lambda signum, frame: server.wake())
-        for address, port in server.addresses:
-            print(P.ANNOUNCE_LISTENING % (address, port))
-        print(P.ANNOUNCE_READY, flush=True)
+        # The previous handlers are back before the server is closed (the finally runs
+        # before __exit__), so that no late signal reaches a freed server.
+        previous: dict[int, Any] = {}
         try:
-            server.serve_forever()
-        except RuntimeError as e:
-            return fail(f"{config.model} loop: {e}")
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
+            if config.model == "fork":
+                previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: server.wake())
+            for address, port in server.addresses:
+                print(P.ANNOUNCE_LISTENING % (address, port))
+            print(P.ANNOUNCE_READY, flush=True)
+            try:
+                server.serve_forever()
+            except RuntimeError as e:
+                return fail(f"{config.model} loop: {e}")
+        finally:
+            for signum, handler in previous.items():   # None: a handler not set from Python
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     return P.EXIT_OK
 
 
