@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import socket
@@ -262,3 +263,30 @@ def test_main_restores_its_signal_handlers_before_the_server_is_freed(watched_li
     finally:
         for s, handler in saved.items():
             real_signal(s, handler)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _join_loop_threads() -> None:
+    """Wait for every loop thread to end: each holds its server until it has."""
+    for thread in threading.enumerate():
+        if thread.name == "acceptloop-cserver":
+            thread.join(5)
+            assert not thread.is_alive()
+
+
+def test_a_stopped_server_dropped_without_close_is_freed():
+    _join_loop_threads()
+    gc.collect()
+    before = _open_descriptors()
+    for _ in range(20):
+        server = CServer(service="echo", model="event", host="127.0.0.1", port=0)
+        server.start()
+        server.request_stop()
+        assert server.wait(5)
+        del server
+    _join_loop_threads()
+    gc.collect()
+    assert _open_descriptors() - before <= 0, "a stopped server dropped without close() kept its descriptors"

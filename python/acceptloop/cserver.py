@@ -235,7 +235,12 @@ class CServer:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_srv", ffi.NULL) != ffi.NULL and self._thread is None:
+        # A server dropped without close() is freed when its loop never started or has
+        # ended (a running loop's thread holds the server, so it cannot be dropped then);
+        # close() then returns at once. Anything else is left allocated, never freed under a loop.
+        if getattr(self, "_srv", ffi.NULL) == ffi.NULL:
+            return
+        if getattr(self, "_thread", None) is None or self._done.is_set():
             self.close()
 
 
