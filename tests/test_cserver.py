@@ -290,3 +290,27 @@ def test_a_stopped_server_dropped_without_close_is_freed():
     _join_loop_threads()
     gc.collect()
     assert _open_descriptors() - before <= 0, "a stopped server dropped without close() kept its descriptors"
+
+
+def test_a_loop_thread_that_cannot_start_leaves_a_server_that_closes_at_once(monkeypatch):
+    real_start = threading.Thread.start
+    failed = []
+
+    def start_failing_once(thread):
+        if not failed:
+            failed.append(thread)
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    before = _open_descriptors()
+    server = CServer(service="echo", model="event", host="127.0.0.1", port=0)
+    monkeypatch.setattr(threading.Thread, "start", start_failing_once)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        server.start()
+    closer = threading.Thread(target=server.__exit__, args=(None, None, None), daemon=True)
+    closer.start()
+    closer.join(5)
+    assert not closer.is_alive(), "close() waits for a loop that never started"
+    assert server.wait(0)
+    assert connection_refused(server.addresses[0])
+    assert _open_descriptors() == before, "close() did not free the server"

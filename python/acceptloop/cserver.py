@@ -100,6 +100,7 @@ class CServer:
         # leave a still-running thread marked as stopped (CPython's bpo-45274 handling), and
         # freeing the C server under a running loop corrupts the heap.
         self._done = threading.Event()
+        self._run_claimed = False   # see _claim_run
         self._run_error: str | None = None
         self.config = default_config(**options) if config is None else dataclasses.replace(config, **options)
         _check(self.config)
@@ -148,15 +149,39 @@ class CServer:
         return ffi.string(buf).decode(), port[0]
 
     def start(self) -> None:
-        """Run the loop in a background thread; returns at once."""
+        """Run the loop in a background thread and return None at once.
+
+        Raises RuntimeError when the server is closed or was started already, and
+        whatever Thread.start() raised (RuntimeError: can't start new thread) when
+        the thread could not be started; the server is then left for close(), which
+        returns at once.
+        """
         if self._srv == ffi.NULL:
             raise RuntimeError("the server is closed")
         if self._thread is not None:
             raise RuntimeError("the server was started already")
         self._thread = threading.Thread(target=self._run, name="acceptloop-cserver", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            # A loop that never begins never sets _done, and close() would wait for it
+            # forever: give the run up, so that it never begins, and say it is over. If the
+            # thread claimed it first (the error came after it had started, e.g. a
+            # KeyboardInterrupt while Thread.start waited for it), the loop sets _done itself.
+            if self._claim_run():
+                self._done.set()
+            raise
+
+    def _claim_run(self) -> bool:
+        """True for the first caller only: the loop thread about to run al_server_run,
+        or start() giving the run up after Thread.start() failed."""
+        with self._lock:
+            claimed, self._run_claimed = self._run_claimed, True
+        return not claimed
 
     def _run(self) -> None:
+        if not self._claim_run():
+            return   # start() gave the run up and set _done
         # Threads the loop creates and children it forks inherit this mask; a
         # forked child clears it again before it serves.
         signal.pthread_sigmask(signal.SIG_BLOCK, _FRONT_END_SIGNALS)
