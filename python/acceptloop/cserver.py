@@ -87,11 +87,13 @@ class CServer:
         # frees it, and they call C only under the same lock: each either sees NULL or
         # finishes its call before the free begins. An RLock, because a Python signal
         # handler runs in the main thread between two bytecodes, possibly while that very
-        # thread holds the lock (inside request_stop(), wake() or close()); a plain Lock
-        # would deadlock there. Letting the handler in is safe: the lock is held only
-        # around a C call that has returned by then, or around the exchange in close(),
-        # and until that exchange has completed the server is not freed (the free runs
-        # after it, outside the lock), so the handler sees either a live server or NULL.
+        # thread holds the lock (inside request_stop(), wake(), close() or start()); a
+        # plain Lock would deadlock there. Letting the handler in is safe: the lock is held
+        # only around a C call that has returned by then (handlers never run inside C),
+        # around the exchange in close(), or around _claim_run's flag, and until that
+        # exchange has completed the server is not freed (the free runs after it, outside
+        # the lock), so the handler sees either a live server or NULL. The lock is never
+        # held while waiting, so another thread's handler-side wait for it is brief.
         self._lock = threading.RLock()
         self._srv = ffi.NULL
         self._thread: threading.Thread | None = None
