@@ -8,7 +8,7 @@ CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
 C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 
-.PHONY: setup php venv c asan chromium compare test clean
+.PHONY: setup php venv c asan asan-cffi chromium compare test clean
 
 setup: php venv c
 
@@ -42,6 +42,16 @@ build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS)
 	$(CC) $(CFLAGS_CORE) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
 		-Icext -o $@ $(C_CORE) cext/main.c
 
+# The cffi extension under the same sanitizers, as a module of its own beside the normal one:
+# build/asan/_acceptloop_cserver_asan.*.so, which acceptloop.cserver loads instead when
+# ACCEPTLOOP_CFFI_MODULE names it (tests/test_cserver_asan.py). gcc's runtimes (libasan8,
+# libubsan1) come with gcc itself on Debian.
+asan-cffi: build/asan/.built
+build/asan/.built: cext/build_ffi.py $(wildcard cext/*.c) $(C_HEADERS) $(VENV)/.installed
+	@rm -rf build/asan && mkdir -p build
+	$(PY) cext/build_ffi.py --asan build/asan >build/asan.log 2>&1 || { cat build/asan.log; exit 1; }
+	@touch $@
+
 # The matrix, the benchmark (the quick profile; FULL=1 for the full one), then the report:
 # written even when a cell FAILED (check's exit 1 is kept), not when check could not run at
 # all (exit 2), which would report stale results.
@@ -53,7 +63,7 @@ compare: setup
 	$(VENV)/bin/acceptloop report --results results/check.json --bench results/bench.json || exit $$?; \
 	exit $$status
 
-test: setup chromium asan
+test: setup chromium asan asan-cffi
 	$(VENV)/bin/python -m pytest
 
 clean:

@@ -7,10 +7,19 @@ the server), plus the benchmark's load generator (cext/loadgen*.c), which only P
 drives. The cdef is the public header's "cdef" section, read from the header
 itself so that the two can never disagree.
 
-    python cext/build_ffi.py    # builds the module in the current directory, for a quick check
+The same sources also build a second, separate module under AddressSanitizer and
+UBSan, `_acceptloop_cserver_asan` (top level, so that it never shadows the normal
+one), for the tests: `make asan-cffi` runs `--asan build/asan`, and cserver.py loads
+it instead of `acceptloop._cserver` when ACCEPTLOOP_CFFI_MODULE names it (with
+build/asan on PYTHONPATH and the sanitizer runtimes in LD_PRELOAD: Python itself
+is not sanitized; tests/test_cserver_asan.py shows how).
+
+    python cext/build_ffi.py                   # builds the module in the current directory, for a quick check
+    python cext/build_ffi.py --asan build/asan # builds the sanitized module into build/asan
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -19,24 +28,28 @@ import cffi
 
 HERE = Path(__file__).resolve().parent
 
+MODULE = "acceptloop._cserver"
+ASAN_MODULE = "_acceptloop_cserver_asan"
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+
 
 def _relative(path: Path) -> str:
     """setuptools wants paths relative to the project root, where pip runs this script."""
     return os.path.relpath(path, Path.cwd())
 
 
-def core_sources() -> list[str]:
+def core_sources() -> list[Path]:
     """The core's .c files: what the Makefile's C_CORE lists too."""
     return [
-        _relative(path)
+        path
         for path in sorted(HERE.glob("*.c"))
         if path.name != "main.c" and not path.name.startswith("loadgen")
     ]
 
 
-def loadgen_sources() -> list[str]:
+def loadgen_sources() -> list[Path]:
     """The load generator's .c files: in the extension, never in build/acceptloop-c."""
-    return [_relative(path) for path in sorted(HERE.glob("loadgen*.c"))]
+    return sorted(HERE.glob("loadgen*.c"))
 
 
 def public_cdef() -> str:
@@ -48,20 +61,50 @@ def public_cdef() -> str:
     return match.group(1)
 
 
-ffibuilder = cffi.FFI()
-ffibuilder.cdef(public_cdef())
-ffibuilder.set_source(
-    "acceptloop._cserver",
-    '#include "acceptloop.h"',
-    sources=core_sources() + loadgen_sources(),
-    include_dirs=[_relative(HERE)],
+def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI:
+    """An FFI that builds `module` from the core and the load generator; returns it.
+
+    Without `sanitize` the paths are relative to the current directory (setuptools
+    runs this from the project root); with it they are absolute, because
+    FFI.compile() compiles inside its tmpdir, and the code is built with -O1 -g and
+    the sanitizers, compiled and linked.
+    """
+    path = (lambda p: str(p)) if sanitize else _relative
     # Hidden visibility: inside a shared object every call between the core's files would
     # otherwise go through the PLT (any symbol could be interposed); the standalone binary
     # calls them directly, and c-cffi must cost nothing more while C runs.
-    extra_compile_args=["-O2", "-std=c11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra",
-                        "-fvisibility=hidden", "-fno-semantic-interposition"],
-    extra_link_args=["-pthread"],
-)
+    flags = ["-std=c11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra",
+             "-fvisibility=hidden", "-fno-semantic-interposition"]
+    flags = (["-O1", "-g", *SANITIZE] if sanitize else ["-O2"]) + flags
+    builder = cffi.FFI()
+    builder.cdef(public_cdef())
+    builder.set_source(
+        module,
+        '#include "acceptloop.h"',
+        sources=[path(p) for p in core_sources() + loadgen_sources()],
+        include_dirs=[path(HERE)],
+        extra_compile_args=flags,
+        extra_link_args=["-pthread", *(SANITIZE if sanitize else [])],
+    )
+    return builder
+
+
+ffibuilder = make_ffibuilder()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Compile the normal module into the current directory, or with --asan DIR the
+    sanitized one into DIR; returns 0 (a failed compile raises)."""
+    parser = argparse.ArgumentParser(prog="python cext/build_ffi.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--asan", metavar="DIR", help=f"build {ASAN_MODULE} under ASan and UBSan into DIR")
+    args = parser.parse_args(argv)
+    if args.asan is None:
+        ffibuilder.compile(verbose=True)
+    else:
+        os.makedirs(args.asan, exist_ok=True)
+        make_ffibuilder(ASAN_MODULE, sanitize=True).compile(tmpdir=args.asan, verbose=True)
+    return 0
+
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    raise SystemExit(main())

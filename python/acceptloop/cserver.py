@@ -1,7 +1,11 @@
 """The C core from Python: `CServer`, and `python -m acceptloop.cserver`.
 
 This is the only module that touches the cffi module (`acceptloop._cserver`):
-it turns C error codes into exceptions and keeps `ffi` objects to itself.
+it turns C error codes into exceptions and keeps `ffi` objects to itself. When
+the environment variable ACCEPTLOOP_CFFI_MODULE names another module built from
+cext/build_ffi.py, that one is loaded instead: the tests run this module over
+`_acceptloop_cserver_asan`, the core under AddressSanitizer and UBSan (`make
+asan-cffi`; tests/test_cserver_asan.py).
 
     with CServer(service="echo", model="event", port=0) as server:
         print(server.addresses)     # [('::1', 40123), ('127.0.0.1', 40123)]
@@ -23,6 +27,7 @@ thread, and only when it returns to Python).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import signal
 import socket
@@ -31,8 +36,12 @@ import threading
 from typing import Any, Sequence
 
 from acceptloop import _protocol as P
-from acceptloop._cserver import ffi, lib
 from acceptloop.contract import ServerConfig, fail, parse_args
+
+# The cffi module: acceptloop._cserver, or the one the environment names (a sanitized build).
+CFFI_MODULE = os.environ.get("ACCEPTLOOP_CFFI_MODULE") or "acceptloop._cserver"
+_cffi = importlib.import_module(CFFI_MODULE)
+ffi, lib = _cffi.ffi, _cffi.lib
 
 MODELS: tuple[str, ...] = P.MODELS   # the C core offers every model
 
@@ -73,6 +82,19 @@ class CServer:
     """
 
     def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+        # _srv is read by request_stop() and wake() from any thread and from signal
+        # handlers, so close() takes it away (sets it to NULL) under this lock before it
+        # frees it, and they call C only under the same lock: each either sees NULL or
+        # finishes its call before the free begins. An RLock, because a Python signal
+        # handler runs in the main thread between two bytecodes, possibly while that very
+        # thread holds the lock (inside request_stop(), wake(), close() or start()); a
+        # plain Lock would deadlock there. Letting the handler in is safe: the lock is held
+        # only around a C call that has returned by then (handlers never run inside C),
+        # around the exchange in close(), or around _claim_run's flag, and until that
+        # exchange has completed the server is not freed (the free runs after it, outside
+        # the lock), so the handler sees either a live server or NULL. The lock is never
+        # held while waiting, so another thread's handler-side wait for it is brief.
+        self._lock = threading.RLock()
         self._srv = ffi.NULL
         self._thread: threading.Thread | None = None
         # Set by the loop thread itself once al_server_run has returned. Thread.join and
@@ -80,6 +102,7 @@ class CServer:
         # leave a still-running thread marked as stopped (CPython's bpo-45274 handling), and
         # freeing the C server under a running loop corrupts the heap.
         self._done = threading.Event()
+        self._run_claimed = False   # see _claim_run
         self._run_error: str | None = None
         self.config = default_config(**options) if config is None else dataclasses.replace(config, **options)
         _check(self.config)
@@ -128,15 +151,39 @@ class CServer:
         return ffi.string(buf).decode(), port[0]
 
     def start(self) -> None:
-        """Run the loop in a background thread; returns at once."""
+        """Run the loop in a background thread and return None at once.
+
+        Raises RuntimeError when the server is closed or was started already, and
+        whatever Thread.start() raised (RuntimeError: can't start new thread) when
+        the thread could not be started; the server is then left for close(), which
+        returns at once.
+        """
         if self._srv == ffi.NULL:
             raise RuntimeError("the server is closed")
         if self._thread is not None:
             raise RuntimeError("the server was started already")
         self._thread = threading.Thread(target=self._run, name="acceptloop-cserver", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            # A loop that never begins never sets _done, and close() would wait for it
+            # forever: give the run up, so that it never begins, and say it is over. If the
+            # thread claimed it first (the error came after it had started, e.g. a
+            # KeyboardInterrupt while Thread.start waited for it), the loop sets _done itself.
+            if self._claim_run():
+                self._done.set()
+            raise
+
+    def _claim_run(self) -> bool:
+        """True for the first caller only: the loop thread about to run al_server_run,
+        or start() giving the run up after Thread.start() failed."""
+        with self._lock:
+            claimed, self._run_claimed = self._run_claimed, True
+        return not claimed
 
     def _run(self) -> None:
+        if not self._claim_run():
+            return   # start() gave the run up and set _done
         # Threads the loop creates and children it forks inherit this mask; a
         # forked child clears it again before it serves.
         signal.pthread_sigmask(signal.SIG_BLOCK, _FRONT_END_SIGNALS)
@@ -148,14 +195,18 @@ class CServer:
             self._done.set()
 
     def request_stop(self) -> None:
-        """Begin a graceful stop and return at once (safe in a signal handler)."""
-        if self._srv != ffi.NULL:
-            lib.al_server_stop(self._srv)
+        """Begin a graceful stop and return None at once; does nothing after close().
+        Safe from any thread and in a signal handler."""
+        with self._lock:   # close() cannot free the server meanwhile (see __init__)
+            if self._srv != ffi.NULL:
+                lib.al_server_stop(self._srv)
 
     def wake(self) -> None:
-        """Have the loop reap exited children now (fork model; for a SIGCHLD handler)."""
-        if self._srv != ffi.NULL:
-            lib.al_server_wake(self._srv)
+        """Have the loop reap exited children now (fork model; for a SIGCHLD handler);
+        returns None, and does nothing after close()."""
+        with self._lock:
+            if self._srv != ffi.NULL:
+                lib.al_server_wake(self._srv)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the loop to end; True once it has (or never ran)."""
@@ -191,14 +242,18 @@ class CServer:
         return self._run_error
 
     def close(self) -> None:
-        """Stop, wait, and free the C server. Idempotent."""
+        """Stop, wait for the loop to end, and free the C server; returns None.
+        Idempotent, and safe against request_stop() and wake() from other threads and
+        signal handlers: they do nothing once close() has taken the server away."""
         if self._srv == ffi.NULL:
             return
         self.stop()
         if self._thread is not None and not self._done.is_set():
             return   # never free memory a running loop still uses
-        lib.al_server_free(self._srv)
-        self._srv = ffi.NULL
+        with self._lock:   # taken away first, so nobody can reach it once the free begins
+            srv, self._srv = self._srv, ffi.NULL
+        if srv != ffi.NULL:   # NULL: another thread's close() took it
+            lib.al_server_free(srv)
 
     def __enter__(self) -> CServer:
         return self
@@ -207,7 +262,12 @@ class CServer:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_srv", ffi.NULL) != ffi.NULL and self._thread is None:
+        # A server dropped without close() is freed when its loop never started or has
+        # ended (a running loop's thread holds the server, so it cannot be dropped then);
+        # close() then returns at once. Anything else is left allocated, never freed under a loop.
+        if getattr(self, "_srv", ffi.NULL) == ffi.NULL:
+            return
+        if getattr(self, "_thread", None) is None or self._done.is_set():
             self.close()
 
 
@@ -357,17 +417,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         return fail(e.strerror or str(e))
     with server:
-        signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
-        signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
-        if config.model == "fork":
-            signal.signal(signal.SIGCHLD, lambda signum, frame: server.wake())
-        for address, port in server.addresses:
-            print(P.ANNOUNCE_LISTENING % (address, port))
-        print(P.ANNOUNCE_READY, flush=True)
+        # The previous handlers are back before the server is closed (the finally runs
+        # before __exit__), so that no late signal reaches a freed server.
+        previous: dict[int, Any] = {}
         try:
-            server.serve_forever()
-        except RuntimeError as e:
-            return fail(f"{config.model} loop: {e}")
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
+            if config.model == "fork":
+                previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: server.wake())
+            for address, port in server.addresses:
+                print(P.ANNOUNCE_LISTENING % (address, port))
+            print(P.ANNOUNCE_READY, flush=True)
+            try:
+                server.serve_forever()
+            except RuntimeError as e:
+                return fail(f"{config.model} loop: {e}")
+        finally:
+            for signum, handler in previous.items():   # None: a handler not set from Python
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     return P.EXIT_OK
 
 
