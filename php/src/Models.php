@@ -134,7 +134,15 @@ final class Models
                     Net::reject($sock);
                     continue;
                 }
-                $pid = pcntl_fork();
+                // pcntl_fork() warns before it returns -1, and the warning is an exception by now
+                // (Os::installErrorHandler): caught here, a failed fork (EAGAIN at a pids or
+                // process limit, ENOMEM) is that connection's problem, as in C: one line, the
+                // connection closed, the loop goes on.
+                try {
+                    $pid = pcntl_fork();
+                } catch (\ErrorException) {
+                    $pid = -1;
+                }
                 if ($pid === -1) {
                     Os::log("fork {$peer}: " . Errno::describe(pcntl_get_last_error()));
                     socket_close($sock);
