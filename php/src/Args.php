@@ -10,6 +10,8 @@ final class Args
 {
     public const PROG = 'php acceptloop.php';
     private const DESCRIPTION = 'A TCP accept loop that follows the acceptloop contract.';
+    /** The characters Python's repr() writes by name. */
+    private const NAMED_ESCAPES = ["\n" => '\\n', "\r" => '\\r', "\t" => '\\t'];
 
     /**
      * The options' values, or null when --help was asked for (the caller prints help()).
@@ -40,15 +42,14 @@ final class Args
             [$kind, , $low, $high, $choices] = Protocol::OPTIONS[$name];
             if ($kind === 'flag') {
                 if ($inline !== null) {
-                    throw new UsageError("argument --{$name}: ignored explicit argument '{$inline}'");
+                    throw new UsageError("argument --{$name}: ignored explicit argument " . self::quote($inline));
                 }
                 $values[$name] = true;
                 continue;
             }
             if ($inline === null) {
                 $next = $argv[$i + 1] ?? null;
-                // As argparse: a following option is not a value, a negative number is.
-                if ($next === null || (str_starts_with($next, '-') && !is_numeric($next))) {
+                if ($next === null || self::looksLikeOption($next)) {
                     throw new UsageError("argument --{$name}: expected one argument");
                 }
                 $inline = $next;
@@ -68,6 +69,17 @@ final class Args
             ipv6Only: $values['ipv6-only'],
             daytimeEpoch: self::daytimeEpoch($epochText),
         );
+    }
+
+    /**
+     * Whether argparse would take $arg for an option rather than a value: it starts with `-`,
+     * is not `-` alone, and is neither a negative number (`-5`, `-.5`, its \\d any decimal
+     * digit, its `$` also before a final newline, as Python's re reads it) nor has a space.
+     */
+    private static function looksLikeOption(string $arg): bool
+    {
+        return str_starts_with($arg, '-') && $arg !== '-'
+            && preg_match('/^-\d+$|^-\d*\.\d+$/u', $arg) !== 1 && !str_contains($arg, ' ');
     }
 
     /** The option a `--name` stands for: itself, or the one option it is a prefix of. */
@@ -102,61 +114,113 @@ final class Args
         array $models,
     ): string|int|float {
         if ($kind === 'string') {
+            // A string's max is its longest length in bytes (0: no limit), counted as the OS
+            // handed the argument over; a host longer than any name getaddrinfo takes is refused here.
+            if ($high > 0 && strlen($text) > $high) {
+                throw new UsageError(sprintf('argument --%s: longer than %.15g bytes', $name, $high));
+            }
             return $text;
         }
         if ($kind === 'choice') {
             $allowed = $choices === 'models' ? $models : Protocol::SERVICES;
             if (!in_array($text, $allowed, true)) {
-                $list = implode(', ', array_map(static fn (string $c): string => "'{$c}'", $allowed));
+                $list = implode(', ', array_map(self::quote(...), $allowed));
                 $why = $choices === 'models' && in_array($text, Protocol::MODELS, true)
                     ? '; PHP has no threads' : '';
-                throw new UsageError("argument --{$name}: invalid choice: '{$text}' (choose from {$list}){$why}");
+                throw new UsageError("argument --{$name}: invalid choice: " . self::quote($text)
+                    . " (choose from {$list}){$why}");
             }
             return $text;
         }
-        if ($kind === 'int') {
-            $value = self::wholeNumber($text, "argument --{$name}", 'a whole number', "{$low}..{$high}");
-        } else {
-            $trimmed = trim($text);
-            if (!is_numeric($trimmed) || !is_finite((float) $trimmed)) {
-                throw new UsageError("argument --{$name}: not a number: '{$text}'");
-            }
-            $value = (float) $trimmed;
-        }
-        if ($value < $low || $value > $high) {
-            throw new UsageError("argument --{$name}: {$text} is outside {$low}..{$high}");
-        }
-        return $value;
+        return self::number($kind, $text, $low, $high, "argument --{$name}");
     }
 
-    /** ACCEPTLOOP_DAYTIME_EPOCH as whole seconds; unset or empty: null (use the clock). */
+    /** ACCEPTLOOP_DAYTIME_EPOCH as whole seconds within the protocol's range; unset or empty: null (use the clock). */
     private static function daytimeEpoch(string|false $text): ?int
     {
         if ($text === false || $text === '') {
             return null;
         }
-        return self::wholeNumber($text, Protocol::DAYTIME_EPOCH_ENV, 'a whole number of seconds',
-            PHP_INT_MIN . '..' . PHP_INT_MAX);
+        return (int) self::number('int', $text, Protocol::DAYTIME_EPOCH_MIN, Protocol::DAYTIME_EPOCH_MAX,
+            Protocol::DAYTIME_EPOCH_ENV);
     }
 
     /**
-     * What Python's int() accepts: `42`, ` +042 `, `1_000`, `-5`.
+     * $text as the contract's $kind ("int" or "seconds") within $low..$high.
      *
-     * @throws UsageError `WHAT: not DESCRIPTION: 'x'`, or `WHAT: x is outside RANGE` when it
-     *         does not fit in a PHP int (Python would take it, then fail later or find it out of range)
+     * The text is matched whole against its kind's pattern (Protocol::GRAMMAR_*, protocol.toml
+     * [grammar]) before it is converted, so what PHP's casts or is_numeric() would also take
+     * (` 5`, `+5`, `1e3`, `5\n`, `1_000` for Python's int()) is refused as in Python and C. The D
+     * modifier keeps `$` from matching before a final newline; without `u` the pattern reads
+     * bytes, so `[0-9]` is ASCII digits only, as in the other ports.
+     *
+     * @throws UsageError `WHAT: not a number: '0x10'`, `WHAT: 70000 is outside 0..65535`
      */
-    private static function wholeNumber(string $text, string $what, string $description, string $range): int
+    private static function number(string $kind, string $text, int|float $low, int|float $high, string $what): int|float
     {
-        if (!preg_match('/^\s*([+-]?)(\d+(?:_\d+)*)\s*$/', $text, $m)) {
-            throw new UsageError("{$what}: not {$description}: '{$text}'");
+        $pattern = $kind === 'int' ? Protocol::GRAMMAR_INT : Protocol::GRAMMAR_SECONDS;
+        if (preg_match('~' . str_replace('~', '\\~', $pattern) . '~D', $text) !== 1) {
+            $description = $kind === 'int' ? 'a whole number' : 'a number';
+            throw new UsageError("{$what}: not {$description}: " . self::quote($text));
         }
-        $digits = ltrim(str_replace('_', '', $m[2]), '0');
-        $normal = ($m[1] === '-' && $digits !== '' ? '-' : '') . ($digits === '' ? '0' : $digits);
-        $value = (int) $normal;
-        if ((string) $value !== $normal) {
-            throw new UsageError("{$what}: {$text} is outside {$range}");
+        if ($kind === 'int') {
+            // Digits only by now. More of them than a PHP int holds is beyond every bound the
+            // contract has (none is near PHP_INT_MAX), so it need not be converted to be refused.
+            $digits = ltrim($text, '0');
+            $value = strlen($digits) < strlen((string) PHP_INT_MAX) ? (int) $text : null;
+        } else {
+            $value = (float) $text;   // digits and one point: PHP reads it as Python's float() does
+        }
+        if ($value === null || $value < $low || $value > $high) {
+            // The bounds as Python's {:.15g}: plain integers for whole ones.
+            throw new UsageError(sprintf('%s: %s is outside %.15g..%.15g', $what, $text, $low, $high));
         }
         return $value;
+    }
+
+    /**
+     * $text as Python's repr() shows a str, which is how argparse quotes a value in its errors:
+     * single quotes (double ones when the text holds only single ones), `\\`, `\n`, `\r`, `\t`,
+     * `\xHH`, `\uHHHH` or `\UHHHHHHHH` for what is not printable, and `\udcHH` for a byte that is
+     * not UTF-8 (Python decodes argv with surrogateescape). A valid UTF-8 character is shown as is
+     * unless Unicode calls it a control, format, private-use, unassigned or separator character
+     * (str.isprintable(); the space is the one separator shown).
+     */
+    private static function quote(string $text): string
+    {
+        $quote = str_contains($text, "'") && !str_contains($text, '"') ? '"' : "'";
+        preg_match_all('/[\x00-\x7F]|[\xC2-\xDF][\x80-\xBF]|\xE0[\xA0-\xBF][\x80-\xBF]'
+            . '|[\xE1-\xEC\xEE\xEF][\x80-\xBF]{2}|\xED[\x80-\x9F][\x80-\xBF]|\xF0[\x90-\xBF][\x80-\xBF]{2}'
+            . '|[\xF1-\xF3][\x80-\xBF]{3}|\xF4[\x80-\x8F][\x80-\xBF]{2}|./s', $text, $chars);
+        $out = '';
+        foreach ($chars[0] as $char) {
+            $byte = ord($char);
+            if (strlen($char) === 1 && $byte >= 0x80) {
+                $out .= sprintf('\\udc%02x', $byte);
+            } elseif ($char === '\\' || $char === $quote) {
+                $out .= '\\' . $char;
+            } elseif (isset(self::NAMED_ESCAPES[$char])) {
+                $out .= self::NAMED_ESCAPES[$char];
+            } elseif ($char === ' ' || preg_match('/^[^\p{C}\p{Z}]$/u', $char) === 1) {
+                $out .= $char;
+            } else {
+                $code = self::codePoint($char);
+                $out .= sprintf($code < 0x100 ? '\\x%02x' : ($code < 0x10000 ? '\\u%04x' : '\\U%08x'), $code);
+            }
+        }
+        return $quote . $out . $quote;
+    }
+
+    /** The code point of one valid UTF-8 character. */
+    private static function codePoint(string $char): int
+    {
+        $lead = ord($char[0]);
+        $length = strlen($char);
+        $code = $length === 1 ? $lead : $lead & (0xFF >> ($length + 1));
+        for ($i = 1; $i < $length; $i++) {
+            $code = ($code << 6) | (ord($char[$i]) & 0x3F);
+        }
+        return $code;
     }
 
     /** @param list<string> $models */

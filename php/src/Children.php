@@ -6,6 +6,9 @@ namespace AcceptLoop;
 
 final class Children
 {
+    /** The signals runFork blocks across pcntl_fork(): those the parent has handlers for. */
+    public const FORK_BLOCKED = [SIGTERM, SIGINT, SIGCHLD];
+
     /** @var array<int, true> pid => true, for every child not yet reaped */
     private array $pids = [];
 
@@ -26,13 +29,20 @@ final class Children
      * exit() ends the child without running `finally` blocks of the callers; nothing here
      * registers shutdown functions or destructors that act, so PHP's shutdown only frees.
      *
+     * The child starts with FORK_BLOCKED blocked (see runFork); $oldMask, the mask from before
+     * the fork, is restored only once the parent's handlers are reset, so a SIGTERM the parent
+     * sent meanwhile is acted on by the default action, never by the parent's handler.
+     *
      * @param list<\Socket> $listeners
+     * @param list<int> $oldMask
      */
-    public function serveInChild(\Socket $sock, string $peer, array $listeners, Config $config, Control $control): never
+    public function serveInChild(\Socket $sock, string $peer, array $listeners, Config $config, Control $control,
+        array $oldMask): never
     {
         $status = Protocol::EXIT_OK;
         try {
             $control->forgetInChild();
+            pcntl_sigprocmask(SIG_SETMASK, $oldMask);
             Net::closeListeners($listeners);
             $this->pids = [];   // the parent's children are not this process's to reap
             Models::serveConnection(new Connection($sock, $peer, $config, Os::now()), null, $config->grace);

@@ -27,12 +27,16 @@ final class Control
     private readonly \Socket $stopWrite;
     private bool $closed = false;
 
+    /** @throws SetupError `socketpair control: Too many open files (EMFILE)` */
     public function __construct()
     {
-        $wake = [];
-        $stop = [];
-        if (!socket_create_pair(AF_UNIX, SOCK_STREAM, 0, $wake) || !socket_create_pair(AF_UNIX, SOCK_STREAM, 0, $stop)) {
-            throw new \RuntimeException('socketpair: ' . Errno::describe(Errno::last()));
+        $wake = self::pair();
+        try {
+            $stop = self::pair();
+        } catch (SetupError $e) {
+            socket_close($wake[0]);
+            socket_close($wake[1]);
+            throw $e;
         }
         [$this->wakeRead, $this->wakeWrite] = $wake;
         [$this->stopRead, $this->stopWrite] = $stop;
@@ -40,6 +44,30 @@ final class Control
             // A full wake pair must drop a byte, never block the handler (and so the server).
             socket_set_nonblock($sock);
         }
+    }
+
+    /**
+     * One connected pair of sockets (the constructor makes them non-blocking).
+     *
+     * socket_create_pair() warns before it returns false, and the warning is an exception by
+     * now (Os::installErrorHandler), so both are caught here and errno names the reason: with
+     * few descriptors left (`ulimit -n` 5 to 7) this is the first step that needs one.
+     *
+     * @return array{\Socket, \Socket}
+     * @throws SetupError
+     */
+    private static function pair(): array
+    {
+        $pair = [];
+        try {
+            $ok = socket_create_pair(AF_UNIX, SOCK_STREAM, 0, $pair);
+        } catch (\ErrorException) {
+            $ok = false;
+        }
+        if (!$ok) {
+            throw SetupError::fromSocket('socketpair', 'control', null);   // recorded globally only
+        }
+        return $pair;
     }
 
     /** SIGTERM and SIGINT begin a graceful stop; SIGCHLD (fork model) only wakes the loop. */

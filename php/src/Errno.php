@@ -52,15 +52,30 @@ final class Errno
      *
      * Calls on an existing socket record errno on it; socket_create, socket_accept and
      * socket_select only record it globally, so those pass null.
+     *
+     * ext-sockets keeps the errno of a call on a socket twice: on the socket and process-wide
+     * (socket_last_error() without an argument). Both copies are forgotten here, else the
+     * process-wide one outlives the failure it describes (an EAGAIN of a send to a slow
+     * reader, an ECONNRESET) and a later look at it, such as Select::canWatch's, reads an
+     * error that call never had.
      */
     public static function last(?\Socket $socket = null): int
     {
         $errno = $socket === null ? socket_last_error() : socket_last_error($socket);
-        if ($socket === null) {
-            socket_clear_error();
-        } else {
+        if ($socket !== null) {
             socket_clear_error($socket);
         }
+        socket_clear_error();
         return $errno;
+    }
+
+    /**
+     * Forget the process-wide errno before a call whose failure is told apart by whether it set
+     * one (socket_select: PHP refuses a descriptor at or above FD_SETSIZE without calling
+     * select(), and so without an errno), so that nothing recorded earlier can be mistaken for it.
+     */
+    public static function clear(): void
+    {
+        socket_clear_error();
     }
 }

@@ -134,14 +134,33 @@ final class Models
                     Net::reject($sock);
                     continue;
                 }
-                $pid = pcntl_fork();
-                if ($pid === -1) {
-                    Os::log("fork {$peer}: " . Errno::describe(pcntl_get_last_error()));
-                    socket_close($sock);
-                    continue;
+                // The signals are blocked across the fork, and the child unblocks them only once
+                // its own handlers are set (Children::serveInChild). Otherwise a SIGTERM landing
+                // between fork() and that reset runs the parent's handler in the child, which
+                // then serves on with no stop: with --grace 0 the parent signals its children at
+                // once, and with --idle-timeout 0 it would then wait for that child forever. A
+                // signal that comes while they are blocked stays pending in the kernel for the
+                // process it was sent to (a child does not inherit its parent's pending ones).
+                $oldMask = [];
+                pcntl_sigprocmask(SIG_BLOCK, Children::FORK_BLOCKED, $oldMask);
+                // pcntl_fork() warns before it returns -1, and the warning is an exception by now
+                // (Os::installErrorHandler): caught here, a failed fork (EAGAIN at a pids or
+                // process limit, ENOMEM) is that connection's problem, as in C: one line, the
+                // connection closed, the loop goes on.
+                try {
+                    $pid = pcntl_fork();
+                } catch (\ErrorException) {
+                    $pid = -1;
                 }
                 if ($pid === 0) {
-                    $children->serveInChild($sock, $peer, $listeners, $config, $control);
+                    $children->serveInChild($sock, $peer, $listeners, $config, $control, $oldMask);
+                }
+                $forkErrno = $pid === -1 ? pcntl_get_last_error() : 0;
+                pcntl_sigprocmask(SIG_SETMASK, $oldMask);   // the parent: a pending SIGTERM is handled now
+                if ($pid === -1) {
+                    Os::log("fork {$peer}: " . Errno::describe($forkErrno));
+                    socket_close($sock);
+                    continue;
                 }
                 $children->add($pid);
                 socket_close($sock);

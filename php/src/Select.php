@@ -48,6 +48,7 @@ final class Select
         $seconds = intdiv($total, 1_000_000);
         $micros = $total % 1_000_000;
         $warning = '';
+        Errno::clear();   // errno 0 after a failure must mean "PHP refused", never an earlier error
         try {
             $n = socket_select($read, $write, $except, $seconds, $micros);
         } catch (\ErrorException $e) {
@@ -68,16 +69,26 @@ final class Select
         return [$read, $write];
     }
 
-    /** Whether socket_select() can watch $sock: false when its descriptor is at or above FD_SETSIZE. */
+    /**
+     * Whether socket_select() can watch $sock: false when its descriptor is at or above FD_SETSIZE.
+     *
+     * PHP code cannot read a Socket's descriptor number (ext-sockets has no such function; only
+     * the FD_SETSIZE warning's text tells it), so a zero-timeout select on $sock alone asks
+     * instead. PHP checks the number before it calls select(): a descriptor too high fails with
+     * no errno at all, whereas a select() that ran (and so had a descriptor below FD_SETSIZE)
+     * either succeeds or sets one (EINTR, ENOMEM). The process-wide errno is cleared first, so
+     * the answer depends on this probe only, never on what an earlier call left behind.
+     */
     public static function canWatch(\Socket $sock): bool
     {
         $read = [$sock];
         $write = null;
         $except = null;
+        Errno::clear();
         try {
             socket_select($read, $write, $except, 0);
         } catch (\ErrorException) {
-            return Errno::last() !== 0;   // a real error (EBADF ...) is for recv/send to report
+            return Errno::last() !== 0;   // select() ran: the descriptor is watchable; recv/send report the rest
         }
         return true;
     }

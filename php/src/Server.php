@@ -26,9 +26,9 @@ final class Server
             Os::writeAll(STDOUT, Args::help($models));
             return Protocol::EXIT_OK;
         }
-        $control = new Control();
-        $control->installSignalHandlers(watchChildren: $config->model === 'fork');
         try {
+            $control = new Control();
+            $control->installSignalHandlers(watchChildren: $config->model === 'fork');
             $listeners = Net::openListeners($config);
         } catch (SetupError $e) {
             return self::fail($e->getMessage());
