@@ -128,6 +128,31 @@ static int usage_error(const char *prog, const char *fmt, ...)
     return AL_EXIT_USAGE;
 }
 
+/* text as Python's repr() writes a str, so that a usage line is one line and reads the same in
+ * every port: in single quotes (double quotes when it holds a ' and no "), with \\, \n, \r,
+ * \t and \xHH for the other control bytes. Bytes from 0x80 up are passed on as they are (UTF-8
+ * text prints as itself, as in Python). Truncated to fit buf. */
+static const char *quoted(const char *text, char *buf, size_t len)
+{
+    char q = strchr(text, '\'') != NULL && strchr(text, '"') == NULL ? '"' : '\'';
+    size_t n = 0;
+    buf[n++] = q;
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0' && n + 6 < len; p++) {
+        const char *named = *p == '\\' ? "\\\\" : *p == '\n' ? "\\n" : *p == '\r' ? "\\r" : *p == '\t' ? "\\t" : NULL;
+        if (named != NULL)
+            n += (size_t)snprintf(buf + n, len - n, "%s", named);
+        else if (*p == (unsigned char)q)
+            n += (size_t)snprintf(buf + n, len - n, "\\%c", q);
+        else if (*p < 0x20 || *p == 0x7f)
+            n += (size_t)snprintf(buf + n, len - n, "\\x%02x", *p);
+        else
+            buf[n++] = (char)*p;
+    }
+    buf[n++] = q;
+    buf[n] = '\0';
+    return buf;
+}
+
 /* Whether text is written as the contract's grammar for a number of this kind says
  * (protocol.toml [grammar]): matched whole, before strtol/strtod see it, since they would
  * also take "0x10", " 5", "+5", "1e3", "inf" and "nan". */
@@ -147,7 +172,9 @@ static int parse_number(enum al_option_kind kind, const char *text, double low, 
                         double *value, char *why, size_t whylen)
 {
     if (!grammatical(kind, text)) {
-        snprintf(why, whylen, "%s: '%s'", kind == AL_OPT_INT ? "not a whole number" : "not a number", text);
+        char shown[AL_ERROR_LEN / 2];
+        snprintf(why, whylen, "%s: %s", kind == AL_OPT_INT ? "not a whole number" : "not a number",
+                 quoted(text, shown, sizeof shown));
         return -1;
     }
     errno = 0;
@@ -186,7 +213,9 @@ static int store(const char *prog, const struct al_option_spec *spec, const char
             size_t used = 0;
             for (int c = 0; c < count && used < sizeof list; c++)
                 used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'", c ? ", " : "", names[c]);
-            return usage_error(prog, "argument --%s: invalid choice: '%s' (choose from %s)", spec->name, text, list);
+            char shown[AL_ERROR_LEN / 2];
+            return usage_error(prog, "argument --%s: invalid choice: %s (choose from %s)", spec->name,
+                               quoted(text, shown, sizeof shown), list);
         }
         *(int *)where = found;
     } else {
@@ -260,8 +289,11 @@ static int al_parse_args(int argc, char **argv, struct al_config *cfg)
             continue;   /* a value after it is reported too, as an unknown argument of its own */
         }
         const char *value = eq != NULL ? eq + 1 : NULL;
-        if (spec->kind == AL_OPT_FLAG && value != NULL)
-            return usage_error(prog, "argument --%s: ignored explicit argument '%s'", spec->name, value);
+        if (spec->kind == AL_OPT_FLAG && value != NULL) {
+            char shown[AL_ERROR_LEN / 2];
+            return usage_error(prog, "argument --%s: ignored explicit argument %s", spec->name,
+                               quoted(value, shown, sizeof shown));
+        }
         if (spec->kind != AL_OPT_FLAG && value == NULL) {
             if (i + 1 >= argc || !looks_like_value(argv[i + 1]))
                 return usage_error(prog, "argument --%s: expected one argument", spec->name);

@@ -66,6 +66,8 @@ def _check(config: ServerConfig) -> None:
         value = getattr(config, name.replace("-", "_"))
         if kind in ("int", "seconds") and not low <= value <= high:
             raise ValueError(f"{name}: {value} is outside {low:g}..{high:g}")
+        if kind == "string" and high is not None and len(os.fsencode(value)) > high:
+            raise ValueError(f"{name}: longer than {high:g} bytes")
     if config.service not in P.SERVICES:
         raise ValueError(f"service: no such service: {config.service!r}")
     if config.model not in MODELS:
@@ -123,7 +125,9 @@ class CServer:
         srv = lib.al_server_new(cfg)
         if srv == ffi.NULL:
             code = ffi.errno
-            raise OSError(code, f"server: {_strerror(code)}")
+            # The config is checked already: what is left to fail is making the stop and
+            # wake-up pipes (EMFILE at a low descriptor limit) or memory; the same line as C's.
+            raise OSError(code, f"pipe control: {_strerror(code)}")
         self._srv = srv
         err = ffi.new("char[]", lib.AL_ERROR_LEN)
         if lib.al_server_open(srv, err, len(err)) != lib.AL_OK:

@@ -296,6 +296,7 @@ class ServerProcess:
         """SIGTERM, wait; SIGKILL if it will not go. The exit code (None: it had to be killed)."""
         if self.proc is None:
             return None
+        self.told_to_stop = True   # whoever stops it judges how it ended
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
             if self.wait_exit(timeout) is None:

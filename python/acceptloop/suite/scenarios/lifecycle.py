@@ -141,6 +141,18 @@ BAD_ARGUMENTS = {
     "an unknown service": ["--service", "no-such-service"],
     "a port out of range": ["--port", "70000"],
     "a backlog that is not a number": ["--backlog", "many"],
+    # The one grammar (protocol.toml [grammar]): what C's strtod or Python's int() would also take.
+    "a hexadecimal grace (0x10)": ["--grace", "0x10"],
+    "a backlog with a digit separator (1_000)": ["--backlog", "1_000"],
+    "a grace in exponent form (1e3)": ["--grace", "1e3"],
+    "a port with a leading space": ["--port", " 7"],
+    "a port with a plus sign": ["--port", "+7"],
+    "an infinite grace": ["--grace", "inf"],
+    "a grace that is not a number (nan)": ["--grace", "nan"],
+    "a negative idle timeout": ["--idle-timeout", "-1"],
+    "a grace just past its maximum": ["--grace", "3600.5"],
+    "no connections at all (--max-conns 0)": ["--max-conns", "0"],
+    "a host longer than 1024 bytes": ["--host", "h" * 1025],
 }
 
 
@@ -160,6 +172,36 @@ def bad_arguments(ctx: Context) -> None:
                   "still running" if code is None else code)
         ctx.check("usage" in stderr.lower(), f"{what}: usage on stderr", "usage: ...", stderr.strip()[:200] or "nothing")
     ctx.observe("exit_codes", codes)
+
+
+EDGE_ARGUMENTS = {
+    "--grace 0": {"grace": "0"},
+    "--grace .5 and --idle-timeout 0.25": {"grace": ".5", "idle-timeout": "0.25"},
+    "--grace 3600 (its maximum)": {"grace": "3600"},
+    "--backlog 1 and --max-conns 1": {"backlog": "1", "max-conns": "1"},
+    "--idle-timeout 0 (never)": {"idle-timeout": "0"},
+    "leading zeros: --backlog 0128": {"backlog": "0128"},
+}
+
+
+@scenario("lifecycle.edge_arguments", "The smallest and largest values each option allows, and the grammar's other "
+          "forms (.5, leading zeros): every one starts, serves and exits 0.",
+          MUST, CONTRACT, "Arguments: `--backlog N`, `--grace SECONDS`, `--max-conns N`, `--idle-timeout SECONDS` "
+          "within their bounds, written as protocol.toml's grammar allows, are accepted.",
+          service="echo", shared=False, needs=("backlog", "grace", "max-conns", "idle-timeout"),
+          fingerprint=("started",))
+def edge_arguments(ctx: Context) -> None:
+    started = {}
+    for what, options in EDGE_ARGUMENTS.items():
+        try:
+            srv = ctx.start_server(options=options)
+        except ServerStartError as e:
+            ctx.check(False, f"{what}: the server starts", "READY", f"{e} {e.stderr.strip()[-200:]}")
+            started[what] = False
+            continue
+        started[what] = served(ctx, "echo", srv.address, what=f"{what}: a client is served")
+        ctx.check(srv.stop() == P.EXIT_OK, f"{what}: exit 0 on SIGTERM", 0, srv.exit_code)
+    ctx.observe("started", started)
 
 
 @scenario("lifecycle.sigint_idle", "SIGINT (Ctrl-C) to a server idle in accept: exit 0 within 1 s.",
