@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -24,10 +23,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acceptloop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check", help="run the conformance scenarios and print the matrix",
-                           description="Run every scenario against every implementation and model; "
-                                       "print the matrix and the disagreements. Exit 1 on any FAILED cell.")
+    check = sub.add_parser(
+        "check", help="run the conformance scenarios and print the matrix",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run every scenario against every implementation and model (or the server at --target); "
+                    "print the matrix, the disagreements, and why each bad cell is bad, with the command that "
+                    "reruns it.",
+        epilog="grades: OK; NON-STRICT (a SHOULD not met); FAILED (a MUST broken); ERROR (the kit failed, not the\n"
+               "server); INFO (shown, not graded: a case that cannot apply, or a check on a basis the server does\n"
+               "not follow); MISSING (not offered).\n"
+               "bases: rfc (the RFC's service on the wire), protocol (docs/protocol.md's choices), contract (the\n"
+               "server contract); a registry entry says which it follows (--follows for --target).\n\n"
+               "exit status: 0 nothing FAILED or ERROR; 1 a cell FAILED (or NON-STRICT with --strict); 2 a bad\n"
+               "selection or registry, before any cell ran; 3 a cell is ERROR and none FAILED; 130 interrupted\n"
+               "(Ctrl-C, SIGTERM): the results so far are written and every server the kit started is stopped.")
     _add_selection(check)
+    check.add_argument("--target", metavar="HOST:PORT",
+                       help="grade the server already running there (no registry file); give its --service")
+    check.add_argument("--follows", metavar="BASIS", nargs="+", choices=("rfc", "protocol", "contract"),
+                       help="with --target: the bases it follows besides rfc")
+    check.add_argument("--cell", metavar="ID", nargs="+", action="extend", dest="cells",
+                       help="exactly these cells (impl-model-scenario, as --list prints them)")
+    check.add_argument("--list", action="store_true", help="print the ids of the cells the selection would run, and stop")
+    check.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first FAILED or ERROR cell")
+    check.add_argument("--lf", "--last-failed", dest="last_failed", action="store_true",
+                       help="run only the cells that FAILED or were ERROR in the last run (.acceptloop/last-check.json)")
+    check.add_argument("--strict", action="store_true", help="a NON-STRICT cell (a SHOULD not met) counts as a failure")
     check.add_argument("--json", metavar="FILE", type=Path, help="write the results (with provenance) as JSON")
     check.add_argument("--junit", metavar="FILE", type=Path, help="write the results as JUnit XML")
     check.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -75,61 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _selected(args: argparse.Namespace, include_peers: bool = False):
-    """The implementations named with --impl; without it, every port (and the peers if asked)."""
-    from acceptloop.suite import registry
-
-    impls = registry.load(args.implementations)
-    if args.impl:
-        names = {i.name for i in impls}
-        unknown = [n for n in args.impl if n not in names]
-        if unknown:
-            raise registry.RegistryError(f"unknown implementation {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-        impls = [i for i in impls if i.name in args.impl]
-    elif not include_peers:
-        impls = [i for i in impls if i.role == "port"]
-    return impls
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     from acceptloop import provenance
-    from acceptloop.suite import matrix, results as results_io, runner
-    from acceptloop.suite.catalog import all_scenarios
-    from acceptloop.suite.registry import RegistryError
-    from acceptloop.suite.scenario import FAILED
+    from acceptloop.suite import session
 
-    try:
-        impls = _selected(args)
-        cells = runner.plan(impls, args.model, args.service, args.keyword)
-    except (RegistryError, ValueError) as e:
-        print(f"acceptloop check: {e}", file=sys.stderr)
-        return P.EXIT_USAGE
-    if not cells:
-        print("acceptloop check: nothing matches that selection", file=sys.stderr)
-        return P.EXIT_USAGE
-    started = time.monotonic()
-    tty = sys.stderr.isatty()
-
-    def progress(done: int, total: int, cell: runner.Cell, result) -> None:
-        if args.quiet:
-            return
-        line = f"[{done:>4}/{total}] {time.monotonic() - started:6.1f}s {cell.id}: {result.grade}"
-        if tty:
-            sys.stderr.write("\r\033[K" + line[:150] + ("\n" if done == total else ""))
-        elif result.grade == FAILED or done == total or done % 25 == 0:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-    results = runner.run(cells, progress=progress)
-    matrix.print_report(results, order=[s.id for s in all_scenarios()])
-    if args.json:
-        doc = results_io.to_document(impls, all_scenarios(), results, provenance.collect())
-        results_io.write_json(args.json, doc)
-        print(f"results: {args.json}")
-    if args.junit:
-        results_io.write_junit(args.junit, results)
-        print(f"junit: {args.junit}")
-    return 1 if any(r.grade == FAILED for r in results) else 0
+    if args.follows and not args.target:
+        print("acceptloop check: --follows goes with --target (a registry entry says it with 'follows')",
+              file=sys.stderr)
+        return session.EXIT_SELECTION
+    sel = session.Selection(implementations=args.implementations, impl=args.impl, model=args.model,
+                            service=args.service, keyword=args.keyword, cells=args.cells, target=args.target,
+                            follows=args.follows, last_failed=args.last_failed)
+    return session.run(sel, json_path=args.json, junit=args.junit, quiet=args.quiet, list_only=args.list,
+                       first_failure=args.exitfirst, strict=args.strict, provenance=provenance.collect)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -169,7 +148,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from acceptloop import provenance
     from acceptloop.bench import plan as bench_plan, runner as bench_runner, summary
-    from acceptloop.suite import results as results_io
+    from acceptloop.suite import results as results_io, session
     from acceptloop.suite.registry import RegistryError
 
     profile = bench_plan.PROFILES[args.profile or "full"]
@@ -177,9 +156,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("acceptloop bench: --rounds must be at least 1", file=sys.stderr)
         return P.EXIT_USAGE
     try:
-        impls = _selected(args, include_peers=True)
+        impls = session.implementations(session.Selection(implementations=args.implementations, impl=args.impl),
+                                        include_peers=True)
         plan = bench_plan.plan(impls, profile, args.model, args.keyword, args.rounds)
-    except (RegistryError, ValueError) as e:
+    except (RegistryError, session.SelectionError, ValueError) as e:
         print(f"acceptloop bench: {e}", file=sys.stderr)
         return P.EXIT_USAGE
     unavailable = {i.name: i.unavailable() for i in impls if i.unavailable()}

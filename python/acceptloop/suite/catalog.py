@@ -6,25 +6,45 @@ import pkgutil
 from typing import Callable, Iterable
 
 from acceptloop import _protocol as P
-from acceptloop.suite.scenario import Context, Scenario
+from acceptloop.suite.scenario import BASES, BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, Context, Scenario
 
 _SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(id: str, description: str, level: str, source: str, text: str, service: str,
              shared: bool = True, needs: Iterable[str] = (), fingerprint: Iterable[str] = (),
-             timeout: float = 60.0) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
-    """Register the decorated function as the client steps of scenario `id`."""
+             timeout: float = 60.0, basis: str | None = None, wants: Iterable[str] = (),
+             chooses: Iterable[str] = ()) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+    """Register the decorated function as the client steps of scenario `id`.
+
+    `basis` is what its checks rest on unless a check says otherwise (BASES); by default what its
+    `source` says: an RFC is "rfc", docs/protocol.md "protocol", the contract "contract", and the
+    failure modes "rfc" (what any server of the service must survive, seen on the wire)."""
     def register(run: Callable[[Context], None]) -> Callable[[Context], None]:
         if id in _SCENARIOS:
             raise ValueError(f"scenario {id} is defined twice")
         if service not in P.SERVICES:
             raise ValueError(f"scenario {id}: unknown service {service}")
+        chosen = basis or default_basis(source)
+        if chosen not in BASES:
+            raise ValueError(f"scenario {id}: unknown basis {chosen!r}")
         _SCENARIOS[id] = Scenario(id=id, description=description, level=level, source=source, text=text,
                                   run=run, service=service, shared=shared, needs=frozenset(needs),
-                                  fingerprint=tuple(fingerprint), timeout=timeout)
+                                  fingerprint=tuple(fingerprint), timeout=timeout, basis=chosen,
+                                  wants=frozenset(wants), chooses=frozenset(chooses))
         return run
     return register
+
+
+def default_basis(source: str) -> str:
+    """The basis a scenario's `source` implies (see scenario())."""
+    if source.startswith("RFC"):
+        return BASIS_RFC
+    if source.startswith("docs/protocol.md"):
+        return BASIS_PROTOCOL
+    if source.startswith("contract"):
+        return BASIS_CONTRACT
+    return BASIS_RFC
 
 
 def all_scenarios() -> list[Scenario]:

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 STEP_TIMEOUT = 10.0
 EDGE = 64   # bytes of each stream's head and tail kept in a transcript
+AROUND = 8  # bytes on each side of a first difference kept as its evidence
 
 
 class StepTimeout(Exception):
@@ -33,12 +34,23 @@ class Stream:
     keep: bool = True           # keep every byte (small streams) as well as the hash
     data: bytearray = field(default_factory=bytearray)
     _sha: Any = field(default_factory=hashlib.sha256)
+    # expect(): what should arrive, compared as it goes, and where it first differed.
+    _expected: memoryview | None = None
+    difference: int | None = None           # the offset of the first byte that differs
+    _observed_around: bytearray = field(default_factory=bytearray)
+
+    def expect(self, expected: bytes) -> None:
+        """Compare what arrives from now on against `expected` (from the stream's start), keeping
+        the first difference and the bytes around it as evidence: see mismatch()."""
+        self._expected = memoryview(bytes(expected))
 
     def add(self, chunk: bytes | memoryview) -> None:
         chunk = bytes(chunk)
         if not chunk:
             return
         self._sha.update(chunk)
+        if self._expected is not None:
+            self._compare(chunk)
         if len(self.head) < EDGE:
             self.head += chunk[:EDGE - len(self.head)]
         self.tail = (self.tail + chunk)[-EDGE:]
@@ -46,12 +58,56 @@ class Stream:
         if self.keep:
             self.data += chunk
 
+    def _compare(self, chunk: bytes) -> None:
+        assert self._expected is not None
+        if self.difference is None:
+            want = self._expected[self.count:self.count + len(chunk)]
+            if chunk == want:
+                return   # the common case, compared at C speed
+            at = next((i for i, (a, b) in enumerate(zip(chunk, want)) if a != b), None)
+            if at is None and len(chunk) > len(want):
+                at = len(want)   # more than expected arrived
+            if at is None:
+                return
+            self.difference = self.count + at
+            before = (self.tail + chunk[:at])[-AROUND:]
+            self._observed_around = bytearray(before + chunk[at:at + AROUND + 1])
+        elif len(self._observed_around) < 2 * AROUND + 1:
+            self._observed_around += chunk[:2 * AROUND + 1 - len(self._observed_around)]
+
+    def mismatch(self) -> tuple[str, str] | None:
+        """None when everything expected arrived and nothing else; else (expected, observed) as
+        hex around the first difference, `@offset: 41 42 [43] 44`, or where the stream fell short."""
+        if self._expected is None:
+            return None
+        if self.difference is None:
+            if self.count == len(self._expected):
+                return None
+            return (f"{len(self._expected)} bytes", f"{self.count} bytes: the stream ends at offset {self.count}")
+        at = self.difference
+        start = max(0, at - AROUND)
+        want = bytes(self._expected[start:at + AROUND + 1])
+        return (f"@{at}: {_hex_marked(want, at - start)}", f"@{at}: {_hex_marked(bytes(self._observed_around), at - start)}")
+
     @property
     def sha256(self) -> str:
         return self._sha.hexdigest()
 
     def summary(self) -> dict[str, Any]:
-        return {"bytes": self.count, "sha256": self.sha256, "head": self.head.hex(), "tail": self.tail.hex()}
+        out = {"bytes": self.count, "sha256": self.sha256, "head": self.head.hex(), "tail": self.tail.hex()}
+        if self.difference is not None:
+            out["first_difference"] = self.difference
+        return out
+
+
+def _hex_marked(data: bytes, mark: int) -> str:
+    """`41 42 [43] 44`: hex bytes, the one at `mark` in brackets (`[--]` past the end)."""
+    words = [f"{b:02x}" for b in data]
+    if mark < len(words):
+        words[mark] = f"[{words[mark]}]"
+    else:
+        words.append("[--]")
+    return " ".join(words)
 
 
 @dataclass
@@ -141,14 +197,35 @@ class Client:
         return self.sock
 
     # -- steps ----------------------------------------------------------------------------
+    def expect(self, data: bytes) -> None:
+        """What the server should send, from the start: compared as it arrives (Stream.mismatch)."""
+        self.transcript.received.expect(data)
+
     def send(self, data: bytes) -> None:
-        """Send all of `data` (while not reading): for sizes the server can buffer."""
-        sock = self._need_socket()
+        """Send all of `data` (while not reading): for sizes the server can buffer.
+
+        A server that has closed or reset the connection (EPIPE, ECONNRESET) is an observation,
+        not an error: the end is recorded (RST, with a note) and what was not sent is not; a
+        later send does nothing, a later read sees the end. Raises StepTimeout past the timeout."""
+        if self.sock is None or self.transcript.end != "open":
+            if self.sock is None and self.transcript.end == "open":
+                raise ConnectionError(f"{self.transcript.label}: not connected")
+            self.transcript.notes.append(f"{len(data)} bytes not sent: the connection had ended ({self.transcript.end})")
+            return
+        sock = self.sock
         sock.settimeout(self.timeout)
+        view, sent = memoryview(data), 0
         try:
-            sock.sendall(data)
+            while sent < len(view):
+                sent += sock.send(view[sent:])
         except (socket.timeout, TimeoutError):
+            self.transcript.sent.add(view[:sent])
             raise StepTimeout(f"{self.transcript.label}: sending {len(data)} bytes took over {self.timeout:g} s") from None
+        except (BrokenPipeError, ConnectionResetError) as e:
+            self.transcript.sent.add(view[:sent])
+            self.transcript.notes.append(f"send: {e.strerror or e} after {sent} of {len(data)} bytes")
+            self._record_end("RST")
+            return
         self.transcript.sent.add(data)
 
     def shutdown_write(self) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter, defaultdict
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 from acceptloop import _protocol as P
-from acceptloop.suite.scenario import FAILED, GRADES, INFO, MISSING, NON_STRICT, OK, Result
+from acceptloop.suite.scenario import ERROR, FAILED, GRADES, INFO, MISSING, NON_STRICT, OK, Result
 
-SHORT = {OK: "ok", NON_STRICT: "NS", FAILED: "FAIL", INFO: "info", MISSING: "miss"}
+SHORT = {OK: "ok", NON_STRICT: "NS", FAILED: "FAIL", ERROR: "ERR", INFO: "info", MISSING: "miss"}
 MODEL_SHORT = {"iterative": "iter", "fork": "fork", "threads": "thr", "event": "evt"}
-COLOUR = {OK: "32", NON_STRICT: "33", FAILED: "1;31", INFO: "36", MISSING: "2"}
-LEGEND = "ok = OK, NS = NON-STRICT (a SHOULD not met), FAIL = FAILED (a MUST broken), info = INFO, miss = MISSING (not offered)"
+COLOUR = {OK: "32", NON_STRICT: "33", FAILED: "1;31", ERROR: "1;35", INFO: "36", MISSING: "2"}
+LEGEND = ("ok = OK, NS = NON-STRICT (a SHOULD not met), FAIL = FAILED (a MUST broken), ERR = ERROR (the kit "
+          "failed, not the server), info = INFO (shown, not graded), miss = MISSING (not offered)")
 GROUP_ORDER = (*P.SERVICES, "concurrency", "leaks", "lifecycle", "robustness")
 
 
@@ -66,12 +67,12 @@ def render(results: Sequence[Result], only: Sequence[str] | None = None, colour:
     if not names:
         return "(no rows)\n"
     width = max(len(s) for s in names) + 4
-    cell = 5
-    impl_widths: dict[str, int] = Counter(i for i, _ in cols)
-    head1 = " " * width + "".join(f"{impl:<{impl_widths[impl] * cell}.{impl_widths[impl] * cell - 1}}"
-                                  for impl in dict.fromkeys(i for i, _ in cols))
-    head2 = f"{'scenario':<{width}}" + "".join(f"{MODEL_SHORT.get(m, m[:4]):<{cell}}" for _, m in cols)
-    lines = [head1.rstrip(), head2.rstrip()]
+    cells = cell_widths(cols)
+    head = " " * width + "".join(f"{impl:<{sum(cells[(i, m)] for i, m in cols if i == impl)}}"
+                                 for impl in dict.fromkeys(i for i, _ in cols))
+    lines = [head.rstrip(),
+             (f"{'scenario':<{width}}" + "".join(f"{MODEL_SHORT.get(m, m[:4]):<{cells[(i, m)]}}"
+                                                 for i, m in cols)).rstrip()]
     group = None
     for s in names:
         g = s.split(".")[0]
@@ -82,9 +83,20 @@ def render(results: Sequence[Result], only: Sequence[str] | None = None, colour:
         for impl, model in cols:
             r = by.get((s, impl, model))
             text = SHORT[r.grade] if r else "-"
+            cell = cells[(impl, model)]
             out += _paint(f"{text:<{cell}}", r.grade, colour) if r else f"{text:<{cell}}"
         lines.append(out.rstrip())
     return "\n".join(lines) + "\n"
+
+
+CELL = 5   # a grade's column: "FAIL" and a space
+
+
+def cell_widths(cols: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Each column's width: CELL, widened so that every implementation's name fits whole over
+    its columns (a name is never cut short)."""
+    per_impl = Counter(i for i, _ in cols)
+    return {(i, m): max(CELL, -(-(len(i) + 1) // per_impl[i])) for i, m in cols}
 
 
 def summary(results: Sequence[Result]) -> str:
@@ -92,18 +104,24 @@ def summary(results: Sequence[Result]) -> str:
     return ", ".join(f"{counts[g]} {g}" for g in GRADES if counts[g]) or "no results"
 
 
-def print_report(results: Sequence[Result], out: TextIO = sys.stdout, order: Sequence[str] = ()) -> None:
-    """The matrix, the disagreements view, and every FAILED and NON-STRICT cell with its reason."""
+def print_report(results: Sequence[Result], out: TextIO = sys.stdout, order: Sequence[str] = (),
+                 rerun: Callable[[Result], str] | None = None) -> None:
+    """The matrix, the disagreements view (with more than one implementation), and every FAILED,
+    ERROR and NON-STRICT cell with its reason, each bad one ending with the command `rerun` gives
+    for running that cell alone."""
     colour = use_colour(out)
     out.write(render(results, colour=colour, order=order))
     out.write(f"\n{LEGEND}\n")
-    rows_differing = disagreements(results, order)
-    out.write(f"\ndisagreements: {len(rows_differing)} row(s) where implementations differ\n")
-    if rows_differing:
-        out.write(render(results, only=rows_differing, colour=colour, order=order))
-    bad = [r for r in results if r.grade in (FAILED, NON_STRICT)]
+    if len({r.impl for r in results}) > 1:
+        rows_differing = disagreements(results, order)
+        out.write(f"\ndisagreements: {len(rows_differing)} row(s) where implementations differ\n")
+        if rows_differing:
+            out.write(render(results, only=rows_differing, colour=colour, order=order))
+    bad = [r for r in results if r.grade in (FAILED, ERROR, NON_STRICT)]
     if bad:
         out.write("\nwhy:\n")
         for r in bad:
-            out.write(f"  {r.grade:<10} {r.impl}/{r.model} {r.scenario}: {r.reason}\n")
+            again = f"  [rerun: {rerun(r)}]" if rerun is not None and r.grade in (FAILED, ERROR) else ""
+            out.write(f"  {_paint(f'{r.grade:<10}', r.grade, colour)} {r.impl}/{r.model} {r.scenario}: "
+                      f"{r.reason}{again}\n")
     out.write(f"\n{summary(results)}\n")

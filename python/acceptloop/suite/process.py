@@ -23,6 +23,34 @@ from acceptloop import _protocol as P
 from acceptloop.suite.registry import Implementation
 
 START_TIMEOUT = 15.0
+# How long an idle server may take to exit after SIGTERM before the kit kills it (the contract: a
+# server idle in accept exits at once), and how long the kit waits for its servers when it is
+# itself interrupted.
+STOP_GRACE = 2.0
+
+# Every server process the kit has started and not yet closed, so that an interrupted run
+# (Ctrl-C, SIGTERM) leaves none of them running: terminate_all().
+LIVE: set["ServerProcess"] = set()
+
+
+class LaunchError(Exception):
+    """The server's command could not be executed at all (no such program, not executable): a
+    registry or machine problem, never the server's behaviour."""
+
+
+def terminate_all(grace: float = STOP_GRACE) -> int:
+    """SIGTERM every server the kit started (with its process group: forked children too), then
+    SIGKILL what is left after `grace` seconds; returns how many were still running."""
+    running = [p for p in list(LIVE) if p.proc is not None and p.proc.poll() is None]
+    for p in running:
+        p.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in running:
+        if p.wait_exit(max(0.0, deadline - time.monotonic())) is None:
+            p.kill()
+    for p in list(LIVE):
+        p.close(grace=0.0)
+    return len(running)
 
 
 class ServerStartError(Exception):
@@ -108,7 +136,10 @@ class ServerProcess:
     @property
     def argv(self) -> list[str]:
         if self._argv is None:
-            if self.impl.ready == "port" and self.port == 0:
+            fixed = self.impl.fixed_port(self.service)
+            if fixed is not None:
+                self.port = fixed              # its command takes no {port}: it listens where it always does
+            elif self.impl.ready == "port" and self.port == 0:
                 self.port = free_port(self.host)
             self._argv = self.prefix + self.impl.argv(self.service, self.model, self.host, self.port, self.options)
         return self._argv
@@ -123,10 +154,16 @@ class ServerProcess:
         env = dict(os.environ)
         env.update(self.env or {})
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file,
-            env=env, preexec_fn=self.preexec, start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file,
+                env=env, preexec_fn=self.preexec, start_new_session=True,
+            )
+        except OSError as e:
+            raise LaunchError(f"{self.argv[0]}: {e.strerror or e} ({self.impl.origin}: {self.impl.name})") from None
+        except subprocess.SubprocessError as e:   # the preexec_fn failed in the child
+            raise LaunchError(f"{self.argv[0]}: {e}") from None
+        LIVE.add(self)
         threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True).start()
 
     def _read_stdout(self) -> None:
@@ -282,6 +319,17 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signum)
 
+    def signal_group(self, signum: int) -> None:
+        """`signum` to the server and everything in its process group (it leads a session of its
+        own: start_new_session), i.e. the children it forked."""
+        if self.proc is None:
+            return
+        self.told_to_stop = True
+        try:
+            os.killpg(self.proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def wait_exit(self, timeout: float) -> int | None:
         """The exit code once the process has exited, or None if it is still running at `timeout`."""
         if self.proc is None:
@@ -293,7 +341,7 @@ class ServerProcess:
         return self.exit_code
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM, wait; SIGKILL if it will not go. The exit code (None: it had to be killed)."""
+        """SIGTERM, wait up to `timeout`; SIGKILL if it will not go. The exit code (None: it had to be killed)."""
         if self.proc is None:
             return None
         self.told_to_stop = True   # whoever stops it judges how it ended
@@ -306,11 +354,12 @@ class ServerProcess:
         return self.exit_code
 
     def kill(self) -> None:
-        """SIGKILL the server and anything left in its session (forked children), by pid."""
+        """SIGKILL the server and everything in its process group (forked children), by its pid."""
         if self.proc is None:
             return
         pids = [pid for pid, _ in self.children()] if self.proc.poll() is None else []
-        for pid in [self.proc.pid, *pids]:
+        self.signal_group(signal.SIGKILL)
+        for pid in pids:   # a child that left the group (setsid) is still the server's to end
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -320,11 +369,15 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             pass
 
-    def close(self) -> None:
-        self.stop()
+    def close(self, grace: float = STOP_GRACE) -> None:
+        """Stop it (SIGTERM, then SIGKILL after `grace` seconds) and release what it holds."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop(grace)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
-        self._stderr_file.close()
+        if not self._stderr_file.closed:
+            self._stderr_file.close()
+        LIVE.discard(self)
 
     def __enter__(self) -> "ServerProcess":
         return self

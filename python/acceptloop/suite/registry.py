@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import shlex
 import shutil
+import string
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ from acceptloop.paths import IMPLEMENTATIONS_TOML, ROOT
 READY_KINDS = ("line", "port")
 ROLES = ("port", "peer")
 CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port"))
+BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
+PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
+KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
+        "requires", "follows", "port")
 
 
 class RegistryError(Exception):
@@ -40,6 +45,19 @@ class Implementation:
     role: str = "port"                         # "port": one of ours; "peer": a server to measure against
     requires: tuple[str, ...] = ()             # Python modules it needs (an optional extra)
     origin: str = ""                           # the file the entry came from
+    follows: frozenset[str] = frozenset(BASES)  # the bases whose checks it is graded on
+    port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
+    placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
+
+    def takes(self, what: str) -> bool:
+        """Whether the kit can choose `what` ("host", "port") on this server's command line."""
+        return what in self.placeholders
+
+    def fixed_port(self, service: str) -> int | None:
+        """The port it listens on whatever the kit asks, or None when the kit chooses."""
+        if isinstance(self.port, dict):
+            return self.port.get(service)
+        return self.port
 
     def unavailable(self) -> str | None:
         """Why this implementation cannot run on this machine, or None."""
@@ -63,10 +81,7 @@ class Implementation:
             "service": service, "model": model, "host": host, "port": str(port),
             "python": sys.executable, "root": str(ROOT), "php": shutil.which("php") or "php",
         }
-        try:
-            out = [token.format(**values) for token in self.command]
-        except (KeyError, IndexError, ValueError) as e:
-            raise RegistryError(f"{self.origin}: {self.name}: bad placeholder in command: {e}") from None
+        out = [token.format(**values) for token in self.command]   # checked when the entry was read
         for name, value in (options or {}).items():
             out.append(f"--{name}")
             if value is not None:
@@ -88,6 +103,10 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     if not isinstance(name, str) or not name:
         raise RegistryError(f"{origin}: an [[implementation]] has no name")
     where = f"{origin}: {name}"
+    unknown = sorted(set(entry) - set(KEYS))
+    if unknown:
+        raise RegistryError(f"{where}: unknown key {', '.join(repr(k) for k in unknown)} "
+                            f"(known: {', '.join(KEYS)})")
     models = _strings(entry, "models", where)
     services = _strings(entry, "services", where, P.SERVICES)
     for m in models:
@@ -113,13 +132,18 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         raise RegistryError(f"{where}: give exactly one of 'command' and 'address'")
     parsed_command = None
     parsed_address = None
+    used: set[str] = set()
     if command is not None:
         if isinstance(command, str):
-            parsed_command = tuple(shlex.split(command))
+            try:
+                parsed_command = tuple(shlex.split(command))
+            except ValueError as e:
+                raise RegistryError(f"{where}: command: {e}") from None
         else:
             parsed_command = _strings(entry, "command", where)
         if not parsed_command:
             raise RegistryError(f"{where}: empty command")
+        used = _placeholders(parsed_command, where)
     else:
         host, sep, port = str(address).rpartition(":")
         if not sep or not port.isdigit():
@@ -127,11 +151,55 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         parsed_address = (host.strip("[]"), int(port))
         if len(services) != 1 or len(models) != 1:
             raise RegistryError(f"{where}: a running server offers one service and one model")
+    port = _fixed_port(entry.get("port"), where, services)
+    if parsed_command is not None and ready == "port" and "port" not in used and port is None:
+        raise RegistryError(f"{where}: its command takes no {{port}} and it prints no LISTENING line: "
+                            "give 'port', where it listens")
+    # A server that prints no READY line, or runs elsewhere, promises the RFC's service only,
+    # unless its entry says more.
+    default_follows = BASES if parsed_command is not None and ready == "line" else ("rfc",)
+    follows = _strings(entry, "follows", where, default_follows)
+    for b in follows:
+        if b not in BASES:
+            raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
     return Implementation(
         name=name, language=str(entry.get("language", name)), models=models, services=services,
         ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
         source=entry.get("source"), role=role, requires=requires, origin=origin,
+        follows=frozenset(follows), port=port, placeholders=frozenset(used),
     )
+
+
+def _placeholders(command: tuple[str, ...], where: str) -> set[str]:
+    """The placeholders the command uses; RegistryError for one the kit does not know, or bad braces."""
+    used = set()
+    for token in command:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(token) if f is not None]
+        except ValueError as e:
+            raise RegistryError(f"{where}: command: {token!r}: {e}") from None
+        for field_name in fields:
+            if field_name not in PLACEHOLDERS:
+                raise RegistryError(f"{where}: command: unknown placeholder {{{field_name}}} "
+                                    f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})")
+            used.add(field_name)
+    return used
+
+
+def _fixed_port(value: Any, where: str, services: tuple[str, ...]) -> int | dict[str, int] | None:
+    """'port': a number, or a table of service = number; None when not given."""
+    def one(v: Any, what: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
+            raise RegistryError(f"{where}: {what} must be a port number 1..65535, not {v!r}")
+        return v
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(services))
+        if unknown:
+            raise RegistryError(f"{where}: port: no such service of this entry: {', '.join(unknown)}")
+        return {s: one(v, f"port.{s}") for s, v in value.items()}
+    return one(value, "port")
 
 
 def load_file(path: Path) -> list[Implementation]:

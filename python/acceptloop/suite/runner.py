@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from acceptloop.suite.catalog import all_scenarios
-from acceptloop.suite.process import ServerProcess, ServerStartError
+from acceptloop.suite.process import STOP_GRACE, LaunchError, ServerProcess, ServerStartError
 from acceptloop.suite.registry import Implementation
-from acceptloop.suite.scenario import FAILED, MUST, Check, Result, Scenario, execute, missing
+from acceptloop.suite.scenario import BASIS_CONTRACT, BASIS_RFC, ERROR, FAILED, INFO, MUST, execute, missing, Check, Result, Scenario
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,12 @@ class KeywordFilter:
 
 def plan(impls: Sequence[Implementation], models: Iterable[str] | None = None,
          services: Iterable[str] | None = None, keyword: str | None = None,
-         scenarios: Sequence[Scenario] | None = None) -> list[Cell]:
-    """Every cell to run, grouped so that cells sharing a server are next to each other."""
+         scenarios: Sequence[Scenario] | None = None, cells_only: Iterable[str] | None = None) -> list[Cell]:
+    """Every cell to run, grouped so that cells sharing a server are next to each other.
+    `cells_only`: exactly these cell ids (impl-model-scenario), as well as the other filters."""
     want_models = set(models) if models else None
     want_services = set(services) if services else None
+    want_cells = set(cells_only) if cells_only is not None else None
     match = KeywordFilter(keyword)
     cells = []
     for impl in impls:
@@ -101,7 +103,7 @@ def plan(impls: Sequence[Implementation], models: Iterable[str] | None = None,
                 if want_services is not None and s.service not in want_services:
                     continue
                 cell = Cell(impl, model, s)
-                if match(cell.id):
+                if match(cell.id) and (want_cells is None or cell.id in want_cells):
                     cells.append(cell)
     cells.sort(key=lambda c: (impls.index(c.impl), c.impl.models.index(c.model),
                               not c.scenario.shared, c.scenario.service))
@@ -133,11 +135,11 @@ class ServerPool:
         """Stop the server for (implementation name, model, service), if one runs."""
         srv = self.servers.pop((impl, model, service), None)
         if srv is not None:
-            srv.close()
+            srv.close(grace=STOP_GRACE)
 
     def close(self) -> None:
         for srv in self.servers.values():
-            srv.close()
+            srv.close(grace=STOP_GRACE)
         self.servers.clear()
 
 
@@ -150,20 +152,31 @@ def run_cell(pool: ServerPool, cell: Cell) -> Result:
     if cell.scenario.shared:
         try:
             server = pool.get(cell.impl, cell.model, cell.scenario.service)
+        except LaunchError as e:
+            return Result(scenario=cell.scenario.id, impl=cell.impl.name, model=cell.model, grade=ERROR,
+                          reason=f"the server's command cannot be executed: {e}")
         except ServerStartError as e:
-            result = Result(scenario=cell.scenario.id, impl=cell.impl.name, model=cell.model, grade=FAILED,
-                            reason=f"the server did not start: {e}",
-                            checks=[Check("the server starts and prints READY", False, MUST, "READY", str(e))],
-                            server={"exit_code": e.exit_code, "stderr": e.stderr[-4000:]})
-            return result
+            # Not printing READY breaks the contract; a port that never accepts, the service.
+            basis = BASIS_CONTRACT if cell.impl.ready == "line" else BASIS_RFC
+            check = Check("the server starts and is ready", False, MUST, "ready", str(e), basis=basis,
+                          followed=basis in cell.impl.follows)
+            return Result(scenario=cell.scenario.id, impl=cell.impl.name, model=cell.model,
+                          grade=FAILED if check.followed else INFO,
+                          reason=f"the server did not start: {e}", checks=[check],
+                          server={"exit_code": e.exit_code, "stderr": e.stderr[-4000:]})
     return execute(cell.scenario, cell.impl, cell.model, server)
 
 
 def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
-        progress: Callable[[int, int, Cell, Result], None] | None = None) -> list[Result]:
-    """Run every cell in order; servers are released as soon as no later cell needs them."""
+        progress: Callable[[int, int, Cell, Result], None] | None = None,
+        results: list[Result] | None = None,
+        stop: Callable[[Result], bool] | None = None) -> list[Result]:
+    """Run every cell in order; servers are released as soon as no later cell needs them.
+
+    Results are appended to `results` (a list the caller may keep, so that what ran is still
+    there when an interrupt stops the run); `stop(result)` true ends the run after that cell."""
     pool = ServerPool(env)
-    results = []
+    results = [] if results is None else results
     last_use = {}
     for i, cell in enumerate(cells):
         if cell.scenario.shared:
@@ -177,6 +190,8 @@ def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
                 pool.release(*key)
             if progress:
                 progress(i + 1, len(cells), cell, result)
+            if stop is not None and stop(result):
+                break
     finally:
         pool.close()
     return results

@@ -9,12 +9,28 @@ transcripts, any figures, and the grade:
     OK          every check held
     NON-STRICT  a SHOULD check failed
     FAILED      a MUST check failed
-    INFO        the scenario only records what happened (or why a case cannot apply)
+    ERROR       the kit itself failed (a scenario's own step, a command it cannot execute):
+                nothing is known of the server
+    INFO        the scenario only records what happened, a case cannot apply, or only checks
+                on a basis the server does not follow failed (the observation is shown)
     MISSING     the implementation does not offer what the scenario needs
+
+Every check names its basis, what it rests on:
+
+    rfc         the RFC's service as a wire observer sees it, and staying up while doing it
+                (the listener survives, the next client is served, nothing spins, memory and
+                descriptors stay bounded)
+    protocol    the kit's own choices in docs/protocol.md: the daytime format, the chargen
+                pattern, the message exchange, FIN-then-linger, the limits' defaults
+    contract    the server contract: arguments, LISTENING/READY, exit codes, stderr wording
+
+An implementation's registry entry says which bases it follows; a check on any other is never
+FAILED, only shown.
 """
 from __future__ import annotations
 
 import re
+import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -22,12 +38,19 @@ from typing import Any, Callable
 
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout
-from acceptloop.suite.process import ServerProcess, ServerStartError, wait_until
+from acceptloop.suite.process import STOP_GRACE, LaunchError, ServerProcess, ServerStartError, wait_until
 from acceptloop.suite.registry import Implementation
 
-OK, NON_STRICT, FAILED, INFO, MISSING = "OK", "NON-STRICT", "FAILED", "INFO", "MISSING"
-GRADES = (OK, NON_STRICT, FAILED, INFO, MISSING)
+OK, NON_STRICT, FAILED, ERROR, INFO, MISSING = "OK", "NON-STRICT", "FAILED", "ERROR", "INFO", "MISSING"
+GRADES = (OK, NON_STRICT, FAILED, ERROR, INFO, MISSING)
 MUST, SHOULD = "MUST", "SHOULD"
+BASIS_RFC, BASIS_PROTOCOL, BASIS_CONTRACT = "rfc", "protocol", "contract"
+BASES = (BASIS_RFC, BASIS_PROTOCOL, BASIS_CONTRACT)
+
+
+class KitError(Exception):
+    """The kit could not do what a scenario asked (a bug, or a machine that does not let it):
+    the cell is ERROR, never blamed on the server."""
 
 # What must never appear on a server's stderr (the contract: never a traceback, never a PHP
 # warning), and the sanitizers' reports. The message service's log lines quote what a client
@@ -54,6 +77,10 @@ class Scenario:
     needs: frozenset[str] = frozenset()   # contract options it passes (--grace, ...)
     fingerprint: tuple[str, ...] = ()     # observation keys every implementation must agree on
     timeout: float = 60.0
+    basis: str = BASIS_RFC        # what its checks rest on unless a check says otherwise
+    wants: frozenset[str] = frozenset()   # contract options it passes when offered, goes without otherwise
+    chooses: frozenset[str] = frozenset()  # what it sets on the command line: "host", "port" (MISSING
+                                           # for a server whose command does not take it)
 
     @property
     def group(self) -> str:
@@ -62,7 +89,8 @@ class Scenario:
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "group": self.group, "description": self.description, "level": self.level,
                 "source": self.source, "text": self.text, "service": self.service, "shared": self.shared,
-                "needs": sorted(self.needs)}
+                "needs": sorted(self.needs), "wants": sorted(self.wants), "chooses": sorted(self.chooses),
+                "basis": self.basis}
 
     def missing_reason(self, impl: Implementation) -> str | None:
         """Why `impl` cannot take part in this scenario, or None."""
@@ -76,6 +104,10 @@ class Scenario:
         lacking = sorted(self.needs - impl.options)
         if lacking:
             return f"{impl.name} does not accept " + ", ".join(f"--{o}" for o in lacking)
+        fixed = sorted(what for what in self.chooses if not impl.takes(what))
+        if fixed and impl.launchable:
+            return (f"{impl.name}'s command takes no " + " or ".join("{" + w + "}" for w in fixed)
+                    + ", which this case must choose")
         return None
 
 
@@ -86,6 +118,8 @@ class Check:
     level: str
     expected: str = ""
     observed: str = ""
+    basis: str = BASIS_RFC
+    followed: bool = True         # the implementation follows this basis: a failure counts
 
 
 @dataclass
@@ -140,6 +174,7 @@ class Context:
         self.observed: dict[str, Any] = {}
         self.own_servers: list[ServerProcess] = []
         self.info_reason: str | None = None
+        self.errors: list[str] = []   # the kit's own failures: the cell is ERROR
 
     # -- servers ---------------------------------------------------------------------------
     @property
@@ -150,9 +185,19 @@ class Context:
     def server_process(self, service: str | None = None, host: str = "127.0.0.1", port: int = 0,
                        options: dict[str, str | None] | None = None, env: dict[str, str] | None = None,
                        argv: list[str] | None = None, **kw: Any) -> ServerProcess:
-        """A server of this implementation and model, not yet started; stopped when the scenario ends."""
+        """A server of this implementation and model, not yet started; stopped when the scenario ends.
+
+        Every option must be one the scenario declares: in `needs` (the cell is MISSING without it)
+        or in `wants` (passed only when the implementation accepts it). Anything else is a kit bug
+        (KitError): a server must never be handed an option its entry did not offer."""
+        given = dict(options or {})
+        undeclared = sorted(set(given) - self.scenario.needs - self.scenario.wants)
+        if undeclared:
+            raise KitError(f"{self.scenario.id} passes {', '.join('--' + o for o in undeclared)} "
+                           "without declaring it in needs or wants")
+        given = {name: value for name, value in given.items() if name in self.impl.options}
         proc = ServerProcess(self.impl, service or self.scenario.service, self.model, host=host, port=port,
-                             options=options, env=env, argv=argv, **kw)
+                             options=given, env=env, argv=argv, **kw)
         self.own_servers.append(proc)
         return proc
 
@@ -168,10 +213,31 @@ class Context:
         return client
 
     # -- checks and records ------------------------------------------------------------------
-    def check(self, ok: bool, what: str, expected: Any = "", observed: Any = "", level: str | None = None) -> bool:
+    def check(self, ok: bool, what: str, expected: Any = "", observed: Any = "", level: str | None = None,
+              basis: str | None = None) -> bool:
+        """Record one check; returns `ok`. `basis` (default: the scenario's) is what it rests on:
+        a failure on a basis the implementation does not follow is shown, never FAILED."""
+        basis = basis or self.scenario.basis
+        if basis not in BASES:
+            raise KitError(f"{self.scenario.id}: unknown basis {basis!r}")
         self.checks.append(Check(what=what, ok=bool(ok), level=level or self.scenario.level,
-                                 expected=_short(expected), observed=_short(observed)))
+                                 expected=_short(expected), observed=_short(observed), basis=basis,
+                                 followed=basis in self.impl.follows))
         return bool(ok)
+
+    def check_stream(self, stream: Any, what: str, level: str | None = None, basis: str | None = None) -> bool:
+        """Check that a stream (client.Stream, given what to expect with expect() before the bytes
+        came) holds exactly what was expected. A mismatch shows its first differing offset and the
+        bytes around it, hex, expected beside observed."""
+        found = stream.mismatch()
+        if found is None:
+            return self.check(True, what, f"{stream.count} bytes", f"{stream.count} bytes", level=level, basis=basis)
+        expected, observed = found
+        return self.check(False, what, expected, observed, level=level, basis=basis)
+
+    def follows(self, basis: str) -> bool:
+        """Whether the implementation follows `basis` (a scenario may skip what would only be shown)."""
+        return basis in self.impl.follows
 
     def observe(self, key: str, value: Any) -> None:
         """Record a fact of the observation (the keys in `fingerprint` are compared across implementations)."""
@@ -200,17 +266,29 @@ def _printable(data: bytes | bytearray) -> bool:
 
 
 def grade(scenario: Scenario, ctx: Context) -> tuple[str, str]:
-    """The grade and its one-line reason."""
+    """The grade and its one-line reason.
+
+    The kit's own failure comes first (ERROR: nothing it saw can be trusted), then a case that
+    cannot apply (INFO), then the checks on the bases the implementation follows (a MUST broken:
+    FAILED; a SHOULD: NON-STRICT). Failures only on bases it does not follow are INFO, with the
+    first one's observation as the reason."""
+    if ctx.errors:
+        return ERROR, ctx.errors[0]
     if ctx.info_reason is not None:
         return INFO, ctx.info_reason
     failed = [c for c in ctx.checks if not c.ok]
     if scenario.level == "INFO":
         return INFO, failed[0].what if failed else ""
-    must = [c for c in failed if c.level == MUST]
+    counted = [c for c in failed if c.followed]
+    must = [c for c in counted if c.level == MUST]
     if must:
         return FAILED, _reason(must[0])
+    if counted:
+        return NON_STRICT, _reason(counted[0])
     if failed:
-        return NON_STRICT, _reason(failed[0])
+        first = failed[0]
+        return INFO, (f"{_reason(first)} (a {first.basis} check; {ctx.impl.name} follows "
+                      f"{', '.join(sorted(ctx.impl.follows)) or 'none'})")
     return OK, ""
 
 
@@ -219,6 +297,38 @@ def _reason(c: Check) -> str:
     if c.expected or c.observed:
         parts.append(f"expected {c.expected or '-'}, observed {c.observed or '-'}")
     return "; ".join(parts)
+
+
+def _failure_check(ctx: Context, e: BaseException) -> None:
+    """What an exception out of a scenario's steps says: about the server (a failed check), or
+    about the kit (an error)."""
+    detail = str(e) or type(e).__name__
+    if isinstance(e, LaunchError):
+        ctx.errors.append(f"the server's command cannot be executed: {detail}")
+    elif isinstance(e, ServerStartError):
+        if e.stderr.strip():
+            detail += f" (stderr: {e.stderr.strip().splitlines()[-1][:200]})"
+        # Not printing READY breaks the contract; a port that never accepts breaks the service.
+        ctx.check(False, f"the server starts: {detail}", "ready", "not ready", level=MUST,
+                  basis=BASIS_CONTRACT if ctx.impl.ready == "line" else BASIS_RFC)
+    elif isinstance(e, StepTimeout):
+        ctx.check(False, f"the server answers every step in time: {detail}", level=MUST)
+    elif isinstance(e, AssertionError):
+        ctx.check(False, detail, level=MUST)   # a scenario's own way of saying a MUST broke
+    elif isinstance(e, KitError) or isinstance(e, socket.gaierror):
+        ctx.errors.append(f"kit error: {type(e).__name__}: {detail}")
+    elif isinstance(e, OSError):
+        # A socket call of the client failed in a way the scenario did not expect of this server
+        # (resets and closes the protocol allows are recorded in the transcript, not raised).
+        ctx.check(False, f"the server keeps the connection usable: {type(e).__name__}: {detail}", level=MUST)
+    else:
+        ctx.errors.append(f"kit error: {type(e).__name__}: {detail} at {_where(e)}")
+
+
+def _where(e: BaseException) -> str:
+    """file:line of the innermost frame of e's traceback, for a kit error's one line."""
+    frames = traceback.extract_tb(e.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno}" if frames else "?"
 
 
 def execute(scenario: Scenario, impl: Implementation, model: str, server: ServerProcess | None) -> Result:
@@ -231,13 +341,14 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
     baseline = server.tree_fd_count() if watch else 0
     try:
         scenario.run(ctx)
-    except (StepTimeout, ServerStartError, OSError, AssertionError) as e:
-        detail = str(e) or type(e).__name__
-        if isinstance(e, ServerStartError) and e.stderr:
-            detail += f" (stderr: {e.stderr.strip().splitlines()[-1][:200]})" if e.stderr.strip() else ""
-        ctx.check(False, f"the scenario's steps completed: {type(e).__name__}: {detail}")
-    except Exception as e:  # noqa: BLE001 - a kit bug must show as a failed cell, not stop the run
-        ctx.check(False, f"kit error: {type(e).__name__}: {e}", observed=traceback.format_exc(limit=3))
+    except Exception as e:  # noqa: BLE001 - graded: the server's failure, or the kit's (ERROR)
+        _failure_check(ctx, e)
+    except BaseException:
+        # Ctrl-C or the kit's SIGTERM: every server this scenario started goes before the stop
+        # goes on up (the runner stops the shared ones).
+        for own in ctx.own_servers:
+            own.close(grace=STOP_GRACE)
+        raise
     finally:
         for client in ctx.clients:
             client.close()
@@ -264,20 +375,22 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
             server.wait_exit(1.0)
             server_info["exit_code"] = server.exit_code
             ctx.check(False, "the server is still running after the scenario", "running",
-                      f"exited with {server.exit_code}", level=MUST)
+                      f"exited with {server.exit_code}", level=MUST, basis=BASIS_RFC)
     for own in ctx.own_servers:
         if own.proc is not None and own.listening and not own.told_to_stop and own.impl.launchable:
             # A server the scenario started and left running must still be running, and must
             # stop cleanly: a crash caused by the scenario's last reset shows here.
             if not own.alive():
                 ctx.check(False, "the server is still running after the scenario", "running",
-                          f"exited with {own.wait_exit(1.0)}", level=MUST)
+                          f"exited with {own.wait_exit(1.0)}", level=MUST, basis=BASIS_RFC)
             else:
-                code = own.stop()
+                # Idle by now (every client is closed): the contract says it exits at once.
+                code = own.stop(STOP_GRACE)
                 ctx.check(code == P.EXIT_OK, "the server then exits 0 on SIGTERM", 0,
-                          "killed after 10 s" if code is None else code, level=MUST)
+                          f"killed after {STOP_GRACE:g} s" if code is None else code, level=MUST,
+                          basis=BASIS_CONTRACT)
         if own.proc is not None and own.proc.poll() is None:
-            own.stop()
+            own.stop(STOP_GRACE)
         stderr_parts.append(own.stderr())
         server_info.setdefault("own", []).append(
             {"command": own.argv if own.proc else None, "exit_code": own.exit_code, "stderr": own.stderr()[-4000:]})
@@ -285,7 +398,7 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
     alarms = stderr_alarms("\n".join(stderr_parts))
     if alarms:
         ctx.check(False, "the server's stderr holds no traceback, PHP warning or sanitizer report",
-                  "none", ", ".join(alarms), level=MUST)
+                  "none", ", ".join(alarms), level=MUST, basis=BASIS_CONTRACT)
     result = Result(scenario=scenario.id, impl=impl.name, model=model, grade=OK,
                     checks=ctx.checks, transcripts=[c.transcript.to_dict() for c in ctx.clients],
                     figures=ctx.figures, observed=ctx.observed, duration_s=time.monotonic() - started,

@@ -14,7 +14,7 @@ CLIENTS = 50
           "50 clients connect and send at once: all are served together, or under iterative one at a time, in turn.",
           MUST, "docs/protocol.md",
           "fork, threads and event serve connections concurrently; iterative serves one client at a time",
-          service="echo", fingerprint=("outcome",))
+          service="echo", fingerprint=("outcome",), basis="contract")
 def fifty_clients(ctx: Context) -> None:
     clients = [ctx.connect(label=f"client {i + 1}") for i in range(CLIENTS)]
     messages = [f"client {i + 1} says hello\r\n".encode() for i in range(CLIENTS)]

@@ -5,8 +5,8 @@ import time
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
-from acceptloop.suite.scenario import MUST, SHOULD, Context
-from acceptloop.suite.scenarios.probes import DAYTIME_LINE, daytime_epoch, daytime_line
+from acceptloop.suite.scenario import BASIS_PROTOCOL, BASIS_RFC, MUST, SHOULD, Context
+from acceptloop.suite.scenarios.probes import ASCII_LINE, DAYTIME_LINE, daytime_epoch, daytime_line
 
 RFC = "RFC 867"
 WORDS = ("Once a connection is established the current date and time is sent out the connection as a ascii "
@@ -25,12 +25,17 @@ def format_(ctx: Context) -> None:
     after = time.time()
     line = c.received
     ok = bool(DAYTIME_LINE.match(line))
-    ctx.check(ok, "the line has the protocol's format", "Weekday, Month DD, YYYY HH:MM:SS-UTC\\r\\n", line)
-    ctx.check(c.transcript.end == "FIN", "the server closes after the line", "FIN", c.transcript.end)
+    ctx.check(bool(ASCII_LINE.match(line)), "one line of ASCII text arrives", "one line", line, basis=BASIS_RFC)
+    ctx.check(c.transcript.end in ("FIN", "RST"), "the server closes the connection after sending it", "closed",
+              c.transcript.end, basis=BASIS_RFC)
+    ctx.check(ok, "the line has the protocol's format (RFC 867 sets no syntax)",
+              "Weekday, Month DD, YYYY HH:MM:SS-UTC\\r\\n", line, basis=BASIS_PROTOCOL)
+    ctx.check(c.transcript.end == "FIN", "the server closes with a FIN after the line", "FIN", c.transcript.end,
+              basis=BASIS_PROTOCOL)
     stamp = daytime_epoch(line)
     if stamp is not None:
         ctx.check(before - 2 <= stamp <= after + 2, "the time is the current UTC time (within 2 s)",
-                  time.strftime("%H:%M:%S", time.gmtime(before)), line)
+                  time.strftime("%H:%M:%S", time.gmtime(before)), line, basis=BASIS_PROTOCOL)
     ctx.observe("format", ok)
     ctx.observe("end", c.transcript.end)
 
@@ -54,8 +59,9 @@ def input_ignored(ctx: Context) -> None:
     c.send(b"ignore me\r\n" * 372)
     c.recv_until_end()
     ok = bool(DAYTIME_LINE.match(c.received))
-    ctx.check(ok, "the daytime line arrives whole", "one daytime line", c.received)
+    ctx.check(bool(ASCII_LINE.match(c.received)), "the line arrives whole", "one line", c.received, basis=BASIS_RFC)
+    ctx.check(ok, "it is the protocol's daytime line", "one daytime line", c.received, basis=BASIS_PROTOCOL)
     ctx.check(c.transcript.end == "FIN", "the connection ends with a FIN: unread input is drained, not reset "
-              "(RFC 1122 4.2.2.13)", "FIN", c.transcript.end, level=SHOULD)
+              "(RFC 1122 4.2.2.13)", "FIN", c.transcript.end, level=SHOULD, basis=BASIS_PROTOCOL)
     ctx.observe("format", ok)
     ctx.observe("end", c.transcript.end)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 
 from acceptloop.suite.catalog import scenario
-from acceptloop.suite.scenario import MUST, Context
+from acceptloop.suite.scenario import BASIS_PROTOCOL, MUST, Context
 
 RFC = "RFC 863"
 WORDS = ("Once a connection is established any data received is thrown away. No response is sent. "
@@ -19,7 +19,8 @@ def ingest(ctx: Context) -> None:
     c.exchange((data[i:i + (1 << 18)] for i in range(0, len(data), 1 << 18)), timeout=60)
     ctx.check(c.transcript.sent.count == len(data), "all 10 MiB is accepted", len(data), c.transcript.sent.count)
     ctx.check(c.transcript.received.count == 0, "no byte is sent back", 0, c.transcript.received.count)
-    ctx.check(c.transcript.end == "FIN", "the client's SHUT_WR is answered with a FIN", "FIN", c.transcript.end)
+    ctx.check(c.transcript.end == "FIN", "the client's SHUT_WR is answered with a FIN", "FIN", c.transcript.end,
+              basis=BASIS_PROTOCOL)
     ctx.observe("received_bytes", c.transcript.received.count)
     ctx.observe("end", c.transcript.end)
     ctx.figure("duration", round(c.transcript.duration_s, 3), "s")

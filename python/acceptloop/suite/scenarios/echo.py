@@ -4,33 +4,34 @@ from __future__ import annotations
 import random
 
 from acceptloop.suite.catalog import scenario
-from acceptloop.suite.scenario import MUST, Context
+from acceptloop.suite.scenario import BASIS_PROTOCOL, BASIS_RFC, MUST, Context
 
 RFC = "RFC 862"
 WORDS = ("Once a connection is established any data received is sent back. "
          "This continues until the calling user terminates the connection.")
 
 
+def _echo_client(ctx: Context, data: bytes, keep: bool = True):
+    """A client that expects `data` back, byte for byte."""
+    c = ctx.connect(keep=keep)
+    c.expect(data)
+    return c
+
+
 def _check_echo(ctx: Context, sent: bytes, c) -> None:
     got = c.transcript.received
-    ctx.check(got.count == len(sent), "every byte comes back", f"{len(sent)} bytes", f"{got.count} bytes")
-    ctx.check(got.sha256 == _sha(sent), "the bytes come back unchanged (SHA-256)", _sha(sent)[:16], got.sha256[:16])
+    ctx.check_stream(got, f"every byte comes back, unchanged ({len(sent)} bytes)", basis=BASIS_RFC)
     ctx.check(c.transcript.end == "FIN", "the server closes with a FIN once everything is echoed",
-              "FIN", c.transcript.end)
+              "FIN", c.transcript.end, basis=BASIS_PROTOCOL)
     ctx.observe("received_sha256", got.sha256)
     ctx.observe("end", c.transcript.end)
-
-
-def _sha(data: bytes) -> str:
-    import hashlib
-    return hashlib.sha256(data).hexdigest()
 
 
 @scenario("echo.round_trip", "A short line comes back unchanged, then the server's FIN.",
           MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))
 def round_trip(ctx: Context) -> None:
     data = b"Hello, echo.\r\n"
-    c = ctx.connect()
+    c = _echo_client(ctx, data)
     c.send(data)
     c.shutdown_write()
     c.recv_until_end()
@@ -39,10 +40,10 @@ def round_trip(ctx: Context) -> None:
 
 @scenario("echo.all_byte_values", "All 256 byte values (NUL, CR, LF, 0x80-0xff) come back unchanged.",
           MUST, "contract (docs/protocol.md)", "Binary data is data: NUL, CR, LF and bytes >= 0x80 pass through unchanged.",
-          service="echo", fingerprint=("received_sha256", "end"))
+          service="echo", fingerprint=("received_sha256", "end"), basis="rfc")
 def all_byte_values(ctx: Context) -> None:
     data = bytes(range(256)) * 16
-    c = ctx.connect()
+    c = _echo_client(ctx, data)
     c.send(data)
     c.shutdown_write()
     c.recv_until_end()
@@ -53,7 +54,7 @@ def all_byte_values(ctx: Context) -> None:
           MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))
 def large_stream(ctx: Context) -> None:
     data = random.Random(862).randbytes(16 << 20)
-    c = ctx.connect(keep=False)
+    c = _echo_client(ctx, data, keep=False)
     c.exchange((data[i:i + (1 << 18)] for i in range(0, len(data), 1 << 18)), timeout=60)
     _check_echo(ctx, data, c)
     ctx.figure("duration", round(c.transcript.duration_s, 3), "s")
@@ -63,7 +64,7 @@ def large_stream(ctx: Context) -> None:
           MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))
 def one_byte_fragments(ctx: Context) -> None:
     data = bytes(range(1, 256))
-    c = ctx.connect()
+    c = _echo_client(ctx, data)
     for i in range(len(data)):
         c.send(data[i:i + 1])
         got = c.recv_exactly(1)
@@ -81,6 +82,6 @@ def one_byte_fragments(ctx: Context) -> None:
           service="echo", fingerprint=("received_sha256", "end"))
 def half_close_flush(ctx: Context) -> None:
     data = random.Random(1122).randbytes(1 << 20)
-    c = ctx.connect(keep=False)
+    c = _echo_client(ctx, data, keep=False)
     c.exchange([data], half_close=True, timeout=30)
     _check_echo(ctx, data, c)

@@ -19,4 +19,4 @@ def _zero_byte(service: str):
 for _service in P.SERVICES:
     scenario(f"{_service}.zero_byte", "Connect, then close at once without sending: the next client is served.",
              MUST, "contract (docs/protocol.md)", "A client that resets, vanishes or sends garbage never stops the server.",
-             service=_service)(_zero_byte(_service))
+             service=_service, basis="rfc")(_zero_byte(_service))

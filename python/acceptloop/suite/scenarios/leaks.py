@@ -17,7 +17,7 @@ def _quiet(srv: ServerProcess, fds: int) -> bool:
 @scenario("leaks.sequential_connections",
           f"{CONNECTIONS:,} sequential daytime connections: the server's descriptors and children return to where they were.",
           MUST, "docs/protocol.md", "fork: children reaped, the parent closes its copy; no descriptor outlives its connection",
-          service="daytime", shared=False, fingerprint=("leaked_fds", "zombies"), timeout=120)
+          service="daytime", shared=False, fingerprint=("leaked_fds", "zombies"), timeout=120, basis="rfc")
 def sequential_connections(ctx: Context) -> None:
     srv = ctx.start_server()
     warm = ctx.connect(srv.address, label="warm-up")

@@ -11,7 +11,7 @@ from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import connection_refused
 from acceptloop.suite.process import ServerProcess, ServerStartError, free_port
-from acceptloop.suite.scenario import CONTRACT, MUST, SHOULD, Context
+from acceptloop.suite.scenario import BASIS_CONTRACT, CONTRACT, MUST, SHOULD, Context
 from acceptloop.suite.scenarios.probes import echo_through_sigterm, served
 
 
@@ -32,7 +32,7 @@ def ready_lines(ctx: Context) -> None:
     hosts = [(l.host, l.port) for l in srv.listening]
     ctx.check(len(hosts) == 1 and hosts[0][0] == "127.0.0.1", "one LISTENING line, for 127.0.0.1", "127.0.0.1", hosts)
     ctx.check(all(port > 0 for _, port in hosts), "the port printed is the one bound, not 0", "> 0", hosts)
-    served(ctx, "echo", srv.address, what="the printed address serves")
+    served(ctx, "echo", srv.address, what="the printed address serves", basis=BASIS_CONTRACT)
     ctx.observe("listening", [h for h, _ in hosts])
 
 
@@ -45,7 +45,7 @@ def _passive_addresses(host: str) -> list[str]:
           "--host localhost: one listener per address getaddrinfo gives (127.0.0.1 and ::1), on one port, each serving.",
           MUST, CONTRACT, "The server listens on every address it returns, one socket each: `localhost` gives 127.0.0.1 and ::1. "
           "With port 0, the first socket's port is reused for the rest.",
-          service="echo", shared=False, fingerprint=("addresses",))
+          service="echo", shared=False, fingerprint=("addresses",), chooses=("host",))
 def localhost_families(ctx: Context) -> None:
     if not _needs_ready_line(ctx):
         return
@@ -56,7 +56,7 @@ def localhost_families(ctx: Context) -> None:
     ports = {l.port for l in srv.listening}
     ctx.check(len(ports) == 1, "all listeners share the first one's port", "one port", sorted(ports))
     for l in srv.listening:
-        served(ctx, "echo", (l.host, l.port), what=f"{l.host} serves")
+        served(ctx, "echo", (l.host, l.port), what=f"{l.host} serves", basis=BASIS_CONTRACT)
     if len(expected) < 2:
         ctx.note(f"this machine's resolver gives localhost only {expected}; "
                  "add `::1 localhost` to /etc/hosts to test both families")
@@ -65,18 +65,18 @@ def localhost_families(ctx: Context) -> None:
 
 @scenario("lifecycle.dual_stack", "--host ::  is dual-stack: clients on 127.0.0.1 and on ::1 are both served.",
           MUST, CONTRACT, "`::` is dual-stack unless `--ipv6-only` is given.",
-          service="echo", shared=False, fingerprint=("served",))
+          service="echo", shared=False, fingerprint=("served",), chooses=("host",))
 def dual_stack(ctx: Context) -> None:
     srv = ctx.start_server(host="::", port=0)
     port = srv.address[1]
-    a = served(ctx, "echo", ("127.0.0.1", port), what="an IPv4 client is served")
-    b = served(ctx, "echo", ("::1", port), what="an IPv6 client is served")
+    a = served(ctx, "echo", ("127.0.0.1", port), what="an IPv4 client is served", basis=BASIS_CONTRACT)
+    b = served(ctx, "echo", ("::1", port), what="an IPv6 client is served", basis=BASIS_CONTRACT)
     ctx.observe("served", [a, b])
 
 
 @scenario("lifecycle.ipv6_only", "--host :: --ipv6-only: ::1 is served, 127.0.0.1 is refused.",
           MUST, CONTRACT, "`::` is dual-stack unless `--ipv6-only` is given.",
-          service="echo", shared=False, needs=("ipv6-only",), fingerprint=("refused",))
+          service="echo", shared=False, needs=("ipv6-only",), fingerprint=("refused",), chooses=("host", "port"))
 def ipv6_only(ctx: Context) -> None:
     # The suite holds the IPv4 side of the port itself, bound but not listening: no other
     # process can listen there meanwhile, an IPv6-only listener binds beside it, and a
@@ -90,7 +90,7 @@ def ipv6_only(ctx: Context) -> None:
             ctx.check(False, "listens on :: beside an IPv4 socket on the same port", "listening", str(e))
             ctx.observe("refused", False)
             return
-        served(ctx, "echo", ("::1", port), what="an IPv6 client is served")
+        served(ctx, "echo", ("::1", port), what="an IPv6 client is served", basis=BASIS_CONTRACT)
         refused = connection_refused(("127.0.0.1", port))
     ctx.check(refused, "an IPv4 client is refused", "refused", "refused" if refused else "accepted")
     ctx.observe("refused", refused)
@@ -109,7 +109,7 @@ def _one_line(ctx: Context, proc: ServerProcess, code: int | None, want_code: in
 @scenario("lifecycle.port_in_use", "A port already listened on: exit 1 with one line `bind ADDRESS: ... (EADDRINUSE)`.",
           MUST, CONTRACT, "If resolve, socket, bind or listen fails: one line on stderr naming the step, the address and "
           "the OS error, e.g. `bind 127.0.0.1:7: Permission denied (EACCES)`, then exit 1. Never a traceback.",
-          service="echo", shared=False, fingerprint=("exit_code",))
+          service="echo", shared=False, fingerprint=("exit_code",), chooses=("port",))
 def port_in_use(ctx: Context) -> None:
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
@@ -124,7 +124,7 @@ def port_in_use(ctx: Context) -> None:
 
 @scenario("lifecycle.resolve_failure", "A host that does not resolve: exit 1 with one line `resolve HOST:PORT: ...`.",
           MUST, CONTRACT, "If resolve, socket, bind or listen fails: one line on stderr naming the step, the address and "
-          "the OS error, then exit 1.", service="echo", shared=False, fingerprint=("exit_code",))
+          "the OS error, then exit 1.", service="echo", shared=False, fingerprint=("exit_code",), chooses=("host",))
 def resolve_failure(ctx: Context) -> None:
     proc = ctx.server_process(host="nonexistent.invalid", port=0)
     proc.spawn()
@@ -199,7 +199,7 @@ def edge_arguments(ctx: Context) -> None:
             ctx.check(False, f"{what}: the server starts", "READY", f"{e} {e.stderr.strip()[-200:]}")
             started[what] = False
             continue
-        started[what] = served(ctx, "echo", srv.address, what=f"{what}: a client is served")
+        started[what] = served(ctx, "echo", srv.address, what=f"{what}: a client is served", basis=BASIS_CONTRACT)
         ctx.check(srv.stop() == P.EXIT_OK, f"{what}: exit 0 on SIGTERM", 0, srv.exit_code)
     ctx.observe("started", started)
 
@@ -246,12 +246,12 @@ def sigterm_busy(ctx: Context) -> None:
 
 @scenario("lifecycle.restart_same_port", "Serve daytime on a fixed port, stop, start again at once on the same port.",
           MUST, CONTRACT, "an immediate restart on the same port succeeds", service="daytime", shared=False,
-          fingerprint=("restarted",))
+          fingerprint=("restarted",), chooses=("port",))
 def restart_same_port(ctx: Context) -> None:
     port = free_port()
     first = ctx.start_server(port=port)
     for _ in range(10):
-        served(ctx, "daytime", first.address, what="the first server serves daytime")
+        served(ctx, "daytime", first.address, what="the first server serves daytime", basis=BASIS_CONTRACT)
     ctx.check(first.stop() == P.EXIT_OK, "the first server exits 0 on SIGTERM", 0, first.exit_code)
     try:
         second = ctx.start_server(port=port)
@@ -259,5 +259,5 @@ def restart_same_port(ctx: Context) -> None:
         ctx.check(False, "the second server starts on the same port", "READY", f"{e} {e.stderr.strip()[-200:]}")
         ctx.observe("restarted", False)
         return
-    served(ctx, "daytime", second.address, what="the restarted server serves")
+    served(ctx, "daytime", second.address, what="the restarted server serves", basis=BASIS_CONTRACT)
     ctx.observe("restarted", True)

@@ -18,7 +18,7 @@ from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import Client, StepTimeout
 from acceptloop.suite.confine import LimitUnavailable, ProcessLimit, descriptor_limit_preexec, limit_descriptors
 from acceptloop.suite.process import ServerStartError, wait_until
-from acceptloop.suite.scenario import MUST, Context
+from acceptloop.suite.scenario import BASIS_CONTRACT, MUST, Context
 from acceptloop.suite.scenarios.probes import probe as probe_service, served
 
 FM = "FAILURE-MODES.md"
@@ -92,7 +92,7 @@ def _start_with_descriptors(ctx: Context, limit: int, wait: float) -> tuple[str,
     # free (the accept pause), or fails as the contract says (an error it cannot survive).
     client = Client(proc.address, label=f"probe, {limit} descriptors", timeout=wait)
     ctx.clients.append(client)
-    ok, observed = probe_service(client, "echo")
+    ok, _exact, observed = probe_service(client, "echo")
     waits = not ok and "nothing received" in observed and proc.alive()
     if not ok and not waits:
         proc.wait_exit(2.0)   # refused after READY: it may be exiting; a SIGTERM now would blur how
@@ -109,7 +109,8 @@ def _start_with_descriptors(ctx: Context, limit: int, wait: float) -> tuple[str,
           "descriptors (every limit from 5 up to what it needs): one line naming the step and exit 1, or it serves.",
           MUST, "contract (docs/protocol.md)", "If resolve, socket, bind or listen fails (or the loop meets an error "
           "it cannot survive), the server prints one line on stderr naming the step, the address and the OS error, "
-          "and exits 1. Never a traceback, never a PHP warning.", service="echo", shared=False, timeout=90)
+          "and exits 1. Never a traceback, never a PHP warning.", service="echo", shared=False, timeout=90,
+          basis="contract")
 def descriptor_limit_at_start(ctx: Context) -> None:
     # `needs`: what the server holds while it serves no one, after it has served a first client
     # (stdio, listeners, wake-up descriptors, the poller). From the limit 5 (stdio, and two for
@@ -178,7 +179,7 @@ def process_limit(ctx: Context) -> None:
         ctx.check(not waiting, "no connection is left hanging", "none", len(waiting))
         logged = [line for line in srv.stderr().splitlines() if line.strip()]
         ctx.check(len(logged) >= closed, "one line on stderr for each connection it could not hand off",
-                  f">= {closed} lines", f"{len(logged)}: {logged[:2]}")
+                  f">= {closed} lines", f"{len(logged)}: {logged[:2]}", basis=BASIS_CONTRACT)
     finally:
         limit.__exit__()
     for c in clients:
@@ -191,7 +192,7 @@ def process_limit(ctx: Context) -> None:
           "(a client floods echo without reading): the connection at 1024 is served or closed at once, every other "
           "client is still served.", MUST, FM, "PHP socket_select with a descriptor >= FD_SETSIZE fails for every "
           "socket: a server must never let one such descriptor stall the others.", service="echo", shared=False,
-          needs=("max-conns",), timeout=120)
+          needs=("max-conns",), wants=("backlog",), timeout=120)
 def fd_setsize_pending_errors(ctx: Context) -> None:
     if ctx.model in ("iterative", "fork"):
         ctx.info(f"{ctx.model}: the server process holds at most one client's descriptor at a time "

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout, connection_refused
 from acceptloop.suite.process import wait_until
-from acceptloop.suite.scenario import MUST, Context
+from acceptloop.suite.scenario import BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, Context
 
 CHARGEN_RING = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
 CHARGEN_LINE = P.CHARGEN_LINE_LENGTH + len(P.CHARGEN_LINE_ENDING)
@@ -69,42 +69,59 @@ def escaped(message: bytes) -> str:
     return "".join(named.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in message)
 
 
+# A daytime line as RFC 867 asks for it, whatever its syntax: "just one line" of ASCII text.
+ASCII_LINE = re.compile(rb"^[\x20-\x7e\t]+\r?\n$")
+
+
 def served(ctx: Context, service: str, address: tuple[str, int] | None = None,
-           what: str = "a new client is served afterwards") -> bool:
-    """Check that a fresh client gets `service`'s right answer from the server at `address`."""
-    ok, observed = probe(ctx.connect(address, label="probe"), service)
-    return ctx.check(ok, what, "served", observed, level=MUST)
+           what: str = "a new client is served afterwards", basis: str = BASIS_RFC) -> bool:
+    """Check that a fresh client gets `service`'s answer from the server at `address`: on `basis`
+    (the RFC's service, unless a scenario checks a contract promise such as a `::` listener), and
+    then, for a server that answered, on the protocol's exact form (a FIN, the pattern, the format).
+    Returns whether it was served in every respect."""
+    wire, exact, observed = probe(ctx.connect(address, label="probe"), service)
+    if not wire:
+        return ctx.check(False, what, "served", observed, level=MUST, basis=basis)
+    if not exact:
+        return ctx.check(False, f"{what}, in the protocol's form", "the protocol's answer", observed,
+                         level=MUST, basis=BASIS_PROTOCOL)
+    return ctx.check(True, what, "served", "served", level=MUST, basis=BASIS_PROTOCOL if service == "message" else basis)
 
 
-def probe(c: Client, service: str) -> tuple[bool, str]:
-    """Whether the fresh client `c` gets `service`'s right answer, and what it saw."""
+def probe(c: Client, service: str) -> tuple[bool, bool, str]:
+    """What the fresh client `c` gets of `service`: (the RFC's answer, the protocol's exact answer,
+    what it saw). The message service has no RFC: both are the protocol's reply."""
     try:
         if c.refused:
-            return False, "connection refused"
+            return False, False, "connection refused"
         if service == "echo":
             c.send(b"probe\r\n")
             c.shutdown_write()
             c.recv_until_end()
-            ok, got = c.received == b"probe\r\n" and c.transcript.end == "FIN", c.received
+            wire = c.received == b"probe\r\n"
+            exact = wire and c.transcript.end == "FIN"
         elif service == "discard":
             c.send(b"probe\r\n")
             c.shutdown_write()
             c.recv_until_end()
-            ok, got = c.received == b"" and c.transcript.end == "FIN", c.received
+            wire = c.received == b""
+            exact = wire and c.transcript.end == "FIN"
         elif service == "chargen":
             got = c.recv_exactly(CHARGEN_LINE * 2)
-            ok = got == chargen_lines(2)
+            wire = len(got) == CHARGEN_LINE * 2   # RFC 864: "a stream of data"; its pattern is a choice
+            exact = got == chargen_lines(2)
         elif service == "daytime":
             c.recv_until_end()
-            ok, got = bool(DAYTIME_LINE.match(c.received)), c.received
+            wire = bool(ASCII_LINE.match(c.received))
+            exact = bool(DAYTIME_LINE.match(c.received))
         else:
             c.send(b"probe\n")
             c.recv_until_end()
-            ok, got = c.received == P.MESSAGE_REPLY, c.received
+            wire = exact = c.received == P.MESSAGE_REPLY
         c.close()
     except (StepTimeout, OSError) as e:
-        return False, f"{type(e).__name__}: {e}"
-    return ok, "served" if ok else f"{got!r}, then {c.transcript.end}"
+        return False, False, f"{type(e).__name__}: {e}"
+    return wire, exact, "served" if exact else f"{c.received[:80]!r}, then {c.transcript.end}"
 
 
 def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: float = 0.0,
@@ -143,12 +160,14 @@ def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: flo
     exited = time.monotonic() - marks["signal"]
     watcher.join(5.0)
     want = hashlib.sha256(b"ping" + data).hexdigest()
+    # A graceful stop is the contract's promise, every part of it.
     ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
               "the transfer in progress completes, then FIN", f"{len(data) >> 20} MiB echoed, FIN",
-              f"{c.transcript.received.count} bytes, {c.transcript.end}")
+              f"{c.transcript.received.count} bytes, {c.transcript.end}", basis=BASIS_CONTRACT)
     ctx.check("refused" in marks, "new connects are refused once SIGTERM has arrived", "refused",
-              "refused" if "refused" in marks else "still accepted")
-    ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, "still running" if code is None else code)
+              "refused" if "refused" in marks else "still accepted", basis=BASIS_CONTRACT)
+    ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, "still running" if code is None else code,
+              basis=BASIS_CONTRACT)
     if "refused" in marks:
         ctx.figure("new connects refused after SIGTERM", round(marks["refused"] * 1000, 1), "ms")
     ctx.figure("transfer finished after SIGTERM", round(finished, 3), "s")

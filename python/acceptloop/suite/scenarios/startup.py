@@ -6,7 +6,7 @@ import re
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
-from acceptloop.suite.scenario import CONTRACT, MUST, Context
+from acceptloop.suite.scenario import BASIS_PROTOCOL, CONTRACT, MUST, Context
 from acceptloop.suite.scenarios.probes import daytime_line
 from acceptloop.suite.client import Client
 
@@ -35,7 +35,7 @@ GOOD_EPOCHS = (P.DAYTIME_EPOCH_MIN, P.DAYTIME_EPOCH_MAX)
           "exit 2; the edges themselves are served.",
           MUST, CONTRACT, "If resolve fails: one line on stderr naming the step, the address and the error, then "
           "exit 1. ACCEPTLOOP_DAYTIME_EPOCH outside protocol.toml's range, or not a whole number: usage, exit 2.",
-          service="daytime", shared=False, timeout=90)
+          service="daytime", shared=False, timeout=90, chooses=("host",))
 def hostile_startup(ctx: Context) -> None:
     for what, host in HOSTS.items():
         proc = ctx.server_process(host=host, port=PORT)
@@ -53,14 +53,14 @@ def hostile_startup(ctx: Context) -> None:
         code = proc.wait_exit(10.0)
         stderr = proc.stderr()
         ctx.check(code == P.EXIT_USAGE, f"{P.DAYTIME_EPOCH_ENV} {what}: exit {P.EXIT_USAGE}", P.EXIT_USAGE,
-                  "still running" if code is None else code)
+                  "still running" if code is None else code, basis=BASIS_PROTOCOL)
         ctx.check(P.DAYTIME_EPOCH_ENV in stderr and "usage" in stderr.lower(),
                   f"{P.DAYTIME_EPOCH_ENV} {what}: usage, and a line naming the variable", "usage: ...",
-                  stderr.strip()[-200:] or "nothing")
+                  stderr.strip()[-200:] or "nothing", basis=BASIS_PROTOCOL)
     for epoch in GOOD_EPOCHS:
         srv = ctx.start_server(env={P.DAYTIME_EPOCH_ENV: str(epoch)})
         c = Client(srv.address, label=f"epoch {epoch}")
         ctx.clients.append(c)
         c.recv_until_end()
         ctx.check(c.received == daytime_line(epoch), f"{P.DAYTIME_EPOCH_ENV}={epoch}: the line for that second",
-                  daytime_line(epoch), c.received)
+                  daytime_line(epoch), c.received, basis=BASIS_PROTOCOL)
