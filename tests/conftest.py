@@ -2,10 +2,14 @@
 
 Each `test_<group>` in test_conformance.py gets one test per cell of that group,
 with ids that read as sentences: `test_echo[php-event-half_close_flush]`.
-Cells run through the same `run_cell` as `acceptloop check`; servers shared by
-several cells are kept in one pool and stopped after their last cell.
+Cells run through the same runner as `acceptloop check`: the first test that asks for a
+cell's result runs every cell the session collected, in parallel lanes (one per
+implementation and model, ACCEPTLOOP_JOBS of them side by side, default 3), and each test
+then grades its own cell.
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -42,54 +46,55 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("cell", cells, ids=[cell_id(c) for c in cells])
 
 
-def _server_key(item: pytest.Item):
-    cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
-    if cell is None or not cell.scenario.shared:
-        return None
-    return (cell.impl.name, cell.model, cell.scenario.service)
+def _cells_of(item: pytest.Item) -> list[runner.Cell]:
+    """The cells a collected test will ask for: its own, or those of its cross-implementation group."""
+    params = getattr(item, "callspec", None) and item.callspec.params
+    if not params:
+        return []
+    if "cell" in params:
+        return [params["cell"]]
+    if "sanitized" in params:
+        return [params["sanitized"]]
+    if "key" in params and item.module.__name__.endswith("test_cross_implementation"):
+        return list(item.module.GROUPS[params["key"]])
+    return []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the cells that share a server one after another, and note each server's last cell."""
-    order = {c.id: i for i, c in enumerate(CELLS)}
-
-    def rank(item: pytest.Item) -> tuple:
-        cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
-        if cell is None:
-            return (1, 0)
-        return (0, order[cell.id])
-
-    items.sort(key=rank)
-    last: dict[tuple, pytest.Item] = {}
+    """Note every cell the selected tests need: the first of them runs them all."""
+    wanted: dict[str, runner.Cell] = {}
     for item in items:
-        key = _server_key(item)
-        if key is not None:
-            last[key] = item
-    config.stash[LAST_USE] = {id(item): key for key, item in last.items()}
+        for cell in _cells_of(item):
+            wanted.setdefault(cell.id, cell)
+    config.stash[WANTED] = list(wanted.values())
 
 
-LAST_USE = pytest.StashKey[dict]()
+WANTED = pytest.StashKey[list]()
 RESULTS: dict[str, Result] = {}
+JOBS = int(os.environ.get("ACCEPTLOOP_JOBS", "3"))
 
 
 @pytest.fixture(scope="session")
-def pool():
-    p = runner.ServerPool()
-    yield p
-    p.close()
+def matrix_results(request) -> dict[str, Result]:
+    """Every wanted cell's result, run once per session in parallel lanes."""
+    wanted = [c for c in request.config.stash.get(WANTED, []) if c.id not in RESULTS]
+    if wanted:
+        order = {c.id: i for i, c in enumerate(wanted)}
+        wanted.sort(key=lambda c: (c.impl.name, c.model, not c.scenario.shared, c.scenario.service, order[c.id]))
+        for result in runner.run(wanted, jobs=JOBS):
+            RESULTS[result.cell] = result
+    return RESULTS
 
 
 @pytest.fixture
-def run(pool, request):
-    """Run a cell (once per session: the cross-implementation test reuses the result)."""
-    def run_cell(cell: runner.Cell) -> Result:
-        if cell.id not in RESULTS:
-            RESULTS[cell.id] = runner.run_cell(pool, cell)
-        return RESULTS[cell.id]
-    yield run_cell
-    key = request.config.stash.get(LAST_USE, {}).get(id(request.node))
-    if key is not None:
-        pool.release(*key)
+def run(matrix_results):
+    """A cell's result (run in the session's matrix; once only, so the cross-implementation test
+    reuses it). A cell nobody announced at collection runs on its own here."""
+    def result_of(cell: runner.Cell) -> Result:
+        if cell.id not in matrix_results:
+            matrix_results[cell.id] = runner.run([cell])[0]
+        return matrix_results[cell.id]
+    return result_of
 
 
 def explain(result: Result) -> str:

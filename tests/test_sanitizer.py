@@ -24,6 +24,6 @@ def test_the_sanitizer_build_exists():
 
 
 @pytest.mark.parametrize("sanitized", CELLS, ids=[f"{c.model}-{c.scenario.id}" for c in CELLS])
-def test_c_under_sanitizers(sanitized, pool):
-    result = runner.run_cell(pool, sanitized)
+def test_c_under_sanitizers(sanitized, run):
+    result = run(sanitized)
     assert result.grade in (OK, INFO), explain(result)

@@ -9,6 +9,11 @@ from typing import Sequence
 from acceptloop import _protocol as P
 
 
+# Lanes of the matrix run side by side: a cell mostly waits (for a timeout, a grace, a server to
+# start), so three lanes keep two cores busy without crowding the servers they measure.
+DEFAULT_JOBS = 3
+
+
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--implementations", metavar="FILE", type=Path, action="append", default=[],
                    help="another registry file; its entries join (or replace) implementations.toml's")
@@ -49,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--lf", "--last-failed", dest="last_failed", action="store_true",
                        help="run only the cells that FAILED or were ERROR in the last run (.acceptloop/last-check.json)")
     check.add_argument("--strict", action="store_true", help="a NON-STRICT cell (a SHOULD not met) counts as a failure")
+    check.add_argument("-j", "--jobs", type=int, metavar="N", default=DEFAULT_JOBS,
+                       help=f"lanes run side by side, one per implementation and model (default {DEFAULT_JOBS}; "
+                            "1: one cell at a time)")
     check.add_argument("--json", metavar="FILE", type=Path, help="write the results (with provenance) as JSON")
     check.add_argument("--junit", metavar="FILE", type=Path, help="write the results as JUnit XML")
     check.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -100,6 +108,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from acceptloop import provenance
     from acceptloop.suite import session
 
+    if args.jobs < 1:
+        print("acceptloop check: --jobs must be at least 1", file=sys.stderr)
+        return 2
     if args.follows and not args.target:
         print("acceptloop check: --follows goes with --target (a registry entry says it with 'follows')",
               file=sys.stderr)
@@ -108,7 +119,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                             service=args.service, keyword=args.keyword, cells=args.cells, target=args.target,
                             follows=args.follows, last_failed=args.last_failed)
     return session.run(sel, json_path=args.json, junit=args.junit, quiet=args.quiet, list_only=args.list,
-                       first_failure=args.exitfirst, strict=args.strict, provenance=provenance.collect)
+                       first_failure=args.exitfirst, strict=args.strict, provenance=provenance.collect,
+                       jobs=args.jobs)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -29,8 +29,11 @@ START_TIMEOUT = 15.0
 STOP_GRACE = 2.0
 
 # Every server process the kit has started and not yet closed, so that an interrupted run
-# (Ctrl-C, SIGTERM) leaves none of them running: terminate_all().
+# (Ctrl-C, SIGTERM) leaves none of them running: terminate_all(). SPAWNED and CLOSED are called
+# with a server's pid when it starts and once it is closed (the parallel lanes tell their parent).
 LIVE: set["ServerProcess"] = set()
+SPAWNED: list[Callable[[int], None]] = []
+CLOSED: list[Callable[[int], None]] = []
 
 
 class LaunchError(Exception):
@@ -164,6 +167,8 @@ class ServerProcess:
         except subprocess.SubprocessError as e:   # the preexec_fn failed in the child
             raise LaunchError(f"{self.argv[0]}: {e}") from None
         LIVE.add(self)
+        for hook in SPAWNED:
+            hook(self.proc.pid)
         threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True).start()
 
     def _read_stdout(self) -> None:
@@ -377,7 +382,11 @@ class ServerProcess:
             self.proc.stdout.close()
         if not self._stderr_file.closed:
             self._stderr_file.close()
-        LIVE.discard(self)
+        if self in LIVE:
+            LIVE.discard(self)
+            if self.proc is not None and self.proc.poll() is not None:
+                for hook in CLOSED:
+                    hook(self.proc.pid)
 
     def __enter__(self) -> "ServerProcess":
         return self

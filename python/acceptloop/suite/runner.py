@@ -170,11 +170,16 @@ def run_cell(pool: ServerPool, cell: Cell) -> Result:
 def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
         progress: Callable[[int, int, Cell, Result], None] | None = None,
         results: list[Result] | None = None,
-        stop: Callable[[Result], bool] | None = None) -> list[Result]:
+        stop: Callable[[Result], bool] | None = None, jobs: int = 1) -> list[Result]:
     """Run every cell in order; servers are released as soon as no later cell needs them.
 
     Results are appended to `results` (a list the caller may keep, so that what ran is still
-    there when an interrupt stops the run); `stop(result)` true ends the run after that cell."""
+    there when an interrupt stops the run); `stop(result)` true ends the run after that cell.
+    With `jobs` > 1 the cells run in lanes, one per (implementation, model), that many at a
+    time (suite/lanes.py); the results come back in plan order all the same."""
+    if jobs > 1:
+        from acceptloop.suite import lanes
+        return lanes.run(cells, jobs, env=env, progress=progress, results=results, stop=stop)
     pool = ServerPool(env)
     results = [] if results is None else results
     last_use = {}

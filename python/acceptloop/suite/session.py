@@ -173,7 +173,7 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 def run(sel: Selection, *, json_path: Path | None, junit: Path | None, quiet: bool, list_only: bool,
-        first_failure: bool, strict: bool, provenance: Callable[[], dict[str, Any]]) -> int:
+        first_failure: bool, strict: bool, provenance: Callable[[], dict[str, Any]], jobs: int = 1) -> int:
     """The whole command: plan, run (or list), report, write the files; returns the exit code."""
     try:
         impls, cells = plan(sel)
@@ -198,11 +198,12 @@ def run(sel: Selection, *, json_path: Path | None, junit: Path | None, quiet: bo
         sys.stderr.flush()
 
     results: list[Result] = []
+    order = {cell.id: i for i, cell in enumerate(cells)}
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     interrupted = False
     try:
         runner.run(cells, progress=progress, results=results,
-                   stop=(lambda r: r.grade in (FAILED, ERROR)) if first_failure else None)
+                   stop=(lambda r: r.grade in (FAILED, ERROR)) if first_failure else None, jobs=jobs)
     except (KeyboardInterrupt, _Interrupted):
         interrupted = True
         # Nothing more may interrupt the clean-up: it is bounded (SIGTERM, then SIGKILL).
@@ -213,6 +214,7 @@ def run(sel: Selection, *, json_path: Path | None, junit: Path | None, quiet: bo
         signal.signal(signal.SIGTERM, previous)
     said = write_results(json_path, junit, impls, results, provenance())
     if interrupted:
+        results.sort(key=lambda r: order.get(r.cell, len(order)))
         where = f"; results so far: {json_path}" if json_path else ""
         if tty and not quiet:
             sys.stderr.write("\n")

@@ -1,0 +1,139 @@
+"""Running the matrix in parallel lanes: one lane per (implementation, model), a few at a time.
+
+Most of a cell's time is spent waiting (for a timeout to fire, a grace to run out, a server to
+start), so several lanes side by side finish the matrix in a fraction of the time on two cores.
+A lane runs its cells in order with its own pool of shared servers, exactly as the sequential
+runner does, in a worker process of its own (forked, so the cells need no pickling): what one
+lane's scenario does to its servers can never reach another lane's.
+
+The parent keeps what matters when the run is cut short: every result already sent, and the
+process group of every server any worker started, which it kills if a worker could not.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from typing import Callable, Sequence
+
+from acceptloop.suite import process
+from acceptloop.suite.scenario import Result
+
+# How long workers get to stop their servers when the run is interrupted, before SIGKILL.
+WORKER_GRACE = 10.0
+
+
+def lanes_of(cells: Sequence) -> list[list[int]]:
+    """The cells' indexes grouped by (implementation, model), in plan order."""
+    lanes: dict[tuple[str, str], list[int]] = {}
+    for i, cell in enumerate(cells):
+        lanes.setdefault((cell.impl.name, cell.model), []).append(i)
+    # The longest lanes first, so that the last lane to start is a short one.
+    return sorted(lanes.values(), key=len, reverse=True)
+
+
+class _Stop(BaseException):
+    """A worker was told to stop (SIGTERM from the parent)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+def _worker(cells: Sequence, tasks: "multiprocessing.Queue", out: "multiprocessing.Queue",
+            env: dict[str, str] | None) -> None:
+    """Take lanes from `tasks` until it is empty (None), run each, and send every result and
+    every server pid to `out`."""
+    from acceptloop.suite import runner
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides; it then sends SIGTERM
+    process.SPAWNED.append(lambda pid: out.put(("spawned", pid)))
+    process.CLOSED.append(lambda pid: out.put(("closed", pid)))
+    try:
+        while (lane := tasks.get()) is not None:
+            lane_cells = [cells[i] for i in lane]
+            positions = iter(lane)
+            runner.run(lane_cells, env=env,
+                       progress=lambda done, total, cell, result: out.put(("result", next(positions),
+                                                                           result.to_dict())))
+    except _Stop:
+        pass
+    finally:
+        process.terminate_all()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)   # done: a late stop needs no clean-up any more
+        out.put(("done", os.getpid()))
+
+
+def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
+        progress: Callable[[int, int, object, Result], None] | None = None,
+        results: list[Result] | None = None, stop: Callable[[Result], bool] | None = None) -> list[Result]:
+    """Run the cells in lanes, `jobs` at a time; results are appended to `results` as they come
+    (in completion order) and the list is put back in plan order at the end. `stop(result)` true
+    ends the run: the other lanes are stopped."""
+    results = [] if results is None else results
+    context = multiprocessing.get_context("fork")
+    tasks, out = context.Queue(), context.Queue()
+    lanes = lanes_of(cells)
+    for lane in lanes:
+        tasks.put(lane)
+    workers = [context.Process(target=_worker, args=(cells, tasks, out, env), daemon=True)
+               for _ in range(min(jobs, len(lanes)))]
+    for _ in workers:
+        tasks.put(None)
+    for w in workers:
+        w.start()
+    spawned: set[int] = set()
+    index_of: dict[int, int] = {}
+    finished: set[int] = set()
+    try:
+        while len(finished) < len(workers):
+            kind, *payload = out.get()
+            if kind == "spawned":
+                spawned.add(payload[0])
+            elif kind == "closed":
+                spawned.discard(payload[0])
+            elif kind == "done":
+                finished.add(payload[0])
+            else:
+                position, data = payload
+                result = Result.from_dict(data)
+                index_of[id(result)] = position
+                results.append(result)
+                if progress:
+                    progress(len(results), len(cells), cells[position], result)
+                if stop is not None and stop(result):
+                    break
+    finally:
+        _stop_workers([w for w in workers if w.pid not in finished], out, spawned)
+        for w in workers:
+            w.join(WORKER_GRACE)
+    results.sort(key=lambda r: index_of.get(id(r), len(cells)))
+    return results
+
+
+def _stop_workers(workers: list, out: "multiprocessing.Queue", spawned: set[int]) -> None:
+    """Every worker stopped (SIGTERM, SIGKILL after WORKER_GRACE), then any server whose worker
+    could not stop it: its process group is killed."""
+    for w in workers:
+        if w.is_alive():
+            os.kill(w.pid, signal.SIGTERM)
+    for w in workers:
+        w.join(WORKER_GRACE)
+        if w.is_alive():
+            w.kill()
+            w.join(1.0)
+    while not out.empty():   # pids a worker announced while stopping
+        try:
+            kind, *payload = out.get_nowait()
+        except Exception:   # noqa: BLE001 - a queue emptied meanwhile, or a worker killed mid-put
+            break
+        if kind == "spawned":
+            spawned.add(payload[0])
+        elif kind == "closed":
+            spawned.discard(payload[0])
+    for pid in spawned:   # only servers no worker saw exit
+        try:
+            os.killpg(pid, signal.SIGKILL)   # each server leads a process group of its own
+        except (ProcessLookupError, PermissionError):
+            pass

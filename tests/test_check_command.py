@@ -1,0 +1,241 @@
+"""`acceptloop check` as a user drives it: ERROR apart from FAILED, the exit codes, an interrupt that
+loses nothing and leaves no server behind, --target, --list, -x, --last-failed, --strict, the rerun
+lines, and the grading of checks by the bases an implementation follows."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from acceptloop.suite import matrix, registry
+from acceptloop.suite.client import Stream
+from acceptloop.suite.process import ServerProcess, wait_until
+from acceptloop.suite.registry import Implementation
+from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
+                                       Context, Result, Scenario, grade)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KIT = FIXTURES / "kit.toml"
+BROKEN = FIXTURES / "broken.toml"
+
+
+def check(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "acceptloop", "check", "--quiet", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+# -- grading -------------------------------------------------------------------------------------
+
+def _context(follows: set[str]) -> Context:
+    impl = Implementation(name="x", language="x", models=("event",), services=("echo",),
+                          command=("x",), follows=frozenset(follows))
+    scenario = Scenario(id="echo.t", description="", level=MUST, source="RFC 862", text="", run=lambda c: None,
+                        service="echo")
+    return Context(scenario, impl, "event", None)
+
+
+@pytest.mark.parametrize("follows, failing, want", [
+    ({"rfc", "protocol", "contract"}, BASIS_PROTOCOL, FAILED),
+    ({"rfc"}, BASIS_PROTOCOL, INFO),
+    ({"rfc"}, BASIS_CONTRACT, INFO),
+    ({"rfc"}, BASIS_RFC, FAILED),
+    ({"rfc", "protocol"}, None, OK),
+])
+def test_a_failure_counts_only_on_a_basis_the_implementation_follows(follows, failing, want):
+    ctx = _context(follows)
+    ctx.check(True, "the bytes come back", basis=BASIS_RFC)
+    if failing:
+        ctx.check(False, "the line has the protocol's format", "Weekday, ...", "Tue Dec  1 07:57:28 2026",
+                  basis=failing)
+    got, reason = grade(ctx.scenario, ctx)
+    assert got == want
+    if want == INFO:
+        assert "Tue Dec  1 07:57:28 2026" in reason and failing in reason, reason   # the observation is shown
+
+
+def test_the_kits_own_failure_is_error_whatever_else_failed():
+    ctx = _context({"rfc"})
+    ctx.check(False, "the bytes come back", basis=BASIS_RFC)
+    ctx.errors.append("kit error: ValueError: x")
+    assert grade(ctx.scenario, ctx) == (ERROR, "kit error: ValueError: x")
+
+
+def test_a_byte_mismatch_names_the_first_differing_offset_and_the_bytes_around_it():
+    s = Stream(keep=False)
+    s.expect(bytes(range(40)))
+    s.add(bytes(range(20)))
+    s.add(bytes([20, 21, 0xEE]) + bytes(range(23, 40)))
+    expected, observed = s.mismatch()
+    assert expected == "@22: 0e 0f 10 11 12 13 14 15 [16] 17 18 19 1a 1b 1c 1d 1e"
+    assert observed == "@22: 0e 0f 10 11 12 13 14 15 [ee] 17 18 19 1a 1b 1c 1d 1e"
+    short = Stream()
+    short.expect(b"abcdef")
+    short.add(b"abc")
+    assert short.mismatch() == ("6 bytes", "3 bytes: the stream ends at offset 3")
+    whole = Stream()
+    whole.expect(b"abc")
+    whole.add(b"abc")
+    assert whole.mismatch() is None
+
+
+def test_the_matrix_shows_implementation_names_whole_and_no_disagreements_for_one():
+    name = "an-implementation-with-a-long-name"
+    results = [Result(scenario="echo.round_trip", impl=name, model="event", grade=OK)]
+    text = matrix.render(results)
+    assert name in text.splitlines()[0]
+    out = __import__("io").StringIO()
+    matrix.print_report(results, out=out)
+    assert "disagreements" not in out.getvalue()
+
+
+# -- ERROR and the exit codes ---------------------------------------------------------------------
+
+def test_a_command_that_cannot_be_executed_is_error_exit_3_and_junit_error(tmp_path):
+    out = check("--implementations", str(KIT), "--impl", "ghost", "-k", "echo.round_trip or lifecycle.sigint_idle",
+                "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"), cwd=tmp_path)
+    assert out.returncode == 3, out.stdout + out.stderr
+    grades = {r["scenario"]: (r["grade"], r["reason"]) for r in json.loads((tmp_path / "r.json").read_text())["results"]}
+    assert {g for g, _ in grades.values()} == {ERROR}
+    assert all("cannot be executed" in why and "no-such-program" in why for _, why in grades.values()), grades
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert suite.get("errors") == "2" and suite.get("failures") == "0"
+    assert len(suite.findall("testcase/error")) == 2
+    assert "Traceback" not in out.stderr
+
+
+def test_an_unknown_registry_key_is_one_line_naming_key_and_file_and_exit_2(tmp_path):
+    bad = tmp_path / "typo.toml"
+    bad.write_text('[[implementation]]\nname = "typo"\ncommand = "x {port}"\nmodels = ["event"]\nredy = "port"\n')
+    out = check("--implementations", str(bad), "--impl", "typo", cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'redy'" in lines[0] and "typo.toml" in lines[0], out.stderr
+
+
+def test_strict_makes_a_should_count(tmp_path):
+    cell = "unnamed-errors-event-lifecycle.resolve_failure"
+    lenient = check("--implementations", str(KIT), "--cell", cell, cwd=tmp_path)
+    assert lenient.returncode == 0 and "NON-STRICT" in lenient.stdout, lenient.stdout + lenient.stderr
+    strict = check("--implementations", str(KIT), "--cell", cell, "--strict", cwd=tmp_path)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+
+
+# -- selection ------------------------------------------------------------------------------------
+
+def test_list_prints_the_cell_ids_and_runs_nothing(tmp_path):
+    out = check("--impl", "python", "c", "--model", "event", "-k", "echo.round_trip or daytime.format", "--list",
+                cwd=tmp_path)
+    assert out.returncode == 0
+    assert sorted(out.stdout.split()) == ["c-event-daytime.format", "c-event-echo.round_trip",
+                                          "python-event-daytime.format", "python-event-echo.round_trip"]
+    assert not (tmp_path / ".acceptloop").exists()
+
+
+def test_exitfirst_stops_at_the_first_failure_and_the_rerun_line_runs_that_cell_alone(tmp_path):
+    out = check("--implementations", str(BROKEN), "--impl", "nul-dropper", "-k", "echo", "-j", "1", "-x",
+                "--json", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert results[-1]["grade"] == FAILED and all(r["grade"] != FAILED for r in results[:-1])
+    planned = check("--implementations", str(BROKEN), "--impl", "nul-dropper", "-k", "echo", "--list", cwd=tmp_path)
+    assert len(results) < len(planned.stdout.split())
+    line = next(line for line in out.stdout.splitlines() if line.strip().startswith("FAILED"))
+    rerun = line.rsplit("[rerun: ", 1)[1].rstrip("]")
+    words = shlex.split(rerun)
+    assert words[:2] == ["acceptloop", "check"] and words[-2:] == ["--cell", results[-1]["impl"] + "-event-"
+                                                                    + results[-1]["scenario"]]
+    again = check(*words[2:], "--json", str(tmp_path / "again.json"), cwd=tmp_path)
+    assert again.returncode == 1
+    assert [r["scenario"] for r in json.loads((tmp_path / "again.json").read_text())["results"]] == \
+        [results[-1]["scenario"]]
+
+
+def test_last_failed_reruns_what_failed_or_was_error_last_time(tmp_path):
+    first = check("--implementations", str(BROKEN), "--implementations", str(KIT), "--impl", "nul-dropper", "ghost",
+                  "-k", "echo.round_trip or echo.all_byte_values", cwd=tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    again = check("--implementations", str(BROKEN), "--implementations", str(KIT), "--lf", "--list", cwd=tmp_path)
+    assert sorted(again.stdout.split()) == ["ghost-event-echo.all_byte_values", "ghost-event-echo.round_trip",
+                                            "nul-dropper-event-echo.all_byte_values"], again.stdout + again.stderr
+    (tmp_path / "fresh").mkdir()
+    none_yet = check("--lf", cwd=tmp_path / "fresh")
+    assert none_yet.returncode == 2 and "no results of an earlier run" in none_yet.stderr, none_yet.stderr
+
+
+def test_target_grades_a_running_server_with_no_registry_file(tmp_path):
+    python = {i.name: i for i in registry.load()}["python"]
+    with ServerProcess(python, "echo", "event").start() as srv:
+        host, port = srv.address
+        out = check("--target", f"{host}:{port}", "--service", "echo", "-k", "echo or lifecycle.ready_lines",
+                    "--json", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    grades = {r["scenario"]: r["grade"] for r in doc["results"]}
+    assert grades["echo.round_trip"] == OK and grades["lifecycle.ready_lines"] == "MISSING"
+    assert doc["implementations"][0]["follows"] == ["rfc"]
+
+
+# -- interrupts -----------------------------------------------------------------------------------
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            todo.extend(k for k in kids if k not in found)
+            found.update(kids)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_interrupt_stops_at_once_writes_what_ran_and_leaves_no_server(tmp_path, signum, jobs):
+    # The server ignores SIGTERM: only the kit's SIGKILL after its short grace can end it.
+    kit = subprocess.Popen([sys.executable, "-m", "acceptloop", "check", "--implementations", str(KIT),
+                            "--implementations", str(BROKEN), "--impl", "ignores-sigterm", "nul-dropper",
+                            "-k", "echo.round_trip or robustness.slowloris or robustness.slow_reader", "-j", jobs,
+                            "--json", str(tmp_path / "r.json")],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # Until a slow cell's own server runs (its command line names the fixture and --idle-timeout).
+    assert wait_until(lambda: any("--idle-timeout" in _cmdline(p) for p in _descendants(kit.pid)), 60.0)
+    servers = _descendants(kit.pid)
+    started = time.monotonic()
+    kit.send_signal(signum)
+    out, err = kit.communicate(timeout=30)
+    took = time.monotonic() - started
+    assert kit.returncode == 130, out + err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("acceptloop check: interrupted after"), err
+    assert "Traceback" not in err
+    assert took < 15, f"the interrupted check took {took:.1f} s to end"
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["results"], "what ran before the interrupt is written"
+    assert wait_until(lambda: not any(_alive(p) for p in servers), 5.0), \
+        [p for p in servers if _alive(p)]
