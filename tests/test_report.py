@@ -834,3 +834,29 @@ def test_headless_chromium_shows_the_charts_and_a_robustness_cell_opens_its_deta
         finally:
             context.close()
     assert requests and all(url.split("#")[0] == index.as_uri() for url in requests), requests
+
+
+def test_an_error_cell_has_its_own_colour_and_count_apart_from_failed(built):
+    page = built["page"]
+    errors = [r for r in built["doc"]["results"] if r.grade == "ERROR"]
+    assert errors
+    for r in errors:
+        anchor = cells.anchor(r.impl, r.model, r.scenario)
+        cell = next(td for td in page.root.find("td", "cell") if td.find("a", href=f"#{anchor}"))
+        assert "g-error" in cell.classes and "g-failed" not in cell.classes and cell.text().strip() == "ERR"
+        assert r.reason in " ".join(page.ids[anchor].text().split())
+    count = page.root.one("ul", "counts").one("li", data_grade="ERROR")
+    assert count.one("span", "n").text() == str(len(errors)) and count.find("span", "g-error")
+    assert f"**ERROR** {errors[0].impl}/{errors[0].model}" in built["md"]
+
+
+def test_every_check_shows_its_basis_and_a_basis_not_followed_is_marked_shown(built):
+    page = built["page"]
+    for r in built["doc"]["results"]:
+        if not r.checks:
+            continue
+        rows = page.ids[cells.anchor(r.impl, r.model, r.scenario)].one("table", "checks").find("tr")[1:]
+        assert [row.find("td")[3].text().split()[0] for row in rows] == [c.basis for c in r.checks]
+        for row, c in zip(rows, r.checks):
+            assert ("(shown)" in row.find("td")[3].text()) == (not c.followed)
+            assert ("shown" in row.classes) == (not c.ok and not c.followed)

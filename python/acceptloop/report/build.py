@@ -17,11 +17,11 @@ from acceptloop.paths import REPORT, ROOT
 from acceptloop.report import cells, performance, robustness, walkthrough
 from acceptloop.suite import matrix
 from acceptloop.suite import results as results_io
-from acceptloop.suite.scenario import FAILED, GRADES, INFO, MISSING, NON_STRICT, OK
+from acceptloop.suite.scenario import ERROR, FAILED, GRADES, INFO, MISSING, NON_STRICT, OK
 
 DEFAULT_RESULTS = ROOT / "results" / "check.json"
 GRADE_ORDER = list(GRADES)
-SEVERITY = [FAILED, NON_STRICT, MISSING, INFO, OK]   # the order disagreements list grades in
+SEVERITY = [FAILED, ERROR, NON_STRICT, MISSING, INFO, OK]   # the order disagreements list grades in
 
 
 def provenance(document: dict[str, Any], command: Sequence[str] | None) -> dict[str, Any]:

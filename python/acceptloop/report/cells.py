@@ -13,14 +13,15 @@ from collections import Counter
 from typing import Any, Sequence
 
 from acceptloop.suite import matrix
-from acceptloop.suite.scenario import FAILED, GRADES, INFO, MISSING, NON_STRICT, OK, Result
+from acceptloop.suite.scenario import ERROR, FAILED, GRADES, INFO, MISSING, NON_STRICT, OK, Result
 
 # The colour class of each grade (report.html.j2's stylesheet colours them), and what it means.
-GRADE_CLASS = {OK: "ok", NON_STRICT: "non-strict", FAILED: "failed", INFO: "info", MISSING: "missing"}
+GRADE_CLASS = {OK: "ok", NON_STRICT: "non-strict", FAILED: "failed", ERROR: "error", INFO: "info", MISSING: "missing"}
 GRADE_MEANING = {
     OK: "every check held",
     NON_STRICT: "a SHOULD was not met",
     FAILED: "a MUST was broken",
+    ERROR: "the kit itself failed (not the server): nothing is known of the server",
     INFO: "recorded only, or the case cannot apply",
     MISSING: "not offered by that implementation: nothing was run",
 }
@@ -104,8 +105,8 @@ def detail(r: Result, scenario: dict[str, Any]) -> dict[str, Any]:
         "description": scenario.get("description", ""),
         "requirement": {"level": scenario.get("level", "?"), "source": scenario.get("source", "?"),
                         "text": scenario.get("text", "")},
-        "checks": [{"what": c.what, "ok": c.ok, "level": c.level, "expected": c.expected, "observed": c.observed}
-                   for c in r.checks],
+        "checks": [{"what": c.what, "ok": c.ok, "level": c.level, "expected": c.expected, "observed": c.observed,
+                    "basis": c.basis, "followed": c.followed} for c in r.checks],
         "transcripts": [transcript(t) for t in r.transcripts],
         "figures": [{"name": f.name, "value": f"{f.value:g}", "unit": f.unit, "note": f.note} for f in r.figures],
         "observed": json.dumps(r.observed, indent=1, sort_keys=True, default=str) if r.observed else "",
@@ -190,5 +191,5 @@ def details(document: dict[str, Any]) -> list[dict[str, Any]]:
 def attention(results: Sequence[Result], order: Sequence[str]) -> list[Result]:
     """The FAILED and NON-STRICT cells, FAILED first, in matrix order."""
     rank = {s: i for i, s in enumerate(matrix.rows(results, order))}
-    bad = [r for r in results if r.grade in (FAILED, NON_STRICT)]
-    return sorted(bad, key=lambda r: (r.grade != FAILED, rank[r.scenario], r.impl, r.model))
+    bad = [r for r in results if r.grade in (FAILED, ERROR, NON_STRICT)]
+    return sorted(bad, key=lambda r: ((FAILED, ERROR, NON_STRICT).index(r.grade), rank[r.scenario], r.impl, r.model))
