@@ -345,7 +345,7 @@ class ServerProcess:
             return None
         return self.exit_code
 
-    def stop(self, timeout: float = 10.0) -> int | None:
+    def stop(self, timeout: float = STOP_GRACE) -> int | None:
         """SIGTERM, wait up to `timeout`; SIGKILL if it will not go. The exit code (None: it had to be killed)."""
         if self.proc is None:
             return None
