@@ -1,0 +1,51 @@
+"""Servers nobody here wrote, as fixtures of the suite: Debian's openbsd-inetd (its internal echo,
+discard, chargen and daytime) and socat echo, registered from tests/fixtures/third-party.toml and
+installed by `.ci/run` (or `make thirdparty`).
+
+They print no READY line, so they follow the RFC's service only: a check on the kit's own choices
+(docs/protocol.md) or on the contract is shown for them as INFO, never FAILED. The second half
+reproduces, without them, each fault of the kit that they showed.
+"""
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+
+from acceptloop.suite.client import Client
+
+
+# -- what these servers showed of the kit, reproduced without them ---------------------------------
+
+def _closes_with_input_unread(line: bytes) -> tuple[socket.socket, int]:
+    """A daytime server as inetd's is: it waits for the client's input, sends its line and closes
+    with that input unread, so the kernel ends the connection with an RST after the line."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        select.select([conn], [], [], 5.0)
+        conn.sendall(line)
+        conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, listener.getsockname()[1]
+
+
+def test_a_send_that_meets_the_reset_does_not_lose_what_arrived_before_it():
+    """inetd's daytime against robustness.fuzz_daytime: `daytime sent b''`, FAILED. The line had
+    arrived; the client's next send met the RST and recorded the end, and no read was made."""
+    line = b"Tue Dec  1 07:57:28 2026\r\n"
+    listener, port = _closes_with_input_unread(line)
+    with listener:
+        c = Client(("127.0.0.1", port))
+        c.send(b"x" * 100)
+        time.sleep(0.2)              # the line and the RST are in
+        c.send(b"y" * 100)           # ECONNRESET: recorded, not raised
+        c.shutdown_write()
+        c.recv_until_end()
+        c.close()
+    assert c.transcript.end == "RST"
+    assert c.received == line
