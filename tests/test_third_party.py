@@ -13,7 +13,9 @@ import socket
 import threading
 import time
 
+from acceptloop.suite import registry
 from acceptloop.suite.client import Client
+from acceptloop.suite.process import ServerProcess
 
 
 # -- what these servers showed of the kit, reproduced without them ---------------------------------
@@ -49,3 +51,14 @@ def test_a_send_that_meets_the_reset_does_not_lose_what_arrived_before_it():
         c.close()
     assert c.transcript.end == "RST"
     assert c.received == line
+
+
+def test_a_server_given_a_host_that_does_not_resolve_gets_a_port_from_the_kit(tmp_path):
+    """socat against lifecycle.resolve_failure: ERROR, `kit error: gaierror`. For a server that
+    prints nothing the kit picks the port, and it tried to bind the scenario's unresolvable host."""
+    entry = registry.parse_entry({"name": "silent", "command": "true {host} {port}", "models": ["event"],
+                                  "services": ["echo"], "ready": "port"}, "test")
+    proc = ServerProcess(entry, "echo", "event", host="nonexistent.invalid")
+    argv = proc.argv
+    assert argv[:2] == ["true", "nonexistent.invalid"] and 0 < int(argv[2]) < 65536
+    proc.close()

@@ -74,10 +74,17 @@ def raise_fd_limit(want: int = 65536) -> int:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (for servers that cannot take port 0)."""
+    """A port that was free a moment ago (for servers that cannot take port 0).
+
+    A host the kit cannot bind (a name that does not resolve, an address not on this machine:
+    what a scenario hands a server to watch it fail) gets a port free on every address of its
+    family: the server's own failure is what the scenario is about, never the kit's."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, 0))
+        except OSError:   # socket.gaierror too
+            s.bind(("", 0))
         return s.getsockname()[1]
 
 
