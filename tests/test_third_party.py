@@ -13,9 +13,11 @@ import socket
 import threading
 import time
 
-from acceptloop.suite import registry
+from acceptloop.suite import registry, runner
+from acceptloop.suite.catalog import by_id
 from acceptloop.suite.client import Client
 from acceptloop.suite.process import ServerProcess
+from acceptloop.suite.scenario import ERROR
 
 
 # -- what these servers showed of the kit, reproduced without them ---------------------------------
@@ -62,3 +64,18 @@ def test_a_server_given_a_host_that_does_not_resolve_gets_a_port_from_the_kit(tm
     argv = proc.argv
     assert argv[:2] == ["true", "nonexistent.invalid"] and 0 < int(argv[2]) < 65536
     proc.close()
+
+
+def test_a_fixed_port_that_another_process_holds_is_error_not_that_process_graded():
+    """inetd's services always listen on 7, 9, 19 and 13: a server that prints nothing is ready
+    when its port accepts, so with another process on that port (a system inetd, a second run) the
+    kit graded that other process. Now the cell is ERROR, naming the port."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        entry = registry.parse_entry({"name": "fixed", "command": ["sleep", "30"], "models": ["fork"],
+                                      "services": ["echo"], "ready": "port", "port": port}, "test")
+        result = runner.run([runner.Cell(entry, "fork", by_id()["echo.round_trip"])])[0]
+    assert result.grade == ERROR, (result.grade, result.reason)
+    assert f"127.0.0.1:{port} already accepts connections before the server starts" in result.reason

@@ -37,6 +37,8 @@ class LaunchError(Exception):
     """The server's command could not be executed at all (no such program, not executable): a
     registry or machine problem, never the server's behaviour."""
 
+    summary = "the server's command cannot be executed"
+
 
 def terminate_all(grace: float = STOP_GRACE) -> int:
     """SIGTERM every server the kit started (with its process group: forked children too), then
@@ -51,6 +53,13 @@ def terminate_all(grace: float = STOP_GRACE) -> int:
     for p in list(LIVE):
         p.close(grace=0.0)
     return len(running)
+
+
+class PortTaken(LaunchError):
+    """The fixed port a server always listens on already accepts connections before the kit
+    started it: another process holds it, and the kit could not tell that one from this one."""
+
+    summary = "the kit cannot start the server"
 
 
 class ServerStartError(Exception):
@@ -103,6 +112,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return False
         time.sleep(min(interval, left))
         interval = min(interval * 1.5, 0.2)
+
+
+def connection_refused_now(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a connect to host:port is refused (or cannot be made) right now."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return True
+    return False
 
 
 @dataclass
@@ -184,6 +202,8 @@ class ServerProcess:
         if self.impl.address is not None:
             self.listening = [Listening(*self.impl.address)]
             return self
+        if self.impl.ready == "port":
+            self._port_must_be_free()
         self.spawn()
         if self.impl.ready == "line":
             self._wait_ready_line(timeout)
@@ -221,6 +241,15 @@ class ServerProcess:
     def _collect_rest(self) -> None:
         while (line := self.lines.get()) is not None:
             self.stdout_after_ready.append(line)
+
+    def _port_must_be_free(self) -> None:
+        """A server that prints nothing is ready when its port accepts: if the port already accepts
+        before it runs (a fixed port another process holds, a system inetd), the kit would be
+        talking to that other process. PortTaken: the cell is ERROR, naming the port."""
+        self.argv   # settles the port it will listen on
+        if self.port and not connection_refused_now(self.host, self.port):
+            raise PortTaken(f"{self.host}:{self.port} already accepts connections before the server starts: "
+                            f"another process listens there ({self.impl.origin}: {self.impl.name})")
 
     def _wait_port(self, timeout: float) -> None:
         def accepting() -> bool:

@@ -304,7 +304,7 @@ def _failure_check(ctx: Context, e: BaseException) -> None:
     about the kit (an error)."""
     detail = str(e) or type(e).__name__
     if isinstance(e, LaunchError):
-        ctx.errors.append(f"the server's command cannot be executed: {detail}")
+        ctx.errors.append(f"{e.summary}: {detail}")
     elif isinstance(e, ServerStartError):
         if e.stderr.strip():
             detail += f" (stderr: {e.stderr.strip().splitlines()[-1][:200]})"
