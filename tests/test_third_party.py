@@ -79,3 +79,17 @@ def test_a_fixed_port_that_another_process_holds_is_error_not_that_process_grade
         result = runner.run([runner.Cell(entry, "fork", by_id()["echo.round_trip"])])[0]
     assert result.grade == ERROR, (result.grade, result.reason)
     assert f"127.0.0.1:{port} already accepts connections before the server starts" in result.reason
+
+
+def test_a_server_that_has_exited_has_no_children_and_says_how_it_ended():
+    """socat against robustness.process_limit: its parent exits when a fork is refused, and the
+    kit's next look at its children raised FileNotFoundError (/proc/PID/task), which was graded as
+    the server's failure; checks beside it said `observed: exited` as a literal, whatever the state."""
+    entry = registry.parse_entry({"name": "brief", "command": ["sh", "-c", "exit 3"], "models": ["fork"],
+                                  "services": ["echo"], "ready": "port", "port": 9}, "test")
+    proc = ServerProcess(entry, "echo", "fork")
+    proc.spawn()
+    assert proc.wait_exit(5.0) == 3
+    assert proc.children() == []
+    assert proc.state() == "exited with 3"
+    proc.close()

@@ -332,10 +332,22 @@ class ServerProcess:
                 continue
         return total
 
+    def state(self) -> str:
+        """What a wire-side check observes of the process: "running", or how it ended."""
+        if self.alive():
+            return "running"
+        code = self.wait_exit(1.0)
+        return "exited" if code is None else f"exited with {code}"
+
     def children(self) -> list[tuple[int, str]]:
-        """(pid, state) of the server's child processes, zombies included."""
+        """(pid, state) of the server's child processes, zombies included; none once it has exited
+        and been reaped (its /proc entry is gone)."""
         out = []
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
+        try:
+            tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
+        except OSError:
+            return []
+        for task in tasks:
             try:
                 pids = (task / "children").read_text().split()
             except OSError:
