@@ -12,6 +12,7 @@ import select
 import socket
 import threading
 import time
+from pathlib import Path
 
 from acceptloop.suite import registry, runner
 from acceptloop.suite.catalog import by_id
@@ -93,3 +94,27 @@ def test_a_server_that_has_exited_has_no_children_and_says_how_it_ended():
     assert proc.children() == []
     assert proc.state() == "exited with 3"
     proc.close()
+
+
+def test_a_child_that_outlives_its_server_is_ended_and_does_not_hang_the_kit():
+    """socat against robustness.over_the_limit: socat's per-connection children outlive it (a
+    connection whose client vanished), holding its stdout; closing that pipe while the kit's reader
+    thread still blocked on it hung `acceptloop check` for good (ten minutes, until killed by hand)."""
+    entry = registry.parse_entry({
+        "name": "leaves-a-child", "models": ["event"], "services": ["echo"], "ready": "port",
+        "command": ["sh", "-c", "sleep 60 & exec {python} -m acceptloop.server --service {service} "
+                    "--model {model} --host {host} --port {port} >/dev/null"]}, "test")
+    proc = ServerProcess(entry, "echo", "event").start()
+    (child,) = [pid for pid, _ in proc.children()]
+    closing = threading.Thread(target=proc.close, daemon=True)
+    closing.start()
+    closing.join(10.0)
+    assert not closing.is_alive(), "close() hung on the child's copy of the server's stdout"
+    assert not _runs(child), f"the server's child {child} still runs"
+
+
+def _runs(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

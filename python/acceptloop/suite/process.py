@@ -153,6 +153,7 @@ class ServerProcess:
         self._stderr_file = tempfile.TemporaryFile()
         self._stderr_mark = 0
         self._argv = argv
+        self._reader: threading.Thread | None = None
         self.started_at = 0.0
         self.ready_after = 0.0
         self.told_to_stop = False      # a scenario signalled it; its exit is expected
@@ -189,7 +190,8 @@ class ServerProcess:
         except subprocess.SubprocessError as e:   # the preexec_fn failed in the child
             raise LaunchError(f"{self.argv[0]}: {e}") from None
         LIVE.add(self)
-        threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True)
+        self._reader.start()
 
     def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -417,11 +419,41 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             pass
 
+    def leftovers(self) -> list[int]:
+        """The processes still in the server's session once it has gone: the children it forked
+        that outlived it (socat's, serving a connection whose client vanished). A session lives as
+        long as one of its processes does, and its id (the server's pid) is not reused meanwhile,
+        so every process found in it is the server's."""
+        if self.proc is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.proc.pid and fields[0] != "Z":   # the session id
+                found.append(int(entry.name))
+        return found
+
     def close(self, grace: float = STOP_GRACE) -> None:
-        """Stop it (SIGTERM, then SIGKILL after `grace` seconds) and release what it holds."""
+        """Stop it (SIGTERM, then SIGKILL after `grace` seconds), end whatever it left running in its
+        session, and release what it holds."""
         if self.proc is not None and self.proc.poll() is None:
             self.stop(grace)
-        if self.proc is not None and self.proc.stdout is not None:
+        if self.proc is not None:
+            for pid in self.leftovers():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if self._reader is not None:
+            # Its stdout ends when the last process holding it does; closing the pipe while the
+            # reader still blocks on it would wait for that forever.
+            self._reader.join(2.0)
+        if self.proc is not None and self.proc.stdout is not None and not (self._reader and self._reader.is_alive()):
             self.proc.stdout.close()
         if not self._stderr_file.closed:
             self._stderr_file.close()
