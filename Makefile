@@ -8,7 +8,7 @@ CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
 C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 
-.PHONY: setup php venv c asan asan-cffi chromium compare test clean
+.PHONY: setup php venv c asan asan-cffi chromium thirdparty compare test clean
 
 setup: php venv c
 
@@ -19,6 +19,14 @@ php:
 # Debian's chromium when it is absent: tests/test_report.py opens the report in it, headless.
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# Debian's openbsd-inetd and socat when absent: tests/test_third_party.py runs the kit against
+# them (tests/fixtures/third-party.toml). The inetd the package may start as a service binds
+# nothing: Debian's /etc/inetd.conf enables no service, and the fixture's own config binds
+# 127.0.0.1 on the standard ports.
+thirdparty:
+	@{ dpkg-query -W -f='$${Status}' openbsd-inetd 2>/dev/null | grep -q 'ok installed' && command -v socat >/dev/null; } || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openbsd-inetd socat; }
 
 # The virtualenv; `pip install -e .` compiles the C core through cffi.
 venv: $(VENV)/.installed
@@ -63,7 +71,7 @@ compare: setup
 	$(VENV)/bin/acceptloop report --results results/check.json --bench results/bench.json || exit $$?; \
 	exit $$status
 
-test: setup chromium asan asan-cffi
+test: setup chromium thirdparty asan asan-cffi
 	$(VENV)/bin/python -m pytest
 
 clean:

@@ -82,3 +82,17 @@ ready = "port"
     assert grades["echo.round_trip"][0] == "OK"
     assert grades["lifecycle.ready_lines"] == ("INFO", "silent prints no READY line (registry: ready = port)")
     assert grades["lifecycle.sigterm_busy"] == ("MISSING", "silent does not accept --grace")
+
+
+def test_a_command_whose_program_does_not_exist_is_error_and_exit_3(tmp_path):
+    """The kit's failure (or the registry's), never the server's: ERROR, and exit 3."""
+    extra = tmp_path / "absent.toml"
+    extra.write_text('[[implementation]]\nname = "absent"\ncommand = "/nonexistent/echo-server {port}"\n'
+                     'models = ["fork"]\nservices = ["echo"]\nready = "port"\n')
+    out = check("--implementations", str(extra), "--impl", "absent", "-k", "echo.round_trip or robustness.emfile",
+                "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 3, out.stdout + out.stderr
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert {r["scenario"]: r["grade"] for r in results} == {"echo.round_trip": "ERROR", "robustness.emfile": "ERROR"}
+    assert all("the server's command cannot be executed: /nonexistent/echo-server: No such file or directory"
+               in r["reason"] for r in results), [r["reason"] for r in results]

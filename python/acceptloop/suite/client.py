@@ -186,6 +186,23 @@ class Client:
                 self.transcript.closed_first = "server"
         self._finish()
 
+    def _reset_seen(self) -> None:
+        """A send found the connection reset (EPIPE, ECONNRESET): record the end, after reading
+        what the server sent before its reset. The kernel keeps it (a daytime server that closes
+        with the client's input unread sends its line, then an RST): it arrived, and a wire
+        observer saw it, though no later read will be made once the end is recorded."""
+        sock = self.sock
+        if sock is not None and self.transcript.end == "open":
+            sock.setblocking(False)
+            try:
+                while chunk := sock.recv(65536):
+                    self._got(chunk)
+            except (BlockingIOError, ConnectionResetError):
+                pass
+            finally:
+                sock.setblocking(True)
+        self._record_end("RST")
+
     def _got(self, chunk: bytes) -> None:
         if self.transcript.first_byte_s is None and chunk:
             self.transcript.first_byte_s = time.monotonic() - self._t0
@@ -224,7 +241,7 @@ class Client:
         except (BrokenPipeError, ConnectionResetError) as e:
             self.transcript.sent.add(view[:sent])
             self.transcript.notes.append(f"send: {e.strerror or e} after {sent} of {len(data)} bytes")
-            self._record_end("RST")
+            self._reset_seen()
             return
         self.transcript.sent.add(data)
 
@@ -344,7 +361,7 @@ class Client:
                         except BlockingIOError:
                             continue
                         except (BrokenPipeError, ConnectionResetError):
-                            self._record_end("RST")
+                            self._reset_seen()
                             break
                         self.transcript.sent.add(current[:n])
                         current = current[n:]

@@ -40,6 +40,8 @@ class LaunchError(Exception):
     """The server's command could not be executed at all (no such program, not executable): a
     registry or machine problem, never the server's behaviour."""
 
+    summary = "the server's command cannot be executed"
+
 
 def terminate_all(grace: float = STOP_GRACE) -> int:
     """SIGTERM every server the kit started (with its process group: forked children too), then
@@ -54,6 +56,13 @@ def terminate_all(grace: float = STOP_GRACE) -> int:
     for p in list(LIVE):
         p.close(grace=0.0)
     return len(running)
+
+
+class PortTaken(LaunchError):
+    """The fixed port a server always listens on already accepts connections before the kit
+    started it: another process holds it, and the kit could not tell that one from this one."""
+
+    summary = "the kit cannot start the server"
 
 
 class ServerStartError(Exception):
@@ -77,10 +86,17 @@ def raise_fd_limit(want: int = 65536) -> int:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (for servers that cannot take port 0)."""
+    """A port that was free a moment ago (for servers that cannot take port 0).
+
+    A host the kit cannot bind (a name that does not resolve, an address not on this machine:
+    what a scenario hands a server to watch it fail) gets a port free on every address of its
+    family: the server's own failure is what the scenario is about, never the kit's."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, 0))
+        except OSError:   # socket.gaierror too
+            s.bind(("", 0))
         return s.getsockname()[1]
 
 
@@ -99,6 +115,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return False
         time.sleep(min(interval, left))
         interval = min(interval * 1.5, 0.2)
+
+
+def connection_refused_now(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a connect to host:port is refused (or cannot be made) right now."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return True
+    return False
 
 
 @dataclass
@@ -131,6 +156,7 @@ class ServerProcess:
         self._stderr_file = tempfile.TemporaryFile()
         self._stderr_mark = 0
         self._argv = argv
+        self._reader: threading.Thread | None = None
         self.started_at = 0.0
         self.ready_after = 0.0
         self.told_to_stop = False      # a scenario signalled it; its exit is expected
@@ -169,7 +195,8 @@ class ServerProcess:
         LIVE.add(self)
         for hook in SPAWNED:
             hook(self.proc.pid)
-        threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True)
+        self._reader.start()
 
     def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -182,6 +209,8 @@ class ServerProcess:
         if self.impl.address is not None:
             self.listening = [Listening(*self.impl.address)]
             return self
+        if self.impl.ready == "port":
+            self._port_must_be_free()
         self.spawn()
         if self.impl.ready == "line":
             self._wait_ready_line(timeout)
@@ -219,6 +248,15 @@ class ServerProcess:
     def _collect_rest(self) -> None:
         while (line := self.lines.get()) is not None:
             self.stdout_after_ready.append(line)
+
+    def _port_must_be_free(self) -> None:
+        """A server that prints nothing is ready when its port accepts: if the port already accepts
+        before it runs (a fixed port another process holds, a system inetd), the kit would be
+        talking to that other process. PortTaken: the cell is ERROR, naming the port."""
+        self.argv   # settles the port it will listen on
+        if self.port and not connection_refused_now(self.host, self.port):
+            raise PortTaken(f"{self.host}:{self.port} already accepts connections before the server starts: "
+                            f"another process listens there ({self.impl.origin}: {self.impl.name})")
 
     def _wait_port(self, timeout: float) -> None:
         def accepting() -> bool:
@@ -301,10 +339,22 @@ class ServerProcess:
                 continue
         return total
 
+    def state(self) -> str:
+        """What a wire-side check observes of the process: "running", or how it ended."""
+        if self.alive():
+            return "running"
+        code = self.wait_exit(1.0)
+        return "exited" if code is None else f"exited with {code}"
+
     def children(self) -> list[tuple[int, str]]:
-        """(pid, state) of the server's child processes, zombies included."""
+        """(pid, state) of the server's child processes, zombies included; none once it has exited
+        and been reaped (its /proc entry is gone)."""
         out = []
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
+        try:
+            tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
+        except OSError:
+            return []
+        for task in tasks:
             try:
                 pids = (task / "children").read_text().split()
             except OSError:
@@ -374,11 +424,41 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             pass
 
+    def leftovers(self) -> list[int]:
+        """The processes still in the server's session once it has gone: the children it forked
+        that outlived it (socat's, serving a connection whose client vanished). A session lives as
+        long as one of its processes does, and its id (the server's pid) is not reused meanwhile,
+        so every process found in it is the server's."""
+        if self.proc is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.proc.pid and fields[0] != "Z":   # the session id
+                found.append(int(entry.name))
+        return found
+
     def close(self, grace: float = STOP_GRACE) -> None:
-        """Stop it (SIGTERM, then SIGKILL after `grace` seconds) and release what it holds."""
+        """Stop it (SIGTERM, then SIGKILL after `grace` seconds), end whatever it left running in its
+        session, and release what it holds."""
         if self.proc is not None and self.proc.poll() is None:
             self.stop(grace)
-        if self.proc is not None and self.proc.stdout is not None:
+        if self.proc is not None:
+            for pid in self.leftovers():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if self._reader is not None:
+            # Its stdout ends when the last process holding it does; closing the pipe while the
+            # reader still blocks on it would wait for that forever.
+            self._reader.join(2.0)
+        if self.proc is not None and self.proc.stdout is not None and not (self._reader and self._reader.is_alive()):
             self.proc.stdout.close()
         if not self._stderr_file.closed:
             self._stderr_file.close()

@@ -154,7 +154,7 @@ def run_cell(pool: ServerPool, cell: Cell) -> Result:
             server = pool.get(cell.impl, cell.model, cell.scenario.service)
         except LaunchError as e:
             return Result(scenario=cell.scenario.id, impl=cell.impl.name, model=cell.model, grade=ERROR,
-                          reason=f"the server's command cannot be executed: {e}")
+                          reason=f"{e.summary}: {e}")
         except ServerStartError as e:
             # Not printing READY breaks the contract; a port that never accepts, the service.
             basis = BASIS_CONTRACT if cell.impl.ready == "line" else BASIS_RFC

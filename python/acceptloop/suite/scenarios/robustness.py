@@ -76,7 +76,7 @@ def emfile(ctx: Context) -> None:
     ctx.figure("server CPU while out of descriptors", round(busy, 1), "%", "over 2 s")
     ctx.check(busy < 20, "the server does not spin on the queued connection (CPU under 20 % over 2 s)",
               "< 20 %", f"{busy:.1f} %")
-    ctx.check(srv.alive(), "the server is still running", "running", "exited")
+    ctx.check((state := srv.state()) == "running", "the server is still running", "running", state)
     for c in idle:
         c.close()
     freed = time.monotonic()
@@ -269,7 +269,9 @@ def over_the_limit(ctx: Context) -> None:
             ctx.note("iterative: one client at a time; the others wait in the backlog by design")
             return
         closed: set[int] = set()
-        deadline = time.monotonic() + 30
+        # The limit of 1,000 is the protocol's default; a server that does not follow the protocol
+        # has none of its own to keep, and is given 3 s to show what it does instead of 30.
+        deadline = time.monotonic() + (30 if ctx.follows(BASIS_PROTOCOL) else 3)
         while len(closed) < total - limit and time.monotonic() < deadline:
             for fd, _ in poller.poll(0.5):
                 closed.add(fd)
