@@ -108,21 +108,22 @@ def test_check_exits_0_for_inetd(checked):
     assert checked["inetd"].exit_code == 0, checked["inetd"].output
 
 
-def test_socat_fails_only_where_socat_itself_breaks(checked):
-    """socat's parent exits (status 1, `E fork(): Resource temporarily unavailable`) at the first
-    fork the kernel refuses: robustness.process_limit is FAILED on the RFC's basis (the listener
-    does not survive), and that is socat, not the kit. Nothing else is FAILED or ERROR."""
+def test_socat_fails_nothing_and_check_exits_0(checked):
+    """Nothing is FAILED or ERROR, and `acceptloop check` exits 0, for the README's socat example.
+
+    socat's parent exits (status 1, `E fork(): Resource temporarily unavailable`) at the first fork
+    the kernel refuses. Surviving a process limit is the contract's promise, not an RFC's (a limit
+    the machine sets is not a client's doing), so robustness.process_limit shows it as INFO."""
     run = checked["socat"]
-    bad = [r for r in run.results if r.grade in (FAILED, ERROR) and r.scenario != "robustness.process_limit"]
+    bad = [r for r in run.results if r.grade in (FAILED, ERROR)]
     assert not bad, _explain(bad)
+    assert run.exit_code == 0, run.output
     limit = run.cell(SOCAT, "robustness.process_limit")
-    if limit.grade != MISSING and not limit.reason.startswith("cannot limit"):
-        assert limit.grade == FAILED and limit.reason.startswith("the server survives the refused forks"), limit.reason
-        assert "observed exited with 1" in limit.reason
+    assert limit.grade == INFO, limit.reason
+    if not limit.reason.startswith("cannot limit"):
+        assert limit.reason.startswith("the server survives the refused forks") and "exited with 1" in limit.reason
+        assert "contract check" in limit.reason
         assert "E fork(): Resource temporarily unavailable" in limit.server["own"][0]["stderr"]
-        assert run.exit_code == 1, run.output
-    else:
-        assert run.exit_code == 0, run.output
 
 
 def test_socat_is_shown_not_blamed_for_the_contract(checked):
