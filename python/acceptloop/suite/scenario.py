@@ -367,6 +367,8 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
                      f"{server.tree_fd_count() - baseline} more descriptor(s) than before the scenario")
         elif server.alive() and server.tree_fd_count() < baseline:
             server.wait_exit(1.0)   # fewer descriptors than it started with: it may be exiting
+    # A server that did not survive is judged on what the scenario put it through: on the RFC's
+    # basis after a client's doing, on the contract's after a limit the kit set (a process limit).
     if server is not None:
         alive = server.alive()
         stderr = server.stderr_since_mark()
@@ -378,14 +380,14 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
             server.wait_exit(1.0)
             server_info["exit_code"] = server.exit_code
             ctx.check(False, "the server is still running after the scenario", "running",
-                      f"exited with {server.exit_code}", level=MUST, basis=BASIS_RFC)
+                      f"exited with {server.exit_code}", level=MUST, basis=scenario.basis)
     for own in ctx.own_servers:
         if own.proc is not None and own.listening and not own.told_to_stop and own.impl.launchable:
             # A server the scenario started and left running must still be running, and must
             # stop cleanly: a crash caused by the scenario's last reset shows here.
             if not own.alive():
                 ctx.check(False, "the server is still running after the scenario", "running",
-                          f"exited with {own.wait_exit(1.0)}", level=MUST, basis=BASIS_RFC)
+                          f"exited with {own.wait_exit(1.0)}", level=MUST, basis=scenario.basis)
             else:
                 # Idle by now (every client is closed): the contract says it exits at once.
                 code = own.stop(STOP_GRACE)
