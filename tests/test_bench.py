@@ -5,14 +5,23 @@ the way the method says, and was summarized with its flags, ratios and targets.
 """
 from __future__ import annotations
 
+import ast
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+import tokenize
+import tomllib
+from html import unescape
+from pathlib import Path
 
 import pytest
 
-from acceptloop.bench import plan as bench_plan
+from acceptloop.bench import plan as bench_plan, summary
+from acceptloop.paths import ROOT
+from acceptloop.report import bench_charts, performance
 from acceptloop.suite import registry
 
 # The CPU's counters, as perf_event_open offers them: a virtual machine may have none.
@@ -84,3 +93,213 @@ def test_bad_bench_arguments_exit_2():
     run = subprocess.run([sys.executable, "-m", "acceptloop", "bench", "--quick", "--impl", "cobol"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "unknown implementation cobol" in run.stderr
+
+
+def test_no_target_is_left_not_measured_and_no_line_chart_has_one_x_value(quick):
+    doc, _ = quick
+    here = {c["impl"] for c in doc["cells"]}
+    for t in doc["targets"]:
+        if {t["impl"], t["against"]} - {None} <= here:
+            assert t["state"] != "not measured", t
+        assert t["state"] in ("met", "missed", "within noise", "shown", "not measured"), t
+    assert doc["method"]["within_noise"] == summary.WITHIN_NOISE
+    drawn = bench_charts.charts(doc["cells"], performance.palette(doc))
+    lines = [c for group in ("throughput", "cpu", "latency", "memory") for c in drawn[group] if c["kind"] == "line"]
+    assert lines and all(len(c["x_ticks"]) >= 2 for c in lines), [c["title"] for c in lines]
+
+
+# -- the benchmark knows no implementation by name ---------------------------------------------------
+NAMELESS = (sorted((ROOT / "python" / "acceptloop" / "bench").glob("*.py"))
+            + [ROOT / "python" / "acceptloop" / "report" / f"{m}.py"
+               for m in ("charts", "bench_charts", "bench_tables", "performance")])
+
+
+def test_the_benchmark_and_its_report_name_no_implementation():
+    """Every string literal (docstrings and the literal parts of f-strings included) and every comment
+    of the benchmark and of its part of the report, searched for the registry's names and its
+    control twins' names as whole words."""
+    impls = registry.load()
+    names = {i.name for i in impls} | {i.bench.control for i in impls if i.bench and i.bench.control}
+    word = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w-])")
+    hits = []
+    assert len(NAMELESS) >= 8 and all(p.exists() for p in NAMELESS)
+    for path in NAMELESS:
+        source = path.read_text()
+        texts = [(n.lineno, n.value) for n in ast.walk(ast.parse(source))
+                 if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        texts += [(t.start[0], t.string) for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                  if t.type == tokenize.COMMENT]
+        hits += [f"{path.relative_to(ROOT)}:{line}: {m.group(1)!r} in {text[:60]!r}"
+                 for line, text in texts for m in word.finditer(text)]
+    assert not hits, "\n".join(hits)
+
+
+# -- the bench stanza --------------------------------------------------------------------------------
+BASE = """
+[[implementation]]
+name = "x"
+command = "{root}/build/acceptloop-c --port {port}"
+models = ["event"]
+"""
+
+
+@pytest.mark.parametrize("stanza,message", [
+    ('[implementation.bench]\ncolor = "#000000"', "unknown key 'color'"),
+    ('[implementation.bench]\ncolour = "red"', "bench.colour must be \"#RRGGBB\""),
+    ('[implementation.bench]\ncontrol = "x"', "bench.control: the twin needs a name of its own"),
+    ('[implementation.bench]\ncompare = "c"', "bench.compare must be a list"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "speed"\nworkload = "idle-c10"', "figure must be one of"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "cpu_per_op"\nagainst = "c"\nworkload = "echo-64-c1"',
+     "is not a workload id"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "cpu_per_op"\nagainst = "c"\nmeasure = "deviation"\n'
+     'workload = "echo-64B-c1"', "a deviation spans every cell of a workload kind"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "cpu_per_op"\nmeasure = "ratio"\nworkload = "echo-64B-c1"',
+     "needs 'against'"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "cpu_per_op"\nagainst = "c"\nworkload = "echo-64B-c1"\n'
+     'direction = "below"', "direction must be one of"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "cpu_per_op"\nagainst = "c"\nworkload = "echo-64B-c1"\n'
+     'bound = "1"', "bound must be a number"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "rss_per_conn"\nworkload = "idle-c10"\nmodel = "async"',
+     "model must be one of"),
+    ('[[implementation.bench.targets]]\nwords = "w"\nfigure = "rss_per_conn"\nworkload = "idle-c10"\nwhy = "?"',
+     "unknown key 'why'"),
+])
+def test_a_bad_bench_stanza_is_one_line_naming_the_entry(tmp_path, stanza, message):
+    path = tmp_path / "extra.toml"
+    path.write_text(BASE + stanza + "\n")
+    with pytest.raises(registry.RegistryError) as e:
+        registry.load_file(path)
+    assert message in str(e.value) and str(e.value).startswith(f"{path}: x: ") and "\n" not in str(e.value)
+
+
+def test_every_profile_runs_the_cells_its_targets_name_for_both_implementations():
+    impls = [i for i in registry.load() if i.unavailable() is None]
+    names = {i.name for i in impls}
+    for profile in bench_plan.PROFILES.values():
+        ids = {c.id for c in bench_plan.plan(impls, profile).cells}
+        for impl in impls:
+            for t in impl.bench.targets if impl.bench else ():
+                for model, workload in t.cells():
+                    for name in {impl.name, t.against} & names:
+                        assert f"{name}-{model}-{workload}" in ids, (profile.name, t.words, name)
+
+
+# -- within noise ------------------------------------------------------------------------------------
+def _impl(name: str, bench: str = "") -> registry.Implementation:
+    text = BASE.replace('"x"', f'"{name}"') + bench
+    return registry.parse_entry(tomllib.loads(text)["implementation"][0], "test")
+
+
+def _cell(impl: str, workload: str, cpu: float, rss: float | None = None, model: str = "event") -> dict:
+    kind = workload.split("-")[0]
+    return {"id": f"{impl}-{model}-{workload}", "impl": impl, "model": model, "workload": workload, "kind": kind,
+            "primary": "ops_per_s", "flags": [], "ops_per_s": {"median": 1000 / cpu},
+            "server_cpu_us_per_op": {"median": cpu}, "server_instructions_per_op": None,
+            "rss_per_conn": {"median": rss} if rss is not None else None}
+
+
+def test_a_target_missed_by_less_than_the_control_twins_deviation_is_within_noise():
+    targets = """
+[implementation.bench]
+control = "a-twin"
+compare = ["b"]
+[[implementation.bench.targets]]
+words = "near"
+figure = "cpu_per_op"
+against = "b"
+workload = "echo-64B-c16"
+bound = 1.0
+[[implementation.bench.targets]]
+words = "far"
+figure = "cpu_per_op"
+against = "b"
+workload = "echo-64B-c16"
+bound = 0.9
+[[implementation.bench.targets]]
+words = "at least"
+figure = "throughput"
+against = "b"
+workload = "echo-64B-c16"
+bound = 1.0
+direction = "at least"
+[[implementation.bench.targets]]
+words = "bytes"
+figure = "rss_per_conn"
+workload = "idle-c10"
+bound = 1000
+[[implementation.bench.targets]]
+words = "spread"
+figure = "cpu_per_op"
+against = "b"
+measure = "deviation"
+workload = "echo"
+bound = 0.05
+[[implementation.bench.targets]]
+words = "elsewhere"
+figure = "cpu_per_op"
+against = "nobody"
+workload = "echo-64B-c16"
+bound = 1.0
+"""
+    a, b = _impl("a", targets), _impl("b")
+    twin = bench_plan.control_twin(a)
+    assert (twin.name, twin.role, twin.bench.twin_of) == ("a-twin", "control", "a")
+    cells = {c["id"]: c for c in (
+        _cell("a", "echo-64B-c16", 1.10, rss=100), _cell("b", "echo-64B-c16", 1.00, rss=100),
+        _cell("a-twin", "echo-64B-c16", 1.10 * 1.15, rss=110),      # the noise floor: 15 %, 10 % in RSS
+        _cell("a", "idle-c10", 1.0, rss=1080))}
+    noise = summary.noise_floor(cells, [a, b, twin])
+    assert noise["cpu_per_op"]["worst"] == pytest.approx(0.15) and noise["cpu_per_op"]["control"] == "a-twin"
+    got = {t["target"]: t for t in summary.targets(cells, [a, b, twin], noise)}
+    assert got["near"]["state"] == "within noise" and got["near"]["met"] is False   # 1.10 misses 1.0 by 0.10 ≤ 0.15
+    assert got["far"]["state"] == "missed"                                           # misses 0.9 by 0.20 > 0.15
+    assert got["at least"]["state"] == "within noise"                                # 0.909 ≥ 1.0 - 0.13
+    assert got["bytes"]["state"] == "within noise" and got["bytes"]["unit"] == "bytes"   # 1080 ≤ 1000 + 10 % of 1000
+    assert got["spread"]["state"] == "within noise" and got["spread"]["value"] == pytest.approx(0.10)
+    assert got["elsewhere"]["state"] == "not measured" and "nobody" in got["elsewhere"]["how"]
+    assert summary.pairs([a, b, twin]) == [("a", "b"), ("a-twin", "a")]
+    alone = {k: v for k, v in cells.items() if not k.startswith("a-twin")}
+    assert summary.targets(alone, [a, b])[0]["state"] == "missed"                   # no twin, no noise floor
+
+
+# -- a server added by data alone --------------------------------------------------------------------
+COPY = Path(__file__).parent / "fixtures" / "bench-copy.toml"
+CHECK_RESULTS = Path(__file__).parent / "fixtures" / "results-failed-missing.json"
+
+
+def test_a_server_added_to_the_registry_appears_in_the_benchmarks_charts_tables_and_targets(tmp_path):
+    """c-copy, the C server under another name, added by tests/fixtures/bench-copy.toml only: the
+    quick profile narrowed to one round of the event model of c and c-copy (about 13 runs)."""
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "acceptloop", "bench", "--quick", "--rounds", "1", "--model", "event",
+                          "--implementations", str(COPY), "--impl", "c", "c-copy", "--quiet", "--json", str(out)],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    doc = json.loads(out.read_text())
+    [entry] = [i for i in doc["implementations"] if i["name"] == "c-copy"]
+    assert entry["colour"] == "#117733"
+    mine = [c for c in doc["cells"] if c["impl"] == "c-copy"]
+    assert {c["workload"] for c in mine} >= {"echo-64B-c16", "echo-64B-c256", "idle-c1000", "echo-1KiB-c4"}
+    assert any(e["pair"] == "c-copy vs c" for e in doc["core_table"])
+    [target] = [t for t in doc["targets"] if t["impl"] == "c-copy"]
+    assert target["state"] in ("met", "missed", "within noise") and target["value"] is not None, target
+    assert f"target {'met' if target['met'] else 'MISSED':>12}: {target['target']}" in run.stdout
+    report = tmp_path / "report"
+    run = subprocess.run([sys.executable, "-m", "acceptloop", "report", "--results", str(CHECK_RESULTS),
+                          "--bench", str(out), "--out", str(report)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    html = (report / "index.html").read_text()
+    section = unescape(html[html.index('id="performance"'):])
+    svgs = re.findall(r'<svg class="chart" data-kind="(\w+)" data-chart="(\w+)"(.*?)</svg>', section, re.S)
+    with_copy = {group for _, group, body in svgs if 'data-impl="c-copy"' in body}
+    assert with_copy == {"throughput", "cpu", "latency", "memory"}
+    for _, _, body in svgs:          # its declared colour, wherever it is drawn
+        for g in re.findall(r'<g class="(?:series|bar[^"]*)" data-impl="c-copy".*?</g>', body, re.S):
+            assert 'stroke="#117733"' in g
+    assert re.search(r'<tr id="bench-c-copy-event-echo-64B-c16"[^>]*data-impl="c-copy"', section)   # every cell
+    assert 'data-pair="c-copy vs c"' in section                                                      # the ratios
+    row = re.search(r'<tr data-state="([^"]+)"><td>' + re.escape(target["target"]) + "</td>", section)
+    assert row and row.group(1) == target["state"]                                                   # the targets
+    assert "Within noise" in section and summary.WITHIN_NOISE in section
+    md = (report / "REPORT.md").read_text().split("## Performance", 1)[1]
+    assert f"| {target['target']} |" in md and "| c-copy vs c |" in md

@@ -3,8 +3,8 @@ extracted from the marked sources (and its errors), and the page as headless Chr
 
 The results come from tests/fixtures/results-failed-missing.json: two implementations, a
 few scenarios, one FAILED, one NON-STRICT, MISSING and INFO cells, rows that agree and rows
-that do not. The performance section is tested with tests/fixtures/bench-small.json (cut down
-from a quick benchmark run) and the robustness table with tests/fixtures/results-robustness.json
+that do not. The performance section is tested with tests/fixtures/bench-quick.json (cut down
+from a quick benchmark run; tests/fixtures/bench-small.json is an older kit's) and the robustness table with tests/fixtures/results-robustness.json
 (cut down from `acceptloop check -k robustness`).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from acceptloop import cli
-from acceptloop.report import build, cells, numbers, walkthrough
+from acceptloop.report import build, cells, numbers, performance, walkthrough
 from acceptloop.report import charts as charts_mod
 from acceptloop.suite import matrix
 from acceptloop.suite import results as results_io
@@ -258,10 +258,13 @@ def test_a_bench_file_comes_into_the_performance_section(tmp_path):
 
 
 # -- the performance section, from a small bench document ----------------------------------------
-# tests/fixtures/bench-small.json is cut down from a real `acceptloop bench --quick`: 13 of its
-# cells (64 B echo at 16 connections for all six implementations, the connection rate, idle
-# connections), without the per-run records; its targets are as that run computed them.
-BENCH = Path(__file__).parent / "fixtures" / "bench-small.json"
+# tests/fixtures/bench-quick.json is cut down from a real `acceptloop bench --quick`: its cells of
+# 64 B echo at 16 and 256 connections (six implementations and the c-again control twin), of the
+# connection rate and of idle connections for a few, without the per-run records; its targets,
+# ratios and noise floor are as that run computed them. tests/fixtures/bench-small.json is the same
+# from an older kit: one concurrency, no colours, no target states, no noise floor.
+BENCH = Path(__file__).parent / "fixtures" / "bench-quick.json"
+OLD_BENCH = Path(__file__).parent / "fixtures" / "bench-small.json"
 
 
 @pytest.fixture(scope="module")
@@ -282,11 +285,12 @@ def test_the_bench_fixture_is_a_quick_run_with_flagged_cells_and_cells_for_every
     bench = benched["bench"]
     assert bench["schema"] == "acceptloop.bench/1" and bench["profile"]["name"] == "quick"
     cells = bench["cells"]
-    assert len(cells) <= 20 and any(c["flags"] for c in cells) and any(not c["flags"] for c in cells)
+    assert len(cells) <= 25 and any(c["flags"] for c in cells) and any(not c["flags"] for c in cells)
     assert any(c["kind"] == "echo" and c["model"] == "event" for c in cells)
     assert any(c["kind"] == "idle" for c in cells) and any(c["model"] != "event" for c in cells)
-    assert {"port", "peer"} == {c["role"] for c in cells}
+    assert {"port", "peer", "control"} == {c["role"] for c in cells}
     assert {True, False, None} == {t["met"] for t in bench["targets"]}
+    assert "not measured" not in {t["state"] for t in bench["targets"]} and bench["noise_floor"]["cpu_per_op"]
 
 
 def test_the_performance_section_says_how_the_load_and_the_runs_were_made(benched):
@@ -310,13 +314,19 @@ def test_the_performance_section_says_how_the_load_and_the_runs_were_made(benche
         assert value in text
 
 
+def point_at(chart: Node, impl: str, label: str) -> list[Node]:
+    """A line chart's points of one implementation whose tooltip names `label` ("16 connections")."""
+    return [p for p in chart.find("g", "pt", data_impl=impl) if p.one("title").text().startswith(f"{impl} · {label}:")]
+
+
 def test_the_throughput_chart_has_each_implementations_echo_cells_with_their_range(benched):
     echo = [c for c in benched["bench"]["cells"] if c["kind"] == "echo" and c["model"] == "event"]
     [chart] = charts(benched["section"], "throughput")          # one message size in the fixture
+    assert chart.attrs["data-kind"] == "line"
     assert {k.attrs["data-impl"] for k in chart.find("g", "c-key")} == {c["impl"] for c in echo}   # the legend
-    assert [t.text() for t in chart.find("text", "tick")][-1] == "16"                               # the x axis
+    assert [t.text() for t in chart.find("text", "tick")][-2:] == ["16", "256"]                    # the x axis
     for c in echo:
-        [point] = chart.find("g", "pt", data_impl=c["impl"])
+        [point] = point_at(chart, c["impl"], f"{c['connections']} connections")
         assert float(point.attrs["data-value"]) == pytest.approx(c["ops_per_s"]["median"])
         assert len(point.find("line")) == 3                                                  # the min–max whisker
         assert ("flagged" in point.classes) == bool(c["flags"])
@@ -342,8 +352,9 @@ def test_the_cpu_and_memory_charts_have_a_bar_for_every_cell_with_the_figure(ben
 def test_the_latency_chart_has_four_percentiles_per_implementation(benched):
     echo = [c for c in benched["bench"]["cells"] if c["kind"] == "echo" and c["model"] == "event"]
     chart = next(c for c in charts(benched["section"], "latency") if "echo 64 B" in c.text())
+    assert "256 connections" in chart.attrs["aria-label"]          # the representative concurrency
     assert [t.text() for t in chart.find("text", "tick")][-4:] == ["p50", "p90", "p99", "p99.9"]
-    for c in echo:
+    for c in [c for c in echo if c["connections"] == 256]:
         values = [float(p.attrs["data-value"]) for p in chart.find("g", "pt", data_impl=c["impl"])]
         assert values == [pytest.approx(c["latency_us"][p]["median"]) for p in ("p50", "p90", "p99", "p999")]
 
@@ -364,6 +375,22 @@ def test_each_implementation_keeps_one_colour_and_the_peers_are_dashed(benched):
     assert set(colours) == set(roles)
     assert all(len(c) == 1 for c in colours.values()), colours
     assert len({next(iter(c)) for c in colours.values()}) == len(colours)
+    declared = {i["name"]: i["colour"] for i in benched["bench"]["implementations"] if i.get("colour")}
+    assert declared and all(colours[impl] == {colour} for impl, colour in declared.items() if impl in colours)
+    swatches = {r.attrs["data-impl"]: r.one("i", "sw").attrs["style"] for r in section.find("tr", "bench-row")}
+    assert all(swatches[impl] == f"--c: {next(iter(c))}" for impl, c in colours.items())   # the tables too
+
+
+def test_an_implementation_without_a_colour_gets_one_no_entry_declared():
+    bench = {"implementations": [{"name": "a", "colour": "#0072B2"}, {"name": "b"}, {"name": "c-twin", "role": "control"}],
+             "cells": [{"impl": "d"}]}
+    palette = performance.palette(bench)
+    assert palette.colours["a"] == "#0072B2" and len(set(palette.colours.values())) == 4
+    assert "#0072B2" not in (palette.colours["b"], palette.colours["c-twin"], palette.colours["d"])
+    many = charts_mod.Palette()
+    for i in range(40):
+        many.add(f"impl{i}", "port")
+    assert len(set(many.colours.values())) == 40
 
 
 def test_the_c_core_table_shows_each_pairs_ratios_coloured_by_better_or_worse(benched):
@@ -378,17 +405,59 @@ def test_the_c_core_table_shows_each_pairs_ratios_coloured_by_better_or_worse(be
         assert cost.text() == numbers.ratio(entry["cpu_per_op_ratio"])
         better = "r-better" in speed.classes, "r-better" in cost.classes
         assert better == (entry["throughput_ratio"] > 1.05, entry["cpu_per_op_ratio"] < 1 / 1.05), entry
-    assert table.find("tr", data_pair="c-cffi vs c") and "the binding's cost" in table.text()
+    assert table.find("tr", data_pair="c-cffi vs c") and "between the ports" in table.text()
+    control = table.one("tr", data_pair="c-again vs c")         # the control twin, in a block of its own
+    groups = [th.text() for th in table.find("tr", "group-row")]
+    assert groups[-1] == "the noise floor: a control twin against its original" and control is table.find("tr")[-1]
 
 
-def test_every_target_is_marked_met_missed_not_measured_or_shown(benched):
+def test_every_target_is_marked_met_missed_within_noise_not_measured_or_shown(benched):
     rows = benched["section"].one("table", "targets").find("tr", None)[1:]
     targets = benched["bench"]["targets"]
     assert len(rows) == len(targets)
     for t, row in zip(targets, rows):
-        state = {True: "met", False: "missed"}.get(t["met"]) or ("not measured" if t["value"] is None else "shown")
         assert row.find("td")[0].text() == t["target"]
-        assert row.attrs["data-state"] == state and row.one("span", "badge").text() == state
+        assert row.attrs["data-state"] == t["state"] and row.one("span", "badge").text() == t["state"]
+        sign = {"at most": "≤", "at least": "≥"}[t["direction"]]
+        assert row.find("td")[2].text().startswith(sign if t["bound"] is not None else "–")
+
+
+def test_a_target_within_noise_is_not_red_and_the_report_says_what_within_noise_means(benched):
+    section, md, bench = benched["section"], benched["md"], benched["bench"]
+    noisy = [t for t in bench["targets"] if t["state"] == "within noise"]
+    assert noisy                                          # the fixture's run missed two bounds by less than its noise
+    for t in noisy:                                       # missed, by no more than the noise floor of its figure
+        assert t["met"] is False and abs(t["value"] - t["bound"]) <= bench["noise_floor"][t["figure"]]["worst"]
+        row = next(r for r in section.find("tr", data_state="within noise") if r.find("td")[0].text() == t["target"])
+        badge = row.one("span", "badge")
+        assert badge.text() == "within noise" and "t-noise" in badge.classes and "t-missed" not in badge.classes
+        line = next(line for line in md.splitlines() if line.startswith(f"| {t['target']} |"))
+        assert "| within noise |" in line and "**missed**" not in line
+    definition = " ".join(section.one("p", "within-noise").text().split())
+    assert bench["method"]["within_noise"] in definition and "noise floor of this run" in definition.lower()
+    assert "c-again against c" in definition
+    assert f"Within noise: {bench['method']['within_noise']}." in md.split("## Performance", 1)[1]
+
+
+def test_no_line_chart_has_a_single_x_value_a_lone_concurrency_is_drawn_as_bars(benched, tmp_path):
+    for chart in benched["section"].find("svg", "chart", data_kind="line"):
+        assert len({t.attrs["x"] for t in chart.find("text", "tick") if t.attrs.get("text-anchor") == "middle"}) >= 2
+    # An older document: 64 B echo at 16 connections only, no colours, targets without a state.
+    old = json.loads(OLD_BENCH.read_text())
+    out = tmp_path / "out"
+    section = Page(build.write_report(FIXTURE, OLD_BENCH, out).read_text()).ids["performance"]
+    [throughput] = charts(section, "throughput")
+    assert throughput.attrs["data-kind"] == "bars" and "16 connections" in throughput.attrs["aria-label"]
+    echo = [c for c in old["cells"] if c["kind"] == "echo" and c["model"] == "event"]
+    assert {b.attrs["data-impl"]: float(b.attrs["data-value"]) for b in throughput.find("g", "bar")} == \
+        {c["impl"]: pytest.approx(c["ops_per_s"]["median"]) for c in echo}
+    note = " ".join(section.one("p", "chart-note").text().split())
+    assert note == "Drawn as bars: echo 64 B was measured at one concurrency only (16 connections): bars, since a line needs two."
+    assert not section.find("svg", "chart", data_kind="line", data_chart="throughput")
+    states = [r.attrs["data-state"] for r in section.one("table", "targets").find("tr", None)[1:]]
+    assert states == [{True: "met", False: "missed"}.get(t["met"]) or ("not measured" if t["value"] is None else "shown")
+                      for t in old["targets"]]
+    assert "does not define it" in section.one("p", "within-noise").text()
 
 
 def test_every_cell_and_every_flag_is_in_the_table(benched):
@@ -411,7 +480,7 @@ def test_every_cell_and_every_flag_is_in_the_table(benched):
 
 def test_failed_unsupported_and_error_flags_are_marked_and_a_failed_cell_draws_nothing(tmp_path):
     bench = json.loads(BENCH.read_text())
-    echo = [c for c in bench["cells"] if c["kind"] == "echo"]
+    echo = [c for c in bench["cells"] if c["kind"] == "echo" and c["connections"] == 256]
     failed, unsupported, errors = echo[0], echo[1], echo[2]
     failed["flags"] = ["failed: the server did not start: bind 127.0.0.1:0: <b>oops</b>"]
     for figure in ("ops_per_s", "mb_per_s", "server_cpu_us_per_op", "client_cpu_pct", "rss_per_conn"):
@@ -428,10 +497,11 @@ def test_failed_unsupported_and_error_flags_are_marked_and_a_failed_cell_draws_n
         assert flag.text() == cell["flags"][0] and cls in flag.classes
     assert "reset 3" in section.one("tr", data_cell=errors["id"]).one("td", "errors").text()
     [throughput] = charts(section, "throughput")
-    echo_latency = next(c for c in charts(section, "latency") if "echo 64 B" in c.text())
-    for chart in (throughput, echo_latency):
-        assert not chart.find("g", "pt", data_impl=failed["impl"])
-        assert chart.find("g", "pt", data_impl=unsupported["impl"])    # drawn, and marked
+    assert not point_at(throughput, failed["impl"], "256 connections")
+    assert point_at(throughput, unsupported["impl"], "256 connections")          # drawn, and marked
+    echo_latency = next(c for c in charts(section, "latency") if "echo 64 B, 256 connections" in c.text())
+    assert not echo_latency.find("g", "pt", data_impl=failed["impl"])
+    assert echo_latency.find("g", "pt", data_impl=unsupported["impl"])
     assert "<b>oops</b>" in section.one("tr", data_cell=failed["id"]).text()   # escaped, not markup
 
 
@@ -450,7 +520,7 @@ def test_the_markdown_summary_has_the_targets_the_core_table_and_the_flagged_cel
     md, bench = benched["md"], benched["bench"]
     perf = md.split("## Performance", 1)[1]
     for t in bench["targets"]:
-        state = {True: "met", False: "**missed**"}.get(t["met"]) or ("not measured" if t["value"] is None else "shown")
+        state = "**missed**" if t["state"] == "missed" else t["state"]
         line = next(line for line in perf.splitlines() if line.startswith(f"| {t['target'].replace('|', chr(92) + '|')} |"))
         assert f" {state} | " in line, line
     for e in bench["core_table"]:

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from acceptloop.bench.spec import Bench, parse_workload
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.runner import KeywordFilter
 
@@ -77,10 +78,11 @@ FULL = Profile(
 
 QUICK = Profile(
     name="quick",
-    event=(workload("echo", 16, 64), workload("connect", 1), workload("idle", 100)),
+    event=(workload("echo", 16, 64), workload("echo", 256, 64), workload("connect", 1), workload("idle", 1000)),
     other=(workload("connect", 1),),
     rounds=3, warmup=0.05, duration=0.2,
-    description="three workloads on the event model and the connection rate on the others, short windows",
+    description="64 B echo at 16 and 256 connections, the connection rate and 1,000 idle connections on the event "
+                "model, the connection rate on the others, and the cells the targets name; short windows",
 )
 
 PROFILES = {p.name: p for p in (QUICK, FULL)}
@@ -109,35 +111,60 @@ class Plan:
         return [list(self.cells) for _ in range(self.rounds)]
 
 
-# The control: the C server measured twice under two names in the same run. What separates
-# "c" from "c-again" is the measurement's own noise, the floor under which no difference
-# between two implementations (c-cffi vs c) can be told apart on this machine.
-CONTROL_OF, CONTROL = "c", "c-again"
-
-
 def control_twin(impl: Implementation) -> Implementation:
-    return dataclasses.replace(impl, name=CONTROL, role="control")
+    """The second copy of `impl` its bench stanza declares (`control`): the same server under
+    another name, measured in every echo cell beside the original. What separates the two is the
+    measurement's own noise, the floor under which no difference between two implementations can
+    be told apart on this machine."""
+    assert impl.bench is not None and impl.bench.control is not None
+    return dataclasses.replace(impl, name=impl.bench.control, role="control", bench=Bench(twin_of=impl.name))
+
+
+def parse_workload_id(text: str) -> Workload:
+    kind, connections, size = parse_workload(text)
+    return workload(kind, connections, size)
+
+
+def target_cells(impls: Sequence[Implementation]) -> dict[tuple[Workload, str], set[str]]:
+    """The (workload, model) cells the registry's targets are read on, and who must run each:
+    the target's own implementation and the one it is compared with."""
+    need: dict[tuple[Workload, str], set[str]] = {}
+    for impl in impls:
+        for t in impl.bench.targets if impl.bench else ():
+            for model, workload_id in t.cells():
+                names = need.setdefault((parse_workload_id(workload_id), model), set())
+                names.update(n for n in (impl.name, t.against) if n)
+    return need
 
 
 def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str] | None = None,
          keyword: str | None = None, rounds: int | None = None) -> Plan:
+    """Every cell of the profile, then the cells the targets name that the profile lacks (only
+    for the implementations those targets compare); each echo cell of an implementation that
+    declares a control twin is followed by the twin's. --model and -k narrow all of them."""
     match = KeywordFilter(keyword)
     want = set(models) if models else None
     cells: list[Cell] = []
-    groups: list[tuple[Workload, str]] = []
+    groups: list[tuple[Workload, str, set[str] | None]] = []
     for w in profile.event:
-        groups.append((w, "event"))
+        groups.append((w, "event", None))
     for w in profile.other:
         for m in ("iterative", "fork", "threads"):
-            groups.append((w, m))
-    for w, model in groups:
+            groups.append((w, m, None))
+    have = {(w, m) for w, m, _ in groups}
+    for (w, m), names in target_cells(impls).items():
+        if (w, m) not in have:
+            groups.append((w, m, names))
+    for w, model, only in groups:
         if want is not None and model not in want:
             continue
         for impl in impls:
+            if only is not None and impl.name not in only:
+                continue
             if model in impl.models and w.service in impl.services:
                 cell = Cell(w, impl, model)
                 if match(cell.id):
                     cells.append(cell)
-                    if impl.name == CONTROL_OF and w.kind == "echo":
+                    if impl.bench and impl.bench.control and w.kind == "echo":
                         cells.append(Cell(w, control_twin(impl), model))
     return Plan(profile, cells, rounds or profile.rounds)

@@ -6,7 +6,9 @@
     memory      server memory per idle connection (the idle workload)
 
 A chart is made only from cells that exist: a quick profile gives a few charts with a few
-points; a chart with nothing to show is not drawn, and `missing` says why.
+points; a chart with nothing to show is not drawn, and `missing` says why; a line chart never has
+a single x value (that is drawn as bars, and the chart's `note` says why). Implementations are
+told apart only by the palette and the roles the document records, never by name.
 """
 from __future__ import annotations
 
@@ -50,14 +52,32 @@ def _impl_order(cells: Sequence[dict[str, Any]], palette: Palette) -> list[str]:
 
 
 def throughput(cells: Sequence[dict[str, Any]], palette: Palette) -> list[dict[str, Any]]:
+    """A line per implementation over the connections, one chart per message size; a size the run
+    measured at one concurrency only has no line to draw, so it is drawn as bars, with a note."""
     echo = [c for c in cells if c.get("kind") == "echo" and c.get("model") == "event"]
     out = []
     for size in sorted({c.get("size", 0) for c in echo}):
         mine = [c for c in echo if c.get("size", 0) == size]
+        levels = sorted({c["connections"] for c in mine if (c.get("ops_per_s") or {}).get("median") is not None})
+        order = _impl_order(mine, palette)
+        if len(levels) == 1:
+            at = [c for c in mine if c["connections"] == levels[0]]
+            at.sort(key=lambda c: order.index(c["impl"]))
+            chart = bar_chart(title=f"echo {size_label(size)}, {levels[0]} connection{'s' if levels[0] != 1 else ''}: "
+                                    "round trips per second",
+                              bars=[{"impl": c["impl"], "label": c["impl"], **_spread(c.get("ops_per_s")),
+                                     "flags": c.get("flags")} for c in at],
+                              palette=palette, x_label="ops/s (median, whisker min–max)")
+            if chart:
+                chart["note"] = (f"echo {size_label(size)} was measured at one concurrency only "
+                                 f"({levels[0]} connection{'s' if levels[0] != 1 else ''}): bars, since a line "
+                                 "needs two")
+                out.append(chart)
+            continue
         series = [{"impl": impl, "points": [
             {"x": c["connections"], **_spread(c.get("ops_per_s")), "flags": c.get("flags"),
              "label": f"{c['connections']} connections"}
-            for c in mine if c["impl"] == impl]} for impl in _impl_order(mine, palette)]
+            for c in mine if c["impl"] == impl]} for impl in order]
         chart = line_chart(title=f"echo {size_label(size)}: round trips per second", series=series, palette=palette,
                            x_values=sorted({c["connections"] for c in mine}), x_log=True,
                            x_label="connections (log scale)", y_label="ops/s (median, whisker min–max)")
@@ -137,6 +157,7 @@ def charts(cells: Sequence[dict[str, Any]], palette: Palette) -> dict[str, Any]:
            "latency": "no echo or connect cell with latency samples in this run",
            "memory": "no idle-connection cell in this run"}
     return {**groups, "missing": {k: why[k] for k, v in groups.items() if not v},
+            "notes": {k: [c["note"] for c in v if c.get("note")] for k, v in groups.items()},
             "levels": sorted({c["connections"] for c in cells if c.get("kind") == "echo" and c.get("model") == "event"}),
             "sizes": [size_label(s) for s in sorted({c.get("size", 0) for c in cells
                                                      if c.get("kind") == "echo" and c.get("model") == "event"})]}

@@ -1,5 +1,5 @@
-"""The benchmark's tables as the templates print them: every cell with its flags, the C core
-table of ratios, and the targets with their state.
+"""The benchmark's tables as the templates print them: every cell with its flags, the table of
+ratios between implementations, and the targets with their state.
 
 The figures themselves (medians, ratios, whether a target is met) are computed by
 bench/summary.py when the benchmark runs; this module only formats and classifies them.
@@ -84,7 +84,7 @@ def cell_rows(cells: Sequence[dict[str, Any]], palette: Palette) -> list[dict[st
     return list(groups.values())
 
 
-# -- the C core table --------------------------------------------------------------------------------
+# -- the ratio table -------------------------------------------------------------------------------
 def _judge(value: float | None, higher_is_better: bool) -> str:
     if value is None:
         return "none"
@@ -96,14 +96,15 @@ def _judge(value: float | None, higher_is_better: bool) -> str:
 
 
 def pair_group(a: str, b: str, palette: Palette) -> str:
+    """Which block of the ratio table a pair goes in: by the roles the registry gives a and b."""
+    if palette.roles.get(a) == "control":
+        return "the noise floor: a control twin against its original"
     if palette.roles.get(b) == "peer":
         return "against the peers"
-    if b == "c" and a != "c":
-        return "the binding's cost"
-    return "the C core against the other ports"
+    return "between the ports"
 
 
-PAIR_GROUPS = ("the C core against the other ports", "the binding's cost", "against the peers")
+PAIR_GROUPS = ("between the ports", "against the peers", "the noise floor: a control twin against its original")
 
 
 def core_table(entries: Sequence[dict[str, Any]], palette: Palette) -> dict[str, Any]:
@@ -147,26 +148,28 @@ def _value(value: float | None, unit: str) -> str:
     return f"{numbers.sig(value)} {unit}".strip()
 
 
-STATES = {True: ("met", "met"), False: ("missed", "missed")}
+STATES = {"met": "met", "missed": "missed", "within noise": "noise", "not measured": "unmeasured",
+          "shown": "shown"}
+DIRECTION = {"at most": "≤", "at least": "≥"}
 
 
 def targets(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each target with its measured value, its bound and its state: met, missed, not measured
-    (this profile has no such cell), or shown (measured, no bound to meet).
+    """Each target with its measured value, its bound and its state: met, missed, within noise
+    (missed by less than the run's noise floor; bench/summary.py's WITHIN_NOISE), not measured
+    (this run has no such cell), or shown (measured, no bound to meet).
 
-    bench/summary.py's targets are all upper bounds ("at most"), and the document does not say
-    which way a bound goes, so it is printed as "≤ bound"."""
+    A document from before targets carried their state and direction gives met (True, False,
+    None) and upper bounds only; both are read."""
     out = []
     for t in entries:
         value, bound, unit, met = t.get("value"), t.get("bound"), t.get("unit", ""), t.get("met")
-        if met in STATES:
-            state, cls = STATES[met]
-        elif value is None:
-            state, cls = "not measured", "unmeasured"
-        else:
-            state, cls = "shown", "shown"
+        state = t.get("state")
+        if state not in STATES:
+            state = {True: "met", False: "missed"}.get(met) or ("not measured" if value is None else "shown")
+        sign = DIRECTION.get(t.get("direction", "at most"), "≤")
         out.append({"target": t.get("target", "?"), "value": _value(value, unit),
                     "instructions": _value(t.get("instructions"), unit) if unit in ("x", "fraction") else "",
-                    "bound": f"≤ {numbers.trimmed(_value(bound, unit))}" if bound is not None else "–",
-                    "state": state, "cls": cls, "how": t.get("how", "")})
+                    "bound": f"{sign} {numbers.trimmed(_value(bound, unit))}" if bound is not None else "–",
+                    "noise": _value(t.get("noise_floor"), "fraction") if t.get("noise_floor") is not None else "",
+                    "state": state, "cls": STATES[state], "how": t.get("how", "")})
     return out

@@ -7,8 +7,8 @@ Two kinds of chart:
     bar_chart   one horizontal bar per implementation (and model), its length the median,
                 with the same min–max whisker
 
-Each implementation keeps one colour in every chart (Palette); the peers (asyncio, uvloop)
-are drawn dashed with square markers so they never pass for one of the ports. A point or bar
+Each implementation keeps one colour in every chart (Palette); the peers (role "peer" in the
+registry) are drawn dashed with square markers so they never pass for one of the ports. A point or bar
 whose cell carries a flag is drawn hollow, and its tooltip names the flag.
 """
 from __future__ import annotations
@@ -19,11 +19,20 @@ from typing import Any, Callable, Sequence
 
 from acceptloop.report import numbers
 
-# Okabe–Ito colours, told apart by most colour-blind readers; ports in warm/blue, peers in green/pink.
-KNOWN = {"python": "#0072B2", "c": "#D55E00", "c-cffi": "#E69F00", "php": "#6F4E9C",
-         "asyncio": "#009E73", "uvloop": "#CC79A7"}
-SPARE = ("#56B4E9", "#882255", "#44AA99", "#332288", "#999933", "#000000")
+# The fallback palette, for implementations whose registry entry declares no colour (bench.colour):
+# Okabe–Ito's colours, told apart by most colour-blind readers, then Paul Tol's; past those, hues
+# spread round the colour wheel. A colour some entry declares is never handed out as a fallback.
+FALLBACK = ("#0072B2", "#D55E00", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#6F4E9C", "#882255",
+            "#44AA99", "#332288", "#999933", "#000000", "#AA4499", "#117733", "#88CCEE", "#DDCC77")
 PEER_DASH = "6 3"
+
+
+def _spread_hue(i: int) -> str:
+    """The i-th colour past the fallback palette: golden-angle hues at one lightness."""
+    import colorsys
+    r, g, b = colorsys.hls_to_rgb((i * 0.381966) % 1.0, 0.42, 0.65)
+    return f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
+
 
 FONT = 11            # px, the charts' text size
 CHAR = 6.2           # px, an average character at that size (for the legend's layout)
@@ -31,15 +40,30 @@ CHAR = 6.2           # px, an average character at that size (for the legend's l
 
 @dataclass
 class Palette:
-    """One colour per implementation, the same in every chart and table of a report."""
-    roles: dict[str, str] = field(default_factory=dict)          # impl -> "port" | "peer"
+    """One colour per implementation, the same in every chart and table of a report: the colour its
+    registry entry declares, else the next fallback colour no other implementation has."""
+    roles: dict[str, str] = field(default_factory=dict)          # impl -> "port" | "peer" | "control"
     colours: dict[str, str] = field(default_factory=dict)
+    declared: set[str] = field(default_factory=set)              # colours entries asked for
+
+    def declare(self, impl: str, role: str, colour: str) -> None:
+        """An implementation whose entry names its colour (call before add() of the others)."""
+        self.roles.setdefault(impl, role)
+        if impl not in self.colours:
+            self.colours[impl] = colour
+            self.declared.add(colour.upper())
 
     def add(self, impl: str, role: str) -> None:
         self.roles.setdefault(impl, role)
         if impl not in self.colours:
-            spare = [c for c in SPARE if c not in self.colours.values()]
-            self.colours[impl] = KNOWN.get(impl) or (spare[0] if spare else "#59636e")
+            taken = {c.upper() for c in self.colours.values()} | self.declared
+            free = [c for c in FALLBACK if c.upper() not in taken]
+            i = 0
+            while not free:
+                candidate = _spread_hue(len(self.colours) + i)
+                free = [candidate] if candidate not in taken else []
+                i += 1
+            self.colours[impl] = free[0]
 
     def style(self, impl: str) -> dict[str, Any]:
         peer = self.roles.get(impl) == "peer"

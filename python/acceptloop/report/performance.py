@@ -4,7 +4,7 @@
 when it exists and `section()` turns it into the context that templates/report/performance.html.j2
 and REPORT.md.j2 render: how the load was made (method, fairness, profile, provenance), the
 charts (bench_charts.py picks the cells, charts.py draws them), and the tables (bench_tables.py:
-the C core table, the targets, every cell and its flags). Without a document the section is a
+the ratio table, the targets, every cell and its flags). Without a document the section is a
 placeholder that says how to produce one.
 
 Every key of the document is read with a default: a partial document (a filtered or failed
@@ -65,13 +65,19 @@ def _text(value: Any) -> str:
 
 
 def palette(bench: dict[str, Any]) -> Palette:
-    """Colours in the document's implementation order (ports first as the registry lists them)."""
+    """Colours in the document's implementation order (ports first as the registry lists them):
+    first the colours the registry's entries declare (bench.colour, recorded in the document), then
+    the fallback palette for the rest, a control twin included."""
     p = Palette()
-    for i in bench.get("implementations") or []:
-        if i.get("name"):
-            p.add(i["name"], i.get("role", "port"))
+    impls = [i for i in bench.get("implementations") or [] if isinstance(i, dict) and i.get("name")]
+    for i in impls:
+        if isinstance(i.get("colour"), str) and i["colour"]:
+            p.declare(i["name"], i.get("role", "port"), i["colour"])
+    for i in impls:
+        p.add(i["name"], i.get("role", "port"))
     for c in bench.get("cells") or []:
-        p.add(c.get("impl", "?"), c.get("role", "port"))
+        if isinstance(c, dict):
+            p.add(c.get("impl", "?"), c.get("role", "port"))
     return p
 
 
@@ -103,7 +109,18 @@ def fairness(f: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 METHOD_LABELS = {"interleaving": "rounds", "server": "servers", "server_cpu": "server CPU",
-                 "per_op": "one operation", "noisy": "flagged noisy", "client_bound": "flagged client-bound"}
+                 "per_op": "one operation", "noisy": "flagged noisy", "client_bound": "flagged client-bound",
+                 "within_noise": "within noise"}
+
+
+def noise_floor(bench: dict[str, Any]) -> list[str]:
+    """The noise floor the control twins measured, one line per figure, for the targets' note."""
+    out = []
+    for figure, n in (bench.get("noise_floor") or {}).items():
+        if isinstance(n, dict) and n.get("worst") is not None:
+            out.append(f"{figure}: {numbers.percent(n['worst'] * 100)} ({n.get('control', '?')} against "
+                       f"{n.get('of', '?')}, worst at {n.get('at', '?')}, over {n.get('cells', '?')} cells)")
+    return out
 
 
 def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
@@ -136,6 +153,8 @@ def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
         "charts": bench_charts.charts(cells, colours),
         "core": bench_tables.core_table(bench.get("core_table") or [], colours),
         "targets": bench_tables.targets(bench.get("targets") or []),
+        "within_noise": method.get("within_noise"),
+        "noise_floor": noise_floor(bench),
         "groups": rows,
         "flagged": [r for g in rows for r in g["rows"] if r["flags"]],
         "cell_count": len(cells),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from acceptloop import _protocol as P
+from acceptloop.bench import spec as bench_spec
 from acceptloop.paths import IMPLEMENTATIONS_TOML, ROOT
 
 READY_KINDS = ("line", "port")
@@ -24,7 +25,7 @@ CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port")
+        "requires", "follows", "port", "bench")
 
 
 class RegistryError(Exception):
@@ -48,6 +49,7 @@ class Implementation:
     follows: frozenset[str] = frozenset(BASES)  # the bases whose checks it is graded on
     port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
     placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
+    bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
 
     def takes(self, what: str) -> bool:
         """Whether the kit can choose `what` ("host", "port") on this server's command line."""
@@ -162,11 +164,15 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     for b in follows:
         if b not in BASES:
             raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
+    try:
+        bench = bench_spec.parse(entry.get("bench"), name)
+    except ValueError as e:
+        raise RegistryError(f"{where}: {e}") from None
     return Implementation(
         name=name, language=str(entry.get("language", name)), models=models, services=services,
         ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
         source=entry.get("source"), role=role, requires=requires, origin=origin,
-        follows=frozenset(follows), port=port, placeholders=frozenset(used),
+        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
     )
 
 

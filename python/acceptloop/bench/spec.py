@@ -1,0 +1,175 @@
+"""A registry entry's `bench` stanza: how the benchmark treats that implementation.
+
+    colour    "#RRGGBB", its colour in every chart and table (entries without one get the next
+              colour of the report's fallback palette)
+    control   the name of a control twin: a second copy of this server, measured under that name
+              in every echo cell of the run; what separates the two is the measurement's own noise
+    compare   the implementations this one is divided by in the ratio table ("this vs each")
+    targets   what this implementation is expected to reach (Target below)
+
+The registry (suite/registry.py) calls parse() on every entry's stanza, so a mistake stops the
+run before any cell; the names a stanza mentions are resolved when the benchmark runs: a target
+against an implementation the run does not hold is "not measured", never an error.
+
+This module knows the shape and the words, nothing about which servers exist.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from acceptloop import _protocol as P
+
+# What a target can be judged on: the name a stanza uses -> (the summary's key of a cell, words).
+# "throughput" is each cell's primary figure (ops/s, or MB/s for the streams).
+FIGURES = {
+    "cpu_per_op": ("server_cpu_us_per_op", "server CPU µs per op"),
+    "instructions_per_op": ("server_instructions_per_op", "instructions retired per op"),
+    "throughput": ("primary", "throughput (ops/s, or MB/s for streams)"),
+    "rss_per_conn": ("rss_per_conn", "server RSS growth per connection held"),
+}
+MEASURES = ("ratio", "deviation", "value")
+DIRECTIONS = ("at most", "at least")
+KINDS = ("echo", "connect", "ingest", "egress", "idle")
+ANY_MODEL = "any"
+STANZA_KEYS = ("colour", "control", "compare", "targets")
+TARGET_KEYS = ("words", "figure", "against", "measure", "workload", "model", "bound", "direction")
+COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+# Workload ids as bench/plan.py writes them: echo-64B-c256, echo-16KiB-c1, connect-c16, idle-c1000.
+WORKLOAD_ID = re.compile(r"(?P<kind>echo)-(?P<size>\d+)(?P<unit>B|KiB)-c(?P<conns>\d+)"
+                         r"|(?P<other>connect|ingest|egress|idle)-c(?P<oconns>\d+)")
+
+
+def parse_workload(text: str) -> tuple[str, int, int]:
+    """'echo-64B-c256' -> ("echo", 256, 64); 'connect-c16' -> ("connect", 16, 0). ValueError otherwise."""
+    m = WORKLOAD_ID.fullmatch(text)
+    if not m:
+        raise ValueError(f"workload {text!r} is not a workload id (echo-64B-c256, echo-1KiB-c16, connect-c1, "
+                         f"ingest-c16, egress-c1, idle-c1000)")
+    if m["kind"]:
+        size = int(m["size"]) * (1024 if m["unit"] == "KiB" else 1)
+        return "echo", int(m["conns"]), size
+    return m["other"], int(m["oconns"]), 0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of the implementation whose stanza holds it ("this").
+
+    measure  "ratio": this one's median figure divided by `against`'s on one cell (model, workload);
+             "deviation": the largest |this / against - 1| over every cell of the workload kind
+             `workload` ("echo") both were measured on, in any model (or only `model`'s);
+             "value": this one's median figure on one cell
+    bound    the figure's limit, and `direction` "at most" or "at least"; no bound: measured and shown
+    words    how the report names the target
+    """
+    words: str
+    figure: str
+    measure: str
+    workload: str
+    model: str
+    against: str | None = None
+    bound: float | None = None
+    direction: str = "at most"
+
+    def cells(self) -> tuple[tuple[str, str], ...]:
+        """The (model, workload id) cells a ratio or value target needs; a deviation needs none of its own."""
+        return () if self.measure == "deviation" else ((self.model, self.workload),)
+
+    def meets(self, value: float) -> bool:
+        assert self.bound is not None
+        return value <= self.bound if self.direction == "at most" else value >= self.bound
+
+
+@dataclass(frozen=True)
+class Bench:
+    colour: str | None = None
+    control: str | None = None                 # the name of its control twin
+    compare: tuple[str, ...] = ()
+    targets: tuple[Target, ...] = ()
+    twin_of: str | None = None                 # set on a control twin itself: the implementation it copies
+
+
+def _unknown(table: dict[str, Any], known: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ValueError(f"{what}: unknown key {', '.join(repr(k) for k in unknown)} (known: {', '.join(known)})")
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
+def parse_target(t: Any, owner: str, i: int) -> Target:
+    what = f"bench.targets[{i}]"
+    if not isinstance(t, dict):
+        raise ValueError(f"{what} must be a table")
+    _unknown(t, TARGET_KEYS, what)
+    words = _text(t.get("words"), f"{what}.words")
+    figure = t.get("figure")
+    if figure not in FIGURES:
+        raise ValueError(f"{what}.figure must be one of {', '.join(FIGURES)}, not {figure!r}")
+    against = t.get("against")
+    if against is not None:
+        _text(against, f"{what}.against")
+        if against == owner:
+            raise ValueError(f"{what}.against names the implementation itself")
+    measure = t.get("measure", "value" if against is None else "ratio")
+    if measure not in MEASURES:
+        raise ValueError(f"{what}.measure must be one of {', '.join(MEASURES)}, not {measure!r}")
+    if (measure == "value") != (against is None):
+        raise ValueError(f"{what}: a {measure!r} target " + ("takes no 'against'" if measure == "value"
+                                                             else "needs 'against', the implementation it is divided by"))
+    workload = _text(t.get("workload"), f"{what}.workload")
+    if measure == "deviation":
+        if workload not in KINDS:
+            raise ValueError(f"{what}.workload: a deviation spans every cell of a workload kind "
+                             f"({', '.join(KINDS)}), not {workload!r}")
+    else:
+        parse_workload(workload)
+    model = t.get("model", ANY_MODEL if measure == "deviation" else "event")
+    if model != ANY_MODEL and model not in P.MODELS:
+        raise ValueError(f"{what}.model must be one of {', '.join(P.MODELS)}" +
+                         (f" or {ANY_MODEL!r}" if measure == "deviation" else "") + f", not {model!r}")
+    if model == ANY_MODEL and measure != "deviation":
+        raise ValueError(f"{what}.model: a {measure} target is read on one cell; name its model")
+    bound = t.get("bound")
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+        raise ValueError(f"{what}.bound must be a number, not {bound!r}")
+    direction = t.get("direction", "at most")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"{what}.direction must be one of {', '.join(repr(d) for d in DIRECTIONS)}")
+    if measure == "deviation" and direction != "at most":
+        raise ValueError(f"{what}.direction: a deviation is bounded from above ('at most')")
+    return Target(words=words, figure=figure, measure=measure, workload=workload, model=model, against=against,
+                  bound=float(bound) if bound is not None else None, direction=direction)
+
+
+def parse(stanza: Any, owner: str) -> Bench | None:
+    """An entry's `bench` table as a Bench; ValueError (one line, naming the key) when it is malformed."""
+    if stanza is None:
+        return None
+    if not isinstance(stanza, dict):
+        raise ValueError("bench must be a table")
+    _unknown(stanza, STANZA_KEYS, "bench")
+    colour = stanza.get("colour")
+    if colour is not None and (not isinstance(colour, str) or not COLOUR.fullmatch(colour)):
+        raise ValueError(f"bench.colour must be \"#RRGGBB\", not {colour!r}")
+    control = stanza.get("control")
+    if control is not None:
+        _text(control, "bench.control")
+        if control == owner:
+            raise ValueError("bench.control: the twin needs a name of its own")
+    compare = stanza.get("compare", [])
+    if not isinstance(compare, list) or not all(isinstance(c, str) and c for c in compare):
+        raise ValueError("bench.compare must be a list of implementation names")
+    if owner in compare:
+        raise ValueError("bench.compare names the implementation itself")
+    targets = stanza.get("targets", [])
+    if not isinstance(targets, list):
+        raise ValueError("bench.targets must be a list of tables ([[implementation.bench.targets]])")
+    return Bench(colour=colour, control=control, compare=tuple(dict.fromkeys(compare)),
+                 targets=tuple(parse_target(t, owner, i) for i, t in enumerate(targets)))
