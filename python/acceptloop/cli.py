@@ -189,8 +189,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results_io.write_json(args.json, doc)
     failed = [c["id"] for c in doc["cells"] if any(f.startswith("failed") for f in c["flags"])]
     for t in doc["targets"]:
-        state = ("shown" if t["value"] is not None else "not measured") if t["met"] is None else (
-            "met" if t["met"] else "MISSED")
+        state = "MISSED" if t["state"] == "missed" else t["state"]
         value = "-" if t["value"] is None else f"{t['value']:.3g}"
         print(f"target {state:>12}: {t['target']}: {value}")
     print(f"bench: {len(doc['cells'])} cells, {len(runs)} runs; results: {args.json}")
