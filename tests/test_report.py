@@ -91,6 +91,13 @@ class Page(HTMLParser):
         self.here.children.append(data)
 
 
+def cell_data(page: Page) -> dict:
+    """The page's data block: every cell's detail (cells.data()), unpacked."""
+    block = page.ids["cell-data"]
+    assert block.tag == "script" and block.attrs["type"] == "application/octet-stream"
+    return cells.decode(block.text())
+
+
 # -- the report built from the fixture ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -98,8 +105,43 @@ def built(tmp_path_factory):
     index = build.write_report(FIXTURE, out / "no-bench.json", out, command=["acceptloop", "report"],
                                bench_required=False)
     html = index.read_text()
-    return {"index": index, "html": html, "page": Page(html), "md": (out / "REPORT.md").read_text(),
-            "doc": results_io.read_json(FIXTURE), "raw": json.loads(FIXTURE.read_text())}
+    page = Page(html)
+    return {"index": index, "html": html, "page": page, "md": (out / "REPORT.md").read_text(),
+            "doc": results_io.read_json(FIXTURE), "raw": json.loads(FIXTURE.read_text()), "data": cell_data(page)}
+
+
+def open_every_detail(index: Path, anchors: list[str], tmp_path: Path) -> dict:
+    """Open each cell's detail in headless Chromium as a reader does (the URL names the cell: the
+    first on load, then each in turn as a link would) and return each drawn detail, parsed by the
+    small DOM above, with every request the page made."""
+    sync_playwright, expect = playwright_api()
+    requests: list[str] = []
+    details: dict[str, Node] = {}
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = context.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{index.as_uri()}#{anchors[0]}", wait_until="load")       # a link to a cell, from outside
+            for anchor in anchors:
+                page.evaluate("id => { location.hash = id; }", anchor)
+                drawn = page.locator(f'section.detail[id="{anchor}"]')
+                expect(drawn).to_be_visible(timeout=5_000)
+                assert page.locator("section.detail").count() == 1, "only the open detail exists"
+                details[anchor] = Page(drawn.evaluate("node => node.outerHTML")).root.one("section", "detail")
+        finally:
+            context.close()
+    assert not errors, errors
+    return {"details": details, "requests": requests}
+
+
+@pytest.fixture(scope="module")
+def opened(built, tmp_path_factory):
+    """Every cell's detail of the fixture's report, as Chromium draws it."""
+    return open_every_detail(built["index"], list(built["data"]["cells"]), tmp_path_factory.mktemp("opened"))
 
 
 def test_the_fixture_holds_a_failed_and_a_missing_cell_of_two_implementations(built):
@@ -108,7 +150,7 @@ def test_the_fixture_holds_a_failed_and_a_missing_cell_of_two_implementations(bu
     assert len({r.impl for r in built["doc"]["results"]}) == 2
 
 
-def test_every_implementation_model_and_scenario_of_the_results_appears(built):
+def test_every_implementation_model_and_scenario_of_the_results_appears(built, opened):
     page, results = built["page"], built["doc"]["results"]
     assert {n.attrs["data-impl"] for n in page.root.find("th", "impl")} == {r.impl for r in results}
     assert {(n.attrs["data-impl"], n.attrs["data-model"]) for n in page.root.find("th", "model")} == \
@@ -122,11 +164,13 @@ def test_every_implementation_model_and_scenario_of_the_results_appears(built):
         row = page.root.one("tr", data_scenario=r.scenario)
         links = [a for a in row.find("a") if a.attrs.get("href") == f"#{anchor}"]
         assert len(links) == 1, f"{r.cell}: no link to its detail"
-        detail = page.ids[anchor]
+        assert built["data"]["cells"][anchor]["grade"] == r.grade
+        detail = opened["details"][anchor]
         assert "detail" in detail.classes and detail.attrs["data-grade"] == r.grade
+    assert len(built["data"]["cells"]) == len(results)
 
 
-def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stderr(built):
+def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stderr(built, opened):
     page = built["page"]
     failed = [r for r in built["doc"]["results"] if r.grade == "FAILED"]
     assert failed
@@ -134,7 +178,7 @@ def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stder
         anchor = cells.anchor(r.impl, r.model, r.scenario)
         cell = next(td for td in page.root.find("td", "cell") if td.find("a", href=f"#{anchor}"))
         assert "g-failed" in cell.classes and cell.text().strip() == "FAIL"
-        detail = page.ids[anchor]
+        detail = opened["details"][anchor]
         text = " ".join(detail.text().split())
         assert "FAILED" in [b.text() for b in detail.find("span", "badge")]
         assert r.reason in text
@@ -149,7 +193,55 @@ def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stder
         assert "FIN" in text and "closed first: server" in text
 
 
-def test_a_missing_cell_shows_its_grade_colour_and_reason(built):
+def test_each_detail_is_stored_once_as_data_and_none_is_drawn_until_its_cell_is_opened(built):
+    page, html, data = built["page"], built["html"], built["data"]
+    assert not page.root.find("section", "detail") and not page.ids["details"].children
+    assert len(page.root.find("script", id="cell-data")) == 1
+    scenarios = {s["id"]: s for s in built["raw"]["scenarios"]}
+    assert set(data["scenarios"]) == set(scenarios)
+    for sid, req in data["scenarios"].items():
+        assert req == {k: scenarios[sid][k] for k in ("description", "level", "source", "text")}
+    assert data["classes"] == cells.GRADE_CLASS
+    raw = {(r["impl"], r["model"], r["scenario"]): r for r in built["raw"]["results"]}
+    for r in built["doc"]["results"]:
+        anchor = cells.anchor(r.impl, r.model, r.scenario)
+        assert html.count(f'href="#{anchor}"') >= 1 and html.count(anchor) == html.count(f'href="#{anchor}"')
+        d = data["cells"][anchor]
+        assert (d["impl"], d["model"], d["scenario"], d["grade"], d["reason"]) == (r.impl, r.model, r.scenario, r.grade, r.reason)
+        if r.grade == "MISSING":
+            assert set(d) == {"impl", "model", "scenario", "grade", "reason"}
+            continue
+        assert d["checks"] == [{"what": c.what, "ok": c.ok, "level": c.level, "expected": c.expected,
+                                "observed": c.observed, "basis": c.basis, "followed": c.followed} for c in r.checks]
+        assert d["duration"] == cells.seconds(r.duration_s)
+        for shown, t in zip(d["transcripts"], raw[(r.impl, r.model, r.scenario)]["transcripts"], strict=True):
+            assert shown["end"] == t["end"] and shown["closed_first"] == (t["closed_first"] or "-")
+            for direction in ("sent", "received"):
+                s, whole = shown[direction], t[direction]
+                assert s["bytes"] == whole["bytes"] and whole["sha256"].startswith(s["sha256"])
+                assert [e["hex"] for e in s["edges"]][:1] == ([whole["head"]] if whole["head"] else [])
+                if whole["bytes"] > len(whole["head"]) // 2:
+                    assert s["edges"][-1] == {"label": f"last {len(whole['tail']) // 2} bytes", "hex": whole["tail"],
+                                              "offset": whole["bytes"] - len(whole["tail"]) // 2}
+        assert [(f["name"], float(f["value"]), f["unit"], f["note"]) for f in d["figures"]] == \
+            [(f.name, pytest.approx(f.value, rel=1e-5), f.unit, f.note) for f in r.figures]
+        assert [s["stderr"] for s in d["servers"]] == [s["stderr"] for s in cells.servers(r.server)]
+
+
+def test_a_drawn_hex_dump_is_hexdump_c_of_the_stored_bytes(built, opened):
+    for anchor, d in built["data"]["cells"].items():
+        edges = [e for t in d.get("transcripts", []) for direction in ("sent", "received") for e in t[direction]["edges"]]
+        dumps = [p.text() for p in opened["details"][anchor].find("pre", "hex")]
+        assert dumps == ["".join(f"{line['offset']}  {line['hex']}  |{line['text']}|\n"
+                                 for line in cells.hexdump(bytes.fromhex(e["hex"]), e["offset"])) for e in edges], anchor
+
+
+def test_opening_every_detail_fetches_nothing(built, opened):
+    index = built["index"]
+    assert opened["requests"] and all(url.split("#")[0] == index.as_uri() for url in opened["requests"])
+
+
+def test_a_missing_cell_shows_its_grade_colour_and_reason(built, opened):
     page = built["page"]
     missing = [r for r in built["doc"]["results"] if r.grade == "MISSING"]
     assert missing
@@ -158,7 +250,7 @@ def test_a_missing_cell_shows_its_grade_colour_and_reason(built):
         cell = next(td for td in page.root.find("td", "cell") if td.find("a", href=f"#{anchor}"))
         assert "g-missing" in cell.classes and cell.text().strip() == "miss"
         assert r.reason in cell.find("a")[0].attrs["title"]
-        detail = page.ids[anchor]
+        detail = opened["details"][anchor]
         text = " ".join(detail.text().split())
         assert "MISSING" in [b.text() for b in detail.find("span", "badge")]
         assert f"Not run: {r.reason}" in text
@@ -192,15 +284,18 @@ def test_the_filter_hides_exactly_the_rows_where_implementations_agree(built):
 
 
 def assert_self_contained(page: Page, html: str) -> None:
-    """No element, attribute, style or script of the page fetches anything; every link is an anchor in it."""
+    """No element, attribute, style or script of the page fetches anything; every link is an anchor in
+    it: an element's id, or a cell whose detail the page's data holds (drawn when the link is followed)."""
     outside = {"link", "img", "iframe", "object", "embed", "source", "video", "audio", "base", "frame", "track"}
+    stored = cell_data(page)["cells"]
     assert not [n.tag for n in page.root.walk() if n.tag in outside]
     for n in page.root.walk():
         for attr in ("src", "srcset", "action", "formaction", "poster", "data", "background", "xlink:href"):
             assert attr not in n.attrs, f"<{n.tag} {attr}=...>"
         href = n.attrs.get("href")
         if href is not None:
-            assert href.startswith("#") and href[1:] in page.ids, f"<{n.tag} href={href!r}> is not a link within the page"
+            assert href.startswith("#") and (href[1:] in page.ids or href[1:] in stored), \
+                f"<{n.tag} href={href!r}> is not a link within the page"
     style = "".join(s.text() for s in page.root.find("style"))
     assert "url(" not in style and "@import" not in style
     script = "".join(s.text() for s in page.root.find("script"))
@@ -519,6 +614,7 @@ def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_fig
     scenarios = {s["id"]: s for s in doc["scenarios"]}
     assert {r.grade for r in results} >= {"OK", "FAILED"} and all(r.figures for r in results)
     rows = section.find("tr", "row")
+    stored = cell_data(page)["cells"]
     assert [r.attrs["data-scenario"] for r in rows] == matrix.rows(results, list(scenarios))
     columns = [(th.attrs["data-impl"], th.attrs["data-model"]) for th in section.find("th", "model")]
     assert columns == matrix.columns(results)
@@ -530,7 +626,7 @@ def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_fig
         for (impl, model), td in zip(columns, tds):
             r = next(x for x in results if (x.scenario, x.impl, x.model) == (scenario, impl, model))
             link = td.one("a")
-            assert link.attrs["href"] == f"#{cells.anchor(impl, model, scenario)}" and link.attrs["href"][1:] in page.ids
+            assert link.attrs["href"] == f"#{cells.anchor(impl, model, scenario)}" and link.attrs["href"][1:] in stored
             assert f"g-{cells.GRADE_CLASS[r.grade]}" in td.classes and td.attrs["data-grade"] == r.grade
             main = r.figures[0]   # the scenario records its telling figure first
             assert td.one("span", "short").text() == matrix.SHORT[r.grade]
@@ -836,7 +932,7 @@ def test_headless_chromium_shows_the_charts_and_a_robustness_cell_opens_its_deta
     assert requests and all(url.split("#")[0] == index.as_uri() for url in requests), requests
 
 
-def test_an_error_cell_has_its_own_colour_and_count_apart_from_failed(built):
+def test_an_error_cell_has_its_own_colour_and_count_apart_from_failed(built, opened):
     page = built["page"]
     errors = [r for r in built["doc"]["results"] if r.grade == "ERROR"]
     assert errors
@@ -844,18 +940,17 @@ def test_an_error_cell_has_its_own_colour_and_count_apart_from_failed(built):
         anchor = cells.anchor(r.impl, r.model, r.scenario)
         cell = next(td for td in page.root.find("td", "cell") if td.find("a", href=f"#{anchor}"))
         assert "g-error" in cell.classes and "g-failed" not in cell.classes and cell.text().strip() == "ERR"
-        assert r.reason in " ".join(page.ids[anchor].text().split())
+        assert r.reason in " ".join(opened["details"][anchor].text().split())
     count = page.root.one("ul", "counts").one("li", data_grade="ERROR")
     assert count.one("span", "n").text() == str(len(errors)) and count.find("span", "g-error")
     assert f"**ERROR** {errors[0].impl}/{errors[0].model}" in built["md"]
 
 
-def test_every_check_shows_its_basis_and_a_basis_not_followed_is_marked_shown(built):
-    page = built["page"]
+def test_every_check_shows_its_basis_and_a_basis_not_followed_is_marked_shown(built, opened):
     for r in built["doc"]["results"]:
         if not r.checks:
             continue
-        rows = page.ids[cells.anchor(r.impl, r.model, r.scenario)].one("table", "checks").find("tr")[1:]
+        rows = opened["details"][cells.anchor(r.impl, r.model, r.scenario)].one("table", "checks").find("tr")[1:]
         assert [row.find("td")[3].text().split()[0] for row in rows] == [c.basis for c in r.checks]
         for row, c in zip(rows, r.checks):
             assert ("(shown)" in row.find("td")[3].text()) == (not c.followed)

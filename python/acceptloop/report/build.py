@@ -105,7 +105,7 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
         "table": table,
         "robustness": robustness.table(document),
         "disagreements": disagreements(table),
-        "details": cells.details(document),
+        "cell_data": cells.encode(cells.data(document)),
         "attention": [{"grade": r.grade, "cls": cells.GRADE_CLASS[r.grade], "impl": r.impl, "model": r.model,
                        "scenario": r.scenario, "reason": r.reason, "anchor": cells.anchor(r.impl, r.model, r.scenario)}
                       for r in cells.attention(results, order)],
