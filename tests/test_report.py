@@ -635,6 +635,24 @@ def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_fig
                 assert f"{f.name}: {numbers.with_unit(f.value, f.unit, f.name)}" in link.attrs["title"]
 
 
+def test_a_robustness_cell_says_what_its_figure_measures_with_its_unit_and_note(robust):
+    doc, section = robust["doc"], robust["section"]
+    seen = set()
+    for r in doc["results"]:
+        td = next(td for td in section.find("td", "cell") if td.find("a", href=f"#{cells.anchor(r.impl, r.model, r.scenario)}"))
+        main = r.figures[0]
+        text = " ".join(td.text().split())
+        value = numbers.with_unit(main.value, main.unit, main.name)
+        if main.unit:          # '3005 ms' then what it is: 'idle clients closed after'
+            assert td.one("span", "what").text() == main.name
+            assert text.startswith(f"{matrix.SHORT[r.grade]} {value} {main.name}") and value.endswith(f" {main.unit}")
+        else:                  # a count carries its name already: '8 examples'
+            assert not td.find("span", "what") and value == f"{main.value:.0f} {main.name}"
+        assert [n.text() for n in td.find("span", "fnote")] == ([main.note] if main.note else [])
+        seen.add((bool(main.unit), bool(main.note)))
+    assert {(True, True), (True, False), (False, True)} <= seen     # the fixture has each kind
+
+
 def test_robustness_figures_print_with_their_units():
     assert numbers.with_unit(0.5, "%") == "0.5 %" and numbers.with_unit(274.3, "ms") == "274 ms"
     assert numbers.with_unit(2.3, "MiB") == "2.3 MiB" and numbers.with_unit(8, "", "examples") == "8 examples"
