@@ -311,12 +311,12 @@ def test_the_page_references_nothing_outside_itself(built):
 def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(built):
     page = built["page"]
     walk = walkthrough.load()
-    assert [s.name for s in walk.steps] == [n.attrs["data-step"] for n in page.root.find("article", "step")]
+    assert [s.name for s in walk.steps] == [n.attrs["data-step"] for n in page.root.find("details", "step")]
     expected_names = {"resolve", "socket", "options", "bind", "listen", "accept", "read/write", "shutdown and close",
                       "loop iterative", "loop fork", "loop threads", "loop event"}
     assert {s.name for s in walk.steps} == expected_names
     for step in walk.steps:
-        article = page.root.one("article", data_step=step.name)
+        article = page.root.one("details", data_step=step.name)
         assert " ".join(article.one("div", "note").text().split()), f"{step.name}: no note"
         for key, lang in walk.languages.items():
             column = article.one("div", "code-col", data_language=key)
@@ -336,6 +336,101 @@ def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(bu
                 assert step.absent[key] in why and f"No {lang.label} code" in why
     threads = walk.steps[[s.name for s in walk.steps].index("loop threads")]
     assert threads.languages == ("python", "c") and "threads" in threads.absent["php"]
+
+
+def test_the_walkthrough_has_a_table_of_contents_and_a_fold_per_step_the_first_open(built):
+    page, walk = built["page"], walkthrough.load()
+    toc = page.ids["walkthrough"].one("nav", "toc")
+    links = toc.one("ol").find("a")
+    steps = page.ids["walkthrough"].find("details", "step")
+    assert [a.attrs["href"] for a in links] == [f"#{s.anchor}" for s in walk.steps] == [f"#{d.attrs['id']}" for d in steps]
+    assert [a.text() for a in links] == [s.name for s in walk.steps]
+    assert [("open" in d.attrs) for d in steps] == [True] + [False] * (len(steps) - 1)
+    for step, fold in zip(walk.steps, steps):
+        summary = fold.one("summary")
+        assert step.name in summary.one("h3").text()
+        for key, lang in walk.languages.items():   # what the fold holds, said while it is closed
+            expect = f"{lang.label} {len(step.regions[key].lines)}" if key in step.regions else f"no {lang.label}"
+            assert expect in summary.text() and expect in toc.text()
+    assert {b.attrs["data-fold"] for b in toc.find("button")} == {"open", "close"}
+
+
+def test_the_walkthrough_puts_every_languages_code_of_a_step_in_one_row_of_equal_columns(built):
+    page, walk = built["page"], walkthrough.load()
+    style = "".join(s.text() for s in page.root.find("style"))
+    assert page.ids["walkthrough"].one("div", "steps").attrs["style"] == f"--cols: {len(walk.languages)}"
+    assert re.search(r"\.code-cols \{[^}]*grid-template-columns: repeat\(var\(--cols, 3\), minmax\(0, 1fr\)\)", style)
+    assert re.search(r"\.code-col \{[^}]*grid-template-rows: subgrid", style)          # heads share a height
+    for fold in page.ids["walkthrough"].find("details", "step"):
+        [row] = fold.find("div", "code-cols")
+        assert [c.attrs["data-language"] for c in row.children if isinstance(c, Node)] == list(walk.languages)
+
+
+def test_the_walkthrough_is_coloured_when_written_by_pygments_with_the_pages_own_colours(built):
+    page, walk = built["page"], walkthrough.load()
+    style = "".join(s.text() for s in page.root.find("style"))
+    classes = {cls for _, cls in walkthrough.TOKEN_CLASSES}
+    for cls in classes:
+        assert re.search(rf"pre\.code \.{cls}\b[^{{]*\{{[^}}]*color: #[0-9a-f]{{6}}", style), f"no colour for .{cls}"
+    used: dict[str, set[str]] = {}
+    for fold in page.ids["walkthrough"].find("details", "step"):
+        for col in fold.find("div", "code-col"):
+            for line in col.find("span", "ln"):
+                for span in line.find("span"):
+                    assert span.classes <= classes and not span.find("span")
+                    used.setdefault(col.attrs["data-language"], set()).update(span.classes)
+    for key in walk.languages:                  # every language is coloured: its keywords, strings, comments
+        assert {"k", "s", "c"} <= used[key], (key, used[key])
+    assert "kt" in used["c"] and "nf" in used["python"] and "nb" in used["php"]
+    # A keyword of each language, as Pygments sees it.
+    code = {word for n in page.ids["walkthrough"].find("span", "k") for word in n.text().split()}
+    assert {"def", "return", "for", "if", "while"} <= set(code) and "function" in code
+    script = "".join(s.text() for s in page.root.find("script"))
+    assert "highlight" not in script.lower() and "pygments" not in script.lower()   # done when written, not here
+
+
+def test_highlighting_keeps_every_line_as_it_is():
+    lines = ("def f(a):", '    """two', '    lines"""', "    return a  # done", "", "x = 'y'")
+    runs = walkthrough.highlight(lines, "python")
+    assert ["".join(t for _, t in line) for line in runs] == list(lines)
+    assert ("k", "def ") in runs[0] and runs[1][-1][0] == runs[2][0][0] == "s" and runs[3][-1] == ("c", "# done")
+    php = walkthrough.highlight(("$s = socket_create(AF_INET, SOCK_STREAM, 0); // c",), "php")
+    assert ("nb", "socket_create") in php[0] and php[0][-1] == ("c", "// c")
+    assert walkthrough.highlight(("#include <stdio.h>",), "c") == [[("pp", "#include "), ("s", "<stdio.h>")]]
+
+
+def test_headless_chromium_opens_a_folded_step_from_the_table_of_contents(built, tmp_path):
+    sync_playwright, expect = playwright_api()
+    walk = walkthrough.load()
+    last = walk.steps[-1]
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
+            viewport={"width": 1400, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(built["index"].as_uri(), wait_until="load")
+            section = page.locator("#walkthrough")
+            folded = section.evaluate("s => s.getBoundingClientRect().height")
+            step = page.locator(f'details.step[data-step="{last.name}"]')
+            code = step.locator("pre.code").first
+            expect(code).to_be_hidden()
+            page.locator(f'#walkthrough nav.toc a[href="#{last.anchor}"]').click()
+            expect(code).to_be_visible(timeout=5_000)
+            # One row: the first line of every language starts at the same height, side by side.
+            tops = [step.locator(f'.code-col[data-language="{k}"] .ln').first.bounding_box() for k in last.regions]
+            assert len({round(b["y"]) for b in tops}) == 1 and sorted(b["x"] for b in tops) == [b["x"] for b in tops]
+            page.locator('#walkthrough button[data-fold="open"]').click()
+            expect(page.locator("#walkthrough details.step:not([open])")).to_have_count(0)
+            unfolded = section.evaluate("s => s.getBoundingClientRect().height")
+            page.locator('#walkthrough button[data-fold="close"]').click()
+            expect(page.locator("#walkthrough details.step[open]")).to_have_count(0)
+            colour = step.locator("span.k").first.evaluate("n => getComputedStyle(n).color")
+            assert colour == "rgb(207, 34, 46)"                           # the stylesheet's, nothing else
+        finally:
+            context.close()
+    print(f"\nwalkthrough at 1400 px: {folded:.0f} px as written (first step open), {unfolded:.0f} px unfolded")
+    assert folded < unfolded / 2
 
 
 def test_the_performance_section_says_how_to_produce_its_figures(built):
