@@ -9,7 +9,9 @@ from a quick benchmark run) and the robustness table with tests/fixtures/results
 """
 from __future__ import annotations
 
+import copy
 import json
+import lzma
 import math
 import os
 import re
@@ -1068,3 +1070,132 @@ def test_every_check_shows_its_basis_and_a_basis_not_followed_is_marked_shown(bu
         for row, c in zip(rows, r.checks):
             assert ("(shown)" in row.find("td")[3].text()) == (not c.followed)
             assert ("shown" in row.classes) == (not c.ok and not c.followed)
+
+
+# -- a full-size report ---------------------------------------------------------------------------
+# tests/fixtures/results-full.json.xz is a whole `acceptloop check --json` (900 cells: 60
+# scenarios x 15 implementation/model columns, its 200-client slowloris transcripts and server
+# stderr included), xz-compressed; regenerate it with `acceptloop check --json /tmp/c.json &&
+# xz -9e -c /tmp/c.json > tests/fixtures/results-full.json.xz`. The benchmark's full profile is
+# made here from bench-small.json's cells: the workloads of `acceptloop bench --full` (README).
+FULL_CHECK = Path(__file__).parent / "fixtures" / "results-full.json.xz"
+SIZE_BOUND = 1_500_000    # bytes: the page of a full check and a full benchmark
+
+
+def full_profile_bench(small: dict) -> dict:
+    """bench-small.json's document with a cell for every workload of the full profile: echo at
+    64 B, 1 KiB, 16 KiB, 256 KiB and 1, 16, 256, 1000 connections, connect, discard and chargen at
+    1 and 16, idle at 1000, for the six implementations' event model; 1 KiB echo and connect at 1
+    and 16 on the ports' other models. Each is a copy of a fixture cell of its implementation."""
+    bench = copy.deepcopy(small)
+    template = {}
+    for c in small["cells"]:
+        template.setdefault((c["kind"], c["impl"]), c)
+        template.setdefault(("echo", None), c)
+    role = {c["impl"]: c["role"] for c in small["cells"]}
+
+    def cell(kind, impl, model, conns, size=None):
+        c = copy.deepcopy(template.get((kind, impl)) or template.get(("echo", impl)) or template[("echo", None)])
+        workload = f"{kind}-{size if size < 1024 else size // 1024}{'B' if size < 1024 else 'KiB'}-c{conns}" \
+            if kind == "echo" else f"{kind}-c{conns}"
+        c.update(kind=kind, impl=impl, model=model, connections=conns, workload=workload, role=role[impl],
+                 id=f"{impl}-{model}-{workload}", size=size or c.get("size", 0))
+        return c
+    impls = list(dict.fromkeys(c["impl"] for c in small["cells"]))
+    cells = []
+    for impl in impls:
+        cells += [cell("echo", impl, "event", n, size) for size in (64, 1024, 16384, 262144) for n in (1, 16, 256, 1000)]
+        cells += [cell(kind, impl, "event", n) for kind in ("connect", "discard", "chargen") for n in (1, 16)]
+        cells.append(cell("idle", impl, "event", 1000))
+    for impl in (i for i in impls if role[i] == "port"):
+        for model in ("iterative", "fork", "threads") if impl != "php" else ("iterative", "fork"):
+            cells += [cell(kind, impl, model, n, 1024) for n in (1, 16) for kind in ("echo", "connect")]
+    bench["cells"] = cells
+    bench["profile"]["name"] = "full"
+    bench["core_table"] = [{**row, "workload": c["workload"]} for row in small["core_table"]
+                           for c in cells if c["impl"] == row["a"] and c["model"] == "event" and c["kind"] in ("echo", "connect")
+                           if row["workload"] == small["core_table"][0]["workload"]]
+    return bench
+
+
+@pytest.fixture(scope="module")
+def full_size(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-full")
+    check, bench = out / "check.json", out / "bench.json"
+    check.write_bytes(lzma.decompress(FULL_CHECK.read_bytes()))
+    bench.write_text(json.dumps(full_profile_bench(json.loads(BENCH.read_text()))))
+    index = build.write_report(check, bench, out / "report")
+    html = index.read_text()
+    return {"index": index, "html": html, "page": Page(html), "doc": results_io.read_json(check),
+            "bench": json.loads(bench.read_text())}
+
+
+def test_the_full_size_documents_have_the_size_of_a_full_check_and_a_full_benchmark(full_size):
+    doc, bench = full_size["doc"], full_size["bench"]
+    assert len(doc["results"]) >= 900 and len(doc["scenarios"]) >= 60 and len(matrix.columns(doc["results"])) >= 15
+    assert max(len(r.transcripts) for r in doc["results"]) >= 200
+    assert len(bench["cells"]) >= 180 and len({c["id"] for c in bench["cells"]}) == len(bench["cells"])
+
+
+def test_a_report_of_a_full_check_and_a_full_benchmark_is_under_the_size_bound(full_size):
+    index, page, html = full_size["index"], full_size["page"], full_size["html"]
+    size = index.stat().st_size
+    elements = sum(1 for _ in page.root.walk())
+    starts = sorted((html.index(f'<section id="{name}">'), name) for name in
+                    ("summary", "provenance", "matrix", "attention", "robustness", "walkthrough", "performance"))
+    ends = [start for start, _ in starts[1:]] + [html.index("<div id=\"details\">")]
+    parts = {name: len(html[start:end].encode()) for (start, name), end in zip(starts, ends)}
+    stored = len(page.ids["cell-data"].text())
+    print(f"\nfull-size report: {size:,} bytes, {elements:,} elements; the cells' data {stored:,} bytes "
+          f"({len(full_size['doc']['results'])} details); sections " + ", ".join(f"{k} {v:,}" for k, v in parts.items()))
+    assert size < SIZE_BOUND
+    assert len(cell_data(page)["cells"]) == len(full_size["doc"]["results"])
+    assert not page.root.find("section", "detail")
+    assert_self_contained(page, html)
+
+
+# Follow a link to a cell (the URL's fragment) and resolve, in ms, once its detail is in the page and a frame has painted.
+DRAWN = """id => new Promise(done => {
+    const started = performance.now();
+    location.hash = id;
+    (function wait() {
+        if (document.getElementById(id)) { requestAnimationFrame(() => done(performance.now() - started)); }
+        else { requestAnimationFrame(wait); }
+    })();
+})"""
+
+
+def test_headless_chromium_paints_the_full_size_report_and_opens_its_largest_detail(full_size, tmp_path):
+    """Measures first-contentful-paint (Performance API) and the time to draw the largest detail,
+    and prints them; asserts that the page painted and that the detail opens whole, never a time."""
+    sync_playwright, expect = playwright_api()
+    index, doc = full_size["index"], full_size["doc"]
+    largest = max(doc["results"], key=lambda r: len(r.transcripts))
+    anchor = cells.anchor(largest.impl, largest.model, largest.scenario)
+    paints, opens, requests = [], [], []
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
+            viewport={"width": 1400, "height": 900})
+        try:
+            page = context.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            for _ in range(3):
+                page.goto(index.as_uri(), wait_until="load")
+                paints.append(page.evaluate("""() => new Promise(done => new PerformanceObserver((list, observer) => {
+                    const fcp = list.getEntries().find(e => e.name === "first-contentful-paint");
+                    if (fcp) { observer.disconnect(); done(fcp.startTime); }
+                }).observe({type: "paint", buffered: true}))"""))
+                nodes = page.evaluate("document.getElementsByTagName('*').length")
+                opens.append(page.evaluate(DRAWN, anchor))     # the first detail opened inflates the data
+                detail = page.locator(f'section.detail[id="{anchor}"]')
+                expect(detail).to_be_visible(timeout=10_000)
+                expect(detail.locator("div.transcript")).to_have_count(len(largest.transcripts))
+                page.goto("about:blank")
+        finally:
+            context.close()
+    print(f"\nfull-size report in headless Chromium at 1400 px: first-contentful-paint "
+          f"{', '.join(f'{p:.0f}' for p in paints)} ms (median {sorted(paints)[1]:.0f}); {nodes:,} elements; "
+          f"largest detail ({len(largest.transcripts)} transcripts) drawn in {', '.join(f'{o:.0f}' for o in opens)} ms")
+    assert all(p > 0 for p in paints)
+    assert all(url.split("#")[0] in (index.as_uri(), "about:blank") for url in requests), requests
