@@ -1199,3 +1199,33 @@ def test_headless_chromium_paints_the_full_size_report_and_opens_its_largest_det
           f"largest detail ({len(largest.transcripts)} transcripts) drawn in {', '.join(f'{o:.0f}' for o in opens)} ms")
     assert all(p > 0 for p in paints)
     assert all(url.split("#")[0] in (index.as_uri(), "about:blank") for url in requests), requests
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_headless_chromium_fits_the_page_to_the_screen_and_a_detail_takes_and_gives_back_the_focus(benched, width, tmp_path):
+    sync_playwright, expect = playwright_api()
+    failed = next(r for r in results_io.read_json(FIXTURE)["results"] if r.grade == "FAILED")
+    anchor = cells.anchor(failed.impl, failed.model, failed.scenario)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
+            viewport={"width": width, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(benched["index"].as_uri(), wait_until="load")
+            # Wide tables scroll in their own box; the page itself never scrolls sideways.
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            link = page.locator(f'#matrix-table a[href="#{anchor}"]')
+            link.focus()
+            page.keyboard.press("Enter")
+            detail = page.locator(f'section.detail[id="{anchor}"]')
+            expect(detail).to_be_visible(timeout=5_000)
+            expect(detail).to_be_focused()
+            box = detail.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+            assert detail.get_attribute("role") == "dialog" and failed.scenario in detail.get_attribute("aria-label")
+            page.keyboard.press("Escape")
+            expect(detail).to_have_count(0, timeout=5_000)
+            expect(link).to_be_focused()
+        finally:
+            context.close()
