@@ -9,7 +9,9 @@ from a quick benchmark run; tests/fixtures/bench-small.json is an older kit's) a
 """
 from __future__ import annotations
 
+import copy
 import json
+import lzma
 import math
 import os
 import re
@@ -91,6 +93,13 @@ class Page(HTMLParser):
         self.here.children.append(data)
 
 
+def cell_data(page: Page) -> dict:
+    """The page's data block: every cell's detail (cells.data()), unpacked."""
+    block = page.ids["cell-data"]
+    assert block.tag == "script" and block.attrs["type"] == "application/octet-stream"
+    return cells.decode(block.text())
+
+
 # -- the report built from the fixture ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -98,8 +107,43 @@ def built(tmp_path_factory):
     index = build.write_report(FIXTURE, out / "no-bench.json", out, command=["acceptloop", "report"],
                                bench_required=False)
     html = index.read_text()
-    return {"index": index, "html": html, "page": Page(html), "md": (out / "REPORT.md").read_text(),
-            "doc": results_io.read_json(FIXTURE), "raw": json.loads(FIXTURE.read_text())}
+    page = Page(html)
+    return {"index": index, "html": html, "page": page, "md": (out / "REPORT.md").read_text(),
+            "doc": results_io.read_json(FIXTURE), "raw": json.loads(FIXTURE.read_text()), "data": cell_data(page)}
+
+
+def open_every_detail(index: Path, anchors: list[str], tmp_path: Path) -> dict:
+    """Open each cell's detail in headless Chromium as a reader does (the URL names the cell: the
+    first on load, then each in turn as a link would) and return each drawn detail, parsed by the
+    small DOM above, with every request the page made."""
+    sync_playwright, expect = playwright_api()
+    requests: list[str] = []
+    details: dict[str, Node] = {}
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = context.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{index.as_uri()}#{anchors[0]}", wait_until="load")       # a link to a cell, from outside
+            for anchor in anchors:
+                page.evaluate("id => { location.hash = id; }", anchor)
+                drawn = page.locator(f'section.detail[id="{anchor}"]')
+                expect(drawn).to_be_visible(timeout=5_000)
+                assert page.locator("section.detail").count() == 1, "only the open detail exists"
+                details[anchor] = Page(drawn.evaluate("node => node.outerHTML")).root.one("section", "detail")
+        finally:
+            context.close()
+    assert not errors, errors
+    return {"details": details, "requests": requests}
+
+
+@pytest.fixture(scope="module")
+def opened(built, tmp_path_factory):
+    """Every cell's detail of the fixture's report, as Chromium draws it."""
+    return open_every_detail(built["index"], list(built["data"]["cells"]), tmp_path_factory.mktemp("opened"))
 
 
 def test_the_fixture_holds_a_failed_and_a_missing_cell_of_two_implementations(built):
@@ -108,7 +152,7 @@ def test_the_fixture_holds_a_failed_and_a_missing_cell_of_two_implementations(bu
     assert len({r.impl for r in built["doc"]["results"]}) == 2
 
 
-def test_every_implementation_model_and_scenario_of_the_results_appears(built):
+def test_every_implementation_model_and_scenario_of_the_results_appears(built, opened):
     page, results = built["page"], built["doc"]["results"]
     assert {n.attrs["data-impl"] for n in page.root.find("th", "impl")} == {r.impl for r in results}
     assert {(n.attrs["data-impl"], n.attrs["data-model"]) for n in page.root.find("th", "model")} == \
@@ -122,11 +166,13 @@ def test_every_implementation_model_and_scenario_of_the_results_appears(built):
         row = page.root.one("tr", data_scenario=r.scenario)
         links = [a for a in row.find("a") if a.attrs.get("href") == f"#{anchor}"]
         assert len(links) == 1, f"{r.cell}: no link to its detail"
-        detail = page.ids[anchor]
+        assert built["data"]["cells"][anchor]["grade"] == r.grade
+        detail = opened["details"][anchor]
         assert "detail" in detail.classes and detail.attrs["data-grade"] == r.grade
+    assert len(built["data"]["cells"]) == len(results)
 
 
-def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stderr(built):
+def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stderr(built, opened):
     page = built["page"]
     failed = [r for r in built["doc"]["results"] if r.grade == "FAILED"]
     assert failed
@@ -134,7 +180,7 @@ def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stder
         anchor = cells.anchor(r.impl, r.model, r.scenario)
         cell = next(td for td in page.root.find("td", "cell") if td.find("a", href=f"#{anchor}"))
         assert "g-failed" in cell.classes and cell.text().strip() == "FAIL"
-        detail = page.ids[anchor]
+        detail = opened["details"][anchor]
         text = " ".join(detail.text().split())
         assert "FAILED" in [b.text() for b in detail.find("span", "badge")]
         assert r.reason in text
@@ -149,7 +195,55 @@ def test_a_failed_cell_shows_its_grade_colour_reason_checks_transcript_and_stder
         assert "FIN" in text and "closed first: server" in text
 
 
-def test_a_missing_cell_shows_its_grade_colour_and_reason(built):
+def test_each_detail_is_stored_once_as_data_and_none_is_drawn_until_its_cell_is_opened(built):
+    page, html, data = built["page"], built["html"], built["data"]
+    assert not page.root.find("section", "detail") and not page.ids["details"].children
+    assert len(page.root.find("script", id="cell-data")) == 1
+    scenarios = {s["id"]: s for s in built["raw"]["scenarios"]}
+    assert set(data["scenarios"]) == set(scenarios)
+    for sid, req in data["scenarios"].items():
+        assert req == {k: scenarios[sid][k] for k in ("description", "level", "source", "text")}
+    assert data["classes"] == cells.GRADE_CLASS
+    raw = {(r["impl"], r["model"], r["scenario"]): r for r in built["raw"]["results"]}
+    for r in built["doc"]["results"]:
+        anchor = cells.anchor(r.impl, r.model, r.scenario)
+        assert html.count(f'href="#{anchor}"') >= 1 and html.count(anchor) == html.count(f'href="#{anchor}"')
+        d = data["cells"][anchor]
+        assert (d["impl"], d["model"], d["scenario"], d["grade"], d["reason"]) == (r.impl, r.model, r.scenario, r.grade, r.reason)
+        if r.grade == "MISSING":
+            assert set(d) == {"impl", "model", "scenario", "grade", "reason"}
+            continue
+        assert d["checks"] == [{"what": c.what, "ok": c.ok, "level": c.level, "expected": c.expected,
+                                "observed": c.observed, "basis": c.basis, "followed": c.followed} for c in r.checks]
+        assert d["duration"] == cells.seconds(r.duration_s)
+        for shown, t in zip(d["transcripts"], raw[(r.impl, r.model, r.scenario)]["transcripts"], strict=True):
+            assert shown["end"] == t["end"] and shown["closed_first"] == (t["closed_first"] or "-")
+            for direction in ("sent", "received"):
+                s, whole = shown[direction], t[direction]
+                assert s["bytes"] == whole["bytes"] and whole["sha256"].startswith(s["sha256"])
+                assert [e["hex"] for e in s["edges"]][:1] == ([whole["head"]] if whole["head"] else [])
+                if whole["bytes"] > len(whole["head"]) // 2:
+                    assert s["edges"][-1] == {"label": f"last {len(whole['tail']) // 2} bytes", "hex": whole["tail"],
+                                              "offset": whole["bytes"] - len(whole["tail"]) // 2}
+        assert [(f["name"], float(f["value"]), f["unit"], f["note"]) for f in d["figures"]] == \
+            [(f.name, pytest.approx(f.value, rel=1e-5), f.unit, f.note) for f in r.figures]
+        assert [s["stderr"] for s in d["servers"]] == [s["stderr"] for s in cells.servers(r.server)]
+
+
+def test_a_drawn_hex_dump_is_hexdump_c_of_the_stored_bytes(built, opened):
+    for anchor, d in built["data"]["cells"].items():
+        edges = [e for t in d.get("transcripts", []) for direction in ("sent", "received") for e in t[direction]["edges"]]
+        dumps = [p.text() for p in opened["details"][anchor].find("pre", "hex")]
+        assert dumps == ["".join(f"{line['offset']}  {line['hex']}  |{line['text']}|\n"
+                                 for line in cells.hexdump(bytes.fromhex(e["hex"]), e["offset"])) for e in edges], anchor
+
+
+def test_opening_every_detail_fetches_nothing(built, opened):
+    index = built["index"]
+    assert opened["requests"] and all(url.split("#")[0] == index.as_uri() for url in opened["requests"])
+
+
+def test_a_missing_cell_shows_its_grade_colour_and_reason(built, opened):
     page = built["page"]
     missing = [r for r in built["doc"]["results"] if r.grade == "MISSING"]
     assert missing
@@ -158,7 +252,7 @@ def test_a_missing_cell_shows_its_grade_colour_and_reason(built):
         cell = next(td for td in page.root.find("td", "cell") if td.find("a", href=f"#{anchor}"))
         assert "g-missing" in cell.classes and cell.text().strip() == "miss"
         assert r.reason in cell.find("a")[0].attrs["title"]
-        detail = page.ids[anchor]
+        detail = opened["details"][anchor]
         text = " ".join(detail.text().split())
         assert "MISSING" in [b.text() for b in detail.find("span", "badge")]
         assert f"Not run: {r.reason}" in text
@@ -192,15 +286,18 @@ def test_the_filter_hides_exactly_the_rows_where_implementations_agree(built):
 
 
 def assert_self_contained(page: Page, html: str) -> None:
-    """No element, attribute, style or script of the page fetches anything; every link is an anchor in it."""
+    """No element, attribute, style or script of the page fetches anything; every link is an anchor in
+    it: an element's id, or a cell whose detail the page's data holds (drawn when the link is followed)."""
     outside = {"link", "img", "iframe", "object", "embed", "source", "video", "audio", "base", "frame", "track"}
+    stored = cell_data(page)["cells"]
     assert not [n.tag for n in page.root.walk() if n.tag in outside]
     for n in page.root.walk():
         for attr in ("src", "srcset", "action", "formaction", "poster", "data", "background", "xlink:href"):
             assert attr not in n.attrs, f"<{n.tag} {attr}=...>"
         href = n.attrs.get("href")
         if href is not None:
-            assert href.startswith("#") and href[1:] in page.ids, f"<{n.tag} href={href!r}> is not a link within the page"
+            assert href.startswith("#") and (href[1:] in page.ids or href[1:] in stored), \
+                f"<{n.tag} href={href!r}> is not a link within the page"
     style = "".join(s.text() for s in page.root.find("style"))
     assert "url(" not in style and "@import" not in style
     script = "".join(s.text() for s in page.root.find("script"))
@@ -216,12 +313,12 @@ def test_the_page_references_nothing_outside_itself(built):
 def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(built):
     page = built["page"]
     walk = walkthrough.load()
-    assert [s.name for s in walk.steps] == [n.attrs["data-step"] for n in page.root.find("article", "step")]
+    assert [s.name for s in walk.steps] == [n.attrs["data-step"] for n in page.root.find("details", "step")]
     expected_names = {"resolve", "socket", "options", "bind", "listen", "accept", "read/write", "shutdown and close",
                       "loop iterative", "loop fork", "loop threads", "loop event"}
     assert {s.name for s in walk.steps} == expected_names
     for step in walk.steps:
-        article = page.root.one("article", data_step=step.name)
+        article = page.root.one("details", data_step=step.name)
         assert " ".join(article.one("div", "note").text().split()), f"{step.name}: no note"
         for key, lang in walk.languages.items():
             column = article.one("div", "code-col", data_language=key)
@@ -241,6 +338,101 @@ def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(bu
                 assert step.absent[key] in why and f"No {lang.label} code" in why
     threads = walk.steps[[s.name for s in walk.steps].index("loop threads")]
     assert threads.languages == ("python", "c") and "threads" in threads.absent["php"]
+
+
+def test_the_walkthrough_has_a_table_of_contents_and_a_fold_per_step_the_first_open(built):
+    page, walk = built["page"], walkthrough.load()
+    toc = page.ids["walkthrough"].one("nav", "toc")
+    links = toc.one("ol").find("a")
+    steps = page.ids["walkthrough"].find("details", "step")
+    assert [a.attrs["href"] for a in links] == [f"#{s.anchor}" for s in walk.steps] == [f"#{d.attrs['id']}" for d in steps]
+    assert [a.text() for a in links] == [s.name for s in walk.steps]
+    assert [("open" in d.attrs) for d in steps] == [True] + [False] * (len(steps) - 1)
+    for step, fold in zip(walk.steps, steps):
+        summary = fold.one("summary")
+        assert step.name in summary.one("h3").text()
+        for key, lang in walk.languages.items():   # what the fold holds, said while it is closed
+            expect = f"{lang.label} {len(step.regions[key].lines)}" if key in step.regions else f"no {lang.label}"
+            assert expect in summary.text() and expect in toc.text()
+    assert {b.attrs["data-fold"] for b in toc.find("button")} == {"open", "close"}
+
+
+def test_the_walkthrough_puts_every_languages_code_of_a_step_in_one_row_of_equal_columns(built):
+    page, walk = built["page"], walkthrough.load()
+    style = "".join(s.text() for s in page.root.find("style"))
+    assert page.ids["walkthrough"].one("div", "steps").attrs["style"] == f"--cols: {len(walk.languages)}"
+    assert re.search(r"\.code-cols \{[^}]*grid-template-columns: repeat\(var\(--cols, 3\), minmax\(0, 1fr\)\)", style)
+    assert re.search(r"\.code-col \{[^}]*grid-template-rows: subgrid", style)          # heads share a height
+    for fold in page.ids["walkthrough"].find("details", "step"):
+        [row] = fold.find("div", "code-cols")
+        assert [c.attrs["data-language"] for c in row.children if isinstance(c, Node)] == list(walk.languages)
+
+
+def test_the_walkthrough_is_coloured_when_written_by_pygments_with_the_pages_own_colours(built):
+    page, walk = built["page"], walkthrough.load()
+    style = "".join(s.text() for s in page.root.find("style"))
+    classes = {cls for _, cls in walkthrough.TOKEN_CLASSES}
+    for cls in classes:
+        assert re.search(rf"pre\.code \.{cls}\b[^{{]*\{{[^}}]*color: #[0-9a-f]{{6}}", style), f"no colour for .{cls}"
+    used: dict[str, set[str]] = {}
+    for fold in page.ids["walkthrough"].find("details", "step"):
+        for col in fold.find("div", "code-col"):
+            for line in col.find("span", "ln"):
+                for span in line.find("span"):
+                    assert span.classes <= classes and not span.find("span")
+                    used.setdefault(col.attrs["data-language"], set()).update(span.classes)
+    for key in walk.languages:                  # every language is coloured: its keywords, strings, comments
+        assert {"k", "s", "c"} <= used[key], (key, used[key])
+    assert "kt" in used["c"] and "nf" in used["python"] and "nb" in used["php"]
+    # A keyword of each language, as Pygments sees it.
+    code = {word for n in page.ids["walkthrough"].find("span", "k") for word in n.text().split()}
+    assert {"def", "return", "for", "if", "while"} <= set(code) and "function" in code
+    script = "".join(s.text() for s in page.root.find("script"))
+    assert "highlight" not in script.lower() and "pygments" not in script.lower()   # done when written, not here
+
+
+def test_highlighting_keeps_every_line_as_it_is():
+    lines = ("def f(a):", '    """two', '    lines"""', "    return a  # done", "", "x = 'y'")
+    runs = walkthrough.highlight(lines, "python")
+    assert ["".join(t for _, t in line) for line in runs] == list(lines)
+    assert ("k", "def ") in runs[0] and runs[1][-1][0] == runs[2][0][0] == "s" and runs[3][-1] == ("c", "# done")
+    php = walkthrough.highlight(("$s = socket_create(AF_INET, SOCK_STREAM, 0); // c",), "php")
+    assert ("nb", "socket_create") in php[0] and php[0][-1] == ("c", "// c")
+    assert walkthrough.highlight(("#include <stdio.h>",), "c") == [[("pp", "#include "), ("s", "<stdio.h>")]]
+
+
+def test_headless_chromium_opens_a_folded_step_from_the_table_of_contents(built, tmp_path):
+    sync_playwright, expect = playwright_api()
+    walk = walkthrough.load()
+    last = walk.steps[-1]
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
+            viewport={"width": 1400, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(built["index"].as_uri(), wait_until="load")
+            section = page.locator("#walkthrough")
+            folded = section.evaluate("s => s.getBoundingClientRect().height")
+            step = page.locator(f'details.step[data-step="{last.name}"]')
+            code = step.locator("pre.code").first
+            expect(code).to_be_hidden()
+            page.locator(f'#walkthrough nav.toc a[href="#{last.anchor}"]').click()
+            expect(code).to_be_visible(timeout=5_000)
+            # One row: the first line of every language starts at the same height, side by side.
+            tops = [step.locator(f'.code-col[data-language="{k}"] .ln').first.bounding_box() for k in last.regions]
+            assert len({round(b["y"]) for b in tops}) == 1 and sorted(b["x"] for b in tops) == [b["x"] for b in tops]
+            page.locator('#walkthrough button[data-fold="open"]').click()
+            expect(page.locator("#walkthrough details.step:not([open])")).to_have_count(0)
+            unfolded = section.evaluate("s => s.getBoundingClientRect().height")
+            page.locator('#walkthrough button[data-fold="close"]').click()
+            expect(page.locator("#walkthrough details.step[open]")).to_have_count(0)
+            colour = step.locator("span.k").first.evaluate("n => getComputedStyle(n).color")
+            assert colour == "rgb(207, 34, 46)"                           # the stylesheet's, nothing else
+        finally:
+            context.close()
+    print(f"\nwalkthrough at 1400 px: {folded:.0f} px as written (first step open), {unfolded:.0f} px unfolded")
+    assert folded < unfolded / 2
 
 
 def test_the_performance_section_says_how_to_produce_its_figures(built):
@@ -589,6 +781,7 @@ def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_fig
     scenarios = {s["id"]: s for s in doc["scenarios"]}
     assert {r.grade for r in results} >= {"OK", "FAILED"} and all(r.figures for r in results)
     rows = section.find("tr", "row")
+    stored = cell_data(page)["cells"]
     assert [r.attrs["data-scenario"] for r in rows] == matrix.rows(results, list(scenarios))
     columns = [(th.attrs["data-impl"], th.attrs["data-model"]) for th in section.find("th", "model")]
     assert columns == matrix.columns(results)
@@ -600,13 +793,31 @@ def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_fig
         for (impl, model), td in zip(columns, tds):
             r = next(x for x in results if (x.scenario, x.impl, x.model) == (scenario, impl, model))
             link = td.one("a")
-            assert link.attrs["href"] == f"#{cells.anchor(impl, model, scenario)}" and link.attrs["href"][1:] in page.ids
+            assert link.attrs["href"] == f"#{cells.anchor(impl, model, scenario)}" and link.attrs["href"][1:] in stored
             assert f"g-{cells.GRADE_CLASS[r.grade]}" in td.classes and td.attrs["data-grade"] == r.grade
             main = r.figures[0]   # the scenario records its telling figure first
             assert td.one("span", "short").text() == matrix.SHORT[r.grade]
             assert td.one("span", "value").text() == numbers.with_unit(main.value, main.unit, main.name)
             for f in r.figures:
                 assert f"{f.name}: {numbers.with_unit(f.value, f.unit, f.name)}" in link.attrs["title"]
+
+
+def test_a_robustness_cell_says_what_its_figure_measures_with_its_unit_and_note(robust):
+    doc, section = robust["doc"], robust["section"]
+    seen = set()
+    for r in doc["results"]:
+        td = next(td for td in section.find("td", "cell") if td.find("a", href=f"#{cells.anchor(r.impl, r.model, r.scenario)}"))
+        main = r.figures[0]
+        text = " ".join(td.text().split())
+        value = numbers.with_unit(main.value, main.unit, main.name)
+        if main.unit:          # '3005 ms' then what it is: 'idle clients closed after'
+            assert td.one("span", "what").text() == main.name
+            assert text.startswith(f"{matrix.SHORT[r.grade]} {value} {main.name}") and value.endswith(f" {main.unit}")
+        else:                  # a count carries its name already: '8 examples'
+            assert not td.find("span", "what") and value == f"{main.value:.0f} {main.name}"
+        assert [n.text() for n in td.find("span", "fnote")] == ([main.note] if main.note else [])
+        seen.add((bool(main.unit), bool(main.note)))
+    assert {(True, True), (True, False), (False, True)} <= seen     # the fixture has each kind
 
 
 def test_robustness_figures_print_with_their_units():
@@ -906,7 +1117,7 @@ def test_headless_chromium_shows_the_charts_and_a_robustness_cell_opens_its_deta
     assert requests and all(url.split("#")[0] == index.as_uri() for url in requests), requests
 
 
-def test_an_error_cell_has_its_own_colour_and_count_apart_from_failed(built):
+def test_an_error_cell_has_its_own_colour_and_count_apart_from_failed(built, opened):
     page = built["page"]
     errors = [r for r in built["doc"]["results"] if r.grade == "ERROR"]
     assert errors
@@ -914,19 +1125,177 @@ def test_an_error_cell_has_its_own_colour_and_count_apart_from_failed(built):
         anchor = cells.anchor(r.impl, r.model, r.scenario)
         cell = next(td for td in page.root.find("td", "cell") if td.find("a", href=f"#{anchor}"))
         assert "g-error" in cell.classes and "g-failed" not in cell.classes and cell.text().strip() == "ERR"
-        assert r.reason in " ".join(page.ids[anchor].text().split())
+        assert r.reason in " ".join(opened["details"][anchor].text().split())
     count = page.root.one("ul", "counts").one("li", data_grade="ERROR")
     assert count.one("span", "n").text() == str(len(errors)) and count.find("span", "g-error")
     assert f"**ERROR** {errors[0].impl}/{errors[0].model}" in built["md"]
 
 
-def test_every_check_shows_its_basis_and_a_basis_not_followed_is_marked_shown(built):
-    page = built["page"]
+def test_every_check_shows_its_basis_and_a_basis_not_followed_is_marked_shown(built, opened):
     for r in built["doc"]["results"]:
         if not r.checks:
             continue
-        rows = page.ids[cells.anchor(r.impl, r.model, r.scenario)].one("table", "checks").find("tr")[1:]
+        rows = opened["details"][cells.anchor(r.impl, r.model, r.scenario)].one("table", "checks").find("tr")[1:]
         assert [row.find("td")[3].text().split()[0] for row in rows] == [c.basis for c in r.checks]
         for row, c in zip(rows, r.checks):
             assert ("(shown)" in row.find("td")[3].text()) == (not c.followed)
             assert ("shown" in row.classes) == (not c.ok and not c.followed)
+
+
+# -- a full-size report ---------------------------------------------------------------------------
+# tests/fixtures/results-full.json.xz is a whole `acceptloop check --json` (900 cells: 60
+# scenarios x 15 implementation/model columns, its 200-client slowloris transcripts and server
+# stderr included), xz-compressed; regenerate it with `acceptloop check --json /tmp/c.json &&
+# xz -9e -c /tmp/c.json > tests/fixtures/results-full.json.xz`. The benchmark's full profile is
+# made here from bench-small.json's cells: the workloads of `acceptloop bench --full` (README).
+FULL_CHECK = Path(__file__).parent / "fixtures" / "results-full.json.xz"
+SIZE_BOUND = 1_500_000    # bytes: the page of a full check and a full benchmark
+
+
+def full_profile_bench(small: dict) -> dict:
+    """bench-small.json's document with a cell for every workload of the full profile: echo at
+    64 B, 1 KiB, 16 KiB, 256 KiB and 1, 16, 256, 1000 connections, connect, discard and chargen at
+    1 and 16, idle at 1000, for the six implementations' event model; 1 KiB echo and connect at 1
+    and 16 on the ports' other models. Each is a copy of a fixture cell of its implementation."""
+    bench = copy.deepcopy(small)
+    template = {}
+    for c in small["cells"]:
+        template.setdefault((c["kind"], c["impl"]), c)
+        template.setdefault(("echo", None), c)
+    role = {c["impl"]: c["role"] for c in small["cells"]}
+
+    def cell(kind, impl, model, conns, size=None):
+        c = copy.deepcopy(template.get((kind, impl)) or template.get(("echo", impl)) or template[("echo", None)])
+        workload = f"{kind}-{size if size < 1024 else size // 1024}{'B' if size < 1024 else 'KiB'}-c{conns}" \
+            if kind == "echo" else f"{kind}-c{conns}"
+        c.update(kind=kind, impl=impl, model=model, connections=conns, workload=workload, role=role[impl],
+                 id=f"{impl}-{model}-{workload}", size=size or c.get("size", 0))
+        return c
+    impls = list(dict.fromkeys(c["impl"] for c in small["cells"]))
+    cells = []
+    for impl in impls:
+        cells += [cell("echo", impl, "event", n, size) for size in (64, 1024, 16384, 262144) for n in (1, 16, 256, 1000)]
+        cells += [cell(kind, impl, "event", n) for kind in ("connect", "discard", "chargen") for n in (1, 16)]
+        cells.append(cell("idle", impl, "event", 1000))
+    for impl in (i for i in impls if role[i] == "port"):
+        for model in ("iterative", "fork", "threads") if impl != "php" else ("iterative", "fork"):
+            cells += [cell(kind, impl, model, n, 1024) for n in (1, 16) for kind in ("echo", "connect")]
+    bench["cells"] = cells
+    bench["profile"]["name"] = "full"
+    bench["core_table"] = [{**row, "workload": c["workload"]} for row in small["core_table"]
+                           for c in cells if c["impl"] == row["a"] and c["model"] == "event" and c["kind"] in ("echo", "connect")
+                           if row["workload"] == small["core_table"][0]["workload"]]
+    return bench
+
+
+@pytest.fixture(scope="module")
+def full_size(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-full")
+    check, bench = out / "check.json", out / "bench.json"
+    check.write_bytes(lzma.decompress(FULL_CHECK.read_bytes()))
+    bench.write_text(json.dumps(full_profile_bench(json.loads(BENCH.read_text()))))
+    index = build.write_report(check, bench, out / "report")
+    html = index.read_text()
+    return {"index": index, "html": html, "page": Page(html), "doc": results_io.read_json(check),
+            "bench": json.loads(bench.read_text())}
+
+
+def test_the_full_size_documents_have_the_size_of_a_full_check_and_a_full_benchmark(full_size):
+    doc, bench = full_size["doc"], full_size["bench"]
+    assert len(doc["results"]) >= 900 and len(doc["scenarios"]) >= 60 and len(matrix.columns(doc["results"])) >= 15
+    assert max(len(r.transcripts) for r in doc["results"]) >= 200
+    assert len(bench["cells"]) >= 180 and len({c["id"] for c in bench["cells"]}) == len(bench["cells"])
+
+
+def test_a_report_of_a_full_check_and_a_full_benchmark_is_under_the_size_bound(full_size):
+    index, page, html = full_size["index"], full_size["page"], full_size["html"]
+    size = index.stat().st_size
+    elements = sum(1 for _ in page.root.walk())
+    starts = sorted((html.index(f'<section id="{name}">'), name) for name in
+                    ("summary", "provenance", "matrix", "attention", "robustness", "walkthrough", "performance"))
+    ends = [start for start, _ in starts[1:]] + [html.index("<div id=\"details\">")]
+    parts = {name: len(html[start:end].encode()) for (start, name), end in zip(starts, ends)}
+    stored = len(page.ids["cell-data"].text())
+    print(f"\nfull-size report: {size:,} bytes, {elements:,} elements; the cells' data {stored:,} bytes "
+          f"({len(full_size['doc']['results'])} details); sections " + ", ".join(f"{k} {v:,}" for k, v in parts.items()))
+    assert size < SIZE_BOUND
+    assert len(cell_data(page)["cells"]) == len(full_size["doc"]["results"])
+    assert not page.root.find("section", "detail")
+    assert_self_contained(page, html)
+
+
+# Follow a link to a cell (the URL's fragment) and resolve, in ms, once its detail is in the page and a frame has painted.
+DRAWN = """id => new Promise(done => {
+    const started = performance.now();
+    location.hash = id;
+    (function wait() {
+        if (document.getElementById(id)) { requestAnimationFrame(() => done(performance.now() - started)); }
+        else { requestAnimationFrame(wait); }
+    })();
+})"""
+
+
+def test_headless_chromium_paints_the_full_size_report_and_opens_its_largest_detail(full_size, tmp_path):
+    """Measures first-contentful-paint (Performance API) and the time to draw the largest detail,
+    and prints them; asserts that the page painted and that the detail opens whole, never a time."""
+    sync_playwright, expect = playwright_api()
+    index, doc = full_size["index"], full_size["doc"]
+    largest = max(doc["results"], key=lambda r: len(r.transcripts))
+    anchor = cells.anchor(largest.impl, largest.model, largest.scenario)
+    paints, opens, requests = [], [], []
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
+            viewport={"width": 1400, "height": 900})
+        try:
+            page = context.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            for _ in range(3):
+                page.goto(index.as_uri(), wait_until="load")
+                paints.append(page.evaluate("""() => new Promise(done => new PerformanceObserver((list, observer) => {
+                    const fcp = list.getEntries().find(e => e.name === "first-contentful-paint");
+                    if (fcp) { observer.disconnect(); done(fcp.startTime); }
+                }).observe({type: "paint", buffered: true}))"""))
+                nodes = page.evaluate("document.getElementsByTagName('*').length")
+                opens.append(page.evaluate(DRAWN, anchor))     # the first detail opened inflates the data
+                detail = page.locator(f'section.detail[id="{anchor}"]')
+                expect(detail).to_be_visible(timeout=10_000)
+                expect(detail.locator("div.transcript")).to_have_count(len(largest.transcripts))
+                page.goto("about:blank")
+        finally:
+            context.close()
+    print(f"\nfull-size report in headless Chromium at 1400 px: first-contentful-paint "
+          f"{', '.join(f'{p:.0f}' for p in paints)} ms (median {sorted(paints)[1]:.0f}); {nodes:,} elements; "
+          f"largest detail ({len(largest.transcripts)} transcripts) drawn in {', '.join(f'{o:.0f}' for o in opens)} ms")
+    assert all(p > 0 for p in paints)
+    assert all(url.split("#")[0] in (index.as_uri(), "about:blank") for url in requests), requests
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_headless_chromium_fits_the_page_to_the_screen_and_a_detail_takes_and_gives_back_the_focus(benched, width, tmp_path):
+    sync_playwright, expect = playwright_api()
+    failed = next(r for r in results_io.read_json(FIXTURE)["results"] if r.grade == "FAILED")
+    anchor = cells.anchor(failed.impl, failed.model, failed.scenario)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
+            viewport={"width": width, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(benched["index"].as_uri(), wait_until="load")
+            # Wide tables scroll in their own box; the page itself never scrolls sideways.
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            link = page.locator(f'#matrix-table a[href="#{anchor}"]')
+            link.focus()
+            page.keyboard.press("Enter")
+            detail = page.locator(f'section.detail[id="{anchor}"]')
+            expect(detail).to_be_visible(timeout=5_000)
+            expect(detail).to_be_focused()
+            box = detail.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+            assert detail.get_attribute("role") == "dialog" and failed.scenario in detail.get_attribute("aria-label")
+            page.keyboard.press("Escape")
+            expect(detail).to_have_count(0, timeout=5_000)
+            expect(link).to_be_focused()
+        finally:
+            context.close()

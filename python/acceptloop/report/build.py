@@ -56,16 +56,26 @@ def provenance(document: dict[str, Any], command: Sequence[str] | None) -> dict[
             "date": get("date"), "commit": get("commit")}
 
 
-COMMENT_STARTS = ("#", "//", "/*", "*")
-
-
-def code_lines(region: walkthrough.Region | None) -> list[tuple[int, str, bool, int]]:
-    """(line number, text, whether it is a comment, its indentation) for each line of a step's code:
-    comments are dimmed, and a wrapped line continues under its own indentation."""
+def code_lines(region: walkthrough.Region | None, lexer: str) -> list[dict[str, Any]]:
+    """Each line of a step's code: its number, its coloured runs (walkthrough.highlight) and its
+    indentation (a wrapped line continues under its own indentation)."""
     if region is None:
         return []
-    return [(n, line, line.lstrip().startswith(COMMENT_STARTS), len(line) - len(line.lstrip(" ")) if line.strip() else 0)
-            for n, line in region.numbered]
+    runs = walkthrough.highlight(region.lines, lexer)
+    return [{"n": n, "runs": r, "indent": len(line) - len(line.lstrip(" ")) if line.strip() else 0}
+            for (n, line), r in zip(region.numbered, runs)]
+
+
+def step_summary(step: walkthrough.Step, walk: walkthrough.Walkthrough) -> str:
+    """What a folded step says of itself: `Python 19 lines · C 48 · PHP 30` or `… · no PHP`."""
+    parts = []
+    for key, lang in walk.languages.items():
+        region = step.regions.get(key)
+        parts.append(f"{lang.label} {len(region.lines)}" if region else f"no {lang.label}")
+    first = next((i for i, p in enumerate(parts) if not p.startswith("no ")), None)
+    if first is not None:
+        parts[first] += " lines"
+    return " · ".join(parts)
 
 
 def disagreements(table: dict[str, Any]) -> list[dict[str, Any]]:
@@ -91,9 +101,10 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
     order = [s["id"] for s in document.get("scenarios", [])]
     table = cells.table(document)
     steps = [{
-        "name": s.name, "anchor": s.anchor, "note": walkthrough.paragraphs(s.note),
-        "columns": [{"language": walk.languages[k].label, "key": k, "region": s.regions.get(k),
-                     "lines": code_lines(s.regions.get(k)), "absent": s.absent.get(k)} for k in walk.languages],
+        "name": s.name, "anchor": s.anchor, "note": walkthrough.paragraphs(s.note), "summary": step_summary(s, walk),
+        "columns": [{"language": lang.label, "key": k, "region": s.regions.get(k),
+                     "lines": code_lines(s.regions.get(k), lang.lexer), "absent": s.absent.get(k)}
+                    for k, lang in walk.languages.items()],
     } for s in walk.steps]
     return {
         "title": "acceptloop: comparison report",
@@ -105,7 +116,7 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
         "table": table,
         "robustness": robustness.table(document),
         "disagreements": disagreements(table),
-        "details": cells.details(document),
+        "cell_data": cells.encode(cells.data(document)),
         "attention": [{"grade": r.grade, "cls": cells.GRADE_CLASS[r.grade], "impl": r.impl, "model": r.model,
                        "scenario": r.scenario, "reason": r.reason, "anchor": cells.anchor(r.impl, r.model, r.scenario)}
                       for r in cells.attention(results, order)],

@@ -2,13 +2,17 @@
 
 The rows, their grouping and order, the columns and the disagreements are suite/matrix.py's,
 so the report and `acceptloop check` always show the same matrix. This module only turns
-them into plain values a template can print: anchors, colour classes, hex dumps, durations.
+them into plain values a template can print (anchors, colour classes, durations), and every
+cell's detail into the data the page stores once (data(), encode()) and its script renders
+when the cell is opened.
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shlex
+import zlib
 from collections import Counter
 from typing import Any, Sequence
 
@@ -40,7 +44,10 @@ def seconds(value: float | None) -> str:
 
 
 def hexdump(data: bytes, offset: int) -> list[dict[str, str]]:
-    """hexdump -C's lines: offset, hex bytes, and the printable characters (others as '.')."""
+    """hexdump -C's lines: offset, hex bytes, and the printable characters (others as '.').
+
+    The page's script draws the same lines from an edge's hex (script.js.j2's hexLines);
+    tests/test_report.py holds the two to each other."""
     lines = []
     for start in range(0, len(data), HEX_WIDTH):
         chunk = data[start:start + HEX_WIDTH]
@@ -53,17 +60,17 @@ def hexdump(data: bytes, offset: int) -> list[dict[str, str]]:
 
 
 def stream(summary: dict[str, Any]) -> dict[str, Any]:
-    """One direction of a transcript: its count and hash, and its first and last bytes dumped."""
+    """One direction of a transcript: its count, the start of its hash, and its first and last
+    bytes as hex (the script dumps them): an edge the head already shows is left out."""
     count = int(summary.get("bytes", 0))
-    head = bytes.fromhex(summary.get("head", ""))
-    tail = bytes.fromhex(summary.get("tail", ""))
+    head, tail = summary.get("head", ""), summary.get("tail", "")
     edges = []
     if head:
-        edges.append({"label": "all bytes" if len(head) >= count else f"first {len(head)} bytes",
-                      "lines": hexdump(head, 0)})
-    if tail and count > len(head):
-        edges.append({"label": f"last {len(tail)} bytes", "lines": hexdump(tail, count - len(tail))})
-    return {"bytes": count, "sha256": summary.get("sha256", ""), "edges": edges}
+        edges.append({"label": "all bytes" if len(head) // 2 >= count else f"first {len(head) // 2} bytes",
+                      "offset": 0, "hex": head})
+    if tail and count > len(head) // 2:
+        edges.append({"label": f"last {len(tail) // 2} bytes", "offset": count - len(tail) // 2, "hex": tail})
+    return {"bytes": count, "sha256": summary.get("sha256", "")[:16], "edges": edges}
 
 
 def transcript(t: dict[str, Any]) -> dict[str, Any]:
@@ -97,22 +104,29 @@ def servers(server: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def detail(r: Result, scenario: dict[str, Any]) -> dict[str, Any]:
-    """Everything the report says about one cell."""
-    return {
-        "anchor": anchor(r.impl, r.model, r.scenario), "impl": r.impl, "model": r.model,
-        "scenario": r.scenario, "grade": r.grade, "cls": GRADE_CLASS[r.grade], "reason": r.reason,
-        "description": scenario.get("description", ""),
-        "requirement": {"level": scenario.get("level", "?"), "source": scenario.get("source", "?"),
-                        "text": scenario.get("text", "")},
+def requirement(scenario: dict[str, Any]) -> dict[str, str]:
+    """What a scenario checks, once for all its cells."""
+    return {"description": scenario.get("description", ""), "level": scenario.get("level", "?"),
+            "source": scenario.get("source", "?"), "text": scenario.get("text", "")}
+
+
+def detail(r: Result) -> dict[str, Any]:
+    """Everything the report says about one cell, as the page's script renders it (the cell's
+    requirement is its scenario's, in data()'s "scenarios")."""
+    d: dict[str, Any] = {"impl": r.impl, "model": r.model, "scenario": r.scenario, "grade": r.grade,
+                         "reason": r.reason}
+    if r.grade == MISSING:
+        return d
+    d.update({
+        "duration": seconds(r.duration_s),
         "checks": [{"what": c.what, "ok": c.ok, "level": c.level, "expected": c.expected, "observed": c.observed,
                     "basis": c.basis, "followed": c.followed} for c in r.checks],
         "transcripts": [transcript(t) for t in r.transcripts],
         "figures": [{"name": f.name, "value": f"{f.value:g}", "unit": f.unit, "note": f.note} for f in r.figures],
         "observed": json.dumps(r.observed, indent=1, sort_keys=True, default=str) if r.observed else "",
-        "duration": seconds(r.duration_s), "servers": servers(r.server or {}),
-        "ran": r.grade != MISSING,
-    }
+        "servers": servers(r.server or {}),
+    })
+    return d
 
 
 def columns(results: Sequence[Result], implementations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -177,15 +191,32 @@ def counts(results: Sequence[Result]) -> list[dict[str, Any]]:
     return out
 
 
-def details(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every cell's detail, in matrix order (row, then column)."""
+def data(document: dict[str, Any]) -> dict[str, Any]:
+    """Every cell's detail, by anchor in matrix order (row, then column), with each scenario's
+    requirement once and the grades' colour classes: what the page's script renders a detail from."""
     results: list[Result] = document["results"]
     scenarios = {s["id"]: s for s in document.get("scenarios", [])}
     order = [s["id"] for s in document.get("scenarios", [])]
     rank = {s: i for i, s in enumerate(matrix.rows(results, order))}
     col = {c: i for i, c in enumerate(matrix.columns(results))}
     ordered = sorted(results, key=lambda r: (rank[r.scenario], col[(r.impl, r.model)]))
-    return [detail(r, scenarios.get(r.scenario, {})) for r in ordered]
+    return {"classes": GRADE_CLASS,
+            "scenarios": {s: requirement(scenarios.get(s, {})) for s in rank},
+            "cells": {anchor(r.impl, r.model, r.scenario): detail(r) for r in ordered}}
+
+
+def encode(value: Any) -> str:
+    """`value` as the page stores it: compact JSON, deflated (zlib), in base64. The details of a
+    full check are some 2 MB of JSON, most of it repeated (the same checks, commands and hex in
+    every column), which deflate takes to under a tenth; the page's script inflates it with the
+    browser's own DecompressionStream("deflate") when a cell is first opened."""
+    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def decode(text: str) -> Any:
+    """encode()'s inverse (for the tests and for anyone reading a page's data by hand)."""
+    return json.loads(zlib.decompress(base64.b64decode(text)))
 
 
 def attention(results: Sequence[Result], order: Sequence[str]) -> list[Result]:

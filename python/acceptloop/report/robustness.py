@@ -4,7 +4,8 @@ latency) beside its grade, and the scenario's one-line description so a reader l
 it attacks.
 
 The figures are the ones each scenario records with ctx.figure() (in the results' "figures"
-list, in the order recorded); the cell links to the same detail as the matrix's cell.
+list, in the order recorded); a cell shows the first, with its unit, what it measures and its
+note, and links to the same detail as the matrix's cell.
 """
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ def is_robustness(scenario_id: str) -> bool:
 
 
 def shown(f: Figure) -> dict[str, str]:
-    return {"name": f.name, "text": numbers.with_unit(f.value, f.unit, f.name), "note": f.note, "unit": f.unit}
+    """A figure as a cell shows it: its value with its unit ('3005 ms'), what it measures ('idle
+    clients closed after': none for a count, whose name follows its value already, '8 examples')
+    and the scenario's note on it ('--idle-timeout 1')."""
+    return {"name": f.name, "text": numbers.with_unit(f.value, f.unit, f.name), "note": f.note, "unit": f.unit,
+            "what": f.name if f.unit else ""}
 
 
 def table(document: dict[str, Any]) -> dict[str, Any]:

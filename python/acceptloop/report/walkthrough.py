@@ -6,6 +6,10 @@ note per step. `load()` reads it and extracts every step's code at render time. 
 does not fit raises WalkthroughError, one line naming the step and the language: a step
 marked in one language and missing in another, a step marked twice, a marker never closed,
 an end marker without a start, a malformed marker, or a marker naming an unknown step.
+
+`highlight()` colours a step's code when the report is written, with Pygments (each language's
+`lexer` in docs/walkthrough.toml): the page gets plain spans with a few classes of its own,
+which its stylesheet colours; nothing is highlighted in the browser.
 """
 from __future__ import annotations
 
@@ -15,6 +19,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pygments import token as T
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
 from acceptloop.paths import ROOT
 
@@ -33,6 +42,7 @@ class Language:
     suffixes: tuple[str, ...]
     start: str                # "# step: {name}"
     end: str                  # "# end step"
+    lexer: str = ""           # the Pygments lexer that colours its code (default: the key)
 
     def start_pattern(self) -> re.Pattern[str]:
         before, _, after = self.start.partition("{name}")
@@ -119,9 +129,14 @@ def read_definition(path: Path) -> Walkthrough:
             _fail(f"{where}: suffixes must list file endings")
         lang = Language(key=key, label=_text(spec.get("label"), f"{where}: label"),
                         root=_text(spec.get("root"), f"{where}: root"), suffixes=tuple(suffixes),
-                        start=_text(spec.get("start"), f"{where}: start"), end=_text(spec.get("end"), f"{where}: end"))
+                        start=_text(spec.get("start"), f"{where}: start"), end=_text(spec.get("end"), f"{where}: end"),
+                        lexer=str(spec.get("lexer") or key))
         if lang.start.count("{name}") != 1:
             _fail(f"{where}: start must hold {{name}} once")
+        try:
+            lexer(lang.lexer)
+        except ClassNotFound:
+            _fail(f"{where}: Pygments has no lexer {lang.lexer!r}")
         languages[key] = lang
     if not languages:
         _fail(f"{path.name}: no [languages.*]")
@@ -227,4 +242,53 @@ def paragraphs(text: str) -> list[list[tuple[str, bool]]]:
         joined = " ".join(para.split())
         parts = joined.split("`")
         out.append([(part, i % 2 == 1) for i, part in enumerate(parts) if part])
+    return out
+
+
+# The token classes the page colours (style.css.j2's `pre.code .k` and the rest), the first
+# that a token's type falls under; every other token (names, operators, punctuation) is plain.
+TOKEN_CLASSES: tuple[tuple[Any, str], ...] = (
+    (T.Comment.PreprocFile, "s"),     # <stdio.h>
+    (T.Comment.Preproc, "pp"),        # #include, #define
+    (T.Comment, "c"),
+    (T.Keyword.Type, "kt"),           # int, size_t, void
+    (T.Keyword, "k"),
+    (T.Operator.Word, "k"),           # and, or, not, in
+    (T.Name.Function, "nf"),          # a function being defined
+    (T.Name.Class, "nc"),
+    (T.Name.Decorator, "nd"),
+    (T.Name.Builtin, "nb"),           # len, socket_create, ...
+    (T.String, "s"),
+    (T.Number, "m"),
+)
+
+
+def lexer(name: str) -> Lexer:
+    """Pygments' lexer `name`, keeping every line as it is (PHP's code starts without `<?php`)."""
+    return get_lexer_by_name(name, stripnl=False, stripall=False, ensurenl=True, startinline=True)
+
+
+def token_class(ttype: Any) -> str:
+    return next((cls for parent, cls in TOKEN_CLASSES if ttype in parent), "")
+
+
+def highlight(lines: tuple[str, ...] | list[str], lexer_name: str) -> list[list[tuple[str, str]]]:
+    """Each line as (class, text) runs, class "" for plain text: the runs of a line join to exactly
+    that line (a token across lines, such as a docstring, is cut at each line's end)."""
+    out: list[list[tuple[str, str]]] = [[]]
+    for ttype, value in lexer(lexer_name).get_tokens("\n".join(lines) + "\n"):
+        cls = token_class(ttype)
+        for i, part in enumerate(value.split("\n")):
+            if i:
+                out.append([])
+            if not part:
+                continue
+            line = out[-1]
+            if line and (line[-1][0] == cls or not part.strip()):     # spaces join the run before them
+                line[-1] = (line[-1][0], line[-1][1] + part)
+            else:
+                line.append((cls, part))
+    out = out[:len(lines)]
+    if ["".join(text for _, text in line) for line in out] != list(lines):   # never show other code than the file's
+        return [[("", line)] if line else [] for line in lines]
     return out
