@@ -61,6 +61,13 @@ STDERR_ALARMS = {
     "a sanitizer report": re.compile(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error: |SUMMARY: \w+Sanitizer"),
 }
 CONTRACT = "contract (docs/protocol.md)"
+# "At once" in docs/protocol.md (the message answered, a connection over --max-conns closed, new
+# connects refused after SIGTERM, an idle server's exit): a bound of its own, far below the client's
+# step timeout (client.STEP_TIMEOUT), which only says the kit gave up waiting.
+AT_ONCE = 1.0
+# How long "nothing happens" is watched for where a requirement has a "not before" side (a message
+# not answered before its end).
+QUIET = 0.5
 
 
 @dataclass(frozen=True)
@@ -206,9 +213,9 @@ class Context:
 
     # -- clients ---------------------------------------------------------------------------
     def connect(self, address: tuple[str, int] | None = None, label: str | None = None,
-                keep: bool = True, timeout: float | None = None) -> Client:
+                keep: bool = True, timeout: float | None = None, small_segments: bool = False) -> Client:
         client = Client(address or self.address, label=label or f"client {len(self.clients) + 1}",
-                        keep=keep, **({"timeout": timeout} if timeout else {}))
+                        keep=keep, small_segments=small_segments, **({"timeout": timeout} if timeout else {}))
         self.clients.append(client)
         return client
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout, connection_refused
 from acceptloop.suite.process import wait_until
-from acceptloop.suite.scenario import BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, Context
+from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, QUIET, Context
 
 CHARGEN_RING = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
 CHARGEN_LINE = P.CHARGEN_LINE_LENGTH + len(P.CHARGEN_LINE_ENDING)
@@ -115,11 +115,13 @@ def probe(c: Client, service: str) -> tuple[bool, bool, str]:
             wire = bool(ASCII_LINE.match(c.received))
             exact = bool(DAYTIME_LINE.match(c.received))
         else:
+            # docs/protocol.md: the server MUST answer as soon as the LF ends the message.
             c.send(b"probe\n")
-            c.recv_until_end()
+            c.recv_until_end(timeout=AT_ONCE)
             wire = exact = c.received == P.MESSAGE_REPLY
         c.close()
     except (StepTimeout, OSError) as e:
+        c.close()
         return False, False, f"{type(e).__name__}: {e}"
     return wire, exact, "served" if exact else f"{c.received[:80]!r}, then {c.transcript.end}"
 
@@ -175,3 +177,32 @@ def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: flo
     ctx.observe("received_sha256", c.transcript.received.sha256)
     ctx.observe("exit_code", code)
     ctx.observe("refused", "refused" in marks)
+
+
+def end_within(ctx: Context, c: Client, bound: float, what: str, basis: str | None = None,
+               wait: float = 2.5) -> float | None:
+    """Read until the server's FIN or RST, and check that it came within `bound` seconds (a
+    requirement's own "at once", not the step timeout). When it did not, go on reading for up to
+    `wait` more seconds so the other checks see what the server did in the end. Returns the
+    seconds it took, or None if it never came."""
+    started = time.monotonic()
+    try:
+        c.recv_until_end(timeout=bound)
+    except StepTimeout:
+        c.transcript.end = "open"     # not the end: the server was only late
+        try:
+            c.recv_until_end(timeout=wait)
+        except StepTimeout:
+            pass
+    took = time.monotonic() - started
+    came = c.transcript.end in ("FIN", "RST")
+    ctx.check(came and took <= bound, what, f"within {bound:g} s",
+              f"{took:.2f} s" if came else f"nothing within {bound + wait:g} s", level=MUST, basis=basis)
+    return took if came else None
+
+
+def quiet_for(ctx: Context, c: Client, seconds: float, what: str, basis: str | None = None) -> bool:
+    """Check that nothing (no byte, no FIN) arrives on `c` for `seconds`: the "not too early" side."""
+    early = c.pending(timeout=seconds)
+    return ctx.check(not early, what, f"nothing for {seconds:g} s",
+                     "data or the end arrived" if early else "nothing", level=MUST, basis=basis)
