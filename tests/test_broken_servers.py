@@ -46,6 +46,17 @@ NEEDS_256 = {"message.max_bytes_exact", "message.binary_escaped_small_segments"}
 LF_IGNORED = {"message.exchange", "message.binary_escaped", "message.split_segments",
               "message.exchange_small_segments", "message.zero_byte", "robustness.fuzz_message"}
 
+# The stop's bugs, each against the lifecycle scenarios and the robustness cases that stop a server.
+STOP = "lifecycle or sigterm"
+# c. The listeners stay open after SIGTERM until the process exits: new connects are not refused
+# while a connection goes on (a transfer that ends at once, then the exit, hides it).
+LISTENERS_OPEN = {"lifecycle.sigterm_grace", "robustness.sigterm_transfer"}
+# e. --grace ignored, a fixed 2 s: --grace 0 and 0.5 see it; so does the --grace 0 burst of
+# sigterm_after_accept, which wants the exit within 2 s.
+GRACE_FIXED = {"lifecycle.sigterm_grace", "robustness.sigterm_after_accept"}
+# e. --grace read as whole seconds: only --grace 0.5 sees it.
+GRACE_WHOLE_SECONDS = {"lifecycle.sigterm_grace"}
+
 
 def _run(name: str, keyword: str | None = None):
     impls = [i for i in registry.load([BROKEN], base=None) if i.name == name]
@@ -58,6 +69,9 @@ def _run(name: str, keyword: str | None = None):
     ("message-one-read", ONE_READ, MESSAGE),
     ("message-needs-256", NEEDS_256, MESSAGE),
     ("message-lf-ignored", LF_IGNORED, MESSAGE),
+    ("listeners-open-until-exit", LISTENERS_OPEN, STOP),
+    ("grace-fixed", GRACE_FIXED, STOP),
+    ("grace-whole-seconds", GRACE_WHOLE_SECONDS, STOP),
 ])
 def test_failed_exactly_where_broken(name, broken, keyword):
     results = _run(name, keyword)

@@ -178,6 +178,11 @@ class ServerProcess:
             self.listening = [Listening(*self.impl.address)]
             return self
         self.spawn()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> "ServerProcess":
+        """After spawn(): wait until the server is ready (several servers can be spawned first and
+        then waited for, so that their start-ups overlap)."""
         if self.impl.ready == "line":
             self._wait_ready_line(timeout)
         else:

@@ -211,6 +211,14 @@ class Context:
     def start_server(self, **kw: Any) -> ServerProcess:
         return self.server_process(**kw).start()
 
+    def start_servers(self, *configs: dict[str, Any]) -> list[ServerProcess]:
+        """Several servers (each given server_process's keywords), spawned together and then
+        waited for: their start-ups overlap. Launchable implementations only."""
+        procs = [self.server_process(**kw) for kw in configs]
+        for proc in procs:
+            proc.spawn()
+        return [proc.wait_ready() for proc in procs]
+
     # -- clients ---------------------------------------------------------------------------
     def connect(self, address: tuple[str, int] | None = None, label: str | None = None,
                 keep: bool = True, timeout: float | None = None, small_segments: bool = False) -> Client:

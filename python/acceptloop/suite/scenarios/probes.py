@@ -166,8 +166,17 @@ def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: flo
     ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
               "the transfer in progress completes, then FIN", f"{len(data) >> 20} MiB echoed, FIN",
               f"{c.transcript.received.count} bytes, {c.transcript.end}", basis=BASIS_CONTRACT)
-    ctx.check("refused" in marks, "new connects are refused once SIGTERM has arrived", "refused",
-              "refused" if "refused" in marks else "still accepted", basis=BASIS_CONTRACT)
+    refused = marks.get("refused")
+    ctx.check(refused is not None and refused <= AT_ONCE,
+              f"new connects are refused within {AT_ONCE:g} s of SIGTERM (the listeners close at once)",
+              f"refused within {AT_ONCE:g} s", "still accepted" if refused is None else f"refused after {refused:.3f} s",
+              basis=BASIS_CONTRACT)
+    if pace:
+        # A paced transfer is still going well after the signal: the refusal must come before its end,
+        # not with the exit.
+        ctx.check(refused is not None and refused < finished,
+                  "new connects are refused while the transfer is still going", f"refused before {finished:.2f} s",
+                  "still accepted" if refused is None else f"refused after {refused:.3f} s", basis=BASIS_CONTRACT)
     ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, "still running" if code is None else code,
               basis=BASIS_CONTRACT)
     if "refused" in marks:

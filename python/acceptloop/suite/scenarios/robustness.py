@@ -232,7 +232,7 @@ def sigterm_in_accept(ctx: Context) -> None:
 
 
 @scenario("robustness.sigterm_transfer", "SIGTERM during a paced 1 MiB echo (about 0.7 s): the transfer completes "
-          "within the grace, new connects are refused, exit 0.", MUST, FM,
+          "within the grace, new connects are refused at once (before the transfer ends), exit 0.", MUST, FM,
           "SIGTERM with a transfer in progress: the transfer completes within the grace, new connects are refused, exit 0.",
           service="echo", shared=False, needs=("grace",), fingerprint=("received_sha256", "exit_code", "refused"))
 def sigterm_transfer(ctx: Context) -> None:
