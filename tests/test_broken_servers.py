@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from acceptloop.suite import registry, runner
+from acceptloop.suite.catalog import all_scenarios
 from acceptloop.suite.scenario import FAILED, INFO, MISSING, OK
 
 BROKEN = Path(__file__).parent / "fixtures" / "broken.toml"
@@ -57,10 +58,21 @@ GRACE_FIXED = {"lifecycle.sigterm_grace", "robustness.sigterm_after_accept"}
 # e. --grace read as whole seconds: only --grace 0.5 sees it.
 GRACE_WHOLE_SECONDS = {"lifecycle.sigterm_grace"}
 
+# The timers' bugs, against every case where a timer must fire or must not (idle, linger, grace).
+TIMERS = "idle or slowloris or sigterm or daytime or chargen"
+# d. The idle timer refreshed by reads only: a chargen client that reads all along is cut.
+IDLE_READS_ONLY = {"robustness.idle_timeout"}
+# d. Timers swept only when a poll returns nothing: no idle client is closed while another keeps the
+# loop busy (slowloris used to stop its active client before watching the idle ones close).
+TIMERS_WHEN_IDLE = {"robustness.idle_timeout", "robustness.slowloris"}
+
 
 def _run(name: str, keyword: str | None = None):
+    """The fixture's cells for the scenarios whose ids match `keyword` (the scenario id only: a
+    fixture's own name must not select anything)."""
     impls = [i for i in registry.load([BROKEN], base=None) if i.name == name]
-    return runner.run(runner.plan(impls, keyword=keyword))
+    match = runner.KeywordFilter(keyword)
+    return runner.run(runner.plan(impls, scenarios=[s for s in all_scenarios() if match(s.id)]))
 
 
 @pytest.mark.parametrize("name, broken, keyword", [
@@ -72,6 +84,8 @@ def _run(name: str, keyword: str | None = None):
     ("listeners-open-until-exit", LISTENERS_OPEN, STOP),
     ("grace-fixed", GRACE_FIXED, STOP),
     ("grace-whole-seconds", GRACE_WHOLE_SECONDS, STOP),
+    ("idle-reads-only", IDLE_READS_ONLY, TIMERS),
+    ("timers-when-idle", TIMERS_WHEN_IDLE, TIMERS),
 ])
 def test_failed_exactly_where_broken(name, broken, keyword):
     results = _run(name, keyword)

@@ -68,6 +68,9 @@ AT_ONCE = 1.0
 # How long "nothing happens" is watched for where a requirement has a "not before" side (a message
 # not answered before its end).
 QUIET = 0.5
+# After a scenario's clients are gone, how long a shared server may take to let go of their
+# descriptors (a chargen connection ends only when a send fails; a fork child must exit first).
+SETTLE = 3.0
 
 
 @dataclass(frozen=True)

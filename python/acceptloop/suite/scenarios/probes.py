@@ -6,6 +6,7 @@ import hashlib
 import re
 import select
 import signal
+import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -215,3 +216,33 @@ def quiet_for(ctx: Context, c: Client, seconds: float, what: str, basis: str | N
     early = c.pending(timeout=seconds)
     return ctx.check(not early, what, f"nothing for {seconds:g} s",
                      "data or the end arrived" if early else "nothing", level=MUST, basis=basis)
+
+
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+              "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def _proc_net_address(host: str, port: int) -> str:
+    return "".join(f"{b:02X}" for b in reversed(socket.inet_aton(host))) + f":{port:04X}"
+
+
+def server_side(c: Client) -> str | None:
+    """The kernel's state (/proc/net/tcp) of the server's end of `c`'s IPv4 connection: ESTABLISHED
+    while the server holds it open, FIN_WAIT1 and on once it has closed it (even with output still
+    queued that the client has not read: a client that never reads cannot see the FIN itself), None
+    when the kernel holds no such socket any more. OSError where /proc/net/tcp is not there."""
+    assert c.sock is not None
+    local, remote = c.sock.getsockname(), c.sock.getpeername()
+    want = (_proc_net_address(remote[0], remote[1]), _proc_net_address(local[0], local[1]))
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if (fields[1], fields[2]) == want:
+                return TCP_STATES.get(fields[3], fields[3])
+    return None
+
+
+def server_closed(c: Client) -> bool:
+    """Whether the server has closed its end of `c` (server_side says how far it got)."""
+    return server_side(c) not in ("ESTABLISHED", "CLOSE_WAIT", "SYN_RECV")
