@@ -273,6 +273,19 @@ class ServerProcess:
                 pass
         return total
 
+    def steady_tree_fd_count(self, timeout: float = 0.5, interval: float = 0.02) -> int:
+        """tree_fd_count() once two looks `interval` apart agree (at most `timeout`): a server that
+        has just printed READY may still be opening what it opens after it (an event loop's poller)."""
+        last = self.tree_fd_count()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(interval)
+            now = self.tree_fd_count()
+            if now == last:
+                return now
+            last = now
+        return last
+
     def tree(self) -> list[int]:
         """The server's pid and its children's."""
         return [self.pid, *(child for child, _ in self.children())]
