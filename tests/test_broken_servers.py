@@ -11,6 +11,7 @@ even offer.
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,13 @@ ERROR_PATH_LEAK = {"leaks.every_ending", "chargen.client_resets_mid_stream"}
 # thousand of leaks.sequential_connections exit one at a time and are all reaped.
 FORK_ONE_WAITPID = {"leaks.every_ending"}
 
+# h. Only the first address getaddrinfo returns is listened on: lifecycle.every_address makes a
+# name with three addresses; localhost_families sees it too where localhost has two addresses.
+LOCALHOST_ADDRESSES = {a[4][0] for a in socket.getaddrinfo("localhost", 0, socket.AF_UNSPEC, socket.SOCK_STREAM,
+                                                             0, socket.AI_PASSIVE)}
+FIRST_ADDRESS_ONLY = {"lifecycle.every_address",
+                      *(["lifecycle.localhost_families"] if len(LOCALHOST_ADDRESSES) > 1 else [])}
+
 
 def _run(name: str, keyword: str | None = None):
     """The fixture's cells for the scenarios whose ids match `keyword` (the scenario id only: a
@@ -98,10 +106,15 @@ def _run(name: str, keyword: str | None = None):
     ("timers-when-idle", TIMERS_WHEN_IDLE, TIMERS),
     ("error-path-leak", ERROR_PATH_LEAK, ENDINGS),
     ("fork-one-waitpid", FORK_ONE_WAITPID, ENDINGS),
+    ("first-address-only", FIRST_ADDRESS_ONLY, "lifecycle"),
 ])
 def test_failed_exactly_where_broken(name, broken, keyword):
     results = _run(name, keyword)
     assert results, "the broken server's cells ran"
+    if name == "first-address-only":
+        every = next(r for r in results if r.scenario == "lifecycle.every_address")
+        if every.grade == INFO:
+            pytest.skip(f"lifecycle.every_address cannot set up its case here: {every.reason}")
     failed = {r.scenario for r in results if r.grade == FAILED}
     # INFO is a case that cannot apply to this model (it says why): neither a pass nor a miss.
     other = {(r.scenario, r.model, r.grade, r.reason) for r in results

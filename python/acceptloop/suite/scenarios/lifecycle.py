@@ -1,10 +1,16 @@
 """Lifecycle: start-up, addresses, failures at start, signals and restarts, each with its own server."""
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -59,9 +65,79 @@ def localhost_families(ctx: Context) -> None:
     for l in srv.listening:
         served(ctx, "echo", (l.host, l.port), what=f"{l.host} serves", basis=BASIS_CONTRACT)
     if len(expected) < 2:
-        ctx.note(f"this machine's resolver gives localhost only {expected}; "
-                 "add `::1 localhost` to /etc/hosts to test both families")
+        ctx.note(f"this machine's resolver gives localhost only {expected}: lifecycle.every_address makes "
+                 "a name with three addresses for the server itself")
     ctx.observe("addresses", got)
+
+
+# lifecycle.every_address: a name the kit makes resolve to three addresses, for the server alone.
+MULTI_NAME = "acceptloop-every-address.test"     # RFC 6761's .test: never a real name
+MULTI_ADDRESSES = ("127.0.0.1", "127.0.0.2", "::1")
+# Run the server in a mount namespace of its own in which a private hosts file is bind-mounted over
+# /etc/hosts: the machine's resolver is left alone. `sh -c SCRIPT HOSTS ARGV...`.
+IN_NAMESPACE = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"']
+RESOLVE = ("import json, socket, sys; print(json.dumps(sorted({a[4][0] for a in socket.getaddrinfo(sys.argv[1], 0, "
+           "socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)})))")
+
+
+def _private_hosts(hosts: str) -> tuple[list[str] | None, str]:
+    """What MULTI_NAME resolves to inside the namespace (getaddrinfo as the servers call it), or None
+    and why the namespace cannot be set up here."""
+    if shutil.which("unshare") is None:
+        return None, "no unshare(1) on this machine"
+    for address in MULTI_ADDRESSES:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((address, 0))
+        except OSError as e:
+            return None, f"this machine cannot bind {address}: {e.strerror or e}"
+    try:
+        done = subprocess.run(IN_NAMESPACE + [hosts, sys.executable, "-c", RESOLVE, MULTI_NAME],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"unshare --mount could not run: {e}"
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return None, f"a private /etc/hosts cannot be mounted here (unshare --mount, mount --bind; needs root): {why}"
+    return json.loads(done.stdout), ""
+
+
+@scenario("lifecycle.every_address", f"--host {MULTI_NAME}, a name that resolves to 127.0.0.1, 127.0.0.2 and ::1 "
+          "(a private /etc/hosts in a mount namespace of the server's own): one listener per address, on one port, "
+          "each serving.",
+          MUST, CONTRACT, "`--host` is resolved with getaddrinfo(AI_PASSIVE). The server listens on every address it "
+          "returns, one socket each. With port 0 the first socket's port is reused for the rest.",
+          service="echo", shared=False, fingerprint=("addresses",), chooses=("host",))
+def every_address(ctx: Context) -> None:
+    # A resolver that gives localhost one address cannot tell a server that listens on the first
+    # address only from one that listens on all: so the kit makes the case itself, a name with three
+    # addresses in two families, seen by the server alone. Where that cannot be set up (not root, no
+    # unshare, no 127.0.0.2), the case is INFO with the reason: never a pass.
+    if not _needs_ready_line(ctx):
+        return
+    with tempfile.TemporaryDirectory(prefix="acceptloop-hosts-") as tmp:
+        hosts = os.path.join(tmp, "hosts")
+        with open(hosts, "w") as f:
+            f.write("".join(f"{address} {MULTI_NAME}\n" for address in MULTI_ADDRESSES))
+        os.chmod(tmp, 0o755)
+        os.chmod(hosts, 0o644)
+        expected, why = _private_hosts(hosts)
+        if expected is None:
+            ctx.info(why)
+            return
+        ctx.check(expected == sorted(MULTI_ADDRESSES), f"the namespace's resolver gives {MULTI_NAME} its three "
+                  "addresses", sorted(MULTI_ADDRESSES), expected, basis="rfc")
+        srv = ctx.start_server(host=MULTI_NAME, port=0, prefix=IN_NAMESPACE + [hosts])
+        got = sorted(l.host for l in srv.listening)
+        ctx.check(got == expected, "a LISTENING line, and a listener, for every address getaddrinfo gives",
+                  expected, got)
+        ports = {l.port for l in srv.listening}
+        ctx.check(len(ports) == 1, "all listeners share the first one's port", "one port", sorted(ports))
+        port = srv.listening[0].port
+        for address in expected:
+            served(ctx, "echo", (address, port), what=f"{address} serves", basis=BASIS_CONTRACT)
+        ctx.observe("addresses", got)
 
 
 @scenario("lifecycle.dual_stack", "--host ::  is dual-stack: clients on 127.0.0.1 and on ::1 are both served.",
