@@ -84,6 +84,11 @@ LOCALHOST_ADDRESSES = {a[4][0] for a in socket.getaddrinfo("localhost", 0, socke
 FIRST_ADDRESS_ONLY = {"lifecycle.every_address",
                       *(["lifecycle.localhost_families"] if len(LOCALHOST_ADDRESSES) > 1 else [])}
 
+# i. --max-conns ignored (the loop counts against the default): only a case that sets N sees it.
+# over_the_limit uses the default and passes; fd_setsize_pending_errors sets --max-conns 2000 to
+# reach 1024 descriptors, and the ignored option stops it at 1000.
+MAX_CONNS_IGNORED = {"robustness.max_conns_exact", "robustness.fd_setsize_pending_errors"}
+
 
 def _run(name: str, keyword: str | None = None):
     """The fixture's cells for the scenarios whose ids match `keyword` (the scenario id only: a
@@ -107,6 +112,7 @@ def _run(name: str, keyword: str | None = None):
     ("error-path-leak", ERROR_PATH_LEAK, ENDINGS),
     ("fork-one-waitpid", FORK_ONE_WAITPID, ENDINGS),
     ("first-address-only", FIRST_ADDRESS_ONLY, "lifecycle"),
+    ("max-conns-ignored", MAX_CONNS_IGNORED, "max_conns or over_the_limit or fd_setsize or edge_arguments"),
 ])
 def test_failed_exactly_where_broken(name, broken, keyword):
     results = _run(name, keyword)

@@ -8,6 +8,7 @@ the server, and that the queue is then served in order.
 """
 from __future__ import annotations
 
+import os
 import random
 import resource
 import select
@@ -19,6 +20,7 @@ import time
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
+from acceptloop.suite.client import StepTimeout
 from acceptloop.suite.process import wait_until
 from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context
 from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, chargen_lines, echo_through_sigterm, server_closed,
@@ -426,10 +428,16 @@ def over_the_limit(ctx: Context) -> None:
             return
         closed: set[int] = set()
         deadline = time.monotonic() + 30
-        while len(closed) < total - limit and time.monotonic() < deadline:
-            for fd, _ in poller.poll(0.5):
+        last_close = None
+        # The server accepts in order, so the extra connections come to it last (a fork server first
+        # forks a thousand children); once it has begun closing them, each next one is closed at
+        # once: a pause of AT_ONCE with some still open means it let them in instead.
+        while len(closed) < total - limit and time.monotonic() < deadline and (
+                last_close is None or time.monotonic() - last_close < AT_ONCE):
+            for fd, _ in poller.poll(0.1):
                 closed.add(fd)
                 poller.unregister(fd)
+                last_close = time.monotonic()
         closed_after = time.monotonic() - started
         ctx.check(len(closed) == total - limit, f"the {total - limit} connections past the default limit are closed at once",
                   total - limit, len(closed), basis=BASIS_PROTOCOL)
@@ -440,6 +448,72 @@ def over_the_limit(ctx: Context) -> None:
         poller.close()
         for s in socks:
             s.close()
+
+
+@scenario("robustness.max_conns_exact", "--max-conns 2: two clients are served, a third is closed at once; a slot "
+          "given back by a reset and one given back by an orderly close each let exactly one new client in.",
+          MUST, FM, "--max-conns N: a connection beyond N is accepted and closed at once, not left hanging in the "
+          "backlog.", service="echo", shared=False, needs=("max-conns",), basis="contract")
+def max_conns_exact(ctx: Context) -> None:
+    if ctx.model == "iterative":
+        ctx.info("iterative: one connection at a time by design, the rest wait in the backlog; "
+                 "--max-conns has nothing to count")
+        return
+    srv = ctx.start_server(options={"max-conns": "2"})
+    empty = srv.steady_tree_fd_count()
+
+    def served_now(label: str):
+        c = ctx.connect(srv.address, label=label)
+        c.send(b"in\r\n")
+        try:
+            got = c.recv_exactly(4, timeout=AT_ONCE)
+        except StepTimeout:
+            got = b"nothing"
+        ctx.check(got == b"in\r\n", f"{label} is served at once", "its echo within 1 s",
+                  f"{got!r}, {c.transcript.end}")
+        return c
+
+    def refused_now(label: str) -> None:
+        c = ctx.connect(srv.address, label=label)
+        try:
+            c.recv_until_end(timeout=AT_ONCE)
+        except StepTimeout:
+            pass
+        ctx.check(c.transcript.end in ("FIN", "RST") and c.received == b"",
+                  f"{label}, one over --max-conns 2, is accepted and closed at once",
+                  f"closed within {AT_ONCE:g} s, nothing sent", f"{c.received!r}, {c.transcript.end}")
+        c.close()
+
+    def holding() -> tuple[int, int, int]:
+        # Descriptors, children (a zombie is a child not yet let go) and threads (threads model: a
+        # thread counts itself out after closing its socket).
+        return srv.tree_fd_count(), len(srv.children()), len(os.listdir(f"/proc/{srv.pid}/task"))
+
+    first, second = served_now("first"), served_now("second")
+    full = holding()
+    refused_now("third")
+    # A slot given back by an error (the client's reset), then one given back by an orderly end:
+    # each lets exactly one more in. Waiting for the server's descriptors to drop (a fork child
+    # to be reaped) is waiting for the server to know.
+    for how, leaving, label in (("reset", first, "fourth"), ("orderly close", second, "fifth")):
+        if how == "reset":
+            leaving.reset()
+        else:
+            leaving.shutdown_write()
+            leaving.recv_until_end(timeout=AT_ONCE)
+            leaving.close()
+        def gone(was=full) -> bool:
+            fds, children, threads = holding()
+            return (fds < was[0] and (children < was[1] or ctx.model != "fork")
+                    and (threads < was[2] or ctx.model != "threads"))
+
+        let_go = wait_until(gone, AT_ONCE)
+        ctx.check(let_go, f"after a client's {how}, the server lets its connection go at once",
+                  f"fewer than {full[0]} descriptors (and children) within {AT_ONCE:g} s", holding())
+        served_now(f"{label} (in the slot the {how} gave back)")
+        full = holding()
+        refused_now(f"the one after the {label}")
+    ctx.figure("descriptors with no client", empty, "")
 
 
 @scenario("robustness.single_write_64mib_discard", "One 64 MiB send() to discard: all of it is taken, nothing comes back, FIN.",
