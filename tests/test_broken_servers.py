@@ -89,6 +89,11 @@ FIRST_ADDRESS_ONLY = {"lifecycle.every_address",
 # reach 1024 descriptors, and the ignored option stops it at 1000.
 MAX_CONNS_IGNORED = {"robustness.max_conns_exact", "robustness.fd_setsize_pending_errors"}
 
+# b's kin for daytime: the line sent 1.5 s late (its time is still within format's 2 s), which only
+# the AT_ONCE bound on its arrival sees, the probe's included (zero_byte, the fuzzers).
+DAYTIME_LATE = {"daytime.format", "daytime.fixed_epoch", "daytime.input_ignored", "daytime.zero_byte",
+                "robustness.fuzz_daytime", "robustness.fuzz_daytime_small_segments"}
+
 
 def _run(name: str, keyword: str | None = None):
     """The fixture's cells for the scenarios whose ids match `keyword` (the scenario id only: a
@@ -113,6 +118,7 @@ def _run(name: str, keyword: str | None = None):
     ("fork-one-waitpid", FORK_ONE_WAITPID, ENDINGS),
     ("first-address-only", FIRST_ADDRESS_ONLY, "lifecycle"),
     ("max-conns-ignored", MAX_CONNS_IGNORED, "max_conns or over_the_limit or fd_setsize or edge_arguments"),
+    ("daytime-late", DAYTIME_LATE, "daytime"),
 ])
 def test_failed_exactly_where_broken(name, broken, keyword):
     results = _run(name, keyword)

@@ -112,7 +112,7 @@ def probe(c: Client, service: str) -> tuple[bool, bool, str]:
             wire = len(got) == CHARGEN_LINE * 2   # RFC 864: "a stream of data"; its pattern is a choice
             exact = got == chargen_lines(2)
         elif service == "daytime":
-            c.recv_until_end()
+            c.recv_until_end(timeout=AT_ONCE)   # RFC 867: sent once the connection is established
             wire = bool(ASCII_LINE.match(c.received))
             exact = bool(DAYTIME_LINE.match(c.received))
         else:
