@@ -25,14 +25,22 @@ BROKEN = Path(__file__).parent / "fixtures" / "broken.toml"
 # The scenarios that send NUL bytes through echo.
 NUL_SCENARIOS = {"echo.all_byte_values", "echo.large_stream", "echo.half_close_flush", "lifecycle.sigterm_busy",
                  "robustness.slow_reader", "robustness.sigterm_transfer", "robustness.single_write_64mib_echo",
-                 "robustness.fuzz_echo"}
+                 "robustness.fuzz_echo", "echo.all_byte_values_small_segments", "echo.large_stream_small_segments",
+                 "echo.half_close_flush_small_segments", "robustness.fuzz_echo_small_segments"}
 # Every chargen scenario ends with the client going away while the server writes: a reset or EPIPE;
 # the robustness cases reset on purpose, and the fuzzer's examples include resets for every service.
 RESET_SCENARIOS = {"chargen.pattern", "chargen.input_ignored", "chargen.client_closes_mid_stream",
                    "chargen.client_resets_mid_stream", "chargen.half_close_keeps_sending", "chargen.zero_byte",
                    "robustness.reset_before_accept", "robustness.reset_mid_echo", "robustness.reset_mid_chargen",
                    "robustness.cold_exhaustion", "robustness.fd_setsize_pending_errors",
-                   *(f"robustness.fuzz_{s}" for s in ("echo", "discard", "chargen", "daytime", "message"))}
+                   "chargen.pattern_small_segments", "leaks.every_ending", "robustness.max_conns_exact",
+                   "robustness.idle_timeout",   # its chargen client that reads nothing leaves by a reset
+                   *(f"robustness.fuzz_{s}{small}" for s in ("echo", "discard", "chargen", "daytime", "message")
+                     for small in ("", "_small_segments"))}
+# Where echo carries a client's bytes (nul-dropper), and where a client resets or a send fails
+# (dies-on-reset): the groups those bugs can touch.
+THROUGH_ECHO = "echo or sigterm or slow_reader or single_write"
+RESETS = "chargen or reset or fuzz or leaks or idle or max_conns or exhaustion or fd_setsize"
 
 # The message service's bugs, each against every message scenario (and the message fuzzer).
 MESSAGE = "message"
@@ -46,7 +54,8 @@ NEEDS_256 = {"message.max_bytes_exact", "message.binary_escaped_small_segments"}
 # b. The LF is ignored; a line is answered after 3 s of silence: late, which only the AT_ONCE
 # bound on the answer sees (the step timeout is 10 s), the probe's included (zero_byte, the fuzzer).
 LF_IGNORED = {"message.exchange", "message.binary_escaped", "message.split_segments",
-              "message.exchange_small_segments", "message.zero_byte", "robustness.fuzz_message"}
+              "message.exchange_small_segments", "message.zero_byte", "robustness.fuzz_message",
+              "robustness.fuzz_message_small_segments"}
 
 # The stop's bugs, each against the lifecycle scenarios and the robustness cases that stop a server.
 STOP = "lifecycle or sigterm"
@@ -104,8 +113,8 @@ def _run(name: str, keyword: str | None = None):
 
 
 @pytest.mark.parametrize("name, broken, keyword", [
-    ("nul-dropper", NUL_SCENARIOS, None),
-    ("dies-on-reset", RESET_SCENARIOS, None),
+    ("nul-dropper", NUL_SCENARIOS, THROUGH_ECHO),
+    ("dies-on-reset", RESET_SCENARIOS, RESETS),
     ("message-one-read", ONE_READ, MESSAGE),
     ("message-needs-256", NEEDS_256, MESSAGE),
     ("message-lf-ignored", LF_IGNORED, MESSAGE),
