@@ -284,6 +284,13 @@ class Client:
         self._got(chunk)
         return chunk
 
+    def recv_ready(self, n: int = 65536) -> bytes | None:
+        """Without waiting: at most `n` bytes if some are there now, b'' if the server's FIN or RST
+        is (recorded in `end`), None if nothing is."""
+        if self.ended or not self.pending(0.0):
+            return b"" if self.ended else None
+        return self._recv_upto(n, self.timeout)
+
     def recv_until_end(self, timeout: float | None = None) -> bytes:
         """Everything until the server's FIN or RST (recorded in `end`); returns what came in this call."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)

@@ -3,6 +3,7 @@ protocol definition (never by calling a server's code), and the 'is it still ser
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import select
 import signal
@@ -226,23 +227,41 @@ def _proc_net_address(host: str, port: int) -> str:
     return "".join(f"{b:02X}" for b in reversed(socket.inet_aton(host))) + f":{port:04X}"
 
 
+def _proc_net_tcp() -> str:
+    """/proc/net/tcp in as few reads as it takes (each read is one pass of the kernel's table; many
+    small reads can miss a socket that moved meanwhile)."""
+    fd = os.open("/proc/net/tcp", os.O_RDONLY)
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(parts).decode("ascii", "replace")
+
+
 def server_side(c: Client) -> str | None:
     """The kernel's state (/proc/net/tcp) of the server's end of `c`'s IPv4 connection: ESTABLISHED
     while the server holds it open, FIN_WAIT1 and on once it has closed it (even with output still
     queued that the client has not read: a client that never reads cannot see the FIN itself), None
-    when the kernel holds no such socket any more. OSError where /proc/net/tcp is not there."""
+    when the kernel holds no such socket (any more). OSError where /proc/net/tcp is not there."""
     assert c.sock is not None
     local, remote = c.sock.getsockname(), c.sock.getpeername()
     want = (_proc_net_address(remote[0], remote[1]), _proc_net_address(local[0], local[1]))
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if (fields[1], fields[2]) == want:
-                return TCP_STATES.get(fields[3], fields[3])
+    for line in _proc_net_tcp().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and (fields[1], fields[2]) == want:
+            return TCP_STATES.get(fields[3], fields[3])
     return None
 
 
+OPEN_STATES = ("ESTABLISHED", "CLOSE_WAIT", "SYN_RECV")
+
+
 def server_closed(c: Client) -> bool:
-    """Whether the server has closed its end of `c` (server_side says how far it got)."""
-    return server_side(c) not in ("ESTABLISHED", "CLOSE_WAIT", "SYN_RECV")
+    """Whether the server has closed its end of `c`: a closing state, or no such socket in two looks
+    running (one pass over a changing table may miss a socket)."""
+    state = server_side(c)
+    if state is None:
+        state = server_side(c)
+    return state not in OPEN_STATES
