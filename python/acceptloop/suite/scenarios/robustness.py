@@ -166,6 +166,8 @@ IDLE = 0.5          # --idle-timeout where it must fire (a fraction: whole-secon
 IDLE_WINDOW = 1.0   # how long the connections it must not close are kept going: two timeouts
 IDLE_EARLY = 0.1    # the server counts from its last read or write, after the client's: never early
 IDLE_LATE = 1.0     # an event loop sweeps its timers every timer_tick (0.25 s); a busy machine adds
+READER_TURN = 256 << 10     # what the chargen reader takes at most each turn of the loop
+READER_BYTES = 48 << 20     # and in all (its expected pattern is that long)
 
 
 @scenario("robustness.idle_timeout", "--idle-timeout 0.5: an idle echo client is closed after 0.5 s (not before "
@@ -203,8 +205,10 @@ def idle_timeout(ctx: Context) -> None:
     if not iterative:
         busy = ctx.connect(echo.address, label="busy echo (keeps the loop busy)")
         round_trip(busy)
-    reader = ctx.connect(reader_srv.address, label="chargen, only reads", small_segments=True, keep=False)
-    reader.expect(chargen_lines(len(CHARGEN_RING)) * 400)
+    # The reader drains what is there each turn (up to READER_TURN): a server writes again only once
+    # its send buffer (up to megabytes) has room, so a slow reader would leave it idle for real.
+    reader = ctx.connect(reader_srv.address, label="chargen, only reads", keep=False)
+    reader.expect(chargen_lines(len(CHARGEN_RING)) * (READER_BYTES // (len(CHARGEN_RING) * CHARGEN_LINE) + 1))
     sender = ctx.connect(discard.address, label="discard, only sends")
     started = time.monotonic()
     idle_end = stalled_end = reader_cut = None
@@ -224,7 +228,9 @@ def idle_timeout(ctx: Context) -> None:
         if reader_cut is None and in_window:
             # What the client has not read yet hides a FIN from it (the server's send buffer can hold
             # megabytes): the kernel's view of the server's end says when the server closed it.
-            got = reader.recv_ready(16 << 10)
+            got, turn = reader.recv_ready(), 0
+            while got and (turn := turn + len(got)) < READER_TURN and reader.transcript.received.count < READER_BYTES:
+                got = reader.recv_ready()
             try:
                 closed = got == b"" or (proc_net and server_closed(reader))
             except OSError:
