@@ -463,7 +463,8 @@ def over_the_limit(ctx: Context) -> None:
 
 
 @scenario("robustness.max_conns_exact", "--max-conns 2: two clients are served, a third is closed at once; a slot "
-          "given back by a reset and one given back by an orderly close each let exactly one new client in.",
+          "given back by a reset and one given back by an orderly close each let exactly one new client in; "
+          "--max-conns 1: one served, the next closed at once.",
           MUST, FM, "--max-conns N: a connection beyond N is accepted and closed at once, not left hanging in the "
           "backlog.", service="echo", shared=False, needs=("max-conns",), basis="contract")
 def max_conns_exact(ctx: Context) -> None:
@@ -471,11 +472,11 @@ def max_conns_exact(ctx: Context) -> None:
         ctx.info("iterative: one connection at a time by design, the rest wait in the backlog; "
                  "--max-conns has nothing to count")
         return
-    srv = ctx.start_server(options={"max-conns": "2"})
+    srv, single = ctx.start_servers({"options": {"max-conns": "2"}}, {"options": {"max-conns": "1"}})
     empty = srv.steady_tree_fd_count()
 
-    def served_now(label: str):
-        c = ctx.connect(srv.address, label=label)
+    def served_now(label: str, server=srv):
+        c = ctx.connect(server.address, label=label)
         c.send(b"in\r\n")
         try:
             got = c.recv_exactly(4, timeout=AT_ONCE)
@@ -485,14 +486,14 @@ def max_conns_exact(ctx: Context) -> None:
                   f"{got!r}, {c.transcript.end}")
         return c
 
-    def refused_now(label: str) -> None:
-        c = ctx.connect(srv.address, label=label)
+    def refused_now(label: str, server=srv, limit: int = 2) -> None:
+        c = ctx.connect(server.address, label=label)
         try:
             c.recv_until_end(timeout=AT_ONCE)
         except StepTimeout:
             pass
         ctx.check(c.transcript.end in ("FIN", "RST") and c.received == b"",
-                  f"{label}, one over --max-conns 2, is accepted and closed at once",
+                  f"{label}, one over --max-conns {limit}, is accepted and closed at once",
                   f"closed within {AT_ONCE:g} s, nothing sent", f"{c.received!r}, {c.transcript.end}")
         c.close()
 
@@ -525,6 +526,9 @@ def max_conns_exact(ctx: Context) -> None:
         served_now(f"{label} (in the slot the {how} gave back)")
         full = holding()
         refused_now(f"the one after the {label}")
+    # --max-conns 1, the smallest: one client served, the next closed at once.
+    served_now("the only one (--max-conns 1)", single)
+    refused_now("the second (--max-conns 1)", single, 1)
     ctx.figure("descriptors with no client", empty, "")
 
 
