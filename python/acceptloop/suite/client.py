@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 STEP_TIMEOUT = 10.0
+# The small-segments mode (Client(small_segments=True)): TCP_MAXSEG and small socket buffers set on
+# the client's socket before connect, so that on loopback the server sees what a real network gives
+# it: a message in several segments, partial reads, and short writes into a small window.
+SMALL_SEGMENT = 88
+SMALL_BUFFER = 4096
 EDGE = 64   # bytes of each stream's head and tail kept in a transcript
 AROUND = 8  # bytes on each side of a first difference kept as its evidence
 
@@ -137,7 +142,7 @@ class Client:
     """One TCP client connection with a transcript. Methods raise StepTimeout past their timeout."""
 
     def __init__(self, address: tuple[str, int], label: str = "client", timeout: float = STEP_TIMEOUT,
-                 keep: bool = True) -> None:
+                 keep: bool = True, small_segments: bool = False) -> None:
         self.transcript = Transcript(label=label, address=address)
         self.transcript.received.keep = keep
         self.transcript.sent.keep = False
@@ -146,6 +151,14 @@ class Client:
         self._t0 = time.monotonic()
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        if small_segments:
+            # Before connect: the MSS is agreed in the handshake (both directions use it), and the
+            # window the client offers follows its receive buffer.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, SMALL_SEGMENT)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+            self.transcript.notes.append(f"small segments: TCP_MAXSEG {SMALL_SEGMENT}, "
+                                         f"SO_SNDBUF/SO_RCVBUF {SMALL_BUFFER}")
         sock.settimeout(timeout)
         try:
             sock.connect(address)
@@ -287,6 +300,13 @@ class Client:
             return b""
         self._got(chunk)
         return chunk
+
+    def recv_ready(self, n: int = 65536) -> bytes | None:
+        """Without waiting: at most `n` bytes if some are there now, b'' if the server's FIN or RST
+        is (recorded in `end`), None if nothing is."""
+        if self.ended or not self.pending(0.0):
+            return b"" if self.ended else None
+        return self._recv_upto(n, self.timeout)
 
     def recv_until_end(self, timeout: float | None = None) -> bytes:
         """Everything until the server's FIN or RST (recorded in `end`); returns what came in this call."""

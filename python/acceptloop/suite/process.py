@@ -212,6 +212,11 @@ class ServerProcess:
         if self.impl.ready == "port":
             self._port_must_be_free()
         self.spawn()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> "ServerProcess":
+        """After spawn(): wait until the server is ready (several servers can be spawned first and
+        then waited for, so that their start-ups overlap)."""
         if self.impl.ready == "line":
             self._wait_ready_line(timeout)
         else:
@@ -310,6 +315,19 @@ class ServerProcess:
             except OSError:
                 pass
         return total
+
+    def steady_tree_fd_count(self, timeout: float = 0.5, interval: float = 0.02) -> int:
+        """tree_fd_count() once two looks `interval` apart agree (at most `timeout`): a server that
+        has just printed READY may still be opening what it opens after it (an event loop's poller)."""
+        last = self.tree_fd_count()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(interval)
+            now = self.tree_fd_count()
+            if now == last:
+                return now
+            last = now
+        return last
 
     def tree(self) -> list[int]:
         """The server's pid and its children's."""

@@ -83,3 +83,20 @@ def half_close(ctx: Context) -> None:
     ctx.observe("match", ok)
     c.reset()
     served(ctx, "chargen")
+
+
+@scenario("chargen.pattern_small_segments", "2,000 lines read by a client with TCP_MAXSEG 88 and a 4 KiB receive "
+          "buffer: the server's writes are short, and the pattern goes on exactly where each one stopped.",
+          MUST, "RFC 864 (its \"one popular pattern\", the protocol's choice)", PATTERN, service="chargen",
+          fingerprint=("received_sha256",), basis="protocol")
+def pattern_small_segments(ctx: Context) -> None:
+    lines = 2_000
+    c = ctx.connect(keep=False, small_segments=True)
+    c.expect(chargen_lines(lines))
+    got = c.recv_exactly(lines * CHARGEN_LINE, timeout=30)
+    ctx.check(len(got) == lines * CHARGEN_LINE, "a stream of data flows into the small window", lines * CHARGEN_LINE,
+              len(got), basis=BASIS_RFC)
+    ctx.check_stream(c.transcript.received, "2,000 lines, exactly the pattern from line 0")
+    ctx.observe("received_sha256", c.transcript.received.sha256)
+    c.reset()
+    served(ctx, "chargen")

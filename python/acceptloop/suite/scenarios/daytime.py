@@ -5,8 +5,8 @@ import time
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
-from acceptloop.suite.scenario import BASIS_PROTOCOL, BASIS_RFC, MUST, SHOULD, Context
-from acceptloop.suite.scenarios.probes import ASCII_LINE, DAYTIME_LINE, daytime_epoch, daytime_line
+from acceptloop.suite.scenario import AT_ONCE, BASIS_PROTOCOL, BASIS_RFC, MUST, SHOULD, Context
+from acceptloop.suite.scenarios.probes import ASCII_LINE, DAYTIME_LINE, daytime_epoch, daytime_line, end_within
 
 RFC = "RFC 867"
 WORDS = ("Once a connection is established the current date and time is sent out the connection as a ascii "
@@ -21,7 +21,8 @@ FIXED_EPOCH = 951825599   # 2000-02-29 11:59:59 UTC: a leap day, a Tuesday
 def format_(ctx: Context) -> None:
     before = time.time()
     c = ctx.connect()
-    c.recv_until_end()
+    end_within(ctx, c, AT_ONCE, f"the line and the close come at once: within {AT_ONCE:g} s of connecting",
+               basis=BASIS_RFC)
     after = time.time()
     line = c.received
     ok = bool(DAYTIME_LINE.match(line))
@@ -46,7 +47,8 @@ def format_(ctx: Context) -> None:
 def fixed_epoch(ctx: Context) -> None:
     srv = ctx.start_server(env={P.DAYTIME_EPOCH_ENV: str(FIXED_EPOCH)})
     c = ctx.connect(srv.address)
-    c.recv_until_end()
+    end_within(ctx, c, AT_ONCE, f"the line and the close come at once: within {AT_ONCE:g} s of connecting",
+               basis=BASIS_RFC)
     want = daytime_line(FIXED_EPOCH)
     ctx.check(c.received == want, "the line is byte for byte the expected one", want, c.received)
     ctx.observe("received", c.received.hex())
@@ -57,7 +59,8 @@ def fixed_epoch(ctx: Context) -> None:
 def input_ignored(ctx: Context) -> None:
     c = ctx.connect()
     c.send(b"ignore me\r\n" * 372)
-    c.recv_until_end()
+    end_within(ctx, c, AT_ONCE, f"the line and the close come at once, input or not: within {AT_ONCE:g} s",
+               basis=BASIS_RFC)
     ok = bool(DAYTIME_LINE.match(c.received))
     ctx.check(bool(ASCII_LINE.match(c.received)), "the line arrives whole", "one line", c.received, basis=BASIS_RFC)
     ctx.check(ok, "it is the protocol's daytime line", "one daytime line", c.received, basis=BASIS_PROTOCOL)

@@ -11,9 +11,9 @@ WORDS = ("Once a connection is established any data received is sent back. "
          "This continues until the calling user terminates the connection.")
 
 
-def _echo_client(ctx: Context, data: bytes, keep: bool = True):
+def _echo_client(ctx: Context, data: bytes, keep: bool = True, small_segments: bool = False):
     """A client that expects `data` back, byte for byte."""
-    c = ctx.connect(keep=keep)
+    c = ctx.connect(keep=keep, small_segments=small_segments)
     c.expect(data)
     return c
 
@@ -85,3 +85,29 @@ def half_close_flush(ctx: Context) -> None:
     c = _echo_client(ctx, data, keep=False)
     c.exchange([data], half_close=True, timeout=30)
     _check_echo(ctx, data, c)
+
+
+# The same streams from a client with TCP_MAXSEG 88 and 4 KiB socket buffers (client.SMALL_SEGMENT):
+# the server reads them in small pieces and writes into a small window, short writes and all, as on
+# a real network.
+def _small(data: bytes, how: str):
+    def run(ctx: Context) -> None:
+        c = _echo_client(ctx, data, keep=len(data) <= 1 << 16, small_segments=True)
+        if how == "send":
+            c.send(data)
+            c.shutdown_write()
+            c.recv_until_end()
+        else:
+            c.exchange((data[i:i + (1 << 16)] for i in range(0, len(data), 1 << 16)), timeout=30)
+        _check_echo(ctx, data, c)
+    return run
+
+
+for _name, _what, _data, _how in (
+    ("all_byte_values", "All 256 byte values, 4 KiB", bytes(range(256)) * 16, "send"),
+    ("large_stream", "4 MiB, read while it is sent,", random.Random(88).randbytes(4 << 20), "exchange"),
+    ("half_close_flush", "256 KiB then SHUT_WR", random.Random(89).randbytes(256 << 10), "exchange"),
+):
+    scenario(f"echo.{_name}_small_segments", f"{_what} from a client with TCP_MAXSEG 88 and 4 KiB buffers: "
+             "partial reads and short writes, every byte back unchanged, then the server's FIN.",
+             MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))(_small(_data, _how))

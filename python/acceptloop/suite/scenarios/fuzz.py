@@ -29,6 +29,7 @@ elif settings._current_profile == "default":  # not chosen by pytest's --hypothe
     settings.load_profile("kit")
 
 ENDINGS = ("half-close", "close", "reset")
+SMALL = "_small_segments"   # the scenarios whose examples come from a client with TCP_MAXSEG 88
 streams = st.binary(max_size=2048)
 cuts = st.lists(st.integers(min_value=1, max_value=700), max_size=12)
 
@@ -57,7 +58,7 @@ def _one_example(ctx: Context, stream: bytes, sizes: list[int], cut: int, ending
     shrinks it); an answer that is there but not in the protocol's exact form goes to `misses`."""
     service = ctx.scenario.service
     sent = stream[:cut]
-    c = Client(ctx.address, label="fuzz", timeout=5.0)
+    c = Client(ctx.address, label="fuzz", timeout=5.0, small_segments=ctx.scenario.id.endswith(SMALL))
     try:
         for chunk in _chunks(sent, sizes):
             c.send(chunk)
@@ -129,6 +130,13 @@ def _fuzz(ctx: Context) -> None:
 for _service in P.SERVICES:
     scenario(f"robustness.fuzz_{_service}",
              f"Hypothesis: random streams, chunkings and disconnects against {_service}; the server survives every one.",
+             MUST, "FAILURE-MODES.md", "A client that resets, vanishes or sends garbage never stops the server. "
+             "Echo returns exactly what was sent up to the disconnect.", service=_service,
+             fingerprint=("passed",), timeout=120)(_fuzz)
+for _service in P.SERVICES:
+    scenario(f"robustness.fuzz_{_service}{SMALL}",
+             f"Hypothesis against {_service} as robustness.fuzz_{_service}, from a client with TCP_MAXSEG 88 and "
+             "4 KiB buffers: the same streams in small segments, partial reads and short writes.",
              MUST, "FAILURE-MODES.md", "A client that resets, vanishes or sends garbage never stops the server. "
              "Echo returns exactly what was sent up to the disconnect.", service=_service,
              fingerprint=("passed",), timeout=120)(_fuzz)

@@ -18,7 +18,7 @@ from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import Client, StepTimeout
 from acceptloop.suite.confine import LimitUnavailable, ProcessLimit, descriptor_limit_preexec, limit_descriptors
 from acceptloop.suite.process import ServerStartError, wait_until
-from acceptloop.suite.scenario import BASIS_CONTRACT, MUST, Context
+from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, MUST, Context
 from acceptloop.suite.scenarios.probes import probe as probe_service, served
 
 FM = "FAILURE-MODES.md"
@@ -169,7 +169,7 @@ def process_limit(ctx: Context) -> None:
                 refused += 1
                 continue
             try:
-                got = c.recv_exactly(len(payload), timeout=2.0)
+                got = c.recv_exactly(len(payload), timeout=AT_ONCE)   # served, or closed at once
             except StepTimeout:
                 waiting.append(c)
                 continue
@@ -233,12 +233,12 @@ def fd_setsize_pending_errors(ctx: Context) -> None:
         extra = ctx.connect(srv.address, label="descriptor 1024")
         extra.send(b"past FD_SETSIZE\r\n")
         try:
-            got = extra.recv_exactly(17, timeout=3.0)
+            got = extra.recv_exactly(17, timeout=AT_ONCE)
         except StepTimeout:
             got = None
         ctx.check(got is not None and (got == b"past FD_SETSIZE\r\n" or extra.transcript.end in ("FIN", "RST")),
-                  "the connection past FD_SETSIZE is served or closed at once", "its echo, or closed within 3 s",
-                  "nothing within 3 s" if got is None else f"{got!r}, {extra.transcript.end}")
+                  "the connection past FD_SETSIZE is served or closed at once", f"its echo, or closed within {AT_ONCE:g} s",
+                  f"nothing within {AT_ONCE:g} s" if got is None else f"{got!r}, {extra.transcript.end}")
         ctx.check((state := srv.state()) == "running", "the server is still running", "running", state)
         for label, s in (("the first idle client", idle[0]), ("the last idle client", idle[-1])):
             s.settimeout(5.0)

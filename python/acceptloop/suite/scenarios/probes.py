@@ -3,9 +3,11 @@ protocol definition (never by calling a server's code), and the 'is it still ser
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import select
 import signal
+import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -13,7 +15,7 @@ from datetime import datetime, timezone
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout, connection_refused
 from acceptloop.suite.process import wait_until
-from acceptloop.suite.scenario import BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, Context
+from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, QUIET, Context
 
 CHARGEN_RING = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
 CHARGEN_LINE = P.CHARGEN_LINE_LENGTH + len(P.CHARGEN_LINE_ENDING)
@@ -111,15 +113,17 @@ def probe(c: Client, service: str) -> tuple[bool, bool, str]:
             wire = len(got) == CHARGEN_LINE * 2   # RFC 864: "a stream of data"; its pattern is a choice
             exact = got == chargen_lines(2)
         elif service == "daytime":
-            c.recv_until_end()
+            c.recv_until_end(timeout=AT_ONCE)   # RFC 867: sent once the connection is established
             wire = bool(ASCII_LINE.match(c.received))
             exact = bool(DAYTIME_LINE.match(c.received))
         else:
+            # docs/protocol.md: the server MUST answer as soon as the LF ends the message.
             c.send(b"probe\n")
-            c.recv_until_end()
+            c.recv_until_end(timeout=AT_ONCE)
             wire = exact = c.received == P.MESSAGE_REPLY
         c.close()
     except (StepTimeout, OSError) as e:
+        c.close()
         return False, False, f"{type(e).__name__}: {e}"
     return wire, exact, "served" if exact else f"{c.received[:80]!r}, then {c.transcript.end}"
 
@@ -164,8 +168,17 @@ def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: flo
     ctx.check(c.transcript.received.sha256 == want and c.transcript.end == "FIN",
               "the transfer in progress completes, then FIN", f"{len(data) >> 20} MiB echoed, FIN",
               f"{c.transcript.received.count} bytes, {c.transcript.end}", basis=BASIS_CONTRACT)
-    ctx.check("refused" in marks, "new connects are refused once SIGTERM has arrived", "refused",
-              "refused" if "refused" in marks else "still accepted", basis=BASIS_CONTRACT)
+    refused = marks.get("refused")
+    ctx.check(refused is not None and refused <= AT_ONCE,
+              f"new connects are refused within {AT_ONCE:g} s of SIGTERM (the listeners close at once)",
+              f"refused within {AT_ONCE:g} s", "still accepted" if refused is None else f"refused after {refused:.3f} s",
+              basis=BASIS_CONTRACT)
+    if pace:
+        # A paced transfer is still going well after the signal: the refusal must come before its end,
+        # not with the exit.
+        ctx.check(refused is not None and refused < finished,
+                  "new connects are refused while the transfer is still going", f"refused before {finished:.2f} s",
+                  "still accepted" if refused is None else f"refused after {refused:.3f} s", basis=BASIS_CONTRACT)
     ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, "still running" if code is None else code,
               basis=BASIS_CONTRACT)
     if "refused" in marks:
@@ -175,3 +188,80 @@ def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: flo
     ctx.observe("received_sha256", c.transcript.received.sha256)
     ctx.observe("exit_code", code)
     ctx.observe("refused", "refused" in marks)
+
+
+def end_within(ctx: Context, c: Client, bound: float, what: str, basis: str | None = None,
+               wait: float = 2.5) -> float | None:
+    """Read until the server's FIN or RST, and check that it came within `bound` seconds (a
+    requirement's own "at once", not the step timeout). When it did not, go on reading for up to
+    `wait` more seconds so the other checks see what the server did in the end. Returns the
+    seconds it took, or None if it never came."""
+    started = time.monotonic()
+    try:
+        c.recv_until_end(timeout=bound)
+    except StepTimeout:
+        c.transcript.end = "open"     # not the end: the server was only late
+        try:
+            c.recv_until_end(timeout=wait)
+        except StepTimeout:
+            pass
+    took = time.monotonic() - started
+    came = c.transcript.end in ("FIN", "RST")
+    ctx.check(came and took <= bound, what, f"within {bound:g} s",
+              f"{took:.2f} s" if came else f"nothing within {bound + wait:g} s", level=MUST, basis=basis)
+    return took if came else None
+
+
+def quiet_for(ctx: Context, c: Client, seconds: float, what: str, basis: str | None = None) -> bool:
+    """Check that nothing (no byte, no FIN) arrives on `c` for `seconds`: the "not too early" side."""
+    early = c.pending(timeout=seconds)
+    return ctx.check(not early, what, f"nothing for {seconds:g} s",
+                     "data or the end arrived" if early else "nothing", level=MUST, basis=basis)
+
+
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+              "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def _proc_net_address(host: str, port: int) -> str:
+    return "".join(f"{b:02X}" for b in reversed(socket.inet_aton(host))) + f":{port:04X}"
+
+
+def _proc_net_tcp() -> str:
+    """/proc/net/tcp in as few reads as it takes (each read is one pass of the kernel's table; many
+    small reads can miss a socket that moved meanwhile)."""
+    fd = os.open("/proc/net/tcp", os.O_RDONLY)
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(parts).decode("ascii", "replace")
+
+
+def server_side(c: Client) -> str | None:
+    """The kernel's state (/proc/net/tcp) of the server's end of `c`'s IPv4 connection: ESTABLISHED
+    while the server holds it open, FIN_WAIT1 and on once it has closed it (even with output still
+    queued that the client has not read: a client that never reads cannot see the FIN itself), None
+    when the kernel holds no such socket (any more). OSError where /proc/net/tcp is not there."""
+    assert c.sock is not None
+    local, remote = c.sock.getsockname(), c.sock.getpeername()
+    want = (_proc_net_address(remote[0], remote[1]), _proc_net_address(local[0], local[1]))
+    for line in _proc_net_tcp().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and (fields[1], fields[2]) == want:
+            return TCP_STATES.get(fields[3], fields[3])
+    return None
+
+
+OPEN_STATES = ("ESTABLISHED", "CLOSE_WAIT", "SYN_RECV")
+
+
+def server_closed(c: Client) -> bool:
+    """Whether the server has closed its end of `c`: a closing state, or no such socket in two looks
+    running (one pass over a changing table may miss a socket)."""
+    state = server_side(c)
+    if state is None:
+        state = server_side(c)
+    return state not in OPEN_STATES

@@ -8,6 +8,7 @@ the server, and that the queue is then served in order.
 """
 from __future__ import annotations
 
+import os
 import random
 import resource
 import select
@@ -19,9 +20,11 @@ import time
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
+from acceptloop.suite.client import StepTimeout
 from acceptloop.suite.process import wait_until
-from acceptloop.suite.scenario import BASIS_CONTRACT, BASIS_PROTOCOL, MUST, Context
-from acceptloop.suite.scenarios.probes import CHARGEN_LINE, echo_through_sigterm, served
+from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context
+from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, chargen_lines, echo_through_sigterm,
+                                               server_closed, served)
 
 FM = "FAILURE-MODES.md"
 
@@ -96,7 +99,7 @@ def emfile(ctx: Context) -> None:
 
 
 @scenario("robustness.slowloris", "Idle clients (200, or 3 under iterative) hold connections while one active client "
-          "echoes: it is served, and --idle-timeout closes the idle ones.",
+          "echoes: it is served, and --idle-timeout closes the idle ones while it keeps the loop busy.",
           MUST, FM, "--idle-timeout SECONDS: a connection that neither sends nor receives for that long is closed.",
           service="echo", shared=False, needs=("idle-timeout",), timeout=60)
 def slowloris(ctx: Context) -> None:
@@ -121,17 +124,184 @@ def slowloris(ctx: Context) -> None:
                   f"the active client is served while all {count} idle clients are connected",
                   f"20 round trips in < {timeout_s:g} s", f"{done:.2f} s, {count - len(still_open)} idle closed")
     ends = []
-    for c in idle:
-        c.recv_until_end(timeout=timeout_s * (count if iterative else 1) + 5)
-        ends.append(time.monotonic() - opened)
+    if iterative:
+        for c in idle:
+            c.recv_until_end(timeout=timeout_s * count + 5)
+            ends.append(time.monotonic() - opened)
+    else:
+        # Under load: the active client goes on with its round trips until every idle client has been
+        # closed, so the timers must fire while the loop is kept busy, not only when it is idle.
+        waiting = {c.sock: c for c in idle if c.sock is not None}
+        poller = select.epoll()
+        for sock in waiting:
+            poller.register(sock, select.EPOLLIN)
+        try:
+            while waiting and time.monotonic() - opened < timeout_s + 3:
+                latencies.append(_round_trip(active, b"y" * 64, timeout=AT_ONCE))
+                for fd, _ in poller.poll(0.005):
+                    c = next(c for sock, c in waiting.items() if sock.fileno() == fd)
+                    poller.unregister(fd)
+                    c.recv_until_end(timeout=AT_ONCE)
+                    ends.append(time.monotonic() - opened)
+                    del waiting[c.sock]
+        finally:
+            poller.close()
+        ctx.figure("active client latency max, while the idle ones are closed", round(max(latencies) * 1000, 2), "ms")
+        ctx.check(not waiting, "every idle client is closed while the active client keeps the loop busy",
+                  "all closed", f"{len(waiting)} of {count} still open {timeout_s + 3:g} s later")
+        if waiting:
+            return
     closed_after = max(ends)
     ctx.figure("idle clients closed after", round(closed_after, 2), "s", f"--idle-timeout {timeout_s:g}")
     ctx.check(all(c.transcript.end in ("FIN", "RST") for c in idle), "every idle client is closed", "closed",
               ", ".join(sorted({c.transcript.end for c in idle})), basis=BASIS_CONTRACT)
     if not iterative:
         ctx.check(timeout_s - 0.1 <= closed_after <= timeout_s + 2.0,
-                  "they are closed once the idle timeout has passed", f"{timeout_s:g}..{timeout_s + 2:g} s",
+                  "they are closed once the idle timeout has passed", f"{timeout_s - 0.1:g}..{timeout_s + 2:g} s",
                   f"{closed_after:.2f} s", basis=BASIS_CONTRACT)
+
+
+# robustness.idle_timeout: the timer's value, both its sides, and what counts as activity.
+IDLE = 0.5          # --idle-timeout where it must fire (a fraction: whole-second parsing shows)
+IDLE_WINDOW = 1.0   # how long the connections it must not close are kept going: two timeouts
+IDLE_EARLY = 0.1    # the server counts from its last read or write, after the client's: never early
+IDLE_LATE = 1.0     # an event loop sweeps its timers every timer_tick (0.25 s); a busy machine adds
+READER_TURN = 256 << 10     # what the chargen reader takes at most each turn of the loop
+READER_BYTES = 48 << 20     # and in all (its expected pattern is that long)
+
+
+@scenario("robustness.idle_timeout", "--idle-timeout 0.5: an idle echo client is closed after 0.5 s (not before "
+          "0.4 s, not after 1.5 s) while another client keeps the loop busy; a chargen client that only reads and "
+          "a discard client that only sends are not idle; a chargen client that reads nothing is; --idle-timeout 0 "
+          "and the default leave an idle client alone; the closed connections' descriptors are released.",
+          MUST, CONTRACT, "A connection that neither sends nor receives for `--idle-timeout` seconds is closed "
+          "(measured from the last successful read or write; 0 disables it).",
+          service="echo", shared=False, needs=("idle-timeout",), timeout=30)
+def idle_timeout(ctx: Context) -> None:
+    iterative = ctx.model == "iterative"
+    timed = {"idle-timeout": f"{IDLE:g}"}
+    echo, reader_srv, stalled_srv, discard, never, default = ctx.start_servers(
+        {"service": "echo", "options": timed}, {"service": "chargen", "options": timed},
+        {"service": "chargen", "options": timed}, {"service": "discard", "options": timed},
+        {"service": "echo", "options": {"idle-timeout": "0"}}, {"service": "echo"})
+    echo_fds, stalled_fds = echo.tree_fd_count(), stalled_srv.tree_fd_count()
+
+    def round_trip(c, payload: bytes = b"ping\r\n") -> bool:
+        c.send(payload)
+        return c.recv_exactly(len(payload), timeout=AT_ONCE) == payload
+
+    idle = ctx.connect(echo.address, label="idle echo")
+    round_trip(idle)
+    idle_since = time.monotonic()
+    stalled = ctx.connect(stalled_srv.address, label="chargen, reads nothing", small_segments=True, keep=False)
+    stalled_since = time.monotonic()
+    quiet = {name: ctx.connect(srv.address, label=f"idle echo, {name}") for name, srv in
+             (("--idle-timeout 0", never), ("the default --idle-timeout", default))}
+    for c in quiet.values():
+        round_trip(c)
+    # The clients that must never look idle come last, right before the loop that keeps them busy;
+    # the loop never blocks on one of them (a blocked read would leave the others idle).
+    busy = None
+    if not iterative:
+        busy = ctx.connect(echo.address, label="busy echo (keeps the loop busy)")
+        round_trip(busy)
+    # The reader drains what is there each turn (up to READER_TURN): a server writes again only once
+    # its send buffer (up to megabytes) has room, so a slow reader would leave it idle for real.
+    reader = ctx.connect(reader_srv.address, label="chargen, only reads", keep=False)
+    reader.expect(chargen_lines(len(CHARGEN_RING)) * (READER_BYTES // (len(CHARGEN_RING) * CHARGEN_LINE) + 1))
+    sender = ctx.connect(discard.address, label="discard, only sends")
+    started = time.monotonic()
+    idle_end = stalled_end = reader_cut = None
+    latencies: list[float] = []
+    proc_net = True
+    next_send = started
+    while True:
+        now = time.monotonic()
+        in_window = now - started < IDLE_WINDOW
+        if not in_window and (idle_end is not None or now - idle_since > IDLE + IDLE_LATE + 0.5) \
+                and (stalled_end is not None or not proc_net or now - stalled_since > IDLE + IDLE_LATE + 0.5):
+            break
+        if busy is not None and not busy.ended:
+            t = time.monotonic()
+            if round_trip(busy, b"x" * 64):
+                latencies.append(time.monotonic() - t)
+        if reader_cut is None and in_window:
+            # What the client has not read yet hides a FIN from it (the server's send buffer can hold
+            # megabytes): the kernel's view of the server's end says when the server closed it.
+            got, turn = reader.recv_ready(), 0
+            while got and (turn := turn + len(got)) < READER_TURN and reader.transcript.received.count < READER_BYTES:
+                got = reader.recv_ready()
+            try:
+                closed = got == b"" or (proc_net and server_closed(reader))
+            except OSError:
+                closed, proc_net = got == b"", False
+            if closed:
+                reader_cut = time.monotonic() - started
+        if now >= next_send and in_window:
+            sender.send(b"s" * 64)
+            next_send = now + 0.05
+        if idle_end is None and idle.pending(0.0):
+            idle.recv_until_end(timeout=AT_ONCE)
+            idle_end = time.monotonic() - idle_since
+        if stalled_end is None and proc_net:
+            try:
+                if server_closed(stalled):
+                    stalled_end = time.monotonic() - stalled_since
+            except OSError:
+                proc_net = False
+        select.select([], [], [], 0.005)
+    low, high = IDLE - IDLE_EARLY, IDLE + IDLE_LATE
+    under = "" if iterative else ", while another client keeps the loop busy"
+    ctx.check(idle_end is not None and low <= idle_end <= high and idle.transcript.end in ("FIN", "RST"),
+              f"an idle echo client is closed after --idle-timeout {IDLE:g}{under}: not before {low:g} s, not "
+              f"after {high:g} s", f"closed {low:g}..{high:g} s after its last round trip",
+              "still open" if idle_end is None else f"{idle.transcript.end} after {idle_end:.2f} s")
+    if busy is not None:
+        ctx.check(not busy.ended and len(latencies) > 0 and max(latencies) <= AT_ONCE,
+                  "the busy client is served all along (it is never idle)", f"every round trip within {AT_ONCE:g} s",
+                  f"{len(latencies)} round trips, {busy.transcript.end}, slowest "
+                  f"{max(latencies, default=0) * 1000:.1f} ms")
+        ctx.figure("busy client's slowest round trip", round(max(latencies, default=0) * 1000, 2), "ms")
+    else:
+        ctx.note("iterative: one client at a time, so no other client can keep the loop busy meanwhile")
+    ctx.check(reader_cut is None and reader.transcript.received.difference is None,
+              f"a chargen client that only reads is not idle: the pattern flows for {IDLE_WINDOW:g} s "
+              f"({IDLE_WINDOW / IDLE:g} timeouts; the server's writes are activity)", "the stream, unbroken",
+              f"cut after {reader_cut:.2f} s ({reader.transcript.end})" if reader_cut is not None else
+              "the pattern broke" if reader.transcript.received.difference is not None else "unbroken")
+    ctx.figure("chargen read while idle-timed", round(reader.transcript.received.count / (1 << 20), 2), "MiB")
+    if proc_net:
+        if stalled_end is not None:
+            ctx.figure("stalled chargen client closed after", round(stalled_end, 3), "s")
+        ctx.check(stalled_end is not None and low <= stalled_end <= high,
+                  f"a chargen client that reads nothing is idle (no write succeeds): closed not before {low:g} s, "
+                  f"not after {high:g} s", f"closed {low:g}..{high:g} s after connecting",
+                  "still open" if stalled_end is None else f"closed after {stalled_end:.2f} s")
+    else:
+        ctx.note("/proc/net/tcp cannot be read here: the stalled chargen client's close is not seen")
+    ctx.check(not sender.ended and not sender.pending(0.0),
+              f"a discard client that only sends is not idle: still open after {IDLE_WINDOW:g} s (reads are "
+              "activity)", "open", sender.transcript.end if sender.ended else "data or the end arrived"
+              if sender.pending(0.0) else "open")
+    for name, c in quiet.items():
+        alive = not c.pending(0.0)
+        ctx.check(alive and round_trip(c), f"{name}: an idle client is left alone for {IDLE_WINDOW:g} s and "
+                  "then served", "open, then its echo", "open, echoed" if alive else "closed")
+    # The closed connections' descriptors are released: after the timeout (idle, stalled) and after
+    # the orderly end (busy, half-closed).
+    if busy is not None:
+        busy.shutdown_write()
+        busy.recv_until_end(timeout=AT_ONCE)
+        busy.close()
+    idle.close()
+    stalled.reset()
+    for label, srv, fds in (("echo", echo, echo_fds), ("chargen (the stalled client)", stalled_srv, stalled_fds)):
+        released = wait_until(lambda: srv.tree_fd_count() <= fds, SETTLE)
+        ctx.check(released, f"{label}: the descriptors of the connections the idle timeout closed are released",
+                  f"<= {fds} descriptors", f"{srv.tree_fd_count()} {SETTLE:g} s later", basis="rfc")
+    reader.reset()
+    if idle_end is not None:
+        ctx.figure("idle client closed after", round(idle_end, 3), "s", f"--idle-timeout {IDLE:g}")
 
 
 @scenario("robustness.slow_reader", "64 MiB written to echo by a client that reads 64 KiB a second, then drains: "
@@ -232,7 +402,7 @@ def sigterm_in_accept(ctx: Context) -> None:
 
 
 @scenario("robustness.sigterm_transfer", "SIGTERM during a paced 1 MiB echo (about 0.7 s): the transfer completes "
-          "within the grace, new connects are refused, exit 0.", MUST, FM,
+          "within the grace, new connects are refused at once (before the transfer ends), exit 0.", MUST, FM,
           "SIGTERM with a transfer in progress: the transfer completes within the grace, new connects are refused, exit 0.",
           service="echo", shared=False, needs=("grace",), fingerprint=("received_sha256", "exit_code", "refused"))
 def sigterm_transfer(ctx: Context) -> None:
@@ -272,10 +442,16 @@ def over_the_limit(ctx: Context) -> None:
         # The limit of 1,000 is the protocol's default; a server that does not follow the protocol
         # has none of its own to keep, and is given 3 s to show what it does instead of 30.
         deadline = time.monotonic() + (30 if ctx.follows(BASIS_PROTOCOL) else 3)
-        while len(closed) < total - limit and time.monotonic() < deadline:
-            for fd, _ in poller.poll(0.5):
+        last_close = None
+        # The server accepts in order, so the extra connections come to it last (a fork server first
+        # forks a thousand children); once it has begun closing them, each next one is closed at
+        # once: a pause of AT_ONCE with some still open means it let them in instead.
+        while len(closed) < total - limit and time.monotonic() < deadline and (
+                last_close is None or time.monotonic() - last_close < AT_ONCE):
+            for fd, _ in poller.poll(0.1):
                 closed.add(fd)
                 poller.unregister(fd)
+                last_close = time.monotonic()
         closed_after = time.monotonic() - started
         ctx.check(len(closed) == total - limit, f"the {total - limit} connections past the default limit are closed at once",
                   total - limit, len(closed), basis=BASIS_PROTOCOL)
@@ -286,6 +462,76 @@ def over_the_limit(ctx: Context) -> None:
         poller.close()
         for s in socks:
             s.close()
+
+
+@scenario("robustness.max_conns_exact", "--max-conns 2: two clients are served, a third is closed at once; a slot "
+          "given back by a reset and one given back by an orderly close each let exactly one new client in; "
+          "--max-conns 1: one served, the next closed at once.",
+          MUST, FM, "--max-conns N: a connection beyond N is accepted and closed at once, not left hanging in the "
+          "backlog.", service="echo", shared=False, needs=("max-conns",), basis="contract")
+def max_conns_exact(ctx: Context) -> None:
+    if ctx.model == "iterative":
+        ctx.info("iterative: one connection at a time by design, the rest wait in the backlog; "
+                 "--max-conns has nothing to count")
+        return
+    srv, single = ctx.start_servers({"options": {"max-conns": "2"}}, {"options": {"max-conns": "1"}})
+    empty = srv.steady_tree_fd_count()
+
+    def served_now(label: str, server=srv):
+        c = ctx.connect(server.address, label=label)
+        c.send(b"in\r\n")
+        try:
+            got = c.recv_exactly(4, timeout=AT_ONCE)
+        except StepTimeout:
+            got = b"nothing"
+        ctx.check(got == b"in\r\n", f"{label} is served at once", "its echo within 1 s",
+                  f"{got!r}, {c.transcript.end}")
+        return c
+
+    def refused_now(label: str, server=srv, limit: int = 2) -> None:
+        c = ctx.connect(server.address, label=label)
+        try:
+            c.recv_until_end(timeout=AT_ONCE)
+        except StepTimeout:
+            pass
+        ctx.check(c.transcript.end in ("FIN", "RST") and c.received == b"",
+                  f"{label}, one over --max-conns {limit}, is accepted and closed at once",
+                  f"closed within {AT_ONCE:g} s, nothing sent", f"{c.received!r}, {c.transcript.end}")
+        c.close()
+
+    def holding() -> tuple[int, int, int]:
+        # Descriptors, children (a zombie is a child not yet let go) and threads (threads model: a
+        # thread counts itself out after closing its socket).
+        return srv.tree_fd_count(), len(srv.children()), len(os.listdir(f"/proc/{srv.pid}/task"))
+
+    first, second = served_now("first"), served_now("second")
+    full = holding()
+    refused_now("third")
+    # A slot given back by an error (the client's reset), then one given back by an orderly end:
+    # each lets exactly one more in. Waiting for the server's descriptors to drop (a fork child
+    # to be reaped) is waiting for the server to know.
+    for how, leaving, label in (("reset", first, "fourth"), ("orderly close", second, "fifth")):
+        if how == "reset":
+            leaving.reset()
+        else:
+            leaving.shutdown_write()
+            leaving.recv_until_end(timeout=AT_ONCE)
+            leaving.close()
+        def gone(was=full) -> bool:
+            fds, children, threads = holding()
+            return (fds < was[0] and (children < was[1] or ctx.model != "fork")
+                    and (threads < was[2] or ctx.model != "threads"))
+
+        let_go = wait_until(gone, AT_ONCE)
+        ctx.check(let_go, f"after a client's {how}, the server lets its connection go at once",
+                  f"fewer than {full[0]} descriptors (and children) within {AT_ONCE:g} s", holding())
+        served_now(f"{label} (in the slot the {how} gave back)")
+        full = holding()
+        refused_now(f"the one after the {label}")
+    # --max-conns 1, the smallest: one client served, the next closed at once.
+    served_now("the only one (--max-conns 1)", single)
+    refused_now("the second (--max-conns 1)", single, 1)
+    ctx.figure("descriptors with no client", empty, "")
 
 
 @scenario("robustness.single_write_64mib_discard", "One 64 MiB send() to discard: all of it is taken, nothing comes back, FIN.",
