@@ -4,7 +4,6 @@ lines, and the grading of checks by the bases an implementation follows."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess

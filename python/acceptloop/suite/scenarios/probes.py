@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout, connection_refused
 from acceptloop.suite.process import wait_until
-from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, QUIET, Context
+from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, Context
 
 CHARGEN_RING = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
 CHARGEN_LINE = P.CHARGEN_LINE_LENGTH + len(P.CHARGEN_LINE_ENDING)
