@@ -158,8 +158,9 @@ def test_exitfirst_stops_at_the_first_failure_and_the_rerun_line_runs_that_cell_
 
 
 def test_last_failed_reruns_what_failed_or_was_error_last_time(tmp_path):
-    first = check("--implementations", str(BROKEN), "--implementations", str(KIT), "--impl", "nul-dropper", "ghost",
-                  "-k", "echo.round_trip or echo.all_byte_values", cwd=tmp_path)
+    cells = ["nul-dropper-event-echo.round_trip", "nul-dropper-event-echo.all_byte_values",
+             "ghost-event-echo.round_trip", "ghost-event-echo.all_byte_values"]
+    first = check("--implementations", str(BROKEN), "--implementations", str(KIT), "--cell", *cells, cwd=tmp_path)
     assert first.returncode == 1, first.stdout + first.stderr
     again = check("--implementations", str(BROKEN), "--implementations", str(KIT), "--lf", "--list", cwd=tmp_path)
     assert sorted(again.stdout.split()) == ["ghost-event-echo.all_byte_values", "ghost-event-echo.round_trip",

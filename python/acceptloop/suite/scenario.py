@@ -91,7 +91,9 @@ class Scenario:
     basis: str = BASIS_RFC        # what its checks rest on unless a check says otherwise
     wants: frozenset[str] = frozenset()   # contract options it passes when offered, goes without otherwise
     chooses: frozenset[str] = frozenset()  # what it sets on the command line: "host", "port" (MISSING
-                                           # for a server whose command does not take it)
+                                           # for a server whose command does not take it); a scenario
+                                           # with several servers at once chooses their ports
+    uses: frozenset[str] = frozenset()     # services it starts servers of besides its own
 
     @property
     def group(self) -> str:
@@ -101,6 +103,7 @@ class Scenario:
         return {"id": self.id, "group": self.group, "description": self.description, "level": self.level,
                 "source": self.source, "text": self.text, "service": self.service, "shared": self.shared,
                 "needs": sorted(self.needs), "wants": sorted(self.wants), "chooses": sorted(self.chooses),
+                "uses": sorted(self.uses),
                 "basis": self.basis}
 
     def missing_reason(self, impl: Implementation) -> str | None:
@@ -108,8 +111,9 @@ class Scenario:
         unavailable = impl.unavailable()
         if unavailable:
             return f"{impl.name}: {unavailable}"
-        if self.service not in impl.services:
-            return f"{impl.name} does not offer the {self.service} service"
+        lacking_services = [s for s in (self.service, *sorted(self.uses)) if s not in impl.services]
+        if lacking_services:
+            return f"{impl.name} does not offer the {' and '.join(lacking_services)} service"
         if not self.shared and not impl.launchable:
             return f"{impl.name} runs elsewhere ({impl.address[0]}:{impl.address[1]}); the kit cannot start or stop it"
         lacking = sorted(self.needs - impl.options)
@@ -201,13 +205,16 @@ class Context:
         Every option must be one the scenario declares: in `needs` (the cell is MISSING without it)
         or in `wants` (passed only when the implementation accepts it). Anything else is a kit bug
         (KitError): a server must never be handed an option its entry did not offer."""
+        service = service or self.scenario.service
+        if service != self.scenario.service and service not in self.scenario.uses:
+            raise KitError(f"{self.scenario.id} starts a {service} server without declaring it in uses")
         given = dict(options or {})
         undeclared = sorted(set(given) - self.scenario.needs - self.scenario.wants)
         if undeclared:
             raise KitError(f"{self.scenario.id} passes {', '.join('--' + o for o in undeclared)} "
                            "without declaring it in needs or wants")
         given = {name: value for name, value in given.items() if name in self.impl.options}
-        proc = ServerProcess(self.impl, service or self.scenario.service, self.model, host=host, port=port,
+        proc = ServerProcess(self.impl, service, self.model, host=host, port=port,
                              options=given, env=env, argv=argv, **kw)
         self.own_servers.append(proc)
         return proc
@@ -217,7 +224,11 @@ class Context:
 
     def start_servers(self, *configs: dict[str, Any]) -> list[ServerProcess]:
         """Several servers (each given server_process's keywords), spawned together and then
-        waited for: their start-ups overlap. Launchable implementations only."""
+        waited for: their start-ups overlap. Launchable implementations only; each needs a port of
+        its own, so the scenario must declare chooses=("port",)."""
+        if len(configs) > 1 and "port" not in self.scenario.chooses:
+            raise KitError(f"{self.scenario.id} starts {len(configs)} servers at once without declaring "
+                           "chooses=('port',)")
         procs = [self.server_process(**kw) for kw in configs]
         for proc in procs:
             proc.spawn()

@@ -320,7 +320,8 @@ def _time_end(c, timeout: float, ends: dict[str, float], started: float) -> None
           "finishes first ends the stop at once; exit 0.",
           MUST, CONTRACT, "On SIGTERM or SIGINT the server stops accepting, closes its listeners (new connects "
           "are refused), lets connections in progress finish for at most `--grace` seconds, then exits 0.",
-          service="echo", shared=False, needs=("grace",), fingerprint=("exit_codes",), timeout=30)
+          service="echo", shared=False, needs=("grace",), fingerprint=("exit_codes",), timeout=30,
+          chooses=("port",))
 def sigterm_grace(ctx: Context) -> None:
     configs = [{"options": {"grace": grace}} for grace, _ in GRACES] + [{}]
     *idle_servers, busy_server = ctx.start_servers(*configs)
