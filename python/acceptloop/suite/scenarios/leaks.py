@@ -9,7 +9,7 @@ from typing import Callable
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import Client
 from acceptloop.suite.process import ServerProcess, wait_until
-from acceptloop.suite.scenario import AT_ONCE, MUST, SETTLE, Context
+from acceptloop.suite.scenario import MUST, SETTLE, Context
 from acceptloop.suite.scenarios.probes import CHARGEN_LINE, served
 
 CONNECTIONS = 1000

@@ -232,41 +232,54 @@ def idle_timeout(ctx: Context) -> None:
     reader.expect(chargen_lines(len(CHARGEN_RING)) * (READER_BYTES // (len(CHARGEN_RING) * CHARGEN_LINE) + 1))
     sender = ctx.connect(discard.address, label="discard, only sends")
     started = time.monotonic()
-    idle_end = stalled_end = reader_cut = None
-    proc_net = True
+    idle_end = stalled_end = None
+    cut: list[float] = []      # when the server closed the reader, seen by the reader's own thread
+    proc_net = [True]
+
+    def keep_reading() -> None:
+        # The reader drains what is there each turn (up to READER_TURN), in a thread of its own so
+        # that no other step of this scenario can leave it quiet: a server writes again only once its
+        # send buffer (up to megabytes) has room, so a slow reader would leave it idle for real.
+        # What the client has not read yet hides a FIN from it: the kernel's view of the server's
+        # end of the connection says when the server closed it.
+        while time.monotonic() - started < IDLE_WINDOW and not cut:
+            got, turn = reader.recv_ready(), 0
+            while got and (turn := turn + len(got)) < READER_TURN and reader.transcript.received.count < READER_BYTES:
+                got = reader.recv_ready()
+            try:
+                closed = got == b"" or (proc_net[0] and server_closed(reader))
+            except OSError:
+                closed, proc_net[0] = got == b"", False
+            if closed:
+                cut.append(time.monotonic() - started)
+            else:
+                reader.pending(0.005)
+
+    reader_thread = threading.Thread(target=keep_reading, name="chargen reader", daemon=True)
+    reader_thread.start()
     next_send = started
     while True:
         now = time.monotonic()
         in_window = now - started < IDLE_WINDOW
         if not in_window and (idle_end is not None or now - idle_since > IDLE + IDLE_LATE + 0.5) \
-                and (stalled_end is not None or not proc_net or now - stalled_since > IDLE + IDLE_LATE + 0.5):
+                and (stalled_end is not None or not proc_net[0] or now - stalled_since > IDLE + IDLE_LATE + 0.5):
             break
-        if reader_cut is None and in_window:
-            # What the client has not read yet hides a FIN from it (the server's send buffer can hold
-            # megabytes): the kernel's view of the server's end says when the server closed it.
-            got, turn = reader.recv_ready(), 0
-            while got and (turn := turn + len(got)) < READER_TURN and reader.transcript.received.count < READER_BYTES:
-                got = reader.recv_ready()
-            try:
-                closed = got == b"" or (proc_net and server_closed(reader))
-            except OSError:
-                closed, proc_net = got == b"", False
-            if closed:
-                reader_cut = time.monotonic() - started
         if now >= next_send and in_window:
             sender.send(b"s" * 64)
             next_send = now + 0.05
         if idle_end is None and idle.pending(0.0):
             idle.recv_until_end(timeout=AT_ONCE)
             idle_end = time.monotonic() - idle_since
-        if stalled_end is None and proc_net:
+        if stalled_end is None and proc_net[0]:
             try:
                 if server_closed(stalled):
                     stalled_end = time.monotonic() - stalled_since
             except OSError:
-                proc_net = False
+                proc_net[0] = False
         select.select([], [], [], 0.005)
     done.set()
+    reader_thread.join(2 * AT_ONCE)
+    reader_cut = cut[0] if cut else None
     if busy is not None:
         busy_thread.join(2 * AT_ONCE)
     low, high = IDLE - IDLE_EARLY, IDLE + IDLE_LATE
@@ -289,7 +302,7 @@ def idle_timeout(ctx: Context) -> None:
               f"cut after {reader_cut:.2f} s ({reader.transcript.end})" if reader_cut is not None else
               "the pattern broke" if reader.transcript.received.difference is not None else "unbroken")
     ctx.figure("chargen read while idle-timed", round(reader.transcript.received.count / (1 << 20), 2), "MiB")
-    if proc_net:
+    if proc_net[0]:
         if stalled_end is not None:
             ctx.figure("stalled chargen client closed after", round(stalled_end, 3), "s")
         ctx.check(stalled_end is not None and low <= stalled_end <= high,
