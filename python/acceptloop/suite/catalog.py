@@ -14,7 +14,8 @@ _SCENARIOS: dict[str, Scenario] = {}
 def scenario(id: str, description: str, level: str, source: str, text: str, service: str,
              shared: bool = True, needs: Iterable[str] = (), fingerprint: Iterable[str] = (),
              timeout: float = 60.0, basis: str | None = None, wants: Iterable[str] = (),
-             chooses: Iterable[str] = (), uses: Iterable[str] = ()) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+             chooses: Iterable[str] = (), uses: Iterable[str] = (),
+             exclusive: bool = False) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
     """Register the decorated function as the client steps of scenario `id`.
 
     `basis` is what its checks rest on unless a check says otherwise (BASES); by default what its
@@ -31,7 +32,8 @@ def scenario(id: str, description: str, level: str, source: str, text: str, serv
         _SCENARIOS[id] = Scenario(id=id, description=description, level=level, source=source, text=text,
                                   run=run, service=service, shared=shared, needs=frozenset(needs),
                                   fingerprint=tuple(fingerprint), timeout=timeout, basis=chosen,
-                                  wants=frozenset(wants), chooses=frozenset(chooses), uses=frozenset(uses))
+                                  wants=frozenset(wants), chooses=frozenset(chooses), uses=frozenset(uses),
+                                  exclusive=exclusive)
         return run
     return register
 

@@ -68,10 +68,32 @@ def _worker(cells: Sequence, tasks: "multiprocessing.Queue", out: "multiprocessi
 def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
         progress: Callable[[int, int, object, Result], None] | None = None,
         results: list[Result] | None = None, stop: Callable[[Result], bool] | None = None) -> list[Result]:
-    """Run the cells in lanes, `jobs` at a time; results are appended to `results` as they come
-    (in completion order) and the list is put back in plan order at the end. `stop(result)` true
-    ends the run: the other lanes are stopped."""
+    """Run the cells in lanes, `jobs` at a time, then the exclusive ones (tight real-time bounds)
+    one after another with the machine to themselves; results are appended to `results` as they
+    come and the list is put back in plan order at the end. `stop(result)` true ends the run: the
+    other lanes are stopped."""
+    from acceptloop.suite import runner
+
     results = [] if results is None else results
+    shared = [c for c in cells if not c.scenario.exclusive]
+    alone = [c for c in cells if c.scenario.exclusive]
+    stopped = _in_lanes(shared, jobs, env, progress, results, stop, offset=0, total=len(cells))
+    if alone and not stopped:
+        counted = len(results)
+        runner.run(alone, env=env, results=results, stop=stop,
+                   progress=None if progress is None else
+                   lambda done, _total, cell, result: progress(counted + done, len(cells), cell, result))
+    order = {c.id: i for i, c in enumerate(cells)}
+    results.sort(key=lambda r: order.get(r.cell, len(cells)))
+    return results
+
+
+def _in_lanes(cells: Sequence, jobs: int, env: dict[str, str] | None,
+              progress: Callable[[int, int, object, Result], None] | None, results: list[Result],
+              stop: Callable[[Result], bool] | None, offset: int, total: int) -> bool:
+    """The lanes of `cells`, `jobs` at a time; True when `stop` ended them early."""
+    if not cells:
+        return False
     context = multiprocessing.get_context("fork")
     tasks, out = context.Queue(), context.Queue()
     lanes = lanes_of(cells)
@@ -84,8 +106,8 @@ def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
     for w in workers:
         w.start()
     spawned: set[int] = set()
-    index_of: dict[int, int] = {}
     finished: set[int] = set()
+    stopped = False
     try:
         while len(finished) < len(workers):
             kind, *payload = out.get()
@@ -98,18 +120,17 @@ def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
             else:
                 position, data = payload
                 result = Result.from_dict(data)
-                index_of[id(result)] = position
                 results.append(result)
                 if progress:
-                    progress(len(results), len(cells), cells[position], result)
+                    progress(offset + len(results), total, cells[position], result)
                 if stop is not None and stop(result):
+                    stopped = True
                     break
     finally:
         _stop_workers([w for w in workers if w.pid not in finished], out, spawned)
         for w in workers:
             w.join(WORKER_GRACE)
-    results.sort(key=lambda r: index_of.get(id(r), len(cells)))
-    return results
+    return stopped
 
 
 def _stop_workers(workers: list, out: "multiprocessing.Queue", spawned: set[int]) -> None:

@@ -180,8 +180,13 @@ def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
     if jobs > 1:
         from acceptloop.suite import lanes
         return lanes.run(cells, jobs, env=env, progress=progress, results=results, stop=stop)
+    return _run_in_order(cells, env, progress, [] if results is None else results, stop)
+
+
+def _run_in_order(cells: Sequence[Cell], env: dict[str, str] | None,
+                  progress: Callable[[int, int, Cell, Result], None] | None, results: list[Result],
+                  stop: Callable[[Result], bool] | None) -> list[Result]:
     pool = ServerPool(env)
-    results = [] if results is None else results
     last_use = {}
     for i, cell in enumerate(cells):
         if cell.scenario.shared:

@@ -94,6 +94,8 @@ class Scenario:
                                            # for a server whose command does not take it); a scenario
                                            # with several servers at once chooses their ports
     uses: frozenset[str] = frozenset()     # services it starts servers of besides its own
+    exclusive: bool = False       # its bounds are tight in real time (a fraction of a second, both
+                                  # sides): it runs with no other lane beside it
 
     @property
     def group(self) -> str:
@@ -103,7 +105,7 @@ class Scenario:
         return {"id": self.id, "group": self.group, "description": self.description, "level": self.level,
                 "source": self.source, "text": self.text, "service": self.service, "shared": self.shared,
                 "needs": sorted(self.needs), "wants": sorted(self.wants), "chooses": sorted(self.chooses),
-                "uses": sorted(self.uses),
+                "uses": sorted(self.uses), "exclusive": self.exclusive,
                 "basis": self.basis}
 
     def missing_reason(self, impl: Implementation) -> str | None:

@@ -321,7 +321,7 @@ def _time_end(c, timeout: float, ends: dict[str, float], started: float) -> None
           MUST, CONTRACT, "On SIGTERM or SIGINT the server stops accepting, closes its listeners (new connects "
           "are refused), lets connections in progress finish for at most `--grace` seconds, then exits 0.",
           service="echo", shared=False, needs=("grace",), fingerprint=("exit_codes",), timeout=30,
-          chooses=("port",))
+          chooses=("port",), exclusive=True)
 def sigterm_grace(ctx: Context) -> None:
     configs = [{"options": {"grace": grace}} for grace, _ in GRACES] + [{}]
     *idle_servers, busy_server = ctx.start_servers(*configs)

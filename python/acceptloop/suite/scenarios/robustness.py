@@ -178,7 +178,7 @@ READER_BYTES = 48 << 20     # and in all (its expected pattern is that long)
           MUST, CONTRACT, "A connection that neither sends nor receives for `--idle-timeout` seconds is closed "
           "(measured from the last successful read or write; 0 disables it).",
           service="echo", shared=False, needs=("idle-timeout",), timeout=30, uses=("chargen", "discard"),
-          chooses=("port",))
+          chooses=("port",), exclusive=True)
 def idle_timeout(ctx: Context) -> None:
     iterative = ctx.model == "iterative"
     timed = {"idle-timeout": f"{IDLE:g}"}
