@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(bench)
     speed = bench.add_mutually_exclusive_group()
     speed.add_argument("--quick", dest="profile", action="store_const", const="quick",
-                       help="a small profile, under a minute (the tests use it)")
+                       help="the cells every target needs (the default; about a minute)")
     speed.add_argument("--full", dest="profile", action="store_const", const="full",
-                       help="every workload (the default), under 20 minutes")
+                       help="every workload (about 20 minutes)")
     bench.add_argument("--rounds", type=int, metavar="N", help="measured runs per cell (at least 3 for the report's "
                        "median, min and max; default: the profile's)")
     bench.add_argument("--json", metavar="FILE", type=Path, default=Path("results/bench.json"),
@@ -163,7 +163,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from acceptloop.suite import results as results_io, session
     from acceptloop.suite.registry import RegistryError
 
-    profile = bench_plan.PROFILES[args.profile or "full"]
+    profile = bench_plan.PROFILES[args.profile or "quick"]
     if args.rounds is not None and args.rounds < 1:
         print("acceptloop bench: --rounds must be at least 1", file=sys.stderr)
         return P.EXIT_USAGE

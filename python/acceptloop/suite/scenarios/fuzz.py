@@ -130,13 +130,13 @@ def _fuzz(ctx: Context) -> None:
 for _service in P.SERVICES:
     scenario(f"robustness.fuzz_{_service}",
              f"Hypothesis: random streams, chunkings and disconnects against {_service}; the server survives every one.",
-             MUST, "FAILURE-MODES.md", "A client that resets, vanishes or sends garbage never stops the server. "
+             MUST, "docs/failure-modes.md", "A client that resets, vanishes or sends garbage never stops the server. "
              "Echo returns exactly what was sent up to the disconnect.", service=_service,
              fingerprint=("passed",), timeout=120)(_fuzz)
 for _service in P.SERVICES:
     scenario(f"robustness.fuzz_{_service}{SMALL}",
              f"Hypothesis against {_service} as robustness.fuzz_{_service}, from a client with TCP_MAXSEG 88 and "
              "4 KiB buffers: the same streams in small segments, partial reads and short writes.",
-             MUST, "FAILURE-MODES.md", "A client that resets, vanishes or sends garbage never stops the server. "
+             MUST, "docs/failure-modes.md", "A client that resets, vanishes or sends garbage never stops the server. "
              "Echo returns exactly what was sent up to the disconnect.", service=_service,
              fingerprint=("passed",), timeout=120)(_fuzz)

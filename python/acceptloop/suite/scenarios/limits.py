@@ -21,7 +21,7 @@ from acceptloop.suite.process import ServerStartError, wait_until
 from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, MUST, Context
 from acceptloop.suite.scenarios.probes import probe as probe_service, served
 
-FM = "FAILURE-MODES.md"
+FM = "docs/failure-modes.md"
 # "STEP WHERE: TEXT (ENAME)": the contract's one-line failure (docs/protocol.md, "Failure to start").
 FAILURE_LINE = re.compile(r"\S+ .*: .+ \((E[A-Z0-9_]+|EAI_[A-Z]+)\)")
 

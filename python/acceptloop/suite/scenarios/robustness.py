@@ -1,4 +1,4 @@
-"""Robustness: what real networks do to servers (../shared/FAILURE-MODES.md), one figure each.
+"""Robustness: what real networks do to servers (docs/failure-modes.md), one figure each.
 
 Each scenario records its most telling figure first: the report's robustness table leads with it.
 
@@ -26,7 +26,7 @@ from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, C
 from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, chargen_lines, echo_through_sigterm,
                                                server_closed, served)
 
-FM = "FAILURE-MODES.md"
+FM = "docs/failure-modes.md"
 
 
 def _round_trip(c, payload: bytes, timeout: float = 10.0) -> float:
