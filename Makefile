@@ -8,9 +8,9 @@ CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
 C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 
-.PHONY: setup php venv c asan asan-cffi chromium thirdparty compare test clean
+.PHONY: setup php venv c floor asan asan-cffi chromium thirdparty compare test clean
 
-setup: php venv c
+setup: php venv c floor
 
 # Debian's php-cli (with ext-sockets and pcntl) when php is absent.
 php:
@@ -42,6 +42,13 @@ c: build/acceptloop-c
 build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS)
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c
+
+# The floor (floor/floor.c): the least a Linux server can do, the benchmark's physical
+# reference in every run; not a port, never graded.
+floor: build/floor-server
+build/floor-server: floor/floor.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_CORE) -o $@ floor/floor.c
 
 # The same sources under AddressSanitizer and UBSan; any report ends the process.
 asan: build/acceptloop-c-asan

@@ -37,10 +37,16 @@ def quick(tmp_path_factory):
     return json.loads(out.read_text()), run.stdout
 
 
+def _measured() -> tuple[list[registry.Implementation], list[registry.Implementation]]:
+    """What a plain `acceptloop bench` measures: the registry without its floors, and the floors."""
+    impls = [i for i in registry.load() if i.unavailable() is None]
+    return [i for i in impls if i.role != registry.FLOOR], [i for i in impls if i.role == registry.FLOOR]
+
+
 def test_every_implementation_and_model_is_measured(quick):
     doc, _ = quick
-    impls = [i for i in registry.load() if i.unavailable() is None]
-    expected = {c.id for c in bench_plan.plan(impls, bench_plan.QUICK).cells}
+    impls, floors = _measured()
+    expected = {c.id for c in bench_plan.plan(impls, bench_plan.QUICK, floors=floors).cells}
     assert {c["id"] for c in doc["cells"]} == expected
     assert {"asyncio", "c", "c-cffi", "php", "python"} <= {c["impl"] for c in doc["cells"]}
     assert {c["model"] for c in doc["cells"]} == {"iterative", "fork", "threads", "event"}
@@ -69,7 +75,7 @@ def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
 def test_interleaving_alternates_implementations_within_a_workload(quick):
     doc, _ = quick
     assert doc["method"]["interleaving"].startswith("each round runs every cell once")
-    plan = bench_plan.plan([i for i in registry.load() if i.unavailable() is None], bench_plan.QUICK)
+    plan = bench_plan.plan(*_measured()[:1], bench_plan.QUICK, floors=_measured()[1])
     first_workload = [c.impl.name for c in plan.cells if c.workload.id == "echo-64B-c16"]
     assert len(first_workload) >= 4 and len(set(first_workload)) == len(first_workload)
 
@@ -87,6 +93,51 @@ def test_fairness_provenance_ratios_and_targets_are_recorded(quick):
     rss = [t for t in doc["targets"] if t["target"].startswith("peak RSS per idle connection: c ")]
     assert rss and rss[0]["value"] is not None
     assert "results:" in stdout
+
+
+def test_the_floor_is_measured_on_every_workload_and_every_cell_shows_its_ratio(quick):
+    doc, _ = quick
+    floors = {c["workload"]: c for c in doc["cells"] if c["role"] == registry.FLOOR}
+    services = {i.name: set(i.services) for i in registry.load() if i.role == registry.FLOOR}
+    assert floors, "the registry has a floor and the run measured it"
+    for c in doc["cells"]:
+        if any(c["service"] in s for s in services.values()):
+            assert c["workload"] in floors, c["id"]
+        if c["role"] == registry.FLOOR or c["workload"] not in floors:
+            continue
+        f = floors[c["workload"]]
+        assert c["floor"]["impl"] == f["impl"]
+        if c["server_cpu_us_per_op"] is None or f["server_cpu_us_per_op"] is None:     # idle: no op to divide by
+            assert c["floor"]["cpu_per_op"] is None, c["id"]
+            continue
+        expected = c["server_cpu_us_per_op"]["median"] / f["server_cpu_us_per_op"]["median"]
+        assert c["floor"]["cpu_per_op"] == pytest.approx(expected), c["id"]
+    floor_name = next(iter(floors.values()))["impl"]
+    assert any(r["pair"] == f"c vs {floor_name}" for r in doc["core_table"])
+    assert not any(r["a"] == floor_name or r["pair"].startswith("c-again vs " + floor_name) for r in doc["core_table"])
+
+
+def test_the_floor_comes_first_on_each_workload_whatever_the_selection():
+    impls, floors = _measured()
+    assert floors
+    cells = bench_plan.plan(impls, bench_plan.QUICK, models=["iterative"], keyword="c-iterative",
+                            floors=floors).cells
+    workloads = {c.workload for c in cells}
+    assert workloads and all(c.impl.name != floors[0].name or c.model == floors[0].models[0] for c in cells)
+    for w in workloads:
+        here = [c for c in cells if c.workload == w]
+        assert here[0].impl.role == registry.FLOOR and sum(c.impl.role == registry.FLOOR for c in here) == 1
+        assert [c.impl.name for c in here[1:]] == ["c"]
+
+
+def test_check_refuses_the_floor_it_claims_no_conformance():
+    floors = [i.name for i in registry.load() if i.role == registry.FLOOR]
+    run = subprocess.run([sys.executable, "-m", "acceptloop", "check", "--impl", floors[0]],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "claims no conformance" in run.stderr, run.stderr
+    listed = subprocess.run([sys.executable, "-m", "acceptloop", "check", "--list"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and floors[0] not in listed.stdout
 
 
 def test_bad_bench_arguments_exit_2():
@@ -173,10 +224,10 @@ def test_a_bad_bench_stanza_is_one_line_naming_the_entry(tmp_path, stanza, messa
 
 
 def test_every_profile_runs_the_cells_its_targets_name_for_both_implementations():
-    impls = [i for i in registry.load() if i.unavailable() is None]
-    names = {i.name for i in impls}
+    impls, floors = _measured()
+    names = {i.name for i in impls + floors}
     for profile in bench_plan.PROFILES.values():
-        ids = {c.id for c in bench_plan.plan(impls, profile).cells}
+        ids = {c.id for c in bench_plan.plan(impls, profile, floors=floors).cells}
         for impl in impls:
             for t in impl.bench.targets if impl.bench else ():
                 for model, workload in t.cells():

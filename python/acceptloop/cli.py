@@ -168,17 +168,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("acceptloop bench: --rounds must be at least 1", file=sys.stderr)
         return P.EXIT_USAGE
     try:
-        impls = session.implementations(session.Selection(implementations=args.implementations, impl=args.impl),
-                                        include_peers=True)
-        plan = bench_plan.plan(impls, profile, args.model, args.keyword, args.rounds)
+        sel = session.Selection(implementations=args.implementations, impl=args.impl)
+        impls = session.implementations(sel, include_peers=True)
+        floors = session.floors(sel)
+        plan = bench_plan.plan(impls, profile, args.model, args.keyword, args.rounds, floors)
     except (RegistryError, session.SelectionError, ValueError) as e:
         print(f"acceptloop bench: {e}", file=sys.stderr)
         return P.EXIT_USAGE
-    unavailable = {i.name: i.unavailable() for i in impls if i.unavailable()}
+    unavailable = {i.name: i.unavailable() for i in [*impls, *floors] if i.unavailable()}
     plan.cells = [c for c in plan.cells if c.impl.name not in unavailable]
     for name, why in unavailable.items():
         print(f"acceptloop bench: {name} left out: {why}", file=sys.stderr)
-    if not plan.cells:
+    if all(c.impl.role == "floor" for c in plan.cells):
         print("acceptloop bench: nothing matches that selection", file=sys.stderr)
         return P.EXIT_USAGE
     runs, fairness = bench_runner.run(plan, quiet=args.quiet)

@@ -138,10 +138,15 @@ def target_cells(impls: Sequence[Implementation]) -> dict[tuple[Workload, str], 
 
 
 def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str] | None = None,
-         keyword: str | None = None, rounds: int | None = None) -> Plan:
+         keyword: str | None = None, rounds: int | None = None,
+         floors: Sequence[Implementation] = ()) -> Plan:
     """Every cell of the profile, then the cells the targets name that the profile lacks (only
     for the implementations those targets compare); each echo cell of an implementation that
-    declares a control twin is followed by the twin's. --model and -k narrow all of them."""
+    declares a control twin is followed by the twin's. --model and -k narrow all of them.
+
+    The floors (registry role "floor") are measured on every workload the plan holds, in their
+    own model, whatever --model and -k say: each workload's floor cell comes first, so that every
+    cell of the run has its ratio to the floor (add_floors)."""
     match = KeywordFilter(keyword)
     want = set(models) if models else None
     cells: list[Cell] = []
@@ -167,4 +172,21 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
                     cells.append(cell)
                     if impl.bench and impl.bench.control and w.kind == "echo":
                         cells.append(Cell(w, control_twin(impl), model))
-    return Plan(profile, cells, rounds or profile.rounds)
+    return Plan(profile, add_floors(cells, floors), rounds or profile.rounds)
+
+
+def add_floors(cells: list[Cell], floors: Sequence[Implementation]) -> list[Cell]:
+    """The cells with, before the first cell of each workload, one cell per floor that offers the
+    workload's service (in the floor's first model): the physical reference of that workload."""
+    out: list[Cell] = []
+    seen: set[Workload] = set()
+    names = {f.name for f in floors}
+    for cell in cells:
+        if cell.impl.name in names:
+            continue
+        if cell.workload not in seen:
+            seen.add(cell.workload)
+            out += [Cell(cell.workload, f, f.models[0]) for f in floors
+                    if cell.workload.service in f.services and f.models]
+        out.append(cell)
+    return out

@@ -84,12 +84,33 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def pairs(impls: Sequence[Implementation]) -> list[tuple[str, str]]:
     """(numerator, denominator) for the ratio table, as the registry's stanzas ask: each
     implementation against each name of its `compare` the run holds, then each control twin
-    against its original."""
+    against its original, then every implementation against each floor (role "floor")."""
     names = [i.name for i in impls]
     out = [(i.name, other) for i in impls if i.bench and not i.bench.twin_of
            for other in i.bench.compare if other in names]
     out += [(i.name, i.bench.twin_of) for i in impls if i.bench and i.bench.twin_of and i.bench.twin_of in names]
+    out += [(i.name, f.name) for f in impls if f.role == FLOOR for i in impls if i.role not in (FLOOR, "control")]
     return list(dict.fromkeys(out))
+
+
+FLOOR = "floor"
+FLOOR_FIGURES = {"cpu_per_op": "server_cpu_us_per_op", "instructions_per_op": INSTRUCTIONS}
+
+
+def floor_ratios(cells: dict[str, dict[str, Any]]) -> None:
+    """Each cell's `floor`: its server CPU and instructions per op divided by the floor's on the
+    same workload (the floor measures its own model, whatever the cell's), or None where the run
+    has no floor cell for that workload."""
+    floors = {c["workload"]: c for c in cells.values()
+              if c["role"] == FLOOR and not any(x.startswith(("unsupported", "failed")) for x in c["flags"])}
+    for c in cells.values():
+        f = floors.get(c["workload"])
+        if c["role"] == FLOOR or f is None or any(x.startswith(("unsupported", "failed")) for x in c["flags"]):
+            c["floor"] = None
+            continue
+        c["floor"] = {"impl": f["impl"], **{name: _ratio(c[key]["median"] if c.get(key) else None,
+                                                         f[key]["median"] if f.get(key) else None)
+                                            for name, key in FLOOR_FIGURES.items()}}
 
 
 def core_table(cells: dict[str, dict[str, Any]], workloads: Sequence[str],
@@ -254,6 +275,7 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
     for r in runs:
         by_cell.setdefault(r.cell.id, (r.cell, []))[1].append(r.data)
     cells = {cid: summarize_cell(cell, data) for cid, (cell, data) in by_cell.items()}
+    floor_ratios(cells)
     impls = list({c.impl.name: c.impl for c in plan.cells}.values())     # the control twins included
     event_workloads = list(dict.fromkeys(c.workload.id for c in plan.cells if c.model == "event"))
     noise = noise_floor(cells, impls)

@@ -69,7 +69,23 @@ def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
         "errors": ", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "0",
         "has_errors": bool(errors),
         "flags": [flag(f) for f in c.get("flags") or ()],
+        **floor_column(c),
     }
+
+
+def floor_column(c: dict[str, Any]) -> dict[str, str]:
+    """'1.02×' (server CPU per op over the floor's on the same workload) and a tooltip with the same
+    in instructions; the floor's own row says it is the floor; '–' where the run has no floor."""
+    if c.get("role") == "floor":
+        return {"floor": "floor", "floor_title": "the floor itself: the least a server can do on this workload"}
+    f = c.get("floor") or {}
+    cpu, work = f.get("cpu_per_op"), f.get("instructions_per_op")
+    if cpu is None and work is None:
+        return {"floor": "–", "floor_title": "this run has no floor cell for this workload"}
+    return {"floor": numbers.ratio(cpu) if cpu is not None else "–",
+            "floor_title": f"server CPU per op ÷ {f.get('impl')}'s on the same workload: "
+                           f"{numbers.sig(cpu) if cpu is not None else '–'}; instructions per op: "
+                           f"{numbers.sig(work) if work is not None else '–'}"}
 
 
 def cell_rows(cells: Sequence[dict[str, Any]], palette: Palette) -> list[dict[str, Any]]:
@@ -99,12 +115,15 @@ def pair_group(a: str, b: str, palette: Palette) -> str:
     """Which block of the ratio table a pair goes in: by the roles the registry gives a and b."""
     if palette.roles.get(a) == "control":
         return "the noise floor: a control twin against its original"
+    if palette.roles.get(b) == "floor":
+        return "against the floor: the least a server can do"
     if palette.roles.get(b) == "peer":
         return "against the peers"
     return "between the ports"
 
 
-PAIR_GROUPS = ("between the ports", "against the peers", "the noise floor: a control twin against its original")
+PAIR_GROUPS = ("between the ports", "against the peers", "against the floor: the least a server can do",
+               "the noise floor: a control twin against its original")
 
 
 def core_table(entries: Sequence[dict[str, Any]], palette: Palette) -> dict[str, Any]:

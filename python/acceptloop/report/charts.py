@@ -42,7 +42,7 @@ CHAR = 6.2           # px, an average character at that size (for the legend's l
 class Palette:
     """One colour per implementation, the same in every chart and table of a report: the colour its
     registry entry declares, else the next fallback colour no other implementation has."""
-    roles: dict[str, str] = field(default_factory=dict)          # impl -> "port" | "peer" | "control"
+    roles: dict[str, str] = field(default_factory=dict)          # impl -> "port" | "peer" | "floor" | "control"
     colours: dict[str, str] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)              # colours entries asked for
 
@@ -66,7 +66,7 @@ class Palette:
             self.colours[impl] = free[0]
 
     def style(self, impl: str) -> dict[str, Any]:
-        peer = self.roles.get(impl) == "peer"
+        peer = self.roles.get(impl) in ("peer", "floor")   # a reference, drawn dashed
         return {"impl": impl, "colour": self.colours.get(impl, "#59636e"), "peer": peer,
                 "dash": PEER_DASH if peer else ""}
 

@@ -20,7 +20,8 @@ from acceptloop.bench import spec as bench_spec
 from acceptloop.paths import IMPLEMENTATIONS_TOML, ROOT
 
 READY_KINDS = ("line", "port")
-ROLES = ("port", "peer")
+ROLES = ("port", "peer", "floor")
+FLOOR = "floor"   # the role of the benchmark's physical reference: measured in every run, never graded
 CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port"))
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
@@ -43,7 +44,8 @@ class Implementation:
     address: tuple[str, int] | None = None     # a server already running elsewhere
     options: frozenset[str] = field(default_factory=frozenset)
     source: str | None = None
-    role: str = "port"                         # "port": one of ours; "peer": a server to measure against
+    role: str = "port"                         # "port": one of ours; "peer": a server to measure against;
+                                               # "floor": the least a server can do (never graded)
     requires: tuple[str, ...] = ()             # Python modules it needs (an optional extra)
     origin: str = ""                           # the file the entry came from
     follows: frozenset[str] = frozenset(BASES)  # the bases whose checks it is graded on

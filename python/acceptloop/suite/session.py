@@ -77,10 +77,25 @@ def implementations(sel: Selection, include_peers: bool = False) -> list[Impleme
         unknown = [n for n in sel.impl if n not in names]
         if unknown:
             raise SelectionError(f"unknown implementation {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-        return [i for i in impls if i.name in sel.impl]
+        chosen = [i for i in impls if i.name in sel.impl]
+        floors = [i.name for i in chosen if i.role == registry.FLOOR]
+        if floors and not include_peers:
+            raise SelectionError(f"{', '.join(floors)} claims no conformance (role \"floor\"): the benchmark "
+                                 "measures it, acceptloop check does not grade it")
+        return chosen
     if include_peers:
-        return impls
+        return [i for i in impls if i.role != registry.FLOOR]
     return [i for i in impls if i.role == "port"]
+
+
+def floors(sel: Selection) -> list[Implementation]:
+    """The registry's floor entries (role "floor"): the benchmark measures them in every run, whatever
+    the selection names, so that every cell has its ratio to the floor."""
+    from acceptloop.suite import registry
+
+    if sel.target is not None:
+        return []
+    return [i for i in registry.load(sel.implementations) if i.role == registry.FLOOR]
 
 
 def last_failed_cells(path: Path = LAST_RESULTS) -> list[str]:
