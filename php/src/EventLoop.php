@@ -45,7 +45,7 @@ final class EventLoop
                     break;
                 }
             }
-            $accepting = $this->listeners !== [] && !$this->pause->paused($now);
+            $accepting = $this->listeners !== [] && !$this->pause->active($now);
             $read = [self::WAKE => $this->control->wakeRead];
             $write = [];
             if ($accepting) {
@@ -64,7 +64,7 @@ final class EventLoop
             }
             $timeout = $this->conns !== [] ? Protocol::TIMER_TICK : null;
             if ($this->listeners !== [] && !$accepting) {
-                $timeout = min($timeout ?? Protocol::ACCEPT_BACKOFF_MAX, max(0.0, $this->pause->until - $now));
+                $timeout = min($timeout ?? Protocol::ACCEPT_BACKOFF_MAX, max(0.0, $this->pause->until() - $now));
             }
             [$readable, $writable] = Select::wait($read, $write, $timeout);
             $now = Os::now();
@@ -104,25 +104,11 @@ final class EventLoop
     private function acceptBatch(\Socket $listener, float $now): void
     {
         for ($i = 0; $i < Protocol::ACCEPT_BATCH; $i++) {
-            $delay = $this->pause->delay;   // acceptClient resets it when accept() succeeds
             $client = Net::acceptClient($listener, $this->pause);
             if ($client === null) {
                 return;
             }
             [$sock, $peer] = $client;
-            if (!Select::canWatch($sock)) {
-                // Out of descriptors socket_select can watch (see Select): as for EMFILE, pause
-                // accepting, the delay doubling, one line when a pause begins. This connection
-                // is closed: it is out of the kernel's queue already and cannot be served.
-                Net::reject($sock);
-                $this->pause->delay = $delay;
-                $this->pause->pause($now);
-                if ($delay === 0.0) {
-                    Os::log('accept ' . Net::localName($listener)
-                        . ": descriptor beyond socket_select's FD_SETSIZE; connection closed, accepting paused");
-                }
-                return;
-            }
             if (count($this->conns) >= $this->config->maxConns) {
                 Net::reject($sock);
                 continue;

@@ -27,8 +27,8 @@ final class Models
     {
         $read = ['wake' => $control->wakeRead];
         $now = Os::now();
-        if ($pause->paused($now)) {
-            $timeout = $pause->until - $now;
+        if ($pause->active($now)) {
+            $timeout = $pause->until() - $now;
         } else {
             $timeout = null;
             $read += $listeners;

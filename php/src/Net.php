@@ -164,6 +164,8 @@ final class Net
      * Null when there is none to take now: the queue is empty, the connection failed on its
      * own (ECONNABORTED and the like), or descriptors ran out (then $pause says when to try
      * again). socket_accept() warns for every errno but EAGAIN; the warning is caught here.
+     * Every model waits on its connections with socket_select, so a connection whose descriptor
+     * it cannot watch (see Select) is closed, and accepting pauses as for EMFILE.
      *
      * @return array{\Socket, string}|null
      */
@@ -175,14 +177,22 @@ final class Net
             if (in_array($errno, self::PER_CONNECTION_ERRORS, true)) {
                 return null;
             }
-            $first = $pause->delay === 0.0;
-            $pause->pause(Os::now());
-            if ($first || !in_array($errno, self::RESOURCE_ERRORS, true)) {
+            if ($pause->extend(Os::now()) || !in_array($errno, self::RESOURCE_ERRORS, true)) {
                 Os::log('accept ' . self::localName($listener) . ': ' . Errno::describe($errno) . '; accepting paused');
             }
             return null;
         }
-        $pause->reset();
+        if (!Select::canWatch($sock)) {
+            // Out of descriptors socket_select can watch: the connection is out of the kernel's
+            // queue already and cannot be served, so it is closed; the pause doubles as for EMFILE.
+            self::reject($sock);
+            if ($pause->extend(Os::now())) {
+                Os::log('accept ' . self::localName($listener)
+                    . ": descriptor beyond socket_select's FD_SETSIZE; connection closed, accepting paused");
+            }
+            return null;
+        }
+        $pause->clear();
         // A peer already gone makes these fail; the first recv will say so, with its errno.
         self::attempt(static fn () => socket_set_nonblock($sock) && socket_set_option($sock, SOL_TCP, TCP_NODELAY, 1));
         return [$sock, self::peerName($sock)];
