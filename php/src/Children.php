@@ -45,7 +45,7 @@ final class Children
             pcntl_sigprocmask(SIG_SETMASK, $oldMask);
             Net::closeListeners($listeners);
             $this->pids = [];   // the parent's children are not this process's to reap
-            Models::serveConnection(new Connection($sock, $peer, $config, Os::now()), null, $config->grace);
+            Models::serveConnection(new Connection($sock, $peer, $config, Os::now()), null);
         } catch (\Throwable $e) {
             // A child must never unwind into the parent's code: one line, then exit.
             Os::log("child {$peer}: " . get_class($e) . ': ' . $e->getMessage());

@@ -37,8 +37,9 @@ final class EventLoop
                 if ($this->listeners !== []) {
                     Net::closeListeners($this->listeners);
                     $this->listeners = [];
+                    $deadline = $this->control->stopDeadline();
                     foreach ($this->conns as $conn) {
-                        $conn->stopBy = $this->control->stoppedAt + $this->config->grace;
+                        $conn->stopBy = $deadline;
                     }
                 }
                 if ($this->conns === []) {

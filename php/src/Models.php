@@ -48,7 +48,7 @@ final class Models
      * $onStop runs once when a stop is seen (iterative: close the listeners at once, so new
      * clients are refused while this one finishes).
      */
-    public static function serveConnection(Connection $conn, ?Control $control, float $grace, ?\Closure $onStop = null): void
+    public static function serveConnection(Connection $conn, ?Control $control, ?\Closure $onStop = null): void
     {
         while (!$conn->closed()) {
             $read = [];
@@ -59,7 +59,7 @@ final class Models
                         $onStop = null;
                     }
                     // The stop pair stays readable once written: watching it now would spin.
-                    $conn->stopBy = $conn->stopBy ?: $control->stoppedAt + $grace;
+                    $conn->stopBy = $conn->stopBy ?: $control->stopDeadline();
                 } else {
                     $read['stop'] = $control->stopRead;
                 }
@@ -98,8 +98,7 @@ final class Models
                 $client = Net::acceptClient($listener, $pause);
                 if ($client !== null) {
                     [$sock, $peer] = $client;
-                    self::serveConnection(new Connection($sock, $peer, $config, Os::now()), $control, $config->grace,
-                        $closeListeners);
+                    self::serveConnection(new Connection($sock, $peer, $config, Os::now()), $control, $closeListeners);
                 }
                 if ($control->stopping) {
                     break;
@@ -167,7 +166,7 @@ final class Models
             }
         }
         Net::closeListeners($listeners);
-        $children->stop($control, $control->stoppedAt + $config->grace);
+        $children->stop($control, $control->stopDeadline());
     }
     // end step
 

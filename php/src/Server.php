@@ -27,7 +27,7 @@ final class Server
             return Protocol::EXIT_OK;
         }
         try {
-            $control = new Control();
+            $control = new Control($config->grace);
             $control->installSignalHandlers(watchChildren: $config->model === 'fork');
             $listeners = Net::openListeners($config);
         } catch (SetupError $e) {
