@@ -157,7 +157,7 @@ final class Models
                 $forkErrno = $pid === -1 ? pcntl_get_last_error() : 0;
                 pcntl_sigprocmask(SIG_SETMASK, $oldMask);   // the parent: a pending SIGTERM is handled now
                 if ($pid === -1) {
-                    Os::log("fork {$peer}: " . Errno::describe($forkErrno));
+                    Os::log("fork {$peer}: " . Errno::describeError($forkErrno));
                     socket_close($sock);
                     continue;
                 }

@@ -178,7 +178,7 @@ final class Net
                 return null;
             }
             if ($pause->extend(Os::now()) || !in_array($errno, self::RESOURCE_ERRORS, true)) {
-                Os::log('accept ' . self::localName($listener) . ': ' . Errno::describe($errno) . '; accepting paused');
+                Os::log('accept ' . self::localName($listener) . ': ' . Errno::describeError($errno) . '; accepting paused');
             }
             return null;
         }

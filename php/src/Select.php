@@ -65,7 +65,7 @@ final class Select
                 // No errno: PHP refused a descriptor at or above FD_SETSIZE before calling select().
                 throw new \RuntimeException('select: ' . strtok($warning, "\n"));
             }
-            throw new \RuntimeException('select: ' . Errno::describe($errno), $errno);
+            throw new \RuntimeException('select: ' . Errno::describeError($errno), $errno);
         }
         return [$read, $write];
     }
