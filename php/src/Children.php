@@ -33,17 +33,16 @@ final class Children
      * the fork, is restored only once the parent's handlers are reset, so a SIGTERM the parent
      * sent meanwhile is acted on by the default action, never by the parent's handler.
      *
-     * @param list<\Socket> $listeners
      * @param list<int> $oldMask
      */
-    public function serveInChild(\Socket $sock, string $peer, array $listeners, Config $config, Control $control,
+    public function serveInChild(\Socket $sock, string $peer, Listeners $listeners, Config $config, Control $control,
         array $oldMask): never
     {
         $status = Protocol::EXIT_OK;
         try {
             $control->forgetInChild();
             pcntl_sigprocmask(SIG_SETMASK, $oldMask);
-            Net::closeListeners($listeners);
+            $listeners->closeListeners();
             $this->pids = [];   // the parent's children are not this process's to reap
             Models::serveConnection(new Connection($sock, $peer, $config, Os::now()), null);
         } catch (\Throwable $e) {

@@ -19,9 +19,8 @@ final class EventLoop
     private readonly AcceptPause $pause;
     private float $nextTick = 0.0;
 
-    /** @param list<\Socket> $listeners */
     public function __construct(
-        private array $listeners,
+        private readonly Listeners $listeners,
         private readonly Config $config,
         private readonly Control $control,
     ) {
@@ -34,9 +33,8 @@ final class EventLoop
         while (true) {
             $now = Os::now();
             if ($this->control->stopping) {
-                if ($this->listeners !== []) {
-                    Net::closeListeners($this->listeners);
-                    $this->listeners = [];
+                if ($this->listeners->listening()) {
+                    $this->listeners->closeListeners();
                     $deadline = $this->control->stopDeadline();
                     foreach ($this->conns as $conn) {
                         $conn->stopBy = $deadline;
@@ -46,11 +44,11 @@ final class EventLoop
                     break;
                 }
             }
-            $accepting = $this->listeners !== [] && !$this->pause->active($now);
+            $accepting = $this->listeners->listening() && !$this->pause->active($now);
             $read = [self::WAKE => $this->control->wakeRead];
             $write = [];
             if ($accepting) {
-                foreach ($this->listeners as $i => $listener) {
+                foreach ($this->listeners->sockets() as $i => $listener) {
                     $read["l{$i}"] = $listener;
                 }
             }
@@ -64,7 +62,7 @@ final class EventLoop
                 }
             }
             $timeout = $this->conns !== [] ? Protocol::TIMER_TICK : null;
-            if ($this->listeners !== [] && !$accepting) {
+            if ($this->listeners->listening() && !$accepting) {
                 $timeout = min($timeout ?? Protocol::ACCEPT_BACKOFF_MAX, max(0.0, $this->pause->until() - $now));
             }
             [$readable, $writable] = Select::wait($read, $write, $timeout);
@@ -105,13 +103,13 @@ final class EventLoop
     private function acceptBatch(\Socket $listener, float $now): void
     {
         for ($i = 0; $i < Protocol::ACCEPT_BATCH; $i++) {
-            $client = Net::acceptClient($listener, $this->pause);
+            $client = $this->listeners->acceptClient($listener, $this->pause);
             if ($client === null) {
                 return;
             }
             [$sock, $peer] = $client;
             if (count($this->conns) >= $this->config->maxConns) {
-                Net::reject($sock);
+                $this->listeners->reject($sock);
                 continue;
             }
             $conn = new Connection($sock, $peer, $this->config, $now);

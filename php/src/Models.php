@@ -20,10 +20,9 @@ final class Models
     /**
      * Block until a listener has a connection queued (or a signal woke us); return those listeners.
      *
-     * @param list<\Socket> $listeners
      * @return list<\Socket>
      */
-    private static function waitForClients(array $listeners, Control $control, AcceptPause $pause): array
+    private static function waitForClients(Listeners $listeners, Control $control, AcceptPause $pause): array
     {
         $read = ['wake' => $control->wakeRead];
         $now = Os::now();
@@ -31,7 +30,7 @@ final class Models
             $timeout = $pause->until() - $now;
         } else {
             $timeout = null;
-            $read += $listeners;
+            $read += $listeners->sockets();
         }
         [$ready] = Select::wait($read, [], $timeout);
         if (isset($ready['wake'])) {
@@ -84,18 +83,14 @@ final class Models
     }
 
     // step: loop iterative
-    /** The tutorials' loop, made correct: one client at a time, served to its end. @param list<\Socket> $listeners */
-    public static function runIterative(array $listeners, Config $config, Control $control): void
+    /** The tutorials' loop, made correct: one client at a time, served to its end. */
+    public static function runIterative(Listeners $listeners, Config $config, Control $control): void
     {
         $pause = new AcceptPause();
-        // socket_close() on a closed socket is an Error, so the listeners are closed once, here or below.
-        $closeListeners = static function () use (&$listeners): void {
-            Net::closeListeners($listeners);
-            $listeners = [];
-        };
+        $closeListeners = $listeners->closeListeners(...);
         while (!$control->stopping) {
             foreach (self::waitForClients($listeners, $control, $pause) as $listener) {
-                $client = Net::acceptClient($listener, $pause);
+                $client = $listeners->acceptClient($listener, $pause);
                 if ($client !== null) {
                     [$sock, $peer] = $client;
                     self::serveConnection(new Connection($sock, $peer, $config, Os::now()), $control, $closeListeners);
@@ -105,7 +100,7 @@ final class Models
                 }
             }
         }
-        $closeListeners();
+        $listeners->closeListeners();
     }
     // end step
 
@@ -113,10 +108,8 @@ final class Models
     /**
      * A child process per connection. The parent closes its copy of the client's socket
      * (else the client never sees EOF) and reaps children as SIGCHLD wakes it.
-     *
-     * @param list<\Socket> $listeners
      */
-    public static function runFork(array $listeners, Config $config, Control $control): void
+    public static function runFork(Listeners $listeners, Config $config, Control $control): void
     {
         $pause = new AcceptPause();
         $children = new Children();
@@ -124,13 +117,13 @@ final class Models
             $ready = self::waitForClients($listeners, $control, $pause);
             $children->reap();
             foreach ($ready as $listener) {
-                $client = Net::acceptClient($listener, $pause);
+                $client = $listeners->acceptClient($listener, $pause);
                 if ($client === null) {
                     continue;
                 }
                 [$sock, $peer] = $client;
                 if ($children->count() >= $config->maxConns) {
-                    Net::reject($sock);
+                    $listeners->reject($sock);
                     continue;
                 }
                 // The signals are blocked across the fork, and the child unblocks them only once
@@ -165,7 +158,7 @@ final class Models
                 socket_close($sock);
             }
         }
-        Net::closeListeners($listeners);
+        $listeners->closeListeners();
         $children->stop($control, $control->stopDeadline());
     }
     // end step
@@ -173,10 +166,8 @@ final class Models
     /**
      * One process and one socket_select for every listener and connection; the loop
      * (`loop event`) is EventLoop::run, a class because it keeps state between readiness reports.
-     *
-     * @param list<\Socket> $listeners
      */
-    public static function runEvent(array $listeners, Config $config, Control $control): void
+    public static function runEvent(Listeners $listeners, Config $config, Control $control): void
     {
         (new EventLoop($listeners, $config, $control))->run();
     }

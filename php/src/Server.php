@@ -29,11 +29,12 @@ final class Server
         try {
             $control = new Control($config->grace);
             $control->installSignalHandlers(watchChildren: $config->model === 'fork');
-            $listeners = Net::openListeners($config);
+            $listeners = new Listeners($config);
+            $listeners->openListeners();
         } catch (SetupError $e) {
             return self::fail($e->getMessage());
         }
-        Net::announce($listeners);
+        $listeners->announce();
         try {
             $run = Models::OFFERED[$config->model];
             Models::$run($listeners, $config, $control);
