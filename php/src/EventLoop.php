@@ -27,7 +27,8 @@ final class EventLoop
         $this->pause = new AcceptPause();
     }
 
-    public function run(): void
+    /** One process and one socket_select for every listener and connection. */
+    public function runEvent(): void
     {
         // step: loop event
         while (true) {

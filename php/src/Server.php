@@ -7,6 +7,9 @@ namespace AcceptLoop;
 
 final class Server
 {
+    /** The models this port offers, by contract name (no threads: the PHP CLI has none). */
+    private const MODELS = ['iterative', 'fork', 'event'];
+
     /**
      * Run one server until SIGTERM/SIGINT; return the exit code (Protocol::EXIT_*).
      *
@@ -15,7 +18,7 @@ final class Server
     public static function main(array $argv): int
     {
         Os::installErrorHandler();
-        $models = array_keys(Models::OFFERED);
+        $models = self::MODELS;
         try {
             $config = Args::parse($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
         } catch (UsageError $e) {
@@ -36,8 +39,11 @@ final class Server
         }
         $listeners->announce();
         try {
-            $run = Models::OFFERED[$config->model];
-            Models::$run($listeners, $config, $control);
+            match ($config->model) {
+                'iterative' => (new IterativeModel($listeners, $config, $control))->runIterative(),
+                'fork' => (new ForkModel($listeners, $config, $control))->runFork(),
+                'event' => (new EventLoop($listeners, $config, $control))->runEvent(),
+            };
         } catch (\Throwable $e) {
             // One line, never a stack trace.
             return self::fail("{$config->model} loop: " . get_class($e) . ': ' . $e->getMessage());
