@@ -32,72 +32,120 @@ final class EventLoop
     {
         // step: loop event
         while (true) {
-            $now = Os::now();
             if ($this->control->stopping) {
-                if ($this->listeners->listening()) {
-                    $this->listeners->closeListeners();
-                    $deadline = $this->control->stopDeadline();
-                    foreach ($this->conns as $conn) {
-                        $conn->stopBy = $deadline;
-                    }
-                }
+                $this->beginStop();
                 if ($this->conns === []) {
                     break;
                 }
             }
-            $accepting = $this->listeners->listening() && !$this->pause->active($now);
+            $now = Os::now();
             $read = [self::WAKE => $this->control->wakeRead];
             $write = [];
-            if ($accepting) {
-                foreach ($this->listeners->sockets() as $i => $listener) {
-                    $read["l{$i}"] = $listener;
-                }
-            }
+            $accepting = $this->setAccepting($read, $now);
             foreach ($this->conns as $id => $conn) {
-                $wantsWrite = $conn->wantsWrite();
-                if ($conn->wantsRead() || !$wantsWrite) {
-                    $read[$id] = $conn->socket();    // also how select reports an error or hang-up
-                }
-                if ($wantsWrite) {
-                    $write[$id] = $conn->socket();
-                }
+                $this->update($id, $conn, $read, $write);
             }
             $timeout = $this->conns !== [] ? Protocol::TIMER_TICK : null;
             if ($this->listeners->listening() && !$accepting) {
                 $timeout = min($timeout ?? Protocol::ACCEPT_BACKOFF_MAX, max(0.0, $this->pause->until() - $now));
             }
             [$readable, $writable] = Select::wait($read, $write, $timeout);
-            $now = Os::now();
-            foreach ($readable as $key => $sock) {
-                if ($key === self::WAKE) {
-                    $this->control->drainWake();
-                } elseif (is_string($key)) {
-                    $this->acceptBatch($sock, $now);
-                }
-            }
-            foreach (array_keys($readable + $writable) as $key) {
-                $conn = is_int($key) ? ($this->conns[$key] ?? null) : null;
-                if ($conn === null) {
-                    continue;
-                }
-                if (isset($readable[$key])) {
-                    $conn->onReadable($now);
-                }
-                if (isset($writable[$key])) {
-                    $conn->onWritable($now);
-                }
-                $this->forgetIfClosed($conn);
-            }
-            $now = Os::now();
-            if ($now >= $this->nextTick) {
-                $this->nextTick = $now + Protocol::TIMER_TICK;
-                foreach ($this->conns as $conn) {
-                    $conn->onTimer($now);
-                    $this->forgetIfClosed($conn);
-                }
-            }
+            $this->handle($readable, $writable, Os::now());
+            $this->sweepTimers(Os::now());
         }
         // end step
+    }
+
+    /** Stop accepting: close the listeners (once) and give every connection the grace deadline. */
+    private function beginStop(): void
+    {
+        if (!$this->listeners->listening()) {
+            return;
+        }
+        $this->listeners->closeListeners();
+        $deadline = $this->control->stopDeadline();
+        foreach ($this->conns as $conn) {
+            $conn->stopBy = $deadline;
+        }
+    }
+
+    /**
+     * The listeners in the read set, unless they are closed or the accept pause lasts;
+     * whether they are in.
+     *
+     * @param array<int|string, \Socket> $read
+     */
+    private function setAccepting(array &$read, float $now): bool
+    {
+        if (!$this->listeners->listening() || $this->pause->active($now)) {
+            return false;
+        }
+        foreach ($this->listeners->sockets() as $i => $listener) {
+            $read["l{$i}"] = $listener;
+        }
+        return true;
+    }
+
+    /**
+     * The sets follow what $conn wants: socket_select has no registrations, so each turn
+     * puts every connection in again.
+     *
+     * @param array<int|string, \Socket> $read
+     * @param array<int, \Socket> $write
+     */
+    private function update(int $id, Connection $conn, array &$read, array &$write): void
+    {
+        $wantsWrite = $conn->wantsWrite();
+        if ($conn->wantsRead() || !$wantsWrite) {
+            $read[$id] = $conn->socket();    // also how select reports an error or hang-up
+        }
+        if ($wantsWrite) {
+            $write[$id] = $conn->socket();
+        }
+    }
+
+    /**
+     * One readiness report: the wake pair drained, the ready listeners accepted from, then
+     * each ready connection's events.
+     *
+     * @param array<int|string, \Socket> $readable
+     * @param array<int|string, \Socket> $writable
+     */
+    private function handle(array $readable, array $writable, float $now): void
+    {
+        foreach ($readable as $key => $sock) {
+            if ($key === self::WAKE) {
+                $this->control->drainWake();
+            } elseif (is_string($key)) {
+                $this->acceptBatch($sock, $now);
+            }
+        }
+        foreach (array_keys($readable + $writable) as $key) {
+            $conn = is_int($key) ? ($this->conns[$key] ?? null) : null;
+            if ($conn === null) {
+                continue;
+            }
+            if (isset($readable[$key])) {
+                $conn->onReadable($now);
+            }
+            if (isset($writable[$key])) {
+                $conn->onWritable($now);
+            }
+            $this->forgetIfClosed($conn);
+        }
+    }
+
+    /** Every connection's timers, once a TIMER_TICK. */
+    private function sweepTimers(float $now): void
+    {
+        if ($now < $this->nextTick) {
+            return;
+        }
+        $this->nextTick = $now + Protocol::TIMER_TICK;
+        foreach ($this->conns as $conn) {
+            $conn->onTimer($now);
+            $this->forgetIfClosed($conn);
+        }
     }
 
     /** Up to ACCEPT_BATCH connections per readiness report; over --max-conns, accept and close. */
