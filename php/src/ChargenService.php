@@ -28,7 +28,7 @@ final class ChargenService extends Service
     {
         if ($this->conn->pending() < Protocol::LOW_WATER) {
             if (self::$chunk === null) {
-                $cycle = self::cycle();
+                $cycle = self::chargenCycle();
                 self::$chunk = str_repeat($cycle, intdiv(Protocol::LOW_WATER + strlen($cycle) - 1, strlen($cycle)));
             }
             $this->conn->queue(self::$chunk);
@@ -36,7 +36,7 @@ final class ChargenService extends Service
     }
 
     /** One full period of RFC 864's pattern: 95 lines, each starting one character later. */
-    public static function cycle(): string
+    public static function chargenCycle(): string
     {
         $alphabet = implode('', array_map('chr', range(Protocol::CHARGEN_FIRST_CHAR, Protocol::CHARGEN_LAST_CHAR)));
         $twice = $alphabet . $alphabet;

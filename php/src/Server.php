@@ -20,7 +20,7 @@ final class Server
         Os::installErrorHandler();
         $models = self::MODELS;
         try {
-            $config = Args::parse($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
+            $config = Args::parseArgs($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
         } catch (UsageError $e) {
             Os::writeAll(STDERR, Args::usage($models) . Args::PROG . ': ' . $e->getMessage() . "\n");
             return Protocol::EXIT_USAGE;
