@@ -84,16 +84,36 @@ final class Connection
         return $due === [] ? 0.0 : min($due);
     }
 
-    /** The service's output, sent in order after what is already waiting. */
-    public function queue(string $bytes): void
+    /**
+     * A service's output: sent now (write-through), and only what a short write leaves is kept,
+     * to go out, in order, when the socket is writable. Behind output that already waits, it
+     * waits too.
+     */
+    public function emit(string $bytes, float $now): void
     {
-        $this->out .= $bytes;
+        if ($this->phase === Phase::CLOSED) {
+            return;
+        }
+        if ($this->out !== '') {
+            $this->out .= $bytes;
+            return;
+        }
+        $sent = $this->send($bytes, $now);
+        if ($sent !== null && $sent < strlen($bytes)) {
+            $this->out = substr($bytes, $sent);
+        }
     }
 
-    /** How many bytes wait to be sent. */
-    public function pending(): int
+    /**
+     * A producer's offer (chargen): sent now, as much as the socket takes, and nothing kept;
+     * the producer learns how many bytes went and goes on from there next time.
+     */
+    public function offer(string $bytes, float $now): int
     {
-        return strlen($this->out);
+        if ($this->phase === Phase::CLOSED) {
+            return 0;
+        }
+        return $this->send($bytes, $now) ?? 0;
     }
 
     // step: read/write
@@ -125,28 +145,7 @@ final class Connection
                 $this->close();
             }
         } elseif ($this->phase === Phase::SERVING) {
-            $this->service->onData($data, $now);
-            if ($this->out !== '') {
-                $this->sendOutput($now);   // write-through: wait for writability only after a short write
-                if ($this->phase === Phase::CLOSED) {
-                    return;
-                }
-            }
-        }
-        $this->settle($now);
-    }
-
-    /** Send as much unsent output as the socket takes; a short write keeps the rest. */
-    public function onWritable(float $now): void
-    {
-        if ($this->phase === Phase::CLOSED) {
-            return;
-        }
-        if ($this->phase === Phase::SERVING) {
-            $this->service->refill();
-        }
-        if ($this->out !== '') {
-            $this->sendOutput($now);
+            $this->service->onData($data, $now);   // what it emits is sent at once
             if ($this->phase === Phase::CLOSED) {
                 return;
             }
@@ -154,12 +153,39 @@ final class Connection
         $this->settle($now);
     }
 
-    private function sendOutput(float $now): void
+    /**
+     * Send as much waiting output as the socket takes (a short write keeps the rest); with
+     * none waiting, a producing service offers more.
+     */
+    public function onWritable(float $now): void
+    {
+        if ($this->phase === Phase::CLOSED) {
+            return;
+        }
+        if ($this->out !== '') {
+            $sent = $this->send($this->out, $now);
+            if ($sent !== null) {
+                $this->out = substr($this->out, $sent);
+            }
+        } elseif ($this->phase === Phase::SERVING) {
+            $this->service->refill($now);
+        }
+        if ($this->phase === Phase::CLOSED) {
+            return;
+        }
+        $this->settle($now);
+    }
+
+    /**
+     * One send: how many bytes the socket took (0 when it takes none now), or null when the
+     * send failed and the connection is closed.
+     */
+    private function send(string $bytes, float $now): ?int
     {
         // MSG_NOSIGNAL: a reset peer gives EPIPE/ECONNRESET, never SIGPIPE. (PHP CLI ignores
         // SIGPIPE as well, and forked children inherit that; this does not rely on it.)
         try {
-            $sent = socket_send($this->sock, $this->out, strlen($this->out), MSG_NOSIGNAL);
+            $sent = socket_send($this->sock, $bytes, strlen($bytes), MSG_NOSIGNAL);
         } catch (\ErrorException) {
             $sent = false;
         }
@@ -167,11 +193,12 @@ final class Connection
             $errno = Errno::last($this->sock);
             if ($errno !== SOCKET_EAGAIN && $errno !== SOCKET_EINTR) {
                 $this->fail(new ConnectionError('send', $this->peer, $errno));
+                return null;
             }
-            return;
+            return 0;
         }
-        $this->out = substr($this->out, $sent);
         $this->lastActive = $now;
+        return $sent;
     }
     // end step
 

@@ -17,7 +17,7 @@ final class DaytimeService extends Service
 
     public function onOpen(float $now): void
     {
-        $this->conn->queue(self::daytimeLine($this->config->daytimeEpoch ?? time()));
+        $this->conn->emit(self::daytimeLine($this->config->daytimeEpoch ?? time()), $now);
         $this->conn->finish();
     }
 

@@ -21,7 +21,7 @@ final class MessageService extends Service
         $this->buffer .= $data;
         $message = self::completeMessage($this->buffer);
         if ($message !== null) {
-            $this->reply($message);
+            $this->reply($message, $now);
         }
     }
 
@@ -43,13 +43,13 @@ final class MessageService extends Service
 
     public function onEof(float $now): void
     {
-        $this->reply($this->buffer);
+        $this->reply($this->buffer, $now);
     }
 
-    private function reply(string $message): void
+    private function reply(string $message, float $now): void
     {
         Os::log(Protocol::MESSAGE_LOG_PREFIX . self::escapeMessage($message));
-        $this->conn->queue(Protocol::MESSAGE_REPLY);
+        $this->conn->emit(Protocol::MESSAGE_REPLY, $now);
         $this->conn->finish();
     }
 

@@ -49,7 +49,8 @@ abstract class Service
         $this->conn->finish();
     }
 
-    public function refill(): void
+    /** With nothing waiting to be sent: offer more (a service that produces()). */
+    public function refill(float $now): void
     {
     }
 }
