@@ -15,8 +15,6 @@
 #define ACCEPTLOOP_H
 
 #include <stddef.h>
-#include <stdio.h>
-#include <sys/socket.h>
 
 /* cdef: begin */
 #define AL_OK 0
@@ -88,54 +86,5 @@ void al_server_wake(al_server *srv);
 /* Closes whatever is still open and frees the server. Not while it runs. */
 void al_server_free(al_server *srv);
 /* cdef: end */
-
-/* An error as the steps report it: the step, the OS's code and the line. */
-struct al_error {
-    const char *step;            /* a static string: "resolve", "bind", ... */
-    int code;                    /* errno, or an EAI_* code for "resolve" */
-    char message[AL_ERROR_LEN];  /* "STEP ADDRESS: TEXT (ENAME)"; "" when nothing to say */
-};
-
-/* One address to listen on, as getaddrinfo gave it. */
-struct al_address {
-    int family, socktype, protocol;
-    socklen_t len;
-    struct sockaddr_storage addr;
-};
-
-/* The accept pause (design.md "Accepting"): after EMFILE and friends the
- * listeners rest for `delay` seconds (5 ms doubling to 1 s) until `until`. */
-struct al_pause {
-    double delay;                /* 0 while accepts succeed */
-    double until;                /* monotonic seconds */
-};
-
-/* The listening descriptors of an open server (for al_announce); *count gets their number. */
-const int *al_server_listeners(const al_server *srv, int *count);
-
-/* The network steps, as the design names them. */
-
-/* Every address getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, AI_PASSIVE)
- * gives, without repeats. Returns their number (at least 1) and a malloc'd
- * array in *out that the caller frees, or AL_ERR with err filled. */
-int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out);
-
-/* A listening, non-blocking, close-on-exec socket for every address cfg->host
- * resolves to (design.md "Start-up"). Returns their number and a malloc'd
- * array of descriptors in *fds, or AL_ERR with err filled and every socket it
- * opened closed. */
-int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds);
-
-/* Prints "LISTENING <address> <port>" per listener, then "READY", to out and
- * flushes. Returns AL_OK, or AL_ERR with err filled when out fails. */
-int al_announce(struct al_error *err, FILE *out, const int *fds, int count);
-
-/* The next queued connection on a non-blocking listener: returns its
- * descriptor (non-blocking, close-on-exec, TCP_NODELAY) and writes its peer
- * ("127.0.0.1:5555", "[::1]:5555") to peer. Returns AL_ERR when there is none
- * to take now; err->message is then "" or, when the failure deserves a log
- * line (a pause begins, or an unexpected error), that line. */
-int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
-                     char *peer, size_t peerlen);
 
 #endif /* ACCEPTLOOP_H */

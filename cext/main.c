@@ -19,6 +19,7 @@
 
 #include "acceptloop.h"
 #include "protocol.h"
+#include "server.h"
 
 /* The server the signal handlers stop or wake. */
 static al_server *the_server;

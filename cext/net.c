@@ -15,10 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "acceptloop.h"
+#include "clock.h"
 #include "errors.h"
+#include "net.h"
+#include "pause.h"
 #include "protocol.h"
-#include "server.h"
 
 void al_format_address(char *buf, size_t len, const char *host, int port)
 {
@@ -217,11 +218,6 @@ int al_announce(struct al_error *err, FILE *out, const int *fds, int count)
     return AL_OK;
 }
 
-int al_pause_active(const struct al_pause *pause, double now)
-{
-    return now < pause->until;
-}
-
 /* accept(2) errors that concern one connection only: try again at once (accept(2), NOTES). */
 static int per_connection_error(int code)
 {
@@ -260,14 +256,7 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
             return AL_ERR;
         /* Out of descriptors (or worse): the connection stays queued in the
          * kernel, so rest the listeners instead of waking on it forever. */
-        int first = pause->delay == 0.0;
-        double delay = pause->delay * 2;
-        if (delay < AL_ACCEPT_BACKOFF_INITIAL)
-            delay = AL_ACCEPT_BACKOFF_INITIAL;
-        if (delay > AL_ACCEPT_BACKOFF_MAX)
-            delay = AL_ACCEPT_BACKOFF_MAX;
-        pause->delay = delay;
-        pause->until = al_now() + delay;
+        int first = al_pause_extend(pause, al_now());
         if (first || !resource_error(code)) {
             struct sockaddr_storage mine;
             socklen_t mine_len = sizeof mine;
@@ -280,7 +269,7 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
         }
         return AL_ERR;
     }
-    pause->delay = 0.0;
+    al_pause_clear(pause);
     int one = 1;
     /* A failure means the peer is gone already; the first recv will say so. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -1,20 +1,13 @@
-/* What the iterative, fork and threads models share: the clock, waiting for
- * clients, and the per-connection loop that drives one connection to its end. */
+/* What the iterative, fork and threads models share: the stop and its
+ * deadline, waiting for clients, and the per-connection loop that drives one
+ * connection to its end. */
 #include <errno.h>
 #include <poll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "errors.h"
 #include "server.h"
-
-double al_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int al_stopping(const struct al_server *srv)
 {
@@ -24,17 +17,6 @@ int al_stopping(const struct al_server *srv)
 double al_stop_deadline(const struct al_server *srv)
 {
     return srv->stopped_at + srv->cfg.grace;
-}
-
-int al_timeout_ms(double seconds)
-{
-    if (seconds < 0.0)
-        return -1;
-    double wanted = seconds * 1000.0;
-    if (wanted > 2e9)
-        return 2000000000;   /* about 23 days: poll's int would overflow */
-    int ms = (int)wanted;
-    return (double)ms < wanted ? ms + 1 : ms;   /* rounded up, so a deadline is never woken for early */
 }
 
 void al_close_listeners(struct al_server *srv)

@@ -1,5 +1,6 @@
 /* The server object's insides and what the four model loops share.
- * Internal: the front ends see only acceptloop.h. */
+ * Internal: a host (Python) sees only acceptloop.h; main.c, built with the
+ * core, also announces the listeners itself (al_server_listeners, al_announce). */
 #ifndef AL_SERVER_H
 #define AL_SERVER_H
 
@@ -9,6 +10,10 @@
 #include <sys/socket.h>
 
 #include "acceptloop.h"
+#include "clock.h"
+#include "errors.h"
+#include "net.h"
+#include "pause.h"
 
 struct al_conn;
 
@@ -29,24 +34,12 @@ struct al_server {
     struct al_error error;       /* the last failure of open or run */
 };
 
-/* Monotonic seconds. */
-double al_now(void);
-
 /* Nonzero once a stop began; then al_stop_deadline is stopped_at + grace. */
 int al_stopping(const struct al_server *srv);
 double al_stop_deadline(const struct al_server *srv);
 
-/* Milliseconds for poll/epoll_wait for `seconds`, rounded up; -1 (no limit) when seconds < 0. */
-int al_timeout_ms(double seconds);
-
-/* The accept pause (net.c). */
-int al_pause_active(const struct al_pause *pause, double now);
-
-/* "127.0.0.1:7" or "[::1]:7". */
-void al_format_address(char *buf, size_t len, const char *host, int port);
-
-/* The numeric host (no brackets) and the port of a socket address; AL_OK or AL_ERR. */
-int al_sockaddr_host(const struct sockaddr *sa, char *host, size_t len, int *port);
+/* The listening descriptors of an open server (for al_announce); *count gets their number. */
+const int *al_server_listeners(const al_server *srv, int *count);
 
 /* Stop accepting: close every listener, so that from now on a connect is refused. */
 void al_close_listeners(struct al_server *srv);
