@@ -54,14 +54,44 @@ int al_wait_for_clients(struct al_server *srv, const struct al_pause *pause, dou
 /* Logs the line al_accept_client left in err, if any. */
 void al_log_accept_error(const struct al_error *err);
 
+/* Empties the wake-up descriptor (a SIGCHLD, or al_server_wake). */
+void al_drain_wake(struct al_server *srv);
+
+/* Over --max-conns: the connection was accepted, and is closed at once
+ * rather than left queued. */
+void al_reject(int fd);
+
+/* A read buffer of AL_READ_SIZE bytes; NULL with err filled (and the
+ * listeners closed, so the model can return at once) when memory ran out. */
+char *al_read_buffer(struct al_server *srv, struct al_error *err);
+
+/* What a per-connection model (iterative, fork, threads) puts into the
+ * skeleton: the hook `give` takes an accepted connection away (serves it,
+ * forks a child, starts a thread) and owns fd from then on; `active` counts
+ * the connections given and not yet over, against --max-conns; `reap`, if
+ * not NULL, runs after every wait (fork: collect exited children). A model
+ * embeds it first in its own state, so the hooks cast back to that. */
+struct al_hand_off {
+    void (*give)(struct al_hand_off *h, int fd, const char *peer);
+    int (*active)(struct al_hand_off *h);
+    void (*reap)(struct al_hand_off *h);
+};
+
+/* The per-connection models' skeleton: until a stop, wait for clients,
+ * accept each, reject one over the limit, hand the others off; then close the
+ * listeners. Returns AL_OK after a stop, or AL_ERR with err filled when
+ * waiting failed (a stop is begun then). What is still running is the
+ * model's to end. */
+int al_accept_loop(struct al_server *srv, struct al_hand_off *h, struct al_error *err);
+
 /* Drives one connection to its end (iterative, fork, threads): polls its
  * socket and the stop descriptor with the connection's deadline as timeout.
  * srv is NULL in a forked child, which the parent stops with SIGTERM. buf is
- * the caller's read buffer of AL_READ_SIZE bytes. With close_listeners set
- * (iterative: the caller's loop is blocked here), the listeners are closed as
- * soon as a stop is seen, so new clients are refused while this one finishes.
- * The connection is closed on return. */
-void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf, int close_listeners);
+ * the caller's read buffer of AL_READ_SIZE bytes. on_stop, if not NULL, runs
+ * each time round once a stop is seen (iterative: al_close_listeners, since
+ * the skeleton is blocked here, so new clients are refused while this one
+ * finishes). The connection is closed on return. */
+void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf, void (*on_stop)(struct al_server *srv));
 
 /* The four models. Each returns AL_OK after a graceful stop, or AL_ERR with
  * err filled after an error it could not survive (it still stops gracefully). */
