@@ -1,4 +1,4 @@
-"""The command-line contract every server follows, and its one-line error format.
+"""The command-line contract every server follows (its one-line error format is errors.py's).
 
 The options come from the protocol definition (`_protocol.OPTIONS`), so the
 Python server and `python -m acceptloop.cserver` accept exactly what the C and
@@ -7,22 +7,15 @@ PHP servers accept. Bad arguments print usage on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import re
-import socket
 import sys
 from dataclasses import dataclass
 from typing import Sequence
 
 from acceptloop import _protocol as P
-
-# getaddrinfo's error codes have no errno names; these are glibc's, by value.
-_GAI_NAMES = {
-    getattr(socket, name): name
-    for name in dir(socket)
-    if name.startswith("EAI_") and isinstance(getattr(socket, name), int)
-}
+# The one-line error format is errors.py's; these names stay importable from here.
+from acceptloop.errors import SetupError, describe_error, fail, format_address  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -39,33 +32,6 @@ class ServerConfig:
     idle_timeout: float
     ipv6_only: bool
     daytime_epoch: int | None   # from ACCEPTLOOP_DAYTIME_EPOCH; None: use the clock
-
-
-class SetupError(Exception):
-    """A step that sets the server up failed: `step address: reason (ENAME)`."""
-
-    def __init__(self, step: str, address: str, error: OSError) -> None:
-        super().__init__(f"{step} {address}: {describe_error(error)}")
-        self.step = step
-        self.address = address
-        self.errno = error.errno
-
-
-def describe_error(error: OSError) -> str:
-    """`Permission denied (EACCES)`: the OS's text and the constant's name."""
-    if isinstance(error, socket.gaierror):
-        name = _GAI_NAMES.get(error.errno, f"EAI_{error.errno}")
-        text = error.strerror or "name resolution failed"
-        return f"{text} ({name})"
-    if error.errno is None:
-        return str(error)
-    name = errno.errorcode.get(error.errno, f"errno {error.errno}")
-    return f"{os.strerror(error.errno)} ({name})"
-
-
-def format_address(host: str, port: int) -> str:
-    """`127.0.0.1:7` or `[::1]:7`."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # The contract's grammar for numbers (protocol.toml [grammar]): matched whole, before converting, so
@@ -158,9 +124,3 @@ def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str]) -> 
         ipv6_only=ns.ipv6_only,
         daytime_epoch=daytime_epoch_from_env(parser),
     )
-
-
-def fail(message: str) -> int:
-    """Print one line on stderr and give the failure exit code."""
-    print(message, file=sys.stderr, flush=True)
-    return P.EXIT_FAILURE

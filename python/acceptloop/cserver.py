@@ -32,7 +32,8 @@ import threading
 from typing import Any, Sequence
 
 from acceptloop import _protocol as P
-from acceptloop.contract import ServerConfig, fail, parse_args
+from acceptloop.contract import ServerConfig, parse_args
+from acceptloop.errors import fail
 
 # The cffi module: acceptloop._cserver, or the one the environment names (a sanitized build).
 CFFI_MODULE = os.environ.get("ACCEPTLOOP_CFFI_MODULE") or "acceptloop._cserver"

@@ -21,9 +21,10 @@ import time
 from typing import Sequence
 
 from acceptloop import _protocol as P
-from acceptloop.contract import SetupError, build_parser, describe_error, format_address
+from acceptloop.contract import build_parser
+from acceptloop.errors import SetupError, describe_error, format_address
 # The bytes on the wire are the protocol's; only the I/O around them is asyncio's.
-from acceptloop.server.connection import CHARGEN_CHUNK, complete_message, daytime_line, escape_message
+from acceptloop.server.services import CHARGEN_CHUNK, complete_message, daytime_line, escape_message
 
 LOOPS = ("asyncio", "uvloop")
 

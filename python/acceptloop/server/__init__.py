@@ -1,15 +1,31 @@
 """The Python reference server: the accept loop in pure Python sockets, one step per function.
 
     python -m acceptloop.server --service echo --model event --host localhost --port 0
+
+    contract.py        (acceptloop/) the options: parse_args, ServerConfig
+    errors.py          (acceptloop/) the one-line errors: SetupError, describe_error, log, fail
+    control.py         the stop and wake-up descriptors: Control
+    net.py             resolve, open_listeners, announce, accept_client, reject, AcceptPause
+    connection.py      one connection's state machine: Connection, Phase
+    services.py        the five services and the protocol's helpers
+    serve.py           what the models share: wait_for_clients, close_listeners,
+                       serve_connection, and the per-connection models' skeleton
+                       (PerConnectionModel.accept_loop, its hook hand_off)
+    loop_iterative.py  run_iterative      loop_fork.py     run_fork
+    loop_threads.py    run_threads        loop_event.py    run_event (EventLoop)
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 from acceptloop import _protocol as P
-from acceptloop.contract import ServerConfig, SetupError, describe_error, fail, parse_args
+from acceptloop.contract import ServerConfig, parse_args
+from acceptloop.errors import SetupError, describe_error, fail
 from acceptloop.server.control import Control
-from acceptloop.server.models import run_event, run_fork, run_iterative, run_threads
+from acceptloop.server.loop_event import run_event
+from acceptloop.server.loop_fork import run_fork
+from acceptloop.server.loop_iterative import run_iterative
+from acceptloop.server.loop_threads import run_threads
 from acceptloop.server.net import announce, open_listeners
 
 MODELS: dict[str, Callable[..., None]] = {
@@ -21,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one server until SIGTERM/SIGINT; return the exit code (0, 1 or 2: see protocol.toml)."""
     config: ServerConfig = parse_args(argv, prog="python -m acceptloop.server", models=tuple(MODELS))
     try:
-        control = Control()
+        control = Control(config.grace)
         control.install_signal_handlers(watch_children=config.model == "fork")
         listeners = open_listeners(config)
     except SetupError as e:

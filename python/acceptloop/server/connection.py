@@ -1,8 +1,9 @@
-"""One client connection and the five services, as state machines that never block.
+"""One client connection, as a state machine that never blocks; its service is in services.py.
 
 Every model drives connections the same way: it waits until the socket is ready
 for what `wants_read()`/`wants_write()` ask, or until `deadline()`, then calls
-`on_readable`, `on_writable` or `on_timer`. A connection goes through four phases:
+`on_readable`, `on_writable` or `on_timer`. A connection goes through four phases
+(`Phase`):
 
     SERVING   the service reads and writes;
     FLUSHING  the service is done; unsent output is still going out;
@@ -11,22 +12,37 @@ for what `wants_read()`/`wants_write()` ask, or until `deadline()`, then calls
               close does not turn into a reset that destroys the reply;
     CLOSED    the socket is closed.
 
+A service sends with one of two verbs: `emit` (sent now if nothing waits; what the socket
+does not take is kept in `out`) or, for a producer, `offer` (sent now, nothing kept).
 Output is bounded: once `HIGH_WATER` bytes wait to be sent the connection stops
-reading until they drain below `LOW_WATER` (echo), and chargen only generates
-while less than `LOW_WATER` is waiting.
+reading until they drain below `LOW_WATER`, and a producer is asked for more only
+while nothing waits.
 """
 from __future__ import annotations
 
+import enum
 import selectors
 import socket
-import time
-from typing import Callable
 
 from acceptloop import _protocol as P
-from acceptloop.contract import ServerConfig, describe_error
-from acceptloop.server.net import log
+from acceptloop.contract import ServerConfig
+from acceptloop.errors import describe_error, log
+from acceptloop.server.services import SERVICES
 
-SERVING, FLUSHING, LINGERING, CLOSED = "serving", "flushing", "lingering", "closed"
+
+class Phase(enum.Enum):
+    """Where a connection is in its life; it only ever moves down this list."""
+
+    SERVING = "serving"
+    FLUSHING = "flushing"
+    LINGERING = "lingering"
+    CLOSED = "closed"
+
+
+# The members by name, as `socket.AF_INET` stands for `socket.AddressFamily.AF_INET`: every event
+# compares the phase several times, and in Python 3.11 `Phase.CLOSED` costs a lookup through the
+# Enum's metaclass each time (about four times a global's), which the event model's echo would feel.
+SERVING, FLUSHING, LINGERING, CLOSED = Phase
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE   # interest(): in the selector's own terms
 
 
@@ -47,14 +63,18 @@ class Connection:
         self.stop_by = 0.0            # the grace deadline once the server is stopping; 0: none
         self.service = SERVICES[config.service](self, config)
         self.service.on_open(now)
-        self._settle(now)
+        self.settle(now)
+
+    def fileno(self) -> int:
+        """The socket's descriptor, also once it is closed (so a selector can still forget it)."""
+        return self.fd
 
     @property
     def closed(self) -> bool:
-        return self.phase == CLOSED
+        return self.phase is CLOSED
 
     def interest(self) -> int:
-        """What the event loop's selector should wait for: READ, WRITE, both or neither."""
+        """Return what a selector should wait for: READ, WRITE, both or neither (0)."""
         if self.phase is SERVING:
             write = WRITE if self.out or self.service.produces else 0
         else:
@@ -70,7 +90,7 @@ class Connection:
         return bool(self.interest() & WRITE)
 
     def deadline(self) -> float:
-        """When `on_timer` must run next; 0 when nothing is due."""
+        """Return when `on_timer` must run next (monotonic time); 0 when nothing is due."""
         due = [t for t in (self.stop_by, self.linger_until) if t]
         if self.idle_timeout > 0:
             due.append(self.last_active + self.idle_timeout)
@@ -97,57 +117,68 @@ class Connection:
                 self.close()
                 return
         elif self.phase is SERVING:
-            self.service.on_data(data, now)
+            self.service.on_data(data, now)   # its output went out at once (emit): write-through
         if self.out or self.phase is FLUSHING:
-            self._settle(now)
+            self.settle(now)
 
     def emit(self, data: bytes, now: float) -> None:
-        """Output from the service, sent at once (write-through): only what a short write leaves
-        waits in `out`, and only then does the loop ask for writability."""
+        """A service's output: sent now if nothing waits (write-through); what the socket does not
+        take is kept in `out`, after what already waits, and only then does the loop ask for
+        writability."""
         if self.phase is CLOSED:
             return
         if self.out:   # earlier output still waits: this goes after it
             self.out += data
             return
+        sent = self.send(data, now)
+        if sent < len(data) and self.phase is not CLOSED:
+            self.out += data[sent:]
+
+    def offer(self, data: bytes, now: float) -> int:
+        """A producer's output: send what the socket takes of `data` now and keep nothing.
+
+        Return the bytes sent (0 when the socket took none or the send failed); the producer moves
+        on by that much and offers again when the socket is writable.
+        """
+        if self.phase is CLOSED:
+            return 0
+        return self.send(data, now)
+
+    def on_writable(self, now: float) -> None:
+        """Send what waits as far as the socket takes it; once nothing waits, a producer refills."""
+        if self.phase is CLOSED:
+            return
+        if self.out:
+            self.send_output(now)
+        if self.phase is SERVING and not self.out:
+            self.service.refill(now)
+        self.settle(now)
+
+    def send_output(self, now: float) -> None:
+        """Send as much waiting output as the socket takes; a short write keeps the rest."""
+        del self.out[:self.send(self.out, now)]
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        """Send what the socket takes of `data` now, with MSG_NOSIGNAL (a reset peer is EPIPE or
+        ECONNRESET, never SIGPIPE); a successful send counts as activity.
+
+        Return the bytes sent: 0 when the socket would block, or when the send failed (then the
+        connection is closed, with one line logged).
+        """
         try:
             sent = self.sock.send(data, socket.MSG_NOSIGNAL)
         except (BlockingIOError, InterruptedError):
-            sent = 0
+            return 0
         except OSError as e:
             self.fail("send", e)
-            return
-        if sent:
-            self.last_active = now
-        if sent < len(data):
-            self.out += data[sent:]
-
-    def on_writable(self, now: float) -> None:
-        """Send as much unsent output as the socket takes; a short write keeps the rest."""
-        if self.phase is CLOSED:
-            return
-        if self.phase is SERVING:
-            self.service.refill()
-        if self.out:
-            self.send_output(now)
-            if self.phase is CLOSED:
-                return
-        self._settle(now)
-
-    def send_output(self, now: float) -> None:
-        try:
-            sent = self.sock.send(self.out, socket.MSG_NOSIGNAL)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as e:
-            self.fail("send", e)
-            return
-        del self.out[:sent]
+            return 0
         self.last_active = now
+        return sent
     # end step
 
     def on_timer(self, now: float) -> None:
         """Close the connection if its idle, linger or grace time is up."""
-        if self.phase == CLOSED:
+        if self.phase is CLOSED:
             return
         if self.stop_by and now >= self.stop_by:
             self.close()
@@ -159,17 +190,19 @@ class Connection:
 
     def finish(self) -> None:
         """The service has nothing more to say: flush, then shut down."""
-        if self.phase == SERVING:
+        if self.phase is SERVING:
             self.phase = FLUSHING
 
-    def _settle(self, now: float) -> None:
+    def settle(self, now: float) -> None:
         """After an event that left output waiting or finished the service: apply backpressure,
-        and move on once output is flushed."""
+        and shut down once a finished service's output is flushed."""
+        if self.phase is CLOSED:
+            return
         if len(self.out) >= P.HIGH_WATER:
             self.reading_paused = True
         elif len(self.out) < P.LOW_WATER:
             self.reading_paused = False
-        if self.phase == FLUSHING and not self.out:
+        if self.phase is FLUSHING and not self.out:
             self.shutdown(now)
 
     # step: shutdown and close
@@ -187,7 +220,8 @@ class Connection:
         self.linger_until = now + P.LINGER_SECONDS
 
     def close(self) -> None:
-        if self.phase != CLOSED:
+        """Close the socket, once."""
+        if self.phase is not CLOSED:
             self.phase = CLOSED
             self.sock.close()
     # end step
@@ -196,138 +230,3 @@ class Connection:
         """This connection's failure is this connection's problem: log one line and close it."""
         log(f"{step} {self.peer}: {describe_error(error)}")
         self.close()
-
-
-class Service:
-    """What one service does with a connection. `produces`: it writes without being asked."""
-
-    name = ""
-    produces = False
-
-    def __init__(self, conn: Connection, config: ServerConfig) -> None:
-        self.conn = conn
-        self.config = config
-
-    def on_open(self, now: float) -> None:
-        pass
-
-    def on_data(self, data: bytes, now: float) -> None:
-        pass
-
-    def on_eof(self, now: float) -> None:
-        self.conn.finish()
-
-    def refill(self) -> None:
-        pass
-
-
-class Echo(Service):
-    """RFC 862: send back every byte; after the client's FIN, finish sending and close."""
-
-    name = "echo"
-
-    def on_data(self, data: bytes, now: float) -> None:
-        self.conn.emit(data, now)
-
-
-class Discard(Service):
-    """RFC 863: read and drop everything; close after the client's FIN."""
-
-    name = "discard"
-
-
-def chargen_cycle() -> bytes:
-    """One full period of RFC 864's pattern: 95 lines, each starting one character later."""
-    alphabet = bytes(range(P.CHARGEN_FIRST_CHAR, P.CHARGEN_LAST_CHAR + 1))
-    twice = alphabet * 2
-    return b"".join(
-        twice[start:start + P.CHARGEN_LINE_LENGTH] + P.CHARGEN_LINE_ENDING for start in range(len(alphabet))
-    )
-
-
-# Whole periods, at least LOW_WATER bytes: appending it never changes where the pattern stands.
-_CYCLE = chargen_cycle()
-CHARGEN_CHUNK = _CYCLE * -(-P.LOW_WATER // len(_CYCLE))
-
-
-class Chargen(Service):
-    """RFC 864: the rotating pattern until the client goes away; input is read and ignored."""
-
-    name = "chargen"
-    produces = True
-
-    def on_eof(self, now: float) -> None:
-        pass  # a half-closed client may still be reading: keep sending until a send fails
-
-    def refill(self) -> None:
-        if len(self.conn.out) < P.LOW_WATER:
-            self.conn.out += CHARGEN_CHUNK
-
-
-def daytime_line(epoch: float) -> bytes:
-    """RFC 867's line for `epoch`: `Weekday, Month DD, YYYY HH:MM:SS-UTC` + CRLF."""
-    t = time.gmtime(epoch)
-    weekday = P.DAYTIME_WEEKDAYS[(t.tm_wday + 1) % 7]   # gmtime counts from Monday, the table from Sunday
-    text = P.DAYTIME_FORMAT % (weekday, P.DAYTIME_MONTHS[t.tm_mon - 1], t.tm_mday, t.tm_year,
-                               t.tm_hour, t.tm_min, t.tm_sec)
-    return text.encode("ascii") + P.DAYTIME_LINE_ENDING
-
-
-class Daytime(Service):
-    """RFC 867: one line, then close; input is ignored."""
-
-    name = "daytime"
-
-    def on_open(self, now: float) -> None:
-        epoch = self.config.daytime_epoch if self.config.daytime_epoch is not None else time.time()
-        self.conn.out += daytime_line(epoch)
-        self.conn.finish()
-
-
-def escape_message(data: bytes) -> str:
-    """The message as one printable line: `\\\\`, `\\n`, `\\r`, `\\t`, `\\xHH` for the rest."""
-    named = {0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
-    return "".join(
-        named.get(b) or (chr(b) if 0x20 <= b < 0x7F else "\\x%02x" % b) for b in data
-    )
-
-
-def complete_message(buffer: bytearray) -> bytes | None:
-    """The message once `buffer` holds a whole one: up to and with the first LF, or the first
-    MESSAGE_MAX_BYTES bytes; None while more may come (EOF ends it with what there is)."""
-    end = buffer.find(P.MESSAGE_TERMINATOR, 0, P.MESSAGE_MAX_BYTES)
-    if end >= 0:
-        return bytes(buffer[:end + 1])
-    if len(buffer) >= P.MESSAGE_MAX_BYTES:
-        return bytes(buffer[:P.MESSAGE_MAX_BYTES])
-    return None
-
-
-class Message(Service):
-    """The tutorial's exchange: one message (to LF, MESSAGE_MAX_BYTES or EOF), logged; one reply."""
-
-    name = "message"
-
-    def __init__(self, conn: Connection, config: ServerConfig) -> None:
-        super().__init__(conn, config)
-        self.buffer = bytearray()
-
-    def on_data(self, data: bytes, now: float) -> None:
-        self.buffer += data
-        message = complete_message(self.buffer)
-        if message is not None:
-            self.reply(message)
-
-    def on_eof(self, now: float) -> None:
-        self.reply(bytes(self.buffer))
-
-    def reply(self, message: bytes) -> None:
-        log(P.MESSAGE_LOG_PREFIX + escape_message(message))
-        self.conn.out += P.MESSAGE_REPLY
-        self.conn.finish()
-
-
-SERVICES: dict[str, Callable[[Connection, ServerConfig], Service]] = {
-    "echo": Echo, "discard": Discard, "chargen": Chargen, "daytime": Daytime, "message": Message,
-}
-assert tuple(SERVICES) == P.SERVICES, "every service of the protocol definition has a class"

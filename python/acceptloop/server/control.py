@@ -5,9 +5,9 @@ Two pipes, as CPython's socketserver ought to have used instead of its 0.5 s pol
 * `wake`: the signal wake-up descriptor (`signal.set_wakeup_fd`). Any handled
   signal (SIGTERM, SIGINT, SIGCHLD) writes a byte, so the main loop's select
   returns at once and the Python-level handler has run by then. Only the main
-  loop reads and drains it.
-* `stop`: written once when stopping begins and never drained, so every thread
-  polling it (the threads model) sees it readable: a broadcast.
+  loop reads it, and empties it (`drain_wake`).
+* `stop`: written once when stopping begins (`request_stop`) and never drained,
+  so every thread polling it (the threads model) sees it readable: a broadcast.
 """
 from __future__ import annotations
 
@@ -15,12 +15,17 @@ import os
 import signal
 import time
 
-from acceptloop.contract import SetupError
+from acceptloop.errors import SetupError
 
 
 class Control:
-    def __init__(self) -> None:
-        """Raises SetupError("pipe", "control", ...) when the pipes cannot be made (out of descriptors)."""
+    """The stop and wake-up descriptors, and when the stop began."""
+
+    def __init__(self, grace: float) -> None:
+        """`grace`: the seconds connections in progress get once a stop begins (--grace).
+
+        Raises SetupError("pipe", "control", ...) when the pipes cannot be made (out of descriptors).
+        """
         fds: list[int] = []
         try:
             for _ in range(2):
@@ -32,6 +37,7 @@ class Control:
         self.wake_r, self.wake_w, self.stop_r, self.stop_w = fds
         for fd in fds:
             os.set_blocking(fd, False)
+        self.grace = grace
         self.stopping = False
         self.stopped_at = 0.0
 
@@ -44,16 +50,23 @@ class Control:
             signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
     def _on_stop_signal(self, signum: int, frame: object) -> None:
-        self.stop()
+        self.request_stop()
 
-    def stop(self) -> None:
-        """Begin stopping: stop accepting; connections have `grace` seconds from now."""
+    def request_stop(self) -> None:
+        """Begin a graceful stop: stop accepting; connections have `grace` seconds from now."""
         if not self.stopping:
             self.stopping = True
             self.stopped_at = time.monotonic()
             os.write(self.stop_w, b"s")
 
+    def stop_deadline(self) -> float:
+        """Return the grace deadline (monotonic time): when connections still open are closed.
+
+        Meaningful once `stopping`."""
+        return self.stopped_at + self.grace
+
     def drain_wake(self) -> None:
+        """Empty the wake-up descriptor, so the next poll waits for the next signal."""
         try:
             while os.read(self.wake_r, 512):
                 pass
@@ -70,10 +83,13 @@ class Control:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for fd in (self.wake_r, self.wake_w, self.stop_r, self.stop_w):
-            os.close(fd)
+        self._close_pipes()
 
     def close(self) -> None:
+        """No more signals to the wake-up descriptor; close both pipes."""
         signal.set_wakeup_fd(-1)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
         for fd in (self.wake_r, self.wake_w, self.stop_r, self.stop_w):
             os.close(fd)

@@ -1,4 +1,4 @@
-"""The network steps of the Python server: resolve, open_listeners, announce, accept_client.
+"""The network steps of the Python server: resolve, open_listeners, announce, accept_client, reject.
 
 Each step is marked (`# step: NAME` ... `# end step`) so the report can show it
 beside the C and PHP code that does the same thing.
@@ -8,12 +8,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass
 
 from acceptloop import _protocol as P
-from acceptloop.contract import ServerConfig, SetupError, describe_error, format_address
+from acceptloop.contract import ServerConfig
+from acceptloop.errors import SetupError, describe_error, format_address, log
 
 # accept() errors that concern one connection only: retry at once (accept(2), NOTES).
 PER_CONNECTION_ERRORS = frozenset({
@@ -27,7 +27,7 @@ RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EN
 
 # step: resolve
 def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple]]:
-    """Every (family, type, proto, sockaddr) getaddrinfo(AI_PASSIVE) gives for host, without repeats.
+    """Return every (family, type, proto, sockaddr) getaddrinfo(AI_PASSIVE) gives for host, without repeats.
 
     Raises SetupError("resolve", ...) when the name does not resolve. The name goes to getaddrinfo
     as the bytes the command line gave, as C and PHP pass it: a str would first be encoded with
@@ -49,7 +49,7 @@ def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple]]:
 
 
 def open_listeners(config: ServerConfig) -> list[socket.socket]:
-    """One listening, non-blocking socket for each address `config.host` resolves to.
+    """Return one listening, non-blocking socket for each address `config.host` resolves to.
 
     With port 0, the first socket's port is reused for the rest. An IPv6 socket is
     dual-stack unless --ipv6-only is given or an IPv4 address is also being
@@ -102,7 +102,7 @@ def open_listeners(config: ServerConfig) -> list[socket.socket]:
 
 
 def announce(listeners: list[socket.socket]) -> None:
-    """`LISTENING <address> <port>` for each listener, then `READY`, on stdout."""
+    """Print `LISTENING <address> <port>` for each listener, then `READY`, on stdout, flushed."""
     for sock in listeners:
         address, port = sock.getsockname()[:2]
         print(P.ANNOUNCE_LISTENING % (address, port))
@@ -113,33 +113,41 @@ def announce(listeners: list[socket.socket]) -> None:
 class AcceptPause:
     """The EMFILE strategy: when accept() runs out of descriptors, stop accepting for a
     while (5 ms, doubling to 1 s) instead of waking forever on a connection that
-    stays queued. The first accept that succeeds resets the delay."""
+    stays queued. The first accept that succeeds clears it."""
 
-    delay: float = 0.0
-    until: float = 0.0
+    delay: float = 0.0   # the current pause's length; 0: none since the last successful accept
+    until: float = 0.0   # when accepting may resume (monotonic time)
 
-    def paused(self, now: float) -> bool:
+    def active(self, now: float) -> bool:
+        """Return whether the pause lasts at `now`."""
         return now < self.until
 
-    def pause(self, now: float) -> None:
+    def extend(self, now: float) -> bool:
+        """Begin the pause, or lengthen it (doubling, up to the maximum), from `now`.
+
+        Return True when it begins (no pause since the last successful accept)."""
+        begins = self.delay == 0.0
         self.delay = min(max(self.delay * 2, P.ACCEPT_BACKOFF_INITIAL), P.ACCEPT_BACKOFF_MAX)
         self.until = now + self.delay
+        return begins
 
-    def reset(self) -> None:
+    def clear(self) -> None:
+        """An accept succeeded: the next pause begins short again."""
         self.delay = 0.0
 
 
 def peer_name(sockaddr: tuple) -> str:
+    """Return `host:port` for a socket address."""
     return format_address(sockaddr[0], sockaddr[1])
 
 
 # step: accept
 def accept_client(listener: socket.socket, pause: AcceptPause) -> tuple[socket.socket, str] | None:
-    """The next queued connection as a non-blocking socket with TCP_NODELAY, and its peer.
+    """Return the next queued connection as a non-blocking socket with TCP_NODELAY, and its peer.
 
     None when there is none to take now: the queue is empty, the connection
     failed on its own (ECONNABORTED and the like), or descriptors ran out (then
-    `pause` says when to try again).
+    `pause` is extended: it says when to try again).
     """
     try:
         sock, sockaddr = listener.accept()
@@ -148,12 +156,10 @@ def accept_client(listener: socket.socket, pause: AcceptPause) -> tuple[socket.s
     except OSError as e:
         if e.errno in PER_CONNECTION_ERRORS:
             return None
-        first = pause.delay == 0.0
-        pause.pause(time.monotonic())
-        if first or e.errno not in RESOURCE_ERRORS:
+        if pause.extend(time.monotonic()) or e.errno not in RESOURCE_ERRORS:
             log(f"accept {peer_name(listener.getsockname())}: {describe_error(e)}; accepting paused")
         return None
-    pause.reset()
+    pause.clear()
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -167,8 +173,3 @@ def reject(sock: socket.socket) -> None:
     """Over --max-conns: close the connection at once rather than leave it queued."""
     sock.close()
 
-
-def log(line: str) -> None:
-    """One line on stderr: the server's only log."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
