@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from acceptloop import render
 from acceptloop.paths import REPORT, ROOT
-from acceptloop.report import cells, performance, robustness, walkthrough
+from acceptloop.report import cells, performance, robustness, vocabulary, walkthrough
 from acceptloop.suite import matrix
 from acceptloop.suite import results as results_io
 from acceptloop.suite.scenario import ERROR, FAILED, GRADES, INFO, MISSING, NON_STRICT, OK
@@ -141,7 +141,8 @@ def write_report(results_path: Path = DEFAULT_RESULTS, bench_path: Path | None =
 
     Raises results_io.ResultsError (results unreadable), performance.BenchError (bench
     results required but unreadable) and walkthrough.WalkthroughError (the marked sources
-    and docs/walkthrough.toml disagree).
+    and docs/walkthrough.toml disagree, or a port lacks a name docs/design.md's vocabulary
+    promises: vocabulary.VocabularyError, one of them).
     """
     try:
         document = results_io.read_json(results_path)
@@ -151,6 +152,8 @@ def write_report(results_path: Path = DEFAULT_RESULTS, bench_path: Path | None =
     bench_path = bench_path or performance.DEFAULT_BENCH
     perf = performance.section(performance.load(bench_path, required=required), bench_path)
     walk = walkthrough.load(walkthrough_toml, sources)
+    if walkthrough_toml is None and sources is None:
+        vocabulary.check()          # the walkthrough's sources use every name the design's table promises
     ctx = context(document, walk, perf, command)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
