@@ -61,6 +61,18 @@ def public_cdef() -> str:
     return match.group(1)
 
 
+# The handler API's callbacks as cffi's API mode defines them: C calls these, and
+# acceptloop.cserver's @ffi.def_extern() functions answer, taking the GIL for the
+# call only (the loop runs without it). Not in the header: `extern "Python"` is cffi's.
+PYTHON_CALLBACKS = """
+extern "Python" int al_py_on_open(al_conn *conn, void *data);
+extern "Python" int al_py_on_data(al_conn *conn, const char *bytes, size_t len, void *data);
+extern "Python" int al_py_on_eof(al_conn *conn, void *data);
+extern "Python" int al_py_on_writable(al_conn *conn, void *data);
+extern "Python" void al_py_on_close(al_conn *conn, void *data);
+"""
+
+
 def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI:
     """An FFI that builds `module` from the core and the load generator; returns it.
 
@@ -78,6 +90,7 @@ def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI
     flags = (["-O1", "-g", *SANITIZE] if sanitize else ["-O2"]) + flags
     builder = cffi.FFI()
     builder.cdef(public_cdef())
+    builder.cdef(PYTHON_CALLBACKS)
     builder.set_source(
         module,
         '#include "acceptloop.h"',
