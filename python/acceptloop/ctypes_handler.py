@@ -26,7 +26,7 @@ import threading
 from typing import Any, Sequence
 
 from acceptloop import _protocol as P
-from acceptloop.contract import ServerConfig, fail, parse_args
+from acceptloop.contract import ServerConfig, describe_error, fail, parse_args
 from acceptloop.handlers import Handler, handler_failed, handler_for
 from acceptloop.paths import BUILD
 
@@ -215,7 +215,7 @@ class CtypesServer:
         self._srv = lib.al_server_new(ctypes.byref(cfg))
         if not self._srv:
             code = ctypes.get_errno()
-            raise OSError(code, f"pipe control: {os.strerror(code)}")
+            raise OSError(code, f"pipe control: {describe_error(OSError(code, os.strerror(code)))}")
         err = ctypes.create_string_buffer(AL_ERROR_LEN)
         if lib.al_server_open(self._srv, err, len(err)) != AL_OK:
             code = lib.al_server_error_code(self._srv)
@@ -228,7 +228,7 @@ class CtypesServer:
         buf, port = ctypes.create_string_buffer(AL_ADDRESS_LEN), ctypes.c_int()
         if self.lib.al_server_listener_address(self._srv, i, buf, len(buf), ctypes.byref(port)) != AL_OK:
             code = ctypes.get_errno()
-            raise OSError(code, f"getsockname: {os.strerror(code)}")
+            raise OSError(code, f"getsockname: {describe_error(OSError(code, os.strerror(code)))}")
         return buf.value.decode(), port.value
 
     # step: ctypes run and stop
