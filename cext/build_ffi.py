@@ -88,6 +88,7 @@ def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI
     flags = ["-std=c11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra",
              "-fvisibility=hidden", "-fno-semantic-interposition"]
     flags = (["-O1", "-g", *SANITIZE] if sanitize else ["-O2"]) + flags
+    # cffi step: load the core
     builder = cffi.FFI()
     builder.cdef(public_cdef())
     builder.cdef(PYTHON_CALLBACKS)
@@ -99,6 +100,7 @@ def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI
         extra_compile_args=flags,
         extra_link_args=["-pthread", *(SANITIZE if sanitize else [])],
     )
+    # end cffi step
     return builder
 
 

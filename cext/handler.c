@@ -19,7 +19,6 @@ static void check(struct al_conn *c, int rc)
         al_conn_close(c);
 }
 
-/* step: handler events */
 static void handler_on_open(struct al_conn *c, double now)
 {
     (void)now;
@@ -61,7 +60,6 @@ static void handler_release(struct al_conn *c)
     if (h->on_close != NULL)
         h->on_close(c, h->data);
 }
-/* end step */
 
 /* One table per service name, with and without `produces`: the name is in the
  * core's log lines (idle timeout), which must read as the service's own. */

@@ -197,6 +197,7 @@ class CServer:
             return   # start() gave the run up and set _done
         # Threads the loop creates and children it forks inherit this mask; a
         # forked child clears it again before it serves.
+        # cffi step: the interpreter lock
         signal.pthread_sigmask(signal.SIG_BLOCK, _FRONT_END_SIGNALS)
         err = ffi.new("char[]", lib.AL_ERROR_LEN)
         try:
@@ -204,6 +205,7 @@ class CServer:
                 self._run_error = ffi.string(err).decode(errors="replace")
         finally:
             self._done.set()
+        # end cffi step
 
     def request_stop(self) -> None:
         """Begin a graceful stop and return None at once; does nothing after close().
@@ -446,8 +448,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m acceptloop.cs
         # before __exit__), so that no late signal reaches a freed server.
         previous: dict[int, Any] = {}
         try:
+            # cffi step: stop the loop
             previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
             previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
+            # end cffi step
             if config.model == "fork":
                 previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: server.wake())
             for address, port in server.addresses:

@@ -37,7 +37,6 @@ _FRONT_END_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
 AL_OK, AL_ERR = 0, -1
 AL_ERROR_LEN, AL_ADDRESS_LEN = 1280, 64   # acceptloop.h's, which ctypes cannot read
 
-# step: ctypes load
 # The callbacks' C types (acceptloop.h, struct al_handler). A pointer arrives as an int.
 ON_EVENT = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 ON_DATA = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
@@ -58,33 +57,37 @@ class AlConfig(ctypes.Structure):
                 ("handler", ctypes.POINTER(AlHandler))]
 
 
+# What this module calls, and how: ctypes knows nothing of the header.
+SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "al_config_defaults": (None, [ctypes.POINTER(AlConfig)]),
+    "al_service_index": (ctypes.c_int, [ctypes.c_char_p]),
+    "al_model_index": (ctypes.c_int, [ctypes.c_char_p]),
+    "al_server_new": (ctypes.c_void_p, [ctypes.POINTER(AlConfig)]),
+    "al_server_open": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
+    "al_server_error_code": (ctypes.c_int, [ctypes.c_void_p]),
+    "al_server_error_step": (ctypes.c_char_p, [ctypes.c_void_p]),
+    "al_server_listener_count": (ctypes.c_int, [ctypes.c_void_p]),
+    "al_server_listener_address": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
+                                                  ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]),
+    "al_server_run": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
+    "al_server_stop": (None, [ctypes.c_void_p]),
+    "al_server_free": (None, [ctypes.c_void_p]),
+    "al_conn_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
+    "al_conn_offer": (ctypes.c_long, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]),
+    "al_conn_end": (None, [ctypes.c_void_p]),
+    "al_conn_peer": (ctypes.c_char_p, [ctypes.c_void_p]),
+}
+
+
 def load(path: str = LIBRARY) -> ctypes.CDLL:
     """The core as a shared library, with the signatures this module calls."""
-    lib = ctypes.CDLL(path, use_errno=True)
-    sigs: dict[str, tuple[Any, list[Any]]] = {
-        "al_config_defaults": (None, [ctypes.POINTER(AlConfig)]),
-        "al_service_index": (ctypes.c_int, [ctypes.c_char_p]),
-        "al_model_index": (ctypes.c_int, [ctypes.c_char_p]),
-        "al_server_new": (ctypes.c_void_p, [ctypes.POINTER(AlConfig)]),
-        "al_server_open": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
-        "al_server_error_code": (ctypes.c_int, [ctypes.c_void_p]),
-        "al_server_error_step": (ctypes.c_char_p, [ctypes.c_void_p]),
-        "al_server_listener_count": (ctypes.c_int, [ctypes.c_void_p]),
-        "al_server_listener_address": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
-                                                      ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]),
-        "al_server_run": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
-        "al_server_stop": (None, [ctypes.c_void_p]),
-        "al_server_free": (None, [ctypes.c_void_p]),
-        "al_conn_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
-        "al_conn_offer": (ctypes.c_long, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]),
-        "al_conn_end": (None, [ctypes.c_void_p]),
-        "al_conn_peer": (ctypes.c_char_p, [ctypes.c_void_p]),
-    }
-    for name, (restype, argtypes) in sigs.items():
+    # ctypes step: load the core
+    lib = ctypes.CDLL(path, use_errno=True)   # dlopen; every call through it releases the GIL
+    for name, (restype, argtypes) in SIGNATURES.items():
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
     return lib
-# end step
+    # end ctypes step
 
 
 _lib: ctypes.CDLL | None = None
@@ -135,11 +138,19 @@ class Binding:
         self.lib = lib
         self.handler = handler
         self.conns: dict[int, CtypesConn] = {}
-        # step: ctypes callbacks
+        # ctypes step: pass a callback
         self.struct = AlHandler(int(bool(handler.produces)), ON_EVENT(self._on_open), ON_DATA(self._on_data),
                                 ON_EVENT(self._on_eof), ON_EVENT(self._on_writable), ON_CLOSE(self._on_close),
                                 None)
-        # end step
+
+    def _on_data(self, conn: int, buf: int, length: int, _data: int) -> int:
+        c = self.conns[conn]
+        try:
+            self.handler.on_data(c, ctypes.string_at(buf, length))
+        except BaseException as e:  # noqa: BLE001
+            return self._fail(c, e)
+        return AL_OK
+    # end ctypes step
 
     def _fail(self, conn: CtypesConn, error: BaseException) -> int:
         handler_failed(self.handler.name, conn.peer, error)
@@ -150,14 +161,6 @@ class Binding:
         try:
             self.handler.on_open(c)
         except BaseException as e:  # noqa: BLE001 - this connection's problem only
-            return self._fail(c, e)
-        return AL_OK
-
-    def _on_data(self, conn: int, buf: int, length: int, _data: int) -> int:
-        c = self.conns[conn]
-        try:
-            self.handler.on_data(c, ctypes.string_at(buf, length))
-        except BaseException as e:  # noqa: BLE001
             return self._fail(c, e)
         return AL_OK
 
@@ -231,12 +234,12 @@ class CtypesServer:
             raise OSError(code, f"getsockname: {describe_error(OSError(code, os.strerror(code)))}")
         return buf.value.decode(), port.value
 
-    # step: ctypes run and stop
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="acceptloop-ctypes", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        # ctypes step: the interpreter lock
         signal.pthread_sigmask(signal.SIG_BLOCK, _FRONT_END_SIGNALS)   # signals go to the main thread
         err = ctypes.create_string_buffer(AL_ERROR_LEN)
         try:
@@ -244,6 +247,7 @@ class CtypesServer:
                 self.error = err.value.decode(errors="replace")
         finally:
             self._done.set()
+        # end ctypes step
 
     def request_stop(self) -> None:
         with self._lock:
@@ -252,8 +256,7 @@ class CtypesServer:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._thread is None or self._done.wait(timeout)
-    # end step
-
+    
     def close(self) -> None:
         """Stop, wait for the loop, free the server; idempotent."""
         self.request_stop()
@@ -281,8 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with server:
         previous: dict[int, Any] = {}
         try:
+            # ctypes step: stop the loop
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, lambda signum, frame: server.request_stop())
+            # end ctypes step
             for address, port in server.addresses:
                 print(P.ANNOUNCE_LISTENING % (address, port))
             print(P.ANNOUNCE_READY, flush=True)

@@ -53,7 +53,6 @@ class Conn(Protocol):
     def end(self) -> None: ...
 
 
-# step: python handlers
 class Handler:
     """The base: reads and drops everything, ends after the client's FIN."""
 
@@ -155,7 +154,6 @@ class MessageHandler(Handler):
         conn.state = None
         conn.write(P.MESSAGE_REPLY)
         conn.end()
-# end step
 
 
 HANDLERS = {

@@ -29,7 +29,6 @@ from acceptloop.handlers import Handler, handler_failed, handler_for
 MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m != "fork")
 
 
-# step: cffi connection
 class CffiConn:
     """One connection's Python side: what a handler may do with it (acceptloop.handlers.Conn)."""
 
@@ -56,7 +55,6 @@ class CffiConn:
     def end(self) -> None:
         if self._ptr is not None:
             _lib.al_conn_end(self._ptr)
-# end step
 
 
 class Binding:
@@ -95,16 +93,6 @@ def _on_open(conn: Any, data: Any) -> int:
     return 0
 
 
-def _on_data(conn: Any, buf: Any, length: int, data: Any) -> int:
-    binding: Binding = _ffi.from_handle(data)
-    c = binding.conns[conn]
-    try:
-        binding.handler.on_data(c, _ffi.unpack(buf, length))
-    except BaseException as e:  # noqa: BLE001
-        return binding.fail(c, e)
-    return 0
-
-
 def _on_eof(conn: Any, data: Any) -> int:
     binding: Binding = _ffi.from_handle(data)
     c = binding.conns[conn]
@@ -137,18 +125,28 @@ def _on_close(conn: Any, data: Any) -> None:
         handler_failed(binding.handler.name, c.peer, e)
 
 
+# cffi step: pass a callback
+def _on_data(conn: Any, buf: Any, length: int, data: Any) -> int:
+    binding: Binding = _ffi.from_handle(data)
+    c = binding.conns[conn]
+    try:
+        binding.handler.on_data(c, _ffi.unpack(buf, length))
+    except BaseException as e:  # noqa: BLE001
+        return binding.fail(c, e)
+    return 0
+
+
 def _register(ffi: Any, lib: Any) -> None:
     """Attach the callbacks to the cffi module acceptloop.cserver loaded (the normal one or
     the sanitized one: both are built from cext/build_ffi.py, with the same extern "Python")."""
     global _ffi, _lib
     _ffi, _lib = ffi, lib
-    # step: cffi callbacks
     ffi.def_extern(name="al_py_on_open")(_on_open)
     ffi.def_extern(name="al_py_on_data")(_on_data)
     ffi.def_extern(name="al_py_on_eof")(_on_eof)
     ffi.def_extern(name="al_py_on_writable")(_on_writable)
     ffi.def_extern(name="al_py_on_close")(_on_close)
-    # end step
+# end cffi step
 
 
 _ffi: Any = None
