@@ -112,11 +112,12 @@ class CtypesConn:
         self.state: Any = None
 
     def write(self, data: bytes) -> bool:
-        if self._ptr is None:
+        ptr = self._ptr
+        if ptr is None:
             return False
-        if not isinstance(data, bytes):
+        if data.__class__ is not bytes:
             data = bytes(data)
-        return self._lib.al_conn_write(self._ptr, data, len(data)) == AL_OK
+        return self._lib.al_conn_write(ptr, data, len(data)) == AL_OK
 
     def offer(self, data: bytes, start: int, length: int) -> int:
         if self._ptr is None:

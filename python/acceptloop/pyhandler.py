@@ -40,11 +40,12 @@ class CffiConn:
         self.state: Any = None
 
     def write(self, data: bytes) -> bool:
-        if self._ptr is None:
+        ptr = self._ptr
+        if ptr is None:
             return False
-        if not isinstance(data, bytes):
+        if data.__class__ is not bytes:
             data = bytes(data)
-        return _lib.al_conn_write(self._ptr, data, len(data)) == _lib.AL_OK
+        return _write(ptr, data, len(data)) == 0   # AL_OK
 
     def offer(self, data: bytes, start: int, length: int) -> int:
         if self._ptr is None:
@@ -64,6 +65,7 @@ class Binding:
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
+        self.on_data = handler.on_data   # bound once: the per-message path looks up nothing more
         self.conns: dict[Any, CffiConn] = {}   # by the C pointer (cffi hashes pointers by address)
         self._self_handle = _ffi.new_handle(self)
         self.struct = _ffi.new("struct al_handler *")
@@ -127,10 +129,10 @@ def _on_close(conn: Any, data: Any) -> None:
 
 # cffi step: pass a callback
 def _on_data(conn: Any, buf: Any, length: int, data: Any) -> int:
-    binding: Binding = _ffi.from_handle(data)
+    binding: Binding = _from_handle(data)
     c = binding.conns[conn]
     try:
-        binding.handler.on_data(c, _ffi.unpack(buf, length))
+        binding.on_data(c, _unpack(buf, length))
     except BaseException as e:  # noqa: BLE001
         return binding.fail(c, e)
     return 0
@@ -139,8 +141,9 @@ def _on_data(conn: Any, buf: Any, length: int, data: Any) -> int:
 def _register(ffi: Any, lib: Any) -> None:
     """Attach the callbacks to the cffi module acceptloop.cserver loaded (the normal one or
     the sanitized one: both are built from cext/build_ffi.py, with the same extern "Python")."""
-    global _ffi, _lib
+    global _ffi, _lib, _from_handle, _unpack, _write
     _ffi, _lib = ffi, lib
+    _from_handle, _unpack, _write = ffi.from_handle, ffi.unpack, lib.al_conn_write
     ffi.def_extern(name="al_py_on_open")(_on_open)
     ffi.def_extern(name="al_py_on_data")(_on_data)
     ffi.def_extern(name="al_py_on_eof")(_on_eof)
@@ -151,6 +154,9 @@ def _register(ffi: Any, lib: Any) -> None:
 
 _ffi: Any = None
 _lib: Any = None
+_from_handle: Any = None
+_unpack: Any = None
+_write: Any = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
