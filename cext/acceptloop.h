@@ -23,6 +23,8 @@
                                 longest, protocol.toml), its port, the step and the OS's text */
 #define AL_ADDRESS_LEN 64    /* "[" + an IPv6 address + "]:" + a port, with room to spare */
 
+struct al_handler;   /* the handler API, below */
+
 /* One server's settings, as the contract's options give them. */
 struct al_config {
     int service;             /* an index into al_service_names (protocol.h); see al_service_index */
@@ -36,6 +38,8 @@ struct al_config {
     int ipv6_only;
     int has_daytime_epoch;   /* nonzero: daytime reports daytime_epoch instead of the clock */
     long long daytime_epoch;
+    const struct al_handler *handler;   /* NULL: the service runs in C; else this handler replaces it
+                                           (see "The handler API" below); not copied: keep it alive */
 };
 
 /* Fills *cfg with the contract's defaults (protocol.h). */
@@ -85,6 +89,53 @@ void al_server_wake(al_server *srv);
 
 /* Closes whatever is still open and frees the server. Not while it runs. */
 void al_server_free(al_server *srv);
+
+/* ---- The handler API (cext/handler.c) ------------------------------------
+ *
+ * A handler replaces the configured service's C code with callbacks, for
+ * every connection, in every model; the loop, the limits (backpressure, idle
+ * timeout, max-conns, grace) and the connection's ending stay the core's.
+ * cfg->service still names what it replaces (its name is in the log lines).
+ *
+ * The loop calls, on the thread that serves the connection:
+ *   on_open(conn, data)              once, when the connection is accepted
+ *   on_data(conn, bytes, len, data)  with what one recv read (the bytes are
+ *                                    the loop's: valid during the call only)
+ *   on_eof(conn, data)               the client sent its FIN; NULL: al_handler_end
+ *   on_writable(conn, data)          only with `produces` set: the socket can
+ *                                    take more and none of our output waits
+ *   on_close(conn, data)             once, last: conn is invalid on return
+ * Any of them may be NULL. A callback returns AL_OK, or AL_ERR to end the
+ * connection at once (it has said why on stderr itself); on_close returns nothing.
+ *
+ * Inside a callback (and only there, on that connection) the handler may call:
+ *   al_handler_write  sends now what the socket takes and keeps the rest, in
+ *                  order (reading pauses while too much waits): AL_OK, or
+ *                  AL_ERR once the connection is closed (a send failed)
+ *   al_handler_offer  sends what the socket takes now and keeps nothing: the
+ *                  bytes taken, 0 when it is full, -1 once closed (chargen)
+ *   al_handler_end    nothing more to say: flush, then the core's shutdown
+ *   al_handler_peer   "127.0.0.1:5555"
+ * Nothing here locks: the threads model calls different connections'
+ * callbacks from different threads at once; a fork child calls them in its
+ * own copy of the process. */
+typedef struct al_conn al_conn;
+
+struct al_handler {
+    int produces;            /* nonzero: on_writable whenever the socket is writable and nothing waits */
+    int (*on_open)(al_conn *conn, void *data);
+    int (*on_data)(al_conn *conn, const char *bytes, size_t len, void *data);
+    int (*on_eof)(al_conn *conn, void *data);
+    int (*on_writable)(al_conn *conn, void *data);
+    void (*on_close)(al_conn *conn, void *data);
+    void *data;              /* passed to every callback */
+};
+
+int al_handler_write(al_conn *conn, const char *bytes, size_t len);
+long al_handler_offer(al_conn *conn, const char *bytes, size_t len);
+void al_handler_end(al_conn *conn);
+const char *al_handler_peer(const al_conn *conn);
+/* ---- end of the handler API ---- */
 /* cdef: end */
 
 #endif /* ACCEPTLOOP_H */

@@ -51,6 +51,18 @@ def public_cdef() -> str:
     return match.group(1)
 
 
+# The handler API's callbacks as cffi's API mode defines them: C calls these, and
+# acceptloop.cserver's @ffi.def_extern() functions answer, taking the GIL for the
+# call only (the loop runs without it). Not in the header: `extern "Python"` is cffi's.
+PYTHON_CALLBACKS = """
+extern "Python" int al_py_on_open(al_conn *conn, void *data);
+extern "Python" int al_py_on_data(al_conn *conn, const char *bytes, size_t len, void *data);
+extern "Python" int al_py_on_eof(al_conn *conn, void *data);
+extern "Python" int al_py_on_writable(al_conn *conn, void *data);
+extern "Python" void al_py_on_close(al_conn *conn, void *data);
+"""
+
+
 def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI:
     """An FFI that builds `module` from the core; returns it.
 
@@ -66,8 +78,10 @@ def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI
     flags = ["-std=c11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra",
              "-fvisibility=hidden", "-fno-semantic-interposition"]
     flags = (["-O1", "-g", *SANITIZE] if sanitize else ["-O2"]) + flags
+    # cffi step: load the core
     builder = cffi.FFI()
     builder.cdef(public_cdef())
+    builder.cdef(PYTHON_CALLBACKS)
     builder.set_source(
         module,
         '#include "acceptloop.h"',
@@ -76,6 +90,7 @@ def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI
         extra_compile_args=flags,
         extra_link_args=["-pthread", *(SANITIZE if sanitize else [])],
     )
+    # end cffi step
     return builder
 
 

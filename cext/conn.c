@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "handler.h"
 #include "poller.h"
 #include "protocol.h"
 
@@ -21,7 +22,7 @@ void al_conn_open(struct al_conn *c, int fd, const char *peer, const struct al_c
     c->fd = fd;
     c->phase = AL_SERVING;
     c->input_open = 1;
-    c->service = al_services[cfg->service];
+    c->service = cfg->handler != NULL ? al_handler_service(cfg) : al_services[cfg->service];   /* handler.c */
     c->cfg = cfg;
     c->poller = poller;
     c->last_active = now;

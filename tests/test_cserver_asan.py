@@ -69,3 +69,19 @@ def test_the_binding_tests_pass_under_asan_and_ubsan():
     reports = [line for line in output.splitlines() if REPORTS.search(line)]
     assert out.returncode == 0 and not reports, (
         f"exit {out.returncode}; sanitizer reports: {reports}\n{output[-6000:]}")
+
+
+def test_the_python_handler_path_passes_under_asan_and_ubsan():
+    # The handler API (cext/handler.c) called back through cffi's extern "Python": the
+    # cffi half of tests/test_handlers.py over the sanitized core (its ctypes half loads the
+    # normal shared library, so the sanitized run leaves it out).
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--capture=sys", str(ROOT / "tests" / "test_handlers.py")],
+        env=_sanitized_env(), capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )
+    output = out.stdout + out.stderr
+    reports = [line for line in output.splitlines() if REPORTS.search(line)]
+    assert out.returncode == 0 and not reports, (
+        f"exit {out.returncode}; sanitizer reports: {reports}\n{output[-6000:]}")
+    assert re.search(r"\b[1-9][0-9]* passed", output), output[-2000:]

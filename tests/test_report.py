@@ -315,12 +315,14 @@ def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(bu
     walk = walkthrough.load()
     assert [s.name for s in walk.steps] == [n.attrs["data-step"] for n in page.root.find("details", "step")]
     expected_names = {"resolve", "socket", "options", "bind", "listen", "accept", "read/write", "shutdown and close",
-                      "loop iterative", "loop fork", "loop threads", "loop event"}
+                      "loop iterative", "loop fork", "loop threads", "loop event",
+                      # the section "The same loop from four hosts", with its own columns
+                      "load the core", "pass a callback", "the interpreter lock", "stop the loop"}
     assert {s.name for s in walk.steps} == expected_names
     for step in walk.steps:
         article = page.root.one("details", data_step=step.name)
         assert " ".join(article.one("div", "note").text().split()), f"{step.name}: no note"
-        for key, lang in walk.languages.items():
+        for key, lang in walk.columns(step.section).items():
             column = article.one("div", "code-col", data_language=key)
             if key in step.languages:
                 region = step.regions[key]
@@ -351,7 +353,7 @@ def test_the_walkthrough_has_a_table_of_contents_and_a_fold_per_step_the_first_o
     for step, fold in zip(walk.steps, steps):
         summary = fold.one("summary")
         assert step.name in summary.one("h3").text()
-        for key, lang in walk.languages.items():   # what the fold holds, said while it is closed
+        for key, lang in walk.columns(step.section).items():   # what the fold holds, said while it is closed
             expect = f"{lang.label} {len(step.regions[key].lines)}" if key in step.regions else f"no {lang.label}"
             assert expect in summary.text() and expect in toc.text()
     assert {b.attrs["data-fold"] for b in toc.find("button")} == {"open", "close"}
@@ -360,12 +362,17 @@ def test_the_walkthrough_has_a_table_of_contents_and_a_fold_per_step_the_first_o
 def test_the_walkthrough_puts_every_languages_code_of_a_step_in_one_row_of_equal_columns(built):
     page, walk = built["page"], walkthrough.load()
     style = "".join(s.text() for s in page.root.find("style"))
-    assert page.ids["walkthrough"].one("div", "steps").attrs["style"] == f"--cols: {len(walk.languages)}"
+    assert page.ids["walkthrough"].one("div", "steps").attrs["style"] == f"--cols: {len(walk.columns(''))}"
     assert re.search(r"\.code-cols \{[^}]*grid-template-columns: repeat\(var\(--cols, 3\), minmax\(0, 1fr\)\)", style)
     assert re.search(r"\.code-col \{[^}]*grid-template-rows: subgrid", style)          # heads share a height
+    sections = {s.name: s.section for s in walk.steps}
     for fold in page.ids["walkthrough"].find("details", "step"):
         [row] = fold.find("div", "code-cols")
-        assert [c.attrs["data-language"] for c in row.children if isinstance(c, Node)] == list(walk.languages)
+        section = sections[fold.attrs["data-step"]]
+        assert [c.attrs["data-language"] for c in row.children if isinstance(c, Node)] == list(walk.columns(section))
+        if section:   # a section's steps have its own number of columns, under its title
+            assert fold.attrs["style"] == f"--cols: {len(walk.columns(section))}"
+            assert page.ids["walkthrough"].one("h3", "section", data_section=section)
 
 
 def test_the_walkthrough_is_coloured_when_written_by_pygments_with_the_pages_own_colours(built):

@@ -78,9 +78,13 @@ class CServer:
     step fails, with `.errno` set and `.step` naming the step; its message is
     the one-line error, e.g. "bind 127.0.0.1:7: Permission denied (EACCES)".
     Nothing stays open after a failed constructor.
+
+    With `handler` (an acceptloop.handlers.Handler), that Python object replaces the
+    service's C code, called back from the C loop (acceptloop.pyhandler); every model
+    but fork (ValueError).
     """
 
-    def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+    def __init__(self, config: ServerConfig | None = None, *, handler: Any = None, **options: Any) -> None:
         # _srv is read by request_stop() and wake() from any thread and from signal
         # handlers, so close() takes it away (sets it to NULL) under this lock before it
         # frees it, and they call C only under the same lock: each either sees NULL or
@@ -105,6 +109,7 @@ class CServer:
         self._run_error: str | None = None
         self.config = default_config(**options) if config is None else dataclasses.replace(config, **options)
         _check(self.config)
+        self._binding = _bind(handler, self.config.model)   # alive as long as the server
         cfg = ffi.new("struct al_config *")
         lib.al_config_defaults(cfg)
         host = ffi.new("char[]", self.config.host.encode())   # al_server_new copies it
@@ -119,6 +124,8 @@ class CServer:
         cfg.ipv6_only = int(self.config.ipv6_only)
         cfg.has_daytime_epoch = int(self.config.daytime_epoch is not None)
         cfg.daytime_epoch = self.config.daytime_epoch or 0
+        if self._binding is not None:
+            cfg.handler = self._binding.struct
         srv = lib.al_server_new(cfg)
         if srv == ffi.NULL:
             code = ffi.errno
@@ -187,6 +194,7 @@ class CServer:
             return   # start() gave the run up and set _done
         # Threads the loop creates and children it forks inherit this mask; a
         # forked child clears it again before it serves.
+        # cffi step: the interpreter lock
         signal.pthread_sigmask(signal.SIG_BLOCK, _FRONT_END_SIGNALS)
         err = ffi.new("char[]", lib.AL_ERROR_LEN)
         try:
@@ -194,6 +202,7 @@ class CServer:
                 self._run_error = ffi.string(err).decode(errors="replace")
         finally:
             self._done.set()
+        # end cffi step
 
     def request_stop(self) -> None:
         """Begin a graceful stop and return None at once; does nothing after close().
@@ -278,11 +287,25 @@ def _strerror(code: int) -> str:
     return f"{os.strerror(code)} ({errno.errorcode.get(code, f'errno {code}')})"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one C server until SIGTERM/SIGINT; return the exit code (0, 1 or 2: see protocol.toml)."""
-    config = parse_args(argv, prog="python -m acceptloop.cserver", models=MODELS)
+def _bind(handler: Any, model: str) -> Any:
+    """The handler API's binding for a Python handler (acceptloop.pyhandler), or None."""
+    if handler is None:
+        return None
+    from acceptloop import pyhandler
+    if model not in pyhandler.MODELS:
+        raise ValueError(f"model: {model!r} cannot call Python handlers (see acceptloop.pyhandler)")
+    if pyhandler._ffi is None:
+        pyhandler._register(ffi, lib)
+    return pyhandler.Binding(handler)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m acceptloop.cserver",
+         models: Sequence[str] = MODELS, handler_for: Any = None) -> int:
+    """Run one C server until SIGTERM/SIGINT; return the exit code (0, 1 or 2: see protocol.toml).
+    With `handler_for` (config -> handler) the service is that Python handler (acceptloop.pyhandler)."""
+    config = parse_args(argv, prog=prog, models=models)
     try:
-        server = CServer(config)
+        server = CServer(config, handler=handler_for(config) if handler_for is not None else None)
     except OSError as e:
         return fail(e.strerror or str(e))
     with server:
@@ -290,8 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # before __exit__), so that no late signal reaches a freed server.
         previous: dict[int, Any] = {}
         try:
+            # cffi step: stop the loop
             previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda signum, frame: server.request_stop())
             previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda signum, frame: server.request_stop())
+            # end cffi step
             if config.model == "fork":
                 previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: server.wake())
             for address, port in server.addresses:

@@ -69,7 +69,7 @@ def code_lines(region: walkthrough.Region | None, lexer: str) -> list[dict[str, 
 def step_summary(step: walkthrough.Step, walk: walkthrough.Walkthrough) -> str:
     """What a folded step says of itself: `Python 19 lines · C 48 · PHP 30` or `… · no PHP`."""
     parts = []
-    for key, lang in walk.languages.items():
+    for key, lang in walk.columns(step.section).items():
         region = step.regions.get(key)
         parts.append(f"{lang.label} {len(region.lines)}" if region else f"no {lang.label}")
     first = next((i for i, p in enumerate(parts) if not p.startswith("no ")), None)
@@ -102,9 +102,10 @@ def context(document: dict[str, Any], walk: walkthrough.Walkthrough, perf: dict[
     table = cells.table(document)
     steps = [{
         "name": s.name, "anchor": s.anchor, "note": walkthrough.paragraphs(s.note), "summary": step_summary(s, walk),
+        "section": s.section,
         "columns": [{"language": lang.label, "key": k, "region": s.regions.get(k),
                      "lines": code_lines(s.regions.get(k), lang.lexer), "absent": s.absent.get(k)}
-                    for k, lang in walk.languages.items()],
+                    for k, lang in walk.columns(s.section).items()],
     } for s in walk.steps]
     return {
         "title": "acceptloop: comparison report",

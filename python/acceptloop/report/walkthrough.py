@@ -7,6 +7,11 @@ does not fit raises WalkthroughError, one line naming the step and the language:
 marked in one language and missing in another, a step marked twice, a marker never closed,
 an end marker without a start, a malformed marker, or a marker naming an unknown step.
 
+Steps come in sections: those without a `section` are the ports' accept loop (the
+languages without a `section`); a step with `section = "TITLE"` is shown under that title,
+with the columns of the languages that name the same section (the hosts of the C core, for
+"The same loop from four hosts"), and needs a reason only for those it lacks.
+
 `highlight()` colours a step's code when the report is written, with Pygments (each language's
 `lexer` in docs/walkthrough.toml): the page gets plain spans with a few classes of its own,
 which its stylesheet colours; nothing is highlighted in the browser.
@@ -38,11 +43,13 @@ class WalkthroughError(Exception):
 class Language:
     key: str
     label: str
-    root: str                 # the sources, relative to the checkout
+    root: str                 # the sources, relative to the checkout (several: joined with ", ")
     suffixes: tuple[str, ...]
     start: str                # "# step: {name}"
     end: str                  # "# end step"
     lexer: str = ""           # the Pygments lexer that colours its code (default: the key)
+    section: str = ""         # the section whose steps it is a column of ("": the ports' steps)
+    roots: tuple[str, ...] = ()   # every directory of its sources (root may list several)
 
     def start_pattern(self) -> re.Pattern[str]:
         before, _, after = self.start.partition("{name}")
@@ -91,6 +98,7 @@ class Step:
     absent: dict[str, str]              # language key -> why the step does not exist there
     note: str
     regions: dict[str, Region] = field(default_factory=dict)
+    section: str = ""                   # "": the ports' accept loop; else the title it is shown under
 
     @property
     def anchor(self) -> str:
@@ -101,6 +109,10 @@ class Step:
 class Walkthrough:
     languages: dict[str, Language]      # in column order
     steps: list[Step]
+
+    def columns(self, section: str) -> dict[str, Language]:
+        """The languages that are columns of `section`'s steps, in column order."""
+        return {k: lang for k, lang in self.languages.items() if lang.section == section}
 
 
 def _fail(message: str) -> None:
@@ -124,13 +136,19 @@ def read_definition(path: Path) -> Walkthrough:
     languages: dict[str, Language] = {}
     for key, spec in (data.get("languages") or {}).items():
         where = f"{path.name}: language {key}"
+        roots = spec.get("root")
+        roots = [roots] if isinstance(roots, str) else roots
+        if not isinstance(roots, list) or not roots:
+            _fail(f"{where}: root must be a string or a list of strings")
+        roots = [_text(r, f"{where}: root") for r in roots]
         suffixes = spec.get("suffixes")
         if not isinstance(suffixes, list) or not suffixes:
             _fail(f"{where}: suffixes must list file endings")
         lang = Language(key=key, label=_text(spec.get("label"), f"{where}: label"),
-                        root=_text(spec.get("root"), f"{where}: root"), suffixes=tuple(suffixes),
+                        root=", ".join(roots), suffixes=tuple(suffixes),
                         start=_text(spec.get("start"), f"{where}: start"), end=_text(spec.get("end"), f"{where}: end"),
-                        lexer=str(spec.get("lexer") or key))
+                        lexer=str(spec.get("lexer") or key), section=str(spec.get("section") or "").strip(),
+                        roots=tuple(roots))
         if lang.start.count("{name}") != 1:
             _fail(f"{where}: start must hold {{name}} once")
         try:
@@ -146,21 +164,25 @@ def read_definition(path: Path) -> Walkthrough:
         where = f"{path.name}: step {name!r}"
         if any(s.name == name for s in steps):
             _fail(f"{where} is defined twice")
+        section = str(spec.get("section") or "").strip()
+        columns = [k for k, lang in languages.items() if lang.section == section]
+        if not columns:
+            _fail(f"{where}: no language is a column of section {section!r}")
         present = spec.get("languages")
         if not isinstance(present, list) or not present:
             _fail(f"{where}: languages must list where the step exists")
-        unknown = [k for k in present if k not in languages]
+        unknown = [k for k in present if k not in columns]
         if unknown:
-            _fail(f"{where}: unknown language {', '.join(unknown)} (known: {', '.join(languages)})")
+            _fail(f"{where}: unknown language {', '.join(unknown)} (known: {', '.join(columns)})")
         absent = spec.get("absent") or {}
-        for key in languages:
+        for key in columns:
             if key not in present and not str(absent.get(key, "")).strip():
                 _fail(f"{where} does not exist in {key} but absent.{key} does not say why")
             if key in present and key in absent:
                 _fail(f"{where} exists in {key} and also says why it is absent there")
         note = _text(spec.get("note"), f"{where}: note")
-        ordered = tuple(k for k in languages if k in present)
-        steps.append(Step(name=name, languages=ordered, note=note,
+        ordered = tuple(k for k in columns if k in present)
+        steps.append(Step(name=name, languages=ordered, note=note, section=section,
                           absent={k: " ".join(str(v).split()) for k, v in absent.items()}))
     if not steps:
         _fail(f"{path.name}: no [[step]]")
@@ -170,10 +192,12 @@ def read_definition(path: Path) -> Walkthrough:
 def scan(lang: Language, root: Path, known: set[str]) -> dict[str, Region]:
     """Every marked region of `lang` under `root`/`lang.root`, by step name."""
     start_re, end_re, loose_re = lang.start_pattern(), lang.end_pattern(), lang.loose_pattern(known)
-    base = root / lang.root
-    if not base.is_dir():
-        _fail(f"walkthrough: {lang.key} sources {lang.root} are not a directory")
-    files = sorted(p for p in base.rglob("*") if p.is_file() and p.name.endswith(lang.suffixes))
+    files = []
+    for top in lang.roots or (lang.root,):
+        base = root / top
+        if not base.is_dir():
+            _fail(f"walkthrough: {lang.key} sources {top} are not a directory")
+        files += sorted(p for p in base.rglob("*") if p.is_file() and p.name.endswith(lang.suffixes))
     found: dict[str, Region] = {}
     for file in files:
         rel = file.relative_to(root).as_posix()
@@ -222,6 +246,8 @@ def load(definition: Path | None = None, root: Path | None = None) -> Walkthroug
     for step in walk.steps:
         for key, lang in walk.languages.items():
             region = regions[key].get(step.name)
+            if lang.section != step.section and region is None:
+                continue
             if key in step.languages and region is None:
                 marked = [k for k in step.languages if step.name in regions[k]]
                 marker = lang.start.replace("{name}", step.name)
@@ -231,7 +257,7 @@ def load(definition: Path | None = None, root: Path | None = None) -> Walkthroug
                 _fail(f"walkthrough: step {step.name!r} is marked in {key} ({region.where}), "
                       f"where docs/walkthrough.toml says it does not exist")
         steps.append(Step(name=step.name, languages=step.languages, absent=step.absent, note=step.note,
-                          regions={k: regions[k][step.name] for k in step.languages}))
+                          regions={k: regions[k][step.name] for k in step.languages}, section=step.section))
     return Walkthrough(languages=walk.languages, steps=steps)
 
 
