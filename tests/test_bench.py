@@ -21,7 +21,7 @@ import pytest
 
 from acceptloop.bench import plan as bench_plan, summary
 from acceptloop.paths import ROOT
-from acceptloop.report import bench_charts, performance
+from acceptloop.report import bench_charts, bench_tables, performance
 from acceptloop.suite import registry
 
 # The CPU's counters, as perf_event_open offers them: a virtual machine may have none.
@@ -115,6 +115,15 @@ def test_the_floor_is_measured_on_every_workload_and_every_cell_shows_its_ratio(
     floor_name = next(iter(floors.values()))["impl"]
     assert any(r["pair"] == f"c vs {floor_name}" for r in doc["core_table"])
     assert not any(r["a"] == floor_name or r["pair"].startswith("c-again vs " + floor_name) for r in doc["core_table"])
+
+
+def test_the_run_has_a_bindings_row_for_every_binding_the_registry_declares(quick):
+    doc, _ = quick
+    declared = {i.name for i in registry.load() if i.bench and i.bench.binding and i.unavailable() is None}
+    assert declared, "the registry declares bindings"
+    assert {r["impl"] for r in doc["bindings"]} == declared
+    for r in doc["bindings"]:
+        assert r["cpu_per_op"] is not None and r["workload"].startswith("echo-"), r
 
 
 def test_the_floor_comes_first_on_each_workload_whatever_the_selection():
@@ -354,3 +363,41 @@ def test_a_server_added_to_the_registry_appears_in_the_benchmarks_charts_tables_
     assert "Within noise" in section and summary.WITHIN_NOISE in section
     md = (report / "REPORT.md").read_text().split("## Performance", 1)[1]
     assert f"| {target['target']} |" in md and "| c-copy vs c |" in md
+
+
+# -- the bindings table --------------------------------------------------------------------------------
+def test_the_bindings_table_is_each_bindings_difference_from_its_core_beside_the_controls():
+    core = _impl("core", '\n[implementation.bench]\ncontrol = "core-again"\n')
+    twin = bench_plan.control_twin(core)
+    loop = _impl("loop", '\n[implementation.bench.binding]\nhost = "Host via glue"\ncore = "core"\n')
+    calls = _impl("calls", '\n[implementation.bench.binding]\nhost = "Host via glue"\ncore = "core"\ncallback = true\n')
+    cells = {c["id"]: c for c in (
+        _cell("core", "echo-64B-c256", 10.0), _cell("core-again", "echo-64B-c256", 10.5),
+        _cell("loop", "echo-64B-c256", 10.3), _cell("calls", "echo-64B-c256", 14.0),
+        _cell("core", "echo-1KiB-c16", 20.0), _cell("calls", "echo-1KiB-c16", 26.0),
+        _cell("core", "connect-c16", 30.0), _cell("calls", "connect-c16", 90.0))}
+    for c in cells.values():
+        c["server_instructions_per_op"] = {"median": c["server_cpu_us_per_op"]["median"] * 1000}
+    rows = summary.bindings(cells, [core, twin, loop, calls])
+    got = {(r["impl"], r["workload"]): r for r in rows}
+    assert set(got) == {("loop", "echo-64B-c256"), ("calls", "echo-64B-c256"), ("calls", "echo-1KiB-c16")}
+    assert got["loop", "echo-64B-c256"]["cpu_per_op"] == pytest.approx(0.3)
+    assert got["loop", "echo-64B-c256"]["cpu_per_op_noise"] == pytest.approx(0.5)
+    assert got["calls", "echo-64B-c256"]["instructions_per_op"] == pytest.approx(4000)
+    assert got["calls", "echo-1KiB-c16"]["cpu_per_op_noise"] is None          # the twin ran no such cell
+    assert got["calls", "echo-64B-c256"]["callback"] and not got["loop", "echo-64B-c256"]["callback"]
+    shown = bench_tables.bindings(rows, performance.palette({"cells": list(cells.values())}))
+    first = next(r for r in shown if r["impl"] == "loop")
+    assert first["cpu"] == {"value": "+0.300", "noise": "±0.500", "cls": "even"}     # within the control's own
+    assert next(r for r in shown if r["impl"] == "calls")["cpu"]["cls"] == "worse"
+
+
+@pytest.mark.parametrize("binding, message", [
+    ('host = "H"', "bench.binding.core must be a non-empty string"),
+    ('host = "H"\ncore = "x"', "names the implementation itself"),
+    ('host = "H"\ncore = "c"\ncallback = "yes"', "callback must be true or false"),
+    ('host = "H"\ncore = "c"\nhow = 1', "unknown key 'how'"),
+])
+def test_a_bad_binding_is_one_line_naming_the_key(binding, message):
+    with pytest.raises(registry.RegistryError, match=message):
+        _impl("x", f"\n[implementation.bench.binding]\n{binding}\n")

@@ -33,7 +33,8 @@ MEASURES = ("ratio", "deviation", "value")
 DIRECTIONS = ("at most", "at least")
 KINDS = ("echo", "connect", "ingest", "egress", "idle")
 ANY_MODEL = "any"
-STANZA_KEYS = ("colour", "control", "compare", "targets")
+STANZA_KEYS = ("colour", "control", "compare", "targets", "binding")
+BINDING_KEYS = ("host", "core", "callback")
 TARGET_KEYS = ("words", "figure", "against", "measure", "workload", "model", "bound", "direction")
 COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 # Workload ids as bench/plan.py writes them: echo-64B-c256, echo-16KiB-c1, connect-c16, idle-c1000.
@@ -89,6 +90,33 @@ class Bench:
     compare: tuple[str, ...] = ()
     targets: tuple[Target, ...] = ()
     twin_of: str | None = None                 # set on a control twin itself: the implementation it copies
+    binding: "Binding | None" = None
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a `binding` table says: this implementation runs the loop of `core` from `host` ("Python
+    via cffi"), with one callback into the host per message (`callback`) or none (the loop alone).
+    The bindings table shows each one's cost as the difference from `core`, cell by cell."""
+    host: str
+    core: str
+    callback: bool = False
+
+
+def parse_binding(table: Any, owner: str) -> Binding | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ValueError("bench.binding must be a table (host, core, callback)")
+    _unknown(table, BINDING_KEYS, "bench.binding")
+    host = _text(table.get("host"), "bench.binding.host")
+    core = _text(table.get("core"), "bench.binding.core")
+    if core == owner:
+        raise ValueError("bench.binding.core names the implementation itself")
+    callback = table.get("callback", False)
+    if not isinstance(callback, bool):
+        raise ValueError(f"bench.binding.callback must be true or false, not {callback!r}")
+    return Binding(host=host, core=core, callback=callback)
 
 
 def _unknown(table: dict[str, Any], known: tuple[str, ...], what: str) -> None:
@@ -172,4 +200,5 @@ def parse(stanza: Any, owner: str) -> Bench | None:
     if not isinstance(targets, list):
         raise ValueError("bench.targets must be a list of tables ([[implementation.bench.targets]])")
     return Bench(colour=colour, control=control, compare=tuple(dict.fromkeys(compare)),
-                 targets=tuple(parse_target(t, owner, i) for i, t in enumerate(targets)))
+                 targets=tuple(parse_target(t, owner, i) for i, t in enumerate(targets)),
+                 binding=parse_binding(stanza.get("binding"), owner))

@@ -138,6 +138,37 @@ def _primary(cells: dict[str, dict[str, Any]], workload: str) -> str:
     return "ops_per_s"
 
 
+# -- the bindings table ---------------------------------------------------------------------------
+def bindings(cells: dict[str, dict[str, Any]], impls: Sequence[Implementation]) -> list[dict[str, Any]]:
+    """Per implementation whose stanza declares a `binding`, per event-model echo workload both it
+    and its core ran: what the crossing costs, as the difference from the core in server CPU µs per
+    op and in instructions per op; beside it the same difference between each of the core's control
+    twins and the core on that cell (what no difference can be told apart from)."""
+    twins = {i.bench.twin_of: i.name for i in impls if i.bench and i.bench.twin_of}
+    rows = []
+    for impl in impls:
+        b = impl.bench.binding if impl.bench else None
+        if b is None:
+            continue
+        for w in sorted({c["workload"] for c in cells.values() if c["kind"] == "echo" and c["model"] == "event"
+                         and c["impl"] == impl.name}, key=_echo_order):
+            row: dict[str, Any] = {"impl": impl.name, "host": b.host, "core": b.core, "callback": b.callback,
+                                   "workload": w, "control": twins.get(b.core)}
+            for name, key in FLOOR_FIGURES.items():
+                mine, core = _median(cells, impl.name, "event", w, key), _median(cells, b.core, "event", w, key)
+                twin = _median(cells, twins[b.core], "event", w, key) if b.core in twins else None
+                row[name] = None if mine is None or core is None else mine - core
+                row[f"{name}_noise"] = None if twin is None or core is None else abs(twin - core)
+            if row["cpu_per_op"] is not None or row["instructions_per_op"] is not None:
+                rows.append(row)
+    return rows
+
+
+def _echo_order(workload: str) -> tuple[int, int]:
+    _, conns, size = bench_spec.parse_workload(workload)
+    return size, conns
+
+
 # -- the noise floor -------------------------------------------------------------------------------
 WITHIN_NOISE = ("a target whose bound is missed is shown 'within noise' when it misses by no more than the noise "
                 "floor n: the largest |twin ÷ original − 1| of any control twin over every cell it ran in this "
@@ -306,5 +337,6 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
         "cells": list(cells.values()),
         "core_table": core_table(cells, event_workloads, pairs(impls)),
         "noise_floor": noise,
+        "bindings": bindings(cells, impls),
         "targets": targets(cells, impls, noise),
     }

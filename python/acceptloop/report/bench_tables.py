@@ -154,6 +154,31 @@ def core_table(entries: Sequence[dict[str, Any]], palette: Palette) -> dict[str,
     return {"workloads": workloads, "rows": rows}
 
 
+# -- the bindings table ------------------------------------------------------------------------------
+def _difference(value: float | None, noise: float | None, fmt) -> dict[str, str]:
+    if value is None:
+        return {"value": "–", "noise": "", "cls": "none"}
+    sign = "+" if value >= 0 else "−"
+    within = noise is not None and abs(value) <= noise
+    return {"value": f"{sign}{fmt(abs(value))}", "noise": f"±{fmt(noise)}" if noise is not None else "",
+            "cls": "even" if within else ("worse" if value > 0 else "better")}
+
+
+def bindings(entries: Sequence[dict[str, Any]], palette: Palette) -> list[dict[str, Any]]:
+    """Per binding and workload: its cost over the core it runs, in server CPU µs per op and in
+    instructions per op, each beside the control twin's own difference from the core on that cell
+    (grey: within it, so not told apart from noise)."""
+    out = []
+    for e in entries:
+        out.append({**palette.style(e.get("impl", "?")), "host": e.get("host", "?"), "core": e.get("core", "?"),
+                    "what": "one callback per message" if e.get("callback") else "the loop alone",
+                    "workload": e.get("workload", "?"), "control": e.get("control") or "–",
+                    "cpu": _difference(e.get("cpu_per_op"), e.get("cpu_per_op_noise"), numbers.sig),
+                    "instructions": _difference(e.get("instructions_per_op"), e.get("instructions_per_op_noise"),
+                                                numbers.si)})
+    return out
+
+
 # -- the targets -------------------------------------------------------------------------------------
 def _value(value: float | None, unit: str) -> str:
     if value is None:

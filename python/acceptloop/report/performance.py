@@ -152,6 +152,7 @@ def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
         "legend": [s for s in colours.legend() if any(c.get("impl") == s["impl"] for c in cells)],
         "charts": bench_charts.charts(cells, colours),
         "core": bench_tables.core_table(bench.get("core_table") or [], colours),
+        "bindings": bench_tables.bindings(bench.get("bindings") or [], colours),
         "targets": bench_tables.targets(bench.get("targets") or []),
         "within_noise": method.get("within_noise"),
         "noise_floor": noise_floor(bench),
