@@ -11,7 +11,7 @@ C_CORE := $(filter-out cext/main.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 LOADGEN := $(wildcard loadgen/*.c loadgen/*.h) loadgen/build_ffi.py
 
-.PHONY: setup php venv c lib floor asan asan-cffi chromium thirdparty compare test clean
+.PHONY: setup php venv c lib floor asan asan-cffi chromium thirdparty mingw-wine winsock compare test clean
 
 setup: php venv c floor lib
 
@@ -31,6 +31,13 @@ thirdparty:
 	@{ dpkg-query -W -f='$${Status}' openbsd-inetd 2>/dev/null | grep -q 'ok installed' && command -v socat >/dev/null; } || \
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openbsd-inetd socat; }
 
+# Debian's mingw-w64 (the posix flavour: winpthreads, so the core's pthreads build as they are)
+# and Wine when absent: the C core cross-compiled against Winsock 2 and run under Wine is the
+# registry's c-winsock (issue 15, docs/winsock.md).
+mingw-wine:
+	@{ command -v $(MINGW_CC) >/dev/null && command -v wine >/dev/null && test -x /usr/lib/wine/wine64; } || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-mingw-w64-x86-64-posix wine64 wine; }
+
 # The virtualenv; `pip install -e .` compiles the C core and the load generator through cffi.
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.c) $(C_HEADERS) $(LOADGEN)
@@ -45,6 +52,22 @@ c: build/acceptloop-c
 build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS)
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c
+
+# The same core for Windows: build/acceptloop-c.exe, against Winsock 2 (WSAPoll needs Vista, 0x0600;
+# WSA_FLAG_NO_HANDLE_INHERIT 7 SP1, 0x0601), linked statically so that Wine needs no mingw DLL.
+# Left out: what only POSIX has (poller_epoll.c, loop_fork.c, platform_posix.c); platform.h says
+# what differs. Then the Wine prefix under build/, made once (winsock/run uses it, WINEDEBUG=-all).
+MINGW_CC := x86_64-w64-mingw32-gcc-posix
+C_WINSOCK := $(filter-out cext/poller_epoll.c cext/loop_fork.c cext/platform_posix.c,$(C_CORE))
+CFLAGS_WINSOCK := -std=c11 -D_WIN32_WINNT=0x0601 -D_POSIX_THREAD_SAFE_FUNCTIONS=200112L -O2 -g -Wall -Wextra -Werror
+winsock: build/acceptloop-c.exe build/wineprefix/.made
+build/acceptloop-c.exe: $(C_WINSOCK) cext/main.c $(C_HEADERS) | mingw-wine
+	@mkdir -p build
+	$(MINGW_CC) $(CFLAGS_WINSOCK) -Icext -o $@ $(C_WINSOCK) cext/main.c -static -lws2_32
+build/wineprefix/.made: | mingw-wine
+	@mkdir -p build
+	WINEPREFIX=$(CURDIR)/build/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" wineboot -i >build/wineboot.log 2>&1 || { cat build/wineboot.log; exit 1; }
+	@touch $@
 
 # The C core as a shared library: ctypes (c-ctypes-handler) and PHP's FFI (php-ffi) load it.
 lib: build/libacceptloop.so
@@ -80,14 +103,14 @@ build/asan/.built: cext/build_ffi.py $(wildcard cext/*.c) $(C_HEADERS) $(VENV)/.
 # written even when a cell FAILED (check's exit 1 is kept), not when check could not run at
 # all (exit 2), which would report stale results.
 BENCH_PROFILE := $(if $(FULL),--full,--quick)
-compare: setup
+compare: setup winsock
 	@status=0; $(VENV)/bin/acceptloop check --json results/check.json || status=$$?; \
 	[ $$status -le 1 ] || exit $$status; \
 	$(VENV)/bin/acceptloop bench $(BENCH_PROFILE) --json results/bench.json || status=$$?; \
 	$(VENV)/bin/acceptloop report --results results/check.json --bench results/bench.json || exit $$?; \
 	exit $$status
 
-test: setup chromium thirdparty asan asan-cffi
+test: setup chromium thirdparty asan asan-cffi winsock
 	$(VENV)/bin/python -m pytest
 
 clean:

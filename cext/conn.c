@@ -3,12 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "errors.h"
 #include "handler.h"
+#include "platform.h"
 #include "poller.h"
 #include "protocol.h"
 
@@ -64,10 +63,11 @@ void al_conn_on_readable(struct al_conn *c, char *buf, double now)
 {
     if (c->phase == AL_CLOSED || !c->input_open)
         return;
-    ssize_t n = recv(c->fd, buf, AL_READ_SIZE, 0);
+    ssize_t n = al_sock_recv(c->fd, buf, AL_READ_SIZE);
     if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            al_conn_fail(c, "recv", errno);
+        int code = al_sock_error();
+        if (!al_sock_retry_later(code))
+            al_conn_fail(c, "recv", code);
         return;
     }
     c->last_active = now;
@@ -87,12 +87,13 @@ void al_conn_on_readable(struct al_conn *c, char *buf, double now)
 
 ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double now)
 {
-    /* MSG_NOSIGNAL: a reset peer gives EPIPE/ECONNRESET here, never SIGPIPE. */
-    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    /* Never SIGPIPE: a reset peer is an error here (MSG_NOSIGNAL, platform.h). */
+    ssize_t n = al_sock_send(c->fd, data, len);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        int code = al_sock_error();
+        if (al_sock_retry_later(code))
             return 0;
-        al_conn_fail(c, "send", errno);
+        al_conn_fail(c, "send", code);
         return -1;
     }
     c->last_active = now;
@@ -209,7 +210,7 @@ static void shutdown_conn(struct al_conn *c, double now)
     /* Our FIN first; the client's input is drained until its FIN (or the
      * linger time), because closing with unread input sends an RST that can
      * destroy the reply it has not read yet (RFC 1122 4.2.2.13). */
-    if (shutdown(c->fd, SHUT_WR) < 0) {
+    if (al_sock_shutdown_write(c->fd) < 0) {   /* SHUT_WR, or SD_SEND */
         al_conn_close(c);   /* the peer is gone already: nothing left to tell it */
         return;
     }
@@ -231,7 +232,7 @@ void al_conn_close(struct al_conn *c)
     if (c->poller != NULL && (c->poll_mask & AL_IN_POLLER))
         al_poll_remove(c->poller, c->fd);
     c->poll_mask = 0;
-    close(c->fd);
+    al_sock_close(c->fd);
     drop_output(c);
     if (c->service->release != NULL)
         c->service->release(c);

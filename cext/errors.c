@@ -2,45 +2,16 @@
 #include "errors.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-/* getaddrinfo's codes have no strerrorname_np; these are glibc's, named as
- * Python's socket module names them, so both ports print the same line. */
-static const struct {
-    int code;
-    const char *name;
-} gai_names[] = {
-    { EAI_BADFLAGS, "EAI_BADFLAGS" },     { EAI_NONAME, "EAI_NONAME" },
-    { EAI_AGAIN, "EAI_AGAIN" },           { EAI_FAIL, "EAI_FAIL" },
-    { EAI_FAMILY, "EAI_FAMILY" },         { EAI_SOCKTYPE, "EAI_SOCKTYPE" },
-    { EAI_SERVICE, "EAI_SERVICE" },       { EAI_MEMORY, "EAI_MEMORY" },
-    { EAI_SYSTEM, "EAI_SYSTEM" },         { EAI_OVERFLOW, "EAI_OVERFLOW" },
-    { EAI_NODATA, "EAI_NODATA" },         { EAI_ADDRFAMILY, "EAI_ADDRFAMILY" },
-    { EAI_INPROGRESS, "EAI_INPROGRESS" }, { EAI_CANCELED, "EAI_CANCELED" },
-    { EAI_NOTCANCELED, "EAI_NOTCANCELED" }, { EAI_ALLDONE, "EAI_ALLDONE" },
-    { EAI_INTR, "EAI_INTR" },             { EAI_IDN_ENCODE, "EAI_IDN_ENCODE" },
-};
+#include "platform.h"
 
 void al_describe_error(char *buf, size_t len, int code)
 {
-    /* strerrordesc_np and strerrorname_np (glibc 2.32) return constant
-     * strings, so unlike strerror they are safe from threads and children. */
-    const char *text = strerrordesc_np(code);
-    const char *name = strerrorname_np(code);
-    char text_buf[32], name_buf[32];
-    if (text == NULL) {
-        snprintf(text_buf, sizeof text_buf, "Unknown error %d", code);
-        text = text_buf;
-    }
-    if (name == NULL) {
-        snprintf(name_buf, sizeof name_buf, "errno %d", code);
-        name = name_buf;
-    }
-    snprintf(buf, len, "%s (%s)", text, name);
+    al_error_text(buf, len, code);   /* errno or WSAE* names (platform.h) */
 }
 
 void al_error_set(struct al_error *err, const char *step, const char *address, int code)
@@ -54,24 +25,16 @@ void al_error_set(struct al_error *err, const char *step, const char *address, i
 
 void al_error_set_gai(struct al_error *err, const char *step, const char *address, int code)
 {
-    if (code == EAI_SYSTEM) {
+    if (al_gai_is_system(code)) {
         /* The real cause is in errno; Python reports it the same way. */
         al_error_set(err, step, address, errno);
         return;
     }
-    const char *name = NULL;
-    for (size_t i = 0; i < sizeof gai_names / sizeof gai_names[0]; i++) {
-        if (gai_names[i].code == code) {
-            name = gai_names[i].name;
-            break;
-        }
-    }
+    char text[128];
+    al_gai_text(text, sizeof text, code);
     err->step = step;
     err->code = code;
-    if (name != NULL)
-        snprintf(err->message, sizeof err->message, "%s %s: %s (%s)", step, address, gai_strerror(code), name);
-    else
-        snprintf(err->message, sizeof err->message, "%s %s: %s (EAI_%d)", step, address, gai_strerror(code), code);
+    snprintf(err->message, sizeof err->message, "%s %s: %s", step, address, text);
 }
 
 void al_log_write(const char *line, size_t len)

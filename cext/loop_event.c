@@ -4,10 +4,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "errors.h"
+#include "platform.h"
 #include "poller.h"
 #include "protocol.h"
 #include "server.h"
@@ -37,7 +37,7 @@ static void update(struct event_loop *loop, struct al_conn *c)
     int rc = c->poll_mask & AL_IN_POLLER ? al_poll_modify(loop->poller, c->fd, mask)
                                          : al_poll_add(loop->poller, c->fd, mask);
     if (rc < 0) {
-        al_conn_fail(c, "epoll_ctl", errno);
+        al_conn_fail(c, "epoll_ctl", al_sock_error());
         update(loop, c);
         return;
     }
@@ -80,7 +80,7 @@ static void accept_batch(struct event_loop *loop, int listener, struct al_pause 
         if (c == NULL || make_room(loop, fd) != AL_OK) {
             al_log_error("accept", peer, ENOMEM);
             free(c);
-            close(fd);
+            al_sock_close(fd);
             continue;
         }
         loop->conns[fd] = c;
@@ -183,7 +183,7 @@ int al_run_event(struct al_server *srv, struct al_error *err)
     loop.poller = al_poll_create();
     if (loop.buf == NULL || loop.poller == NULL || al_poll_add(loop.poller, srv->stop_r, AL_READABLE) < 0 ||
         al_poll_add(loop.poller, srv->wake_r, AL_READABLE) < 0) {
-        al_error_set(err, "epoll", "loop", errno);
+        al_error_set(err, "epoll", "loop", al_sock_error());
         al_close_listeners(srv);
         al_poll_free(loop.poller);
         free(loop.buf);
@@ -211,7 +211,7 @@ int al_run_event(struct al_server *srv, struct al_error *err)
         if (n < 0) {
             /* The poller itself failed: nothing can be driven any more, so
              * the connections are closed below rather than given the grace. */
-            al_error_set(err, "epoll_wait", "loop", errno);
+            al_error_set(err, "epoll_wait", "loop", al_sock_error());
             rc = AL_ERR;
             al_server_stop(srv);
             al_close_listeners(srv);

@@ -4,10 +4,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "errors.h"
+#include "platform.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -55,7 +55,7 @@ static void start_thread(struct al_hand_off *h, int fd, const char *peer)
     struct job *job = malloc(sizeof *job);
     if (job == NULL) {
         al_log_error("thread", peer, ENOMEM);
-        close(fd);
+        al_sock_close(fd);
         return;
     }
     job->srv = crew->srv;

@@ -5,12 +5,12 @@
  * It follows the contract exactly like `python -m acceptloop.server`: the
  * options come from the generated al_options table; bad arguments print usage
  * and one line and exit 2; a failing step prints one line and exits 1; SIGTERM
- * or SIGINT stop gracefully and exit 0. This file is the only place that
- * installs signal handlers: the core also runs inside Python, which owns them.
+ * or SIGINT stop gracefully and exit 0. This file is the only caller of
+ * al_stops_install (platform.h: signal handlers on POSIX, a console control
+ * handler on Winsock): the core also runs inside Python, which owns them.
+ * Built for Windows too (build/acceptloop-c.exe, issue 15).
  */
 #include <errno.h>
-#include <regex.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,11 +18,9 @@
 #include <string.h>
 
 #include "acceptloop.h"
+#include "platform.h"
 #include "protocol.h"
 #include "server.h"
-
-/* The server the signal handlers stop or wake. */
-static al_server *the_server;
 
 /* Which field of struct al_config each option fills: the field is named
  * like the option, with '_' for '-', so the names are written only once, in
@@ -159,12 +157,7 @@ static const char *quoted(const char *text, char *buf, size_t len)
  * also take "0x10", " 5", "+5", "1e3", "inf" and "nan". */
 static int grammatical(enum al_option_kind kind, const char *text)
 {
-    regex_t re;
-    if (regcomp(&re, kind == AL_OPT_INT ? AL_GRAMMAR_INT : AL_GRAMMAR_SECONDS, REG_EXTENDED | REG_NOSUB) != 0)
-        return 0;   /* cannot happen for the generated patterns; refusing is the safe answer */
-    int match = regexec(&re, text, 0, NULL, 0) == 0;
-    regfree(&re);
-    return match;
+    return al_grammar_match(kind == AL_OPT_INT ? AL_GRAMMAR_INT : AL_GRAMMAR_SECONDS, text);
 }
 
 /* Parses text as a number of the grammar's kind within low..high. Returns 0, or writes why not
@@ -345,30 +338,6 @@ static int parse_args(int argc, char **argv, struct al_config *cfg)
     return read_epoch(prog, cfg);
 }
 
-static void on_stop_signal(int signo)
-{
-    (void)signo;
-    al_server_stop(the_server);
-}
-
-static void on_child_signal(int signo)
-{
-    (void)signo;
-    al_server_wake(the_server);
-}
-
-static int install(int signo, void (*handler)(int), int flags)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    /* SA_RESTART for the calls that may restart; poll and epoll_wait never
-     * restart whatever it says, and the loops look at the stop flag then. */
-    sa.sa_flags = SA_RESTART | flags;
-    return sigaction(signo, &sa, NULL);
-}
-
 /* Prints the failure, one line on stderr, and gives the exit code for it (1). */
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -382,26 +351,37 @@ static int fail(const char *fmt, ...)
     return AL_EXIT_FAILURE;
 }
 
+/* "TEXT (NAME)" for an errno or Winsock code, in a static buffer (main's thread only). */
+static const char *describe(int code)
+{
+    static char text[128];
+    al_error_text(text, sizeof text, code);
+    return text;
+}
+
 int main(int argc, char **argv)
 {
     struct al_config cfg;
     int code = parse_args(argc, argv, &cfg);
     if (code >= 0)
         return code;
-    /* A write to a reset peer must be an error, never the end of the server;
-     * the core also passes MSG_NOSIGNAL, this covers stdout and stderr. */
-    install(SIGPIPE, SIG_IGN, 0);
-    the_server = al_server_new(&cfg);
+    /* Nothing on POSIX; WSAStartup on Winsock. */
+    int started = al_platform_start();
+    if (started != 0)
+        return fail("WSAStartup: %s", describe(started));
+    al_server *the_server = al_server_new(&cfg);
     if (the_server == NULL) {
         /* The arguments are checked already: what is left to fail is making the stop and
-         * wake-up pipes (EMFILE at a low descriptor limit) or memory. */
-        return fail("pipe control: %s (%s)", strerrordesc_np(errno), strerrorname_np(errno));
+         * wake-up pipes (EMFILE at a low descriptor limit; socket pairs on Winsock) or memory. */
+        code = fail("pipe control: %s", describe(errno));
+        al_platform_end();
+        return code;
     }
-    if (install(SIGTERM, on_stop_signal, 0) < 0 || install(SIGINT, on_stop_signal, 0) < 0 ||
-        (cfg.model == AL_MODEL_FORK &&
-         install(SIGCHLD, on_child_signal, SA_NOCLDSTOP) < 0)) {
-        code = fail("sigaction: %s (%s)", strerrordesc_np(errno), strerrorname_np(errno));
+    /* SIGTERM and SIGINT (POSIX; SIGPIPE ignored, SIGCHLD for fork), or console control events. */
+    if (al_stops_install(the_server, cfg.model == AL_MODEL_FORK) < 0) {
+        code = fail("sigaction: %s", describe(errno));
         al_server_free(the_server);
+        al_platform_end();
         return code;
     }
     char err[AL_ERROR_LEN];
@@ -418,11 +398,9 @@ int main(int argc, char **argv)
     } else {
         code = AL_EXIT_OK;
     }
-    /* No handler may touch the server once it is freed: a late signal waits, unheard. */
-    sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT), sigaddset(&stops, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &stops, NULL);
+    /* No handler may touch the server once it is freed: a late stop waits, unheard. */
+    al_stops_uninstall();
     al_server_free(the_server);
+    al_platform_end();
     return code;
 }

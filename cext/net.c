@@ -4,21 +4,16 @@
  * beside the Python and PHP code that does the same thing. anet-style: the
  * caller's error record comes first, and a step that fails closes what it opened.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "errors.h"
 #include "net.h"
 #include "pause.h"
+#include "platform.h"
 #include "protocol.h"
 
 void al_format_address(char *buf, size_t len, const char *host, int port)
@@ -101,7 +96,7 @@ int al_resolve(struct al_error *err, const char *host, int port, struct al_addre
             continue;
         int repeat = 0;   /* glibc lists an address once per protocol it could mean */
         for (int j = 0; j < n && !repeat; j++)
-            repeat = addrs[j].family == ai->ai_family && addrs[j].len == ai->ai_addrlen &&
+            repeat = addrs[j].family == ai->ai_family && (size_t)addrs[j].len == (size_t)ai->ai_addrlen &&
                      memcmp(&addrs[j].addr, ai->ai_addr, ai->ai_addrlen) == 0;
         if (repeat)
             continue;
@@ -129,32 +124,31 @@ static int open_listener(struct al_error *err, const struct al_config *cfg, stru
     set_port(&a->addr, *port);
     describe_sockaddr(where, sizeof where, sa);
     /* step: socket */
-    /* Close-on-exec: inside Python a subprocess must not inherit the listener. */
-    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    /* Not inherited: inside Python a subprocess must not get the listener (platform.h). */
+    int fd = al_sock_open(a->family, a->socktype, a->protocol);
     if (fd < 0) {
-        al_error_set(err, "socket", where, errno);
+        al_error_set(err, "socket", where, al_sock_error());
         return AL_ERR;
     }
     /* end step */
     /* step: options */
-    int one = 1, flags = fcntl(fd, F_GETFL);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        (a->family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) ||
-        flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        al_error_set(err, "setsockopt", where, errno);
+    /* SO_REUSEADDR on POSIX, SO_EXCLUSIVEADDRUSE on Winsock (platform.h). */
+    if (al_sock_listener_options(fd) < 0 ||
+        (a->family == AF_INET6 && al_sock_setopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only) < 0) ||
+        al_sock_nonblocking(fd) < 0) {
+        al_error_set(err, "setsockopt", where, al_sock_error());
         goto fail;
     }
     /* end step */
     /* step: bind */
     if (bind(fd, sa, a->len) < 0) {
-        al_error_set(err, "bind", where, errno);
+        al_error_set(err, "bind", where, al_sock_error());
         goto fail;
     }
     /* end step */
     /* step: listen */
     if (listen(fd, cfg->backlog) < 0) {
-        al_error_set(err, "listen", where, errno);
+        al_error_set(err, "listen", where, al_sock_error());
         goto fail;
     }
     /* end step */
@@ -165,13 +159,13 @@ static int open_listener(struct al_error *err, const struct al_config *cfg, stru
         char host[AL_ADDRESS_LEN];
         if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
             al_sockaddr_host((struct sockaddr *)&bound, host, sizeof host, port) != AL_OK) {
-            al_error_set(err, "getsockname", where, errno);
+            al_error_set(err, "getsockname", where, al_sock_error());
             goto fail;
         }
     }
     return fd;
 fail:
-    close(fd);
+    al_sock_close(fd);
     return AL_ERR;
 }
 
@@ -197,7 +191,7 @@ int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **f
         int fd = open_listener(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, &port);
         if (fd == AL_ERR) {
             for (int j = 0; j < count; j++)
-                close(fds[j]);
+                al_sock_close(fds[j]);
             free(fds);
             free(addrs);
             return AL_ERR;
@@ -218,7 +212,7 @@ int al_announce(struct al_error *err, FILE *out, const int *fds, int count)
         int port;
         if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
             al_sockaddr_host((struct sockaddr *)&ss, host, sizeof host, &port) != AL_OK) {
-            al_error_set(err, "getsockname", "listener", errno);
+            al_error_set(err, "getsockname", "listener", al_sock_error());
             return AL_ERR;
         }
         fprintf(out, AL_ANNOUNCE_LISTENING "\n", host, port);
@@ -231,29 +225,6 @@ int al_announce(struct al_error *err, FILE *out, const int *fds, int count)
     return AL_OK;
 }
 
-/* accept(2) errors that concern one connection only: try again at once (accept(2), NOTES). */
-static int per_connection_error(int code)
-{
-    switch (code) {
-    case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-    case EWOULDBLOCK:
-#endif
-    case EINTR: case ECONNABORTED: case EPROTO: case ECONNRESET: case EPERM:
-    case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
-    case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* accept(2) errors that mean the process is out of something: pause, then retry. */
-static int resource_error(int code)
-{
-    return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
-}
-
 /* step: accept */
 int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
                      char *peer, size_t peerlen)
@@ -261,16 +232,16 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     err->message[0] = '\0';
-    /* accept4 makes the socket non-blocking and close-on-exec in the same call. */
-    int fd = accept4(listener, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    /* Non-blocking and not inherited (accept4 on Linux, platform.h). */
+    int fd = al_sock_accept(listener, (struct sockaddr *)&ss, &len);
     if (fd < 0) {
-        int code = errno;
-        if (per_connection_error(code))
+        int code = al_sock_error();
+        if (al_accept_error_is_per_connection(code))
             return AL_ERR;
         /* Out of descriptors (or worse): the connection stays queued in the
          * kernel, so rest the listeners instead of waking on it forever. */
         int first = al_pause_extend(pause, al_now());
-        if (first || !resource_error(code)) {
+        if (first || !al_accept_error_is_resources(code)) {
             struct sockaddr_storage mine;
             socklen_t mine_len = sizeof mine;
             char where[AL_ADDRESS_LEN + 8] = "listener";
@@ -283,9 +254,8 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
         return AL_ERR;
     }
     al_pause_clear(pause);
-    int one = 1;
     /* A failure means the peer is gone already; the first recv will say so. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)al_sock_setopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     describe_sockaddr(peer, peerlen, (struct sockaddr *)&ss);
     return fd;
 }

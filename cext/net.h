@@ -6,11 +6,11 @@
 
 #include <stddef.h>
 #include <stdio.h>
-#include <sys/socket.h>
 
 #include "acceptloop.h"
 #include "errors.h"
 #include "pause.h"
+#include "platform.h"
 
 /* One address to listen on, as getaddrinfo gave it. */
 struct al_address {

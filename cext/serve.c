@@ -3,12 +3,11 @@
  * reject over the limit, hand off) and the per-connection loop that drives
  * one connection to its end. */
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "errors.h"
+#include "platform.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -25,20 +24,18 @@ double al_stop_deadline(const struct al_server *srv)
 void al_close_listeners(struct al_server *srv)
 {
     for (int i = 0; i < srv->n_listeners; i++)
-        close(srv->listeners[i]);
+        al_sock_close(srv->listeners[i]);
     srv->n_listeners = 0;
 }
 
 void al_drain_wake(struct al_server *srv)
 {
-    char sink[64];
-    while (read(srv->wake_r, sink, sizeof sink) > 0)
-        ;
+    al_pair_drain(srv->wake_r);
 }
 
 void al_reject(int fd)
 {
-    close(fd);   /* over --max-conns: closed at once rather than left queued */
+    al_sock_close(fd);   /* over --max-conns: closed at once rather than left queued */
 }
 
 char *al_read_buffer(struct al_server *srv, struct al_error *err)
@@ -66,11 +63,12 @@ int al_wait_for_clients(struct al_server *srv, const struct al_pause *pause, dou
         for (int i = 0; i < srv->n_listeners; i++)
             pfds[n++] = (struct pollfd){ .fd = srv->listeners[i], .events = POLLIN };
     }
-    int rc = poll(pfds, (nfds_t)n, al_timeout_ms(timeout));
+    int rc = al_poll(pfds, (nfds_t)n, al_timeout_ms(timeout));   /* poll, or WSAPoll */
     if (rc < 0) {
-        if (errno == EINTR)
+        int code = al_sock_error();
+        if (al_poll_interrupted(code))
             return 0;   /* a signal: the caller looks at the stop flag first */
-        al_error_set(err, "poll", "listeners", errno);
+        al_error_set(err, "poll", "listeners", code);
         return AL_ERR;
     }
     if (pfds[1].revents)
@@ -143,10 +141,10 @@ void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf, vo
         };
         double due = al_conn_deadline(c);
         double left = due - al_now();
-        int rc = poll(pfds, (nfds_t)n, due > 0.0 ? al_timeout_ms(left > 0.0 ? left : 0.0) : -1);
+        int rc = al_poll(pfds, (nfds_t)n, due > 0.0 ? al_timeout_ms(left > 0.0 ? left : 0.0) : -1);
         double now = al_now();
-        if (rc < 0 && errno != EINTR) {
-            al_conn_fail(c, "poll", errno);
+        if (rc < 0 && !al_poll_interrupted(al_sock_error())) {
+            al_conn_fail(c, "poll", al_sock_error());
             break;
         }
         if (rc > 0) {

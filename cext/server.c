@@ -1,12 +1,11 @@
 /* The server object both front ends use (acceptloop.h): open, run, stop, free. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "acceptloop.h"
 #include "errors.h"
+#include "platform.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -61,15 +60,15 @@ al_server *al_server_new(const struct al_config *cfg)
     srv->cfg = *cfg;
     srv->host_copy = strdup(cfg->host != NULL ? cfg->host : "");
     int stop[2], wake[2];
-    if (srv->host_copy == NULL || pipe2(stop, O_NONBLOCK | O_CLOEXEC) < 0) {
-        int saved = errno;
+    if (srv->host_copy == NULL || al_pair_open(stop) < 0) {
+        int saved = srv->host_copy == NULL ? errno : al_sock_error();
         al_server_free(srv);
         errno = saved;
         return NULL;
     }
     srv->stop_r = stop[0], srv->stop_w = stop[1];
-    if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) < 0) {
-        int saved = errno;
+    if (al_pair_open(wake) < 0) {
+        int saved = al_sock_error();
         al_server_free(srv);
         errno = saved;
         return NULL;
@@ -139,8 +138,10 @@ int al_server_listener_address(const al_server *srv, int i, char *buf, size_t le
     }
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof ss;
-    if (getsockname(srv->listeners[i], (struct sockaddr *)&ss, &sslen) < 0)
+    if (getsockname(srv->listeners[i], (struct sockaddr *)&ss, &sslen) < 0) {
+        errno = al_sock_error();
         return AL_ERR;
+    }
     return al_sockaddr_host((struct sockaddr *)&ss, buf, len, port);
 }
 
@@ -166,24 +167,20 @@ int al_server_run(al_server *srv, char *err, size_t errlen)
 
 void al_server_stop(al_server *srv)
 {
-    /* Only async-signal-safe calls: an atomic exchange, clock_gettime and write. */
+    /* Only async-signal-safe calls: an atomic exchange, clock_gettime and write
+     * (al_pair_signal keeps errno). */
     if (atomic_exchange(&srv->stop_claimed, 1) != 0)
         return;
     srv->stopped_at = al_now();
     atomic_store(&srv->stopping, 1);
-    int saved = errno;
-    /* Never drained: every loop and thread polling stop_r wakes (a broadcast). */
-    ssize_t n = write(srv->stop_w, "s", 1);
-    (void)n;   /* the pipe is empty before this one write, so it cannot be full */
-    errno = saved;
+    /* Never drained: every loop and thread polling stop_r wakes (a broadcast).
+     * The channel is empty before this one write, so it cannot be full. */
+    al_pair_signal(srv->stop_w, 's');
 }
 
 void al_server_wake(al_server *srv)
 {
-    int saved = errno;
-    ssize_t n = write(srv->wake_w, "w", 1);
-    (void)n;   /* full means a wake-up is pending already, which is all we want */
-    errno = saved;
+    al_pair_signal(srv->wake_w, 'w');   /* full: a wake-up is pending already */
 }
 
 void al_server_free(al_server *srv)
@@ -194,7 +191,7 @@ void al_server_free(al_server *srv)
     int fds[] = { srv->stop_r, srv->stop_w, srv->wake_r, srv->wake_w };
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
-            close(fds[i]);
+            al_pair_close(fds[i]);
     free(srv->listeners);
     free(srv->pfds);
     free(srv->ready);

@@ -4,16 +4,15 @@
 #ifndef AL_SERVER_H
 #define AL_SERVER_H
 
-#include <poll.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <sys/socket.h>
 
 #include "acceptloop.h"
 #include "clock.h"
 #include "errors.h"
 #include "net.h"
 #include "pause.h"
+#include "platform.h"
 
 struct al_conn;
 
@@ -26,7 +25,8 @@ struct al_server {
     struct pollfd *pfds;         /* al_wait_for_clients: stop, wake, then the listeners */
     int *ready;                  /* al_wait_for_clients: the listeners with a connection queued */
     /* stop: written once, never drained, so every poller holding stop_r wakes
-     * (a broadcast). wake: drained by the main loop; SIGCHLD writes it. */
+     * (a broadcast). wake: drained by the main loop; SIGCHLD writes it.
+     * Pipes on POSIX, loopback socket pairs on Winsock (al_pair_open). */
     int stop_r, stop_w, wake_r, wake_w;
     atomic_int stop_claimed;     /* the first al_server_stop wins */
     atomic_int stopping;         /* set after stopped_at, so a reader that sees it sees the time */

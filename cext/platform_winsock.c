@@ -1,0 +1,473 @@
+/* The platform layer on Windows through Winsock 2 (see platform.h), built
+ * with mingw-w64 and run here under Wine. Compiled only for _WIN32.
+ *
+ * What differs from POSIX, step by step:
+ *   start-up     WSAStartup(2.2) before any socket call, WSACleanup after
+ *   sockets      SOCKET handles (kept in an int, see platform.h), closed with
+ *                closesocket; INVALID_SOCKET and SOCKET_ERROR for failures
+ *   errors       WSAGetLastError(), WSAE* codes, never errno
+ *   non-blocking ioctlsocket(FIONBIO), no fcntl
+ *   options      SO_EXCLUSIVEADDRUSE: Winsock's SO_REUSEADDR lets a second
+ *                socket bind a port already in use, which is not what POSIX's
+ *                SO_REUSEADDR does
+ *   send         no MSG_NOSIGNAL: Windows has no SIGPIPE, a reset peer is
+ *                WSAECONNRESET from send
+ *   shutdown     SD_SEND for SHUT_WR
+ *   readiness    WSAPoll (poll's struct pollfd, sockets only)
+ *   wake-up      no pipe can be polled: a loopback TCP socket pair
+ *   signals      none: console control events (SetConsoleCtrlHandler)
+ *   fork         none: the fork model is not offered
+ */
+#ifdef _WIN32
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "acceptloop.h"
+#include "errors.h"
+#include "platform.h"   /* winsock2.h, which must come before windows.h */
+#include <windows.h>
+#include "protocol.h"
+#include "server.h"
+
+/* step: platform start-up */
+int al_platform_start(void)
+{
+    WSADATA data;
+    /* Winsock 2.2; WSAStartup returns its error itself (WSAGetLastError is not set yet). */
+    int rc = WSAStartup(MAKEWORD(2, 2), &data);
+    if (rc != 0)
+        return rc;
+    if (LOBYTE(data.wVersion) != 2 || HIBYTE(data.wVersion) != 2) {
+        WSACleanup();
+        return WSAVERNOTSUPPORTED;
+    }
+    return 0;
+}
+
+void al_platform_end(void)
+{
+    WSACleanup();
+}
+/* end step */
+
+int al_sock_error(void)
+{
+    return WSAGetLastError();
+}
+
+/* A SOCKET as the core keeps it: an int, -1 for INVALID_SOCKET. */
+static int as_int(SOCKET s)
+{
+    return s == INVALID_SOCKET ? -1 : (int)s;
+}
+
+static SOCKET as_socket(int fd)
+{
+    return fd < 0 ? INVALID_SOCKET : (SOCKET)(unsigned int)fd;
+}
+
+/* step: platform socket */
+int al_sock_open(int family, int type, int protocol)
+{
+    /* Not inherited by child processes: WSA_FLAG_NO_HANDLE_INHERIT (Windows 7 SP1). */
+    SOCKET s = WSASocketW(family, type, protocol, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    return as_int(s);
+}
+
+int al_sock_close(int fd)
+{
+    return closesocket(as_socket(fd)) == SOCKET_ERROR ? -1 : 0;
+}
+/* end step */
+
+/* step: platform non-blocking */
+int al_sock_nonblocking(int fd)
+{
+    u_long on = 1;
+    return ioctlsocket(as_socket(fd), FIONBIO, &on) == SOCKET_ERROR ? -1 : 0;
+}
+/* end step */
+
+/* step: platform listener options */
+int al_sock_listener_options(int fd)
+{
+    /* Never SO_REUSEADDR here: on Winsock it lets another socket bind the
+     * same port while we listen on it. SO_EXCLUSIVEADDRUSE forbids that; a
+     * restart still binds while old connections wait in TIME_WAIT. */
+    return al_sock_setopt_int(fd, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
+}
+/* end step */
+
+int al_sock_setopt_int(int fd, int level, int name, int value)
+{
+    return setsockopt(as_socket(fd), level, name, (const char *)&value, (int)sizeof value) == SOCKET_ERROR ? -1 : 0;
+}
+
+/* step: platform accept */
+int al_sock_accept(int listener, struct sockaddr *sa, socklen_t *len)
+{
+    SOCKET s = accept(as_socket(listener), sa, len);
+    if (s == INVALID_SOCKET)
+        return -1;
+    /* An accepted socket takes its listener's properties, non-blocking mode
+     * included; said again here, since the loops depend on it. */
+    u_long on = 1;
+    if (ioctlsocket(s, FIONBIO, &on) == SOCKET_ERROR) {
+        int code = WSAGetLastError();
+        closesocket(s);
+        WSASetLastError(code);
+        return -1;
+    }
+    (void)SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+    return as_int(s);
+}
+/* end step */
+
+static int clamp(size_t len)
+{
+    return len > INT_MAX ? INT_MAX : (int)len;
+}
+
+/* step: platform send */
+ssize_t al_sock_send(int fd, const char *data, size_t len)
+{
+    /* No MSG_NOSIGNAL: Windows has no SIGPIPE; a reset peer is WSAECONNRESET. */
+    int n = send(as_socket(fd), data, clamp(len), 0);
+    return n == SOCKET_ERROR ? -1 : n;
+}
+/* end step */
+
+ssize_t al_sock_recv(int fd, char *buf, size_t len)
+{
+    int n = recv(as_socket(fd), buf, clamp(len), 0);
+    return n == SOCKET_ERROR ? -1 : n;
+}
+
+/* step: platform shutdown */
+int al_sock_shutdown_write(int fd)
+{
+    return shutdown(as_socket(fd), SD_SEND) == SOCKET_ERROR ? -1 : 0;
+}
+/* end step */
+
+int al_sock_retry_later(int code)
+{
+    return code == WSAEWOULDBLOCK || code == WSAEINTR || code == WSAEINPROGRESS;
+}
+
+int al_accept_error_is_per_connection(int code)
+{
+    switch (code) {
+    case WSAEWOULDBLOCK: case WSAEINTR: case WSAEINPROGRESS: case WSAECONNRESET:
+    case WSAECONNABORTED: case WSAENETDOWN: case WSAENETUNREACH: case WSAEHOSTUNREACH:
+    case WSAEHOSTDOWN: case WSAEOPNOTSUPP:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int al_accept_error_is_resources(int code)
+{
+    return code == WSAEMFILE || code == WSAENOBUFS || code == WSA_NOT_ENOUGH_MEMORY;
+}
+
+int al_poll(struct pollfd *pfds, nfds_t n, int timeout_ms)
+{
+    int rc = WSAPoll(pfds, n, timeout_ms);
+    return rc == SOCKET_ERROR ? -1 : rc;
+}
+
+int al_poll_interrupted(int code)
+{
+    return code == WSAEINTR;   /* WSAPoll is not interrupted by anything the server sees */
+}
+
+/* step: wake-up pair */
+/* Winsock polls sockets only, so the stop and wake-up channels are a
+ * connected pair of TCP sockets on 127.0.0.1: a listener on port 0, a
+ * connect to it, the accept, and the listener closed at once. Another local
+ * process could connect to that port in between; the accepted peer is
+ * compared with our own end, and any stranger is closed. */
+int al_pair_open(int fds[2])
+{
+    struct sockaddr_in addr, mine, peer;
+    int len = (int)sizeof addr;
+    int listener = al_sock_open(AF_INET, SOCK_STREAM, IPPROTO_TCP), w = -1, r = -1, code;
+    if (listener < 0)
+        return -1;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (bind(as_socket(listener), (struct sockaddr *)&addr, (int)sizeof addr) == SOCKET_ERROR ||
+        getsockname(as_socket(listener), (struct sockaddr *)&addr, &len) == SOCKET_ERROR ||
+        listen(as_socket(listener), 1) == SOCKET_ERROR)
+        goto fail;
+    w = al_sock_open(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (w < 0 || connect(as_socket(w), (struct sockaddr *)&addr, (int)sizeof addr) == SOCKET_ERROR)
+        goto fail;
+    len = (int)sizeof mine;
+    if (getsockname(as_socket(w), (struct sockaddr *)&mine, &len) == SOCKET_ERROR)
+        goto fail;
+    for (int tries = 0; tries < 16 && r < 0; tries++) {
+        len = (int)sizeof peer;
+        SOCKET s = accept(as_socket(listener), (struct sockaddr *)&peer, &len);
+        if (s == INVALID_SOCKET)
+            goto fail;
+        if (peer.sin_port == mine.sin_port && peer.sin_addr.s_addr == mine.sin_addr.s_addr)
+            r = as_int(s);
+        else
+            closesocket(s);   /* a stranger: not our other end */
+    }
+    if (r < 0) {
+        WSASetLastError(WSAECONNREFUSED);
+        goto fail;
+    }
+    closesocket(as_socket(listener));
+    listener = -1;
+    if (al_sock_nonblocking(r) < 0 || al_sock_nonblocking(w) < 0)
+        goto fail;
+    (void)SetHandleInformation((HANDLE)as_socket(r), HANDLE_FLAG_INHERIT, 0);
+    (void)al_sock_setopt_int(w, IPPROTO_TCP, TCP_NODELAY, 1);
+    fds[0] = r, fds[1] = w;
+    return 0;
+fail:
+    code = WSAGetLastError();
+    if (listener >= 0)
+        closesocket(as_socket(listener));
+    if (w >= 0)
+        closesocket(as_socket(w));
+    if (r >= 0)
+        closesocket(as_socket(r));
+    WSASetLastError(code);
+    return -1;
+}
+
+void al_pair_signal(int w, char byte)
+{
+    int saved = errno, last = WSAGetLastError();
+    (void)send(as_socket(w), &byte, 1, 0);   /* full: a wake-up is pending already */
+    WSASetLastError(last);
+    errno = saved;
+}
+
+void al_pair_drain(int r)
+{
+    char sink[64];
+    while (recv(as_socket(r), sink, (int)sizeof sink, 0) > 0)
+        ;
+}
+
+void al_pair_close(int fd)
+{
+    closesocket(as_socket(fd));
+}
+/* end step */
+
+/* The WSAE* codes the server can meet, named as winerror.h names them, with
+ * the text POSIX gives the matching errno, so that a line reads like the
+ * other ports' lines but for the name: "Address already in use (WSAEADDRINUSE)". */
+static const struct {
+    int code;
+    const char *name, *text;
+} wsa_errors[] = {
+    { WSAEINTR, "WSAEINTR", "Interrupted system call" },
+    { WSAEBADF, "WSAEBADF", "Bad file descriptor" },
+    { WSAEACCES, "WSAEACCES", "Permission denied" },
+    { WSAEFAULT, "WSAEFAULT", "Bad address" },
+    { WSAEINVAL, "WSAEINVAL", "Invalid argument" },
+    { WSAEMFILE, "WSAEMFILE", "Too many open files" },
+    { WSAEWOULDBLOCK, "WSAEWOULDBLOCK", "Resource temporarily unavailable" },
+    { WSAEINPROGRESS, "WSAEINPROGRESS", "Operation now in progress" },
+    { WSAEALREADY, "WSAEALREADY", "Operation already in progress" },
+    { WSAENOTSOCK, "WSAENOTSOCK", "Socket operation on non-socket" },
+    { WSAEDESTADDRREQ, "WSAEDESTADDRREQ", "Destination address required" },
+    { WSAEMSGSIZE, "WSAEMSGSIZE", "Message too long" },
+    { WSAEPROTOTYPE, "WSAEPROTOTYPE", "Protocol wrong type for socket" },
+    { WSAENOPROTOOPT, "WSAENOPROTOOPT", "Protocol not available" },
+    { WSAEPROTONOSUPPORT, "WSAEPROTONOSUPPORT", "Protocol not supported" },
+    { WSAESOCKTNOSUPPORT, "WSAESOCKTNOSUPPORT", "Socket type not supported" },
+    { WSAEOPNOTSUPP, "WSAEOPNOTSUPP", "Operation not supported" },
+    { WSAEPFNOSUPPORT, "WSAEPFNOSUPPORT", "Protocol family not supported" },
+    { WSAEAFNOSUPPORT, "WSAEAFNOSUPPORT", "Address family not supported by protocol" },
+    { WSAEADDRINUSE, "WSAEADDRINUSE", "Address already in use" },
+    { WSAEADDRNOTAVAIL, "WSAEADDRNOTAVAIL", "Cannot assign requested address" },
+    { WSAENETDOWN, "WSAENETDOWN", "Network is down" },
+    { WSAENETUNREACH, "WSAENETUNREACH", "Network is unreachable" },
+    { WSAENETRESET, "WSAENETRESET", "Network dropped connection on reset" },
+    { WSAECONNABORTED, "WSAECONNABORTED", "Software caused connection abort" },
+    { WSAECONNRESET, "WSAECONNRESET", "Connection reset by peer" },
+    { WSAENOBUFS, "WSAENOBUFS", "No buffer space available" },
+    { WSAEISCONN, "WSAEISCONN", "Transport endpoint is already connected" },
+    { WSAENOTCONN, "WSAENOTCONN", "Transport endpoint is not connected" },
+    { WSAESHUTDOWN, "WSAESHUTDOWN", "Cannot send after transport endpoint shutdown" },
+    { WSAETIMEDOUT, "WSAETIMEDOUT", "Connection timed out" },
+    { WSAECONNREFUSED, "WSAECONNREFUSED", "Connection refused" },
+    { WSAENAMETOOLONG, "WSAENAMETOOLONG", "File name too long" },
+    { WSAEHOSTDOWN, "WSAEHOSTDOWN", "Host is down" },
+    { WSAEHOSTUNREACH, "WSAEHOSTUNREACH", "No route to host" },
+    { WSASYSNOTREADY, "WSASYSNOTREADY", "Network subsystem is unavailable" },
+    { WSAVERNOTSUPPORTED, "WSAVERNOTSUPPORTED", "Winsock version not supported" },
+    { WSANOTINITIALISED, "WSANOTINITIALISED", "Winsock not initialised" },
+    { WSA_NOT_ENOUGH_MEMORY, "WSA_NOT_ENOUGH_MEMORY", "Cannot allocate memory" },
+};
+
+/* The errno values the core itself sets (ENOMEM, EINVAL, ...): the CRT's
+ * strerror has texts of its own, so the POSIX ones are written here. */
+static const struct {
+    int code;
+    const char *name, *text;
+} c_errors[] = {
+    { ENOMEM, "ENOMEM", "Cannot allocate memory" },
+    { EINVAL, "EINVAL", "Invalid argument" },
+    { EBADF, "EBADF", "Bad file descriptor" },
+    { EALREADY, "EALREADY", "Operation already in progress" },
+    { ENAMETOOLONG, "ENAMETOOLONG", "File name too long" },
+    { EAFNOSUPPORT, "EAFNOSUPPORT", "Address family not supported by protocol" },
+    { EAGAIN, "EAGAIN", "Resource temporarily unavailable" },
+    { EMFILE, "EMFILE", "Too many open files" },
+    { ENOSYS, "ENOSYS", "Function not implemented" },
+    { EIO, "EIO", "Input/output error" },
+    { EPIPE, "EPIPE", "Broken pipe" },
+};
+
+void al_error_text(char *buf, size_t len, int code)
+{
+    if (code >= WSABASEERR) {
+        for (size_t i = 0; i < sizeof wsa_errors / sizeof wsa_errors[0]; i++)
+            if (wsa_errors[i].code == code) {
+                snprintf(buf, len, "%s (%s)", wsa_errors[i].text, wsa_errors[i].name);
+                return;
+            }
+        snprintf(buf, len, "Winsock error %d (WSA %d)", code, code);
+        return;
+    }
+    for (size_t i = 0; i < sizeof c_errors / sizeof c_errors[0]; i++)
+        if (c_errors[i].code == code) {
+            snprintf(buf, len, "%s (%s)", c_errors[i].text, c_errors[i].name);
+            return;
+        }
+    snprintf(buf, len, "Unknown error %d (errno %d)", code, code);
+}
+
+/* getaddrinfo's results on Winsock are WSA codes (EAI_NONAME is
+ * WSAHOST_NOT_FOUND); named and worded as glibc and Python word them. */
+static const struct {
+    int code;
+    const char *name, *text;
+} gai_errors[] = {
+    { EAI_NONAME, "EAI_NONAME", "Name or service not known" },
+    { EAI_AGAIN, "EAI_AGAIN", "Temporary failure in name resolution" },
+    { EAI_FAIL, "EAI_FAIL", "Non-recoverable failure in name resolution" },
+    { EAI_FAMILY, "EAI_FAMILY", "ai_family not supported" },
+    { EAI_MEMORY, "EAI_MEMORY", "Memory allocation failure" },
+    { EAI_SERVICE, "EAI_SERVICE", "Servname not supported for ai_socktype" },
+    { EAI_SOCKTYPE, "EAI_SOCKTYPE", "ai_socktype not supported" },
+    { EAI_BADFLAGS, "EAI_BADFLAGS", "Bad value for ai_flags" },
+    { EAI_NODATA, "EAI_NODATA", "No address associated with hostname" },
+};
+
+void al_gai_text(char *buf, size_t len, int code)
+{
+    for (size_t i = 0; i < sizeof gai_errors / sizeof gai_errors[0]; i++)
+        if (gai_errors[i].code == code) {
+            snprintf(buf, len, "%s (%s)", gai_errors[i].text, gai_errors[i].name);
+            return;
+        }
+    al_error_text(buf, len, code);   /* any other WSA code getaddrinfo gives */
+}
+
+int al_gai_is_system(int code)
+{
+    (void)code;
+    return 0;   /* Winsock has no EAI_SYSTEM: the code is the cause */
+}
+
+/* mingw has no <regex.h>. The contract's two number grammars, by hand:
+ * AL_GRAMMAR_INT "^[0-9]+$" and AL_GRAMMAR_SECONDS
+ * "^([0-9]+([.][0-9]*)?|[.][0-9]+)$". Any other pattern is refused, so a
+ * change to protocol.toml's grammar shows here as refused arguments, never
+ * as a laxer parser. */
+static size_t digits(const char *s)
+{
+    size_t n = 0;
+    while (s[n] >= '0' && s[n] <= '9')
+        n++;
+    return n;
+}
+
+int al_grammar_match(const char *pattern, const char *text)
+{
+    size_t n = digits(text);
+    if (strcmp(pattern, AL_GRAMMAR_INT) == 0)
+        return n > 0 && text[n] == '\0';
+    if (strcmp(pattern, AL_GRAMMAR_SECONDS) != 0)
+        return 0;
+    if (text[n] == '\0')
+        return n > 0;
+    if (text[n] != '.')
+        return 0;
+    size_t m = digits(text + n + 1);
+    return text[n + 1 + m] == '\0' && (n > 0 || m > 0);
+}
+
+/* step: stop signals */
+/* Windows has no SIGTERM: a console program learns of Ctrl-C, Ctrl-Break,
+ * its console closing or a shutdown through a handler that the system runs
+ * on a thread of its own. Each stops the server gracefully (al_server_stop
+ * only marks the stop and writes to the stop pair). What Wine turns a Unix
+ * SIGTERM or SIGINT into is recorded in docs/winsock.md. */
+static struct al_server *volatile stops_for;
+
+static BOOL WINAPI on_console_event(DWORD event)
+{
+    struct al_server *srv = stops_for;
+    switch (event) {
+    case CTRL_C_EVENT: case CTRL_BREAK_EVENT: case CTRL_CLOSE_EVENT:
+    case CTRL_LOGOFF_EVENT: case CTRL_SHUTDOWN_EVENT:
+        if (srv != NULL)
+            al_server_stop(srv);
+        return TRUE;   /* handled: the process is not ended for it */
+    default:
+        return FALSE;
+    }
+}
+
+int al_stops_install(struct al_server *srv, int children)
+{
+    (void)children;   /* no fork, so no SIGCHLD */
+    stops_for = srv;
+    if (!SetConsoleCtrlHandler(on_console_event, TRUE)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+void al_stops_uninstall(void)
+{
+    stops_for = NULL;
+}
+/* end step */
+
+int al_platform_has_fork(void)
+{
+    return 0;
+}
+
+/* step: loop fork */
+/* Winsock has no fork: the fork model cannot run, and the registry's
+ * c-winsock does not offer it (its cells are MISSING). */
+int al_run_fork(struct al_server *srv, struct al_error *err)
+{
+    al_close_listeners(srv);
+    al_error_set(err, "fork", "model", ENOSYS);
+    return AL_ERR;
+}
+/* end step */
+
+#endif /* _WIN32 */
