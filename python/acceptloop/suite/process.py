@@ -392,6 +392,14 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signum)
 
+    def graceful(self, signum: int) -> int:
+        """The signal to send for a graceful stop by `signum`: itself, except SIGTERM to a server whose
+        registry entry names another stop_signal (c-winsock: under Wine SIGTERM ends the process at
+        once, SIGINT arrives as a console control event), which gets that one instead."""
+        if signum == signal.SIGTERM and self.impl.stop_signal != "SIGTERM":
+            return self.impl.stop_signum
+        return signum
+
     def signal_group(self, signum: int) -> None:
         """`signum` to the server and everything in its process group (it leads a session of its
         own: start_new_session), i.e. the children it forked."""
@@ -414,12 +422,13 @@ class ServerProcess:
         return self.exit_code
 
     def stop(self, timeout: float = STOP_GRACE) -> int | None:
-        """SIGTERM, wait up to `timeout`; SIGKILL if it will not go. The exit code (None: it had to be killed)."""
+        """SIGTERM (or its registry entry's stop_signal), wait up to `timeout`; SIGKILL if it will not
+        go. The exit code (None: it had to be killed)."""
         if self.proc is None:
             return None
         self.told_to_stop = True   # whoever stops it judges how it ended
         if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
+            self.signal(self.graceful(signal.SIGTERM))
             if self.wait_exit(timeout) is None:
                 self.kill()
                 return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import shlex
+import signal
 import shutil
 import string
 import sys
@@ -26,7 +27,9 @@ CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench")
+        "requires", "follows", "port", "bench", "stop_signal", "stop_signal_why")
+# The signals a registry entry may name as the one that stops it gracefully (stop_signal).
+STOP_SIGNALS = ("SIGTERM", "SIGINT")
 
 
 class RegistryError(Exception):
@@ -52,6 +55,13 @@ class Implementation:
     port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
     placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
+    stop_signal: str = "SIGTERM"               # the signal the kit stops it with (the contract: SIGTERM or SIGINT)
+    stop_signal_why: str = ""                  # why SIGTERM cannot stop it gracefully, when stop_signal is not SIGTERM
+
+    @property
+    def stop_signum(self) -> int:
+        """The signal number of stop_signal."""
+        return int(getattr(signal, self.stop_signal))
 
     def takes(self, what: str) -> bool:
         """Whether the kit can choose `what` ("host", "port") on this server's command line."""
@@ -166,6 +176,12 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     for b in follows:
         if b not in BASES:
             raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
+    stop_signal = entry.get("stop_signal", "SIGTERM")
+    if stop_signal not in STOP_SIGNALS:
+        raise RegistryError(f"{where}: stop_signal must be one of {', '.join(STOP_SIGNALS)}")
+    stop_signal_why = str(entry.get("stop_signal_why", ""))
+    if stop_signal != "SIGTERM" and not stop_signal_why:
+        raise RegistryError(f"{where}: stop_signal {stop_signal} needs stop_signal_why: why SIGTERM cannot stop it")
     try:
         bench = bench_spec.parse(entry.get("bench"), name)
     except ValueError as e:
@@ -175,6 +191,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
         source=entry.get("source"), role=role, requires=requires, origin=origin,
         follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
+        stop_signal=stop_signal, stop_signal_why=stop_signal_why,
     )
 
 

@@ -431,7 +431,7 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
             ctx.check(False, "the server is still running after the scenario", "running",
                       f"exited with {own.wait_exit(1.0)}", level=MUST, basis=scenario.basis)
         else:
-            own.signal(signal.SIGTERM)
+            own.signal(own.graceful(signal.SIGTERM))
             stopping.append(own)
     deadline = time.monotonic() + STOP_GRACE
     for own in stopping:

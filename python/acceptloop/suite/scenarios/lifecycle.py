@@ -195,7 +195,8 @@ def port_in_use(ctx: Context) -> None:
         proc = ctx.server_process(host="127.0.0.1", port=port)
         proc.spawn()
         code = proc.wait_exit(10.0)
-    _one_line(ctx, proc, code, P.EXIT_FAILURE, rf"bind 127\.0\.0\.1:{port}: .+ \(EADDRINUSE\)",
+    # The error's name is the OS's: EADDRINUSE from errno, WSAEADDRINUSE from Winsock (c-winsock).
+    _one_line(ctx, proc, code, P.EXIT_FAILURE, rf"bind 127\.0\.0\.1:{port}: .+ \((?:WSA)?EADDRINUSE\)",
               "the line names the step, the address and the error")
 
 
@@ -337,8 +338,8 @@ def sigterm_grace(ctx: Context) -> None:
     # The same moment for every server.
     started = time.monotonic()
     for (_, signum), srv in zip(GRACES, idle_servers):
-        srv.signal(signum)
-    busy_server.signal(signal.SIGTERM)
+        srv.signal(srv.graceful(signum))
+    busy_server.signal(busy_server.graceful(signal.SIGTERM))
     ends: dict[str, float] = {}
     watchers = [threading.Thread(target=_time_end, args=(c, float(grace) + LATE + 1.0, ends, started), daemon=True)
                 for (grace, _), c in zip(GRACES, idle)]

@@ -149,7 +149,7 @@ def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: flo
         for offset in range(0, len(data), 1 << 16):
             if offset == signal_after:
                 marks["signal"] = time.monotonic()
-                srv.signal(signal.SIGTERM)
+                srv.signal(srv.graceful(signal.SIGTERM))
                 watcher.start()
             if pace:
                 select.select([], [], [], pace)
