@@ -135,6 +135,12 @@ int al_stops_install(struct al_server *srv, int children);
 void al_stops_uninstall(void);
 /* end step */
 
+/* The UTC calendar date and time of the second `epoch`: gmtime_r on POSIX; on
+ * Winsock computed here, since the CRT's gmtime_s stops at the year 3000 and
+ * the contract's daytime epochs go to 9999. 0, or -1 when it has no date. */
+struct tm;
+int al_utc_time(long long epoch, struct tm *out);
+
 /* Fork, where there is one (POSIX); Winsock has no fork, so the fork
  * model's run is a failure there (the registry does not offer it). */
 int al_platform_has_fork(void);

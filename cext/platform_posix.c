@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acceptloop.h"
@@ -267,6 +268,12 @@ void al_stops_uninstall(void)
     sigprocmask(SIG_BLOCK, &stops, NULL);
 }
 /* end step */
+
+int al_utc_time(long long epoch, struct tm *out)
+{
+    time_t t = (time_t)epoch;
+    return gmtime_r(&t, out) != NULL ? 0 : -1;
+}
 
 int al_platform_has_fork(void)
 {

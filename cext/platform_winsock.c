@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "acceptloop.h"
 #include "errors.h"
@@ -453,6 +454,34 @@ void al_stops_uninstall(void)
     stops_for = NULL;
 }
 /* end step */
+
+/* The proleptic Gregorian calendar from a day count: eras of 400 years
+ * (146097 days) starting on 1 March, so that the leap day ends a year. */
+int al_utc_time(long long epoch, struct tm *out)
+{
+    if (epoch < 0)
+        return -1;   /* the contract's epochs start at 0 */
+    long long days = epoch / 86400, secs = epoch % 86400;
+    memset(out, 0, sizeof *out);
+    out->tm_hour = (int)(secs / 3600);
+    out->tm_min = (int)(secs / 60 % 60);
+    out->tm_sec = (int)(secs % 60);
+    out->tm_wday = (int)((days + 4) % 7);   /* 1 January 1970 was a Thursday */
+    long long z = days + 719468;            /* days since 1 March of the year 0 */
+    long long era = z / 146097, doe = z % 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;     /* months since March */
+    int mday = (int)(doy - (153 * mp + 2) / 5 + 1), mon = (int)(mp < 10 ? mp + 2 : mp - 10);
+    long long year = yoe + era * 400 + (mon < 2 ? 1 : 0);
+    out->tm_mday = mday;
+    out->tm_mon = mon;
+    out->tm_year = (int)(year - 1900);
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    static const int before[12] = { 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334 };
+    out->tm_yday = before[mon] + mday - 1 + (leap && mon > 1 ? 1 : 0);
+    return 0;
+}
 
 int al_platform_has_fork(void)
 {

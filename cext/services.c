@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "platform.h"
 #include "protocol.h"
 
 static void finish_on_eof(struct al_conn *c, double now)
@@ -96,11 +97,11 @@ static const struct al_service_ops chargen_service = {
 /* daytime (RFC 867): one line, then close; input is ignored. */
 
 /* RFC 867's line for the second `epoch`, line ending included, in line; returns its
- * length, 0 when the second has no calendar date (gmtime_r fails). */
+ * length, 0 when the second has no calendar date (al_utc_time fails). */
 static size_t daytime_line(char *line, size_t len, time_t epoch)
 {
     struct tm t;
-    if (gmtime_r(&epoch, &t) == NULL)
+    if (al_utc_time((long long)epoch, &t) < 0)
         return 0;
     int n = snprintf(line, len, AL_DAYTIME_FORMAT AL_DAYTIME_LINE_ENDING,
                      al_daytime_weekdays[t.tm_wday], al_daytime_months[t.tm_mon], t.tm_mday,

@@ -27,7 +27,8 @@ CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench", "stop_signal", "stop_signal_why")
+        "requires", "follows", "port", "bench", "stop_signal", "stop_signal_why",
+        "sockets_not_descriptors")
 # The signals a registry entry may name as the one that stops it gracefully (stop_signal).
 STOP_SIGNALS = ("SIGTERM", "SIGINT")
 
@@ -57,6 +58,7 @@ class Implementation:
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
     stop_signal: str = "SIGTERM"               # the signal the kit stops it with (the contract: SIGTERM or SIGINT)
     stop_signal_why: str = ""                  # why SIGTERM cannot stop it gracefully, when stop_signal is not SIGTERM
+    sockets_not_descriptors: str = ""          # why its sockets are not descriptors of its process ("": they are)
 
     @property
     def stop_signum(self) -> int:
@@ -192,6 +194,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         source=entry.get("source"), role=role, requires=requires, origin=origin,
         follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
         stop_signal=stop_signal, stop_signal_why=stop_signal_why,
+        sockets_not_descriptors=str(entry.get("sockets_not_descriptors", "")),
     )
 
 

@@ -57,6 +57,8 @@ def _served_first(ctx: Context, c) -> float:
           timeout=60)
 def emfile(ctx: Context) -> None:
     slots = 8
+    if ctx.descriptors_unseen("a descriptor limit on the server process"):
+        return
     srv = ctx.start_server()
     base = srv.fd_count()
     limit = base + slots
@@ -598,12 +600,19 @@ def max_conns_exact(ctx: Context) -> None:
             leaving.close()
         def gone(was=full) -> bool:
             fds, children, threads = holding()
-            return (fds < was[0] and (children < was[1] or ctx.model != "fork")
+            return ((fds < was[0] or unseen) and (children < was[1] or ctx.model != "fork")
                     and (threads < was[2] or ctx.model != "threads"))
 
-        let_go = wait_until(gone, AT_ONCE)
-        ctx.check(let_go, f"after a client's {how}, the server lets its connection go at once",
-                  f"fewer than {full[0]} descriptors (and children) within {AT_ONCE:g} s", holding())
+        unseen = bool(ctx.impl.sockets_not_descriptors)
+        if unseen and ctx.model != "threads":
+            # Its descriptors are not its sockets (c-winsock under Wine): nothing in /proc shows the
+            # slot given back, so the kit gives it a moment, and the next client's service decides.
+            time.sleep(0.2)
+            ctx.note(f"descriptor count not graded: {ctx.impl.sockets_not_descriptors}")
+        else:
+            let_go = wait_until(gone, AT_ONCE)
+            ctx.check(let_go, f"after a client's {how}, the server lets its connection go at once",
+                      f"fewer than {full[0]} descriptors (and children) within {AT_ONCE:g} s", holding())
         served_now(f"{label} (in the slot the {how} gave back)")
         full = holding()
         refused_now(f"the one after the {label}")
