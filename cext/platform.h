@@ -37,13 +37,11 @@
 
 struct al_server;
 
-/* step: platform start-up */
 /* Before any socket call: nothing on POSIX, WSAStartup(2.2) on Winsock.
  * Returns 0, or the error code (and al_error_text names it). */
 int al_platform_start(void);
 /* After the last socket call: nothing on POSIX, WSACleanup on Winsock. */
 void al_platform_end(void);
-/* end step */
 
 /* The code of the last failed socket call: errno, or WSAGetLastError(). */
 int al_sock_error(void);
@@ -94,7 +92,6 @@ int al_poll(struct pollfd *pfds, nfds_t n, int timeout_ms);
 /* Whether a failed al_poll was only interrupted (EINTR; never on Winsock). */
 int al_poll_interrupted(int code);
 
-/* step: wake-up pair */
 /* The stop and wake-up channels: fds[0] becomes readable once al_pair_signal
  * wrote to fds[1]. A non-blocking pipe on POSIX; on Winsock, which polls
  * sockets only, a connected pair of TCP sockets on 127.0.0.1 (a listener on
@@ -108,7 +105,6 @@ void al_pair_signal(int w, char byte);
 void al_pair_drain(int r);
 /* Closes one end (close, or closesocket). */
 void al_pair_close(int fd);
-/* end step */
 
 /* "TEXT (NAME)" for an error code: errno values everywhere, and WSAE*
  * values on Winsock. */
@@ -125,7 +121,6 @@ int al_gai_is_system(int code);
  * exactly those two patterns; any other pattern is refused. */
 int al_grammar_match(const char *pattern, const char *text);
 
-/* step: stop signals */
 /* The standalone front end's graceful stop: SIGTERM and SIGINT stop srv,
  * SIGCHLD (with children) wakes it, SIGPIPE is ignored (POSIX); console
  * control events (CTRL_C, CTRL_BREAK, CTRL_CLOSE, CTRL_SHUTDOWN) stop it
@@ -133,7 +128,6 @@ int al_grammar_match(const char *pattern, const char *text);
 int al_stops_install(struct al_server *srv, int children);
 /* Once the server is about to be freed: no stop may reach it any more. */
 void al_stops_uninstall(void);
-/* end step */
 
 /* The UTC calendar date and time of the second `epoch`: gmtime_r on POSIX; on
  * Winsock computed here, since the CRT's gmtime_s stops at the year 3000 and

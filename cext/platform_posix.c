@@ -14,7 +14,7 @@
 #include "acceptloop.h"
 #include "platform.h"
 
-/* step: platform start-up */
+/* posix step: start-up */
 int al_platform_start(void)
 {
     return 0;   /* POSIX sockets need no start-up */
@@ -23,14 +23,16 @@ int al_platform_start(void)
 void al_platform_end(void)
 {
 }
-/* end step */
+/* end posix step */
 
+/* posix step: last error */
 int al_sock_error(void)
 {
-    return errno;
+    return errno;   /* every socket call sets errno; al_error_text names it (strerrorname_np) */
 }
+/* end posix step */
 
-/* step: platform socket */
+/* posix step: socket and close */
 int al_sock_open(int family, int type, int protocol)
 {
     /* Close-on-exec: inside Python a subprocess must not inherit the listener. */
@@ -41,57 +43,57 @@ int al_sock_close(int fd)
 {
     return close(fd);
 }
-/* end step */
+/* end posix step */
 
-/* step: platform non-blocking */
+/* posix step: non-blocking */
 int al_sock_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL);
     return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -1 : 0;
 }
-/* end step */
+/* end posix step */
 
-/* step: platform listener options */
+/* posix step: listener options */
 int al_sock_listener_options(int fd)
 {
     /* A restart binds at once despite connections in TIME_WAIT; a second
      * live listener on the port is still refused (EADDRINUSE). */
     return al_sock_setopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 }
-/* end step */
+/* end posix step */
 
 int al_sock_setopt_int(int fd, int level, int name, int value)
 {
     return setsockopt(fd, level, name, &value, sizeof value);
 }
 
-/* step: platform accept */
+/* posix step: accept4 or accept */
 int al_sock_accept(int listener, struct sockaddr *sa, socklen_t *len)
 {
     /* accept4 makes the socket non-blocking and close-on-exec in the same call. */
     return accept4(listener, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
-/* end step */
+/* end posix step */
 
-/* step: platform send */
+/* posix step: send */
 ssize_t al_sock_send(int fd, const char *data, size_t len)
 {
     /* MSG_NOSIGNAL: a reset peer gives EPIPE/ECONNRESET here, never SIGPIPE. */
     return send(fd, data, len, MSG_NOSIGNAL);
 }
-/* end step */
+/* end posix step */
 
 ssize_t al_sock_recv(int fd, char *buf, size_t len)
 {
     return recv(fd, buf, len, 0);
 }
 
-/* step: platform shutdown */
+/* posix step: shutdown */
 int al_sock_shutdown_write(int fd)
 {
     return shutdown(fd, SHUT_WR);
 }
-/* end step */
+/* end posix step */
 
 int al_sock_retry_later(int code)
 {
@@ -121,17 +123,19 @@ int al_accept_error_is_resources(int code)
     return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
 }
 
+/* posix step: readiness */
 int al_poll(struct pollfd *pfds, nfds_t n, int timeout_ms)
 {
-    return poll(pfds, n, timeout_ms);
+    return poll(pfds, n, timeout_ms);   /* any descriptor: sockets and the stop pipe alike */
 }
 
 int al_poll_interrupted(int code)
 {
     return code == EINTR;   /* a signal: the caller looks at the stop flag first */
 }
+/* end posix step */
 
-/* step: wake-up pair */
+/* posix step: wake-up pair */
 int al_pair_open(int fds[2])
 {
     return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
@@ -156,7 +160,7 @@ void al_pair_close(int fd)
 {
     close(fd);
 }
-/* end step */
+/* end posix step */
 
 void al_error_text(char *buf, size_t len, int code)
 {
@@ -219,7 +223,7 @@ int al_grammar_match(const char *pattern, const char *text)
     return match;
 }
 
-/* step: stop signals */
+/* posix step: stop signals */
 /* The server the signal handlers stop or wake. */
 static struct al_server *stops_for;
 
@@ -267,7 +271,7 @@ void al_stops_uninstall(void)
     sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT), sigaddset(&stops, SIGCHLD);
     sigprocmask(SIG_BLOCK, &stops, NULL);
 }
-/* end step */
+/* end posix step */
 
 int al_utc_time(long long epoch, struct tm *out)
 {

@@ -33,7 +33,7 @@
 #include "protocol.h"
 #include "server.h"
 
-/* step: platform start-up */
+/* winsock step: start-up */
 int al_platform_start(void)
 {
     WSADATA data;
@@ -52,10 +52,12 @@ void al_platform_end(void)
 {
     WSACleanup();
 }
-/* end step */
+/* end winsock step */
 
+/* winsock step: last error */
 int al_sock_error(void)
 {
+    /* Winsock never sets errno: the code (WSAEADDRINUSE, ...) is the thread's last error. */
     return WSAGetLastError();
 }
 
@@ -69,8 +71,9 @@ static SOCKET as_socket(int fd)
 {
     return fd < 0 ? INVALID_SOCKET : (SOCKET)(unsigned int)fd;
 }
+/* end winsock step */
 
-/* step: platform socket */
+/* winsock step: socket and close */
 int al_sock_open(int family, int type, int protocol)
 {
     /* Not inherited by child processes: WSA_FLAG_NO_HANDLE_INHERIT (Windows 7 SP1). */
@@ -82,17 +85,17 @@ int al_sock_close(int fd)
 {
     return closesocket(as_socket(fd)) == SOCKET_ERROR ? -1 : 0;
 }
-/* end step */
+/* end winsock step */
 
-/* step: platform non-blocking */
+/* winsock step: non-blocking */
 int al_sock_nonblocking(int fd)
 {
     u_long on = 1;
     return ioctlsocket(as_socket(fd), FIONBIO, &on) == SOCKET_ERROR ? -1 : 0;
 }
-/* end step */
+/* end winsock step */
 
-/* step: platform listener options */
+/* winsock step: listener options */
 int al_sock_listener_options(int fd)
 {
     /* Never SO_REUSEADDR here: on Winsock it lets another socket bind the
@@ -100,14 +103,14 @@ int al_sock_listener_options(int fd)
      * restart still binds while old connections wait in TIME_WAIT. */
     return al_sock_setopt_int(fd, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
 }
-/* end step */
+/* end winsock step */
 
 int al_sock_setopt_int(int fd, int level, int name, int value)
 {
     return setsockopt(as_socket(fd), level, name, (const char *)&value, (int)sizeof value) == SOCKET_ERROR ? -1 : 0;
 }
 
-/* step: platform accept */
+/* winsock step: accept4 or accept */
 int al_sock_accept(int listener, struct sockaddr *sa, socklen_t *len)
 {
     SOCKET s = accept(as_socket(listener), sa, len);
@@ -125,21 +128,21 @@ int al_sock_accept(int listener, struct sockaddr *sa, socklen_t *len)
     (void)SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
     return as_int(s);
 }
-/* end step */
+/* end winsock step */
 
 static int clamp(size_t len)
 {
     return len > INT_MAX ? INT_MAX : (int)len;
 }
 
-/* step: platform send */
+/* winsock step: send */
 ssize_t al_sock_send(int fd, const char *data, size_t len)
 {
     /* No MSG_NOSIGNAL: Windows has no SIGPIPE; a reset peer is WSAECONNRESET. */
     int n = send(as_socket(fd), data, clamp(len), 0);
     return n == SOCKET_ERROR ? -1 : n;
 }
-/* end step */
+/* end winsock step */
 
 ssize_t al_sock_recv(int fd, char *buf, size_t len)
 {
@@ -147,12 +150,12 @@ ssize_t al_sock_recv(int fd, char *buf, size_t len)
     return n == SOCKET_ERROR ? -1 : n;
 }
 
-/* step: platform shutdown */
+/* winsock step: shutdown */
 int al_sock_shutdown_write(int fd)
 {
     return shutdown(as_socket(fd), SD_SEND) == SOCKET_ERROR ? -1 : 0;
 }
-/* end step */
+/* end winsock step */
 
 int al_sock_retry_later(int code)
 {
@@ -176,8 +179,10 @@ int al_accept_error_is_resources(int code)
     return code == WSAEMFILE || code == WSAENOBUFS || code == WSA_NOT_ENOUGH_MEMORY;
 }
 
+/* winsock step: readiness */
 int al_poll(struct pollfd *pfds, nfds_t n, int timeout_ms)
 {
+    /* poll's struct pollfd and flags, but sockets only: no pipe, no console, no file. */
     int rc = WSAPoll(pfds, n, timeout_ms);
     return rc == SOCKET_ERROR ? -1 : rc;
 }
@@ -186,8 +191,9 @@ int al_poll_interrupted(int code)
 {
     return code == WSAEINTR;   /* WSAPoll is not interrupted by anything the server sees */
 }
+/* end winsock step */
 
-/* step: wake-up pair */
+/* winsock step: wake-up pair */
 /* Winsock polls sockets only, so the stop and wake-up channels are a
  * connected pair of TCP sockets on 127.0.0.1: a listener on port 0, a
  * connect to it, the accept, and the listener closed at once. Another local
@@ -267,7 +273,7 @@ void al_pair_close(int fd)
 {
     closesocket(as_socket(fd));
 }
-/* end step */
+/* end winsock step */
 
 /* The WSAE* codes the server can meet, named as winerror.h names them, with
  * the text POSIX gives the matching errno, so that a line reads like the
@@ -416,7 +422,7 @@ int al_grammar_match(const char *pattern, const char *text)
     return text[n + 1 + m] == '\0' && (n > 0 || m > 0);
 }
 
-/* step: stop signals */
+/* winsock step: stop signals */
 /* Windows has no SIGTERM: a console program learns of Ctrl-C, Ctrl-Break,
  * its console closing or a shutdown through a handler that the system runs
  * on a thread of its own. Each stops the server gracefully (al_server_stop
@@ -453,7 +459,7 @@ void al_stops_uninstall(void)
 {
     stops_for = NULL;
 }
-/* end step */
+/* end winsock step */
 
 /* The proleptic Gregorian calendar from a day count: eras of 400 years
  * (146097 days) starting on 1 March, so that the leap day ends a year. */
@@ -488,7 +494,7 @@ int al_platform_has_fork(void)
     return 0;
 }
 
-/* step: loop fork */
+/* winsock step: fork */
 /* Winsock has no fork: the fork model cannot run, and the registry's
  * c-winsock does not offer it (its cells are MISSING). */
 int al_run_fork(struct al_server *srv, struct al_error *err)
@@ -497,6 +503,6 @@ int al_run_fork(struct al_server *srv, struct al_error *err)
     al_error_set(err, "fork", "model", ENOSYS);
     return AL_ERR;
 }
-/* end step */
+/* end winsock step */
 
 #endif /* _WIN32 */
