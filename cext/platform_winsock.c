@@ -162,10 +162,13 @@ int al_sock_retry_later(int code)
     return code == WSAEWOULDBLOCK || code == WSAEINTR || code == WSAEINPROGRESS;
 }
 
+/* Windows reports a connection reset while queued as WSAECONNRESET from
+ * accept; Wine 8 as WSAENOTCONN (observed: a client that connects and resets
+ * at once), which concerns that one connection just the same. */
 int al_accept_error_is_per_connection(int code)
 {
     switch (code) {
-    case WSAEWOULDBLOCK: case WSAEINTR: case WSAEINPROGRESS: case WSAECONNRESET:
+    case WSAEWOULDBLOCK: case WSAEINTR: case WSAEINPROGRESS: case WSAECONNRESET: case WSAENOTCONN:
     case WSAECONNABORTED: case WSAENETDOWN: case WSAENETUNREACH: case WSAEHOSTUNREACH:
     case WSAEHOSTDOWN: case WSAEOPNOTSUPP:
         return 1;

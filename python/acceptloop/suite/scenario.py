@@ -286,6 +286,16 @@ class Context:
         """Grade this run INFO with `reason`: the case cannot apply to this implementation or model."""
         self.info_reason = reason
 
+    def threads_too_dear(self, what: str) -> bool:
+        """For a case whose bound assumes a thread is cheap (hundreds started within its time or
+        memory bound): in the threads model of a server whose registry entry says its threads cost
+        more (c-winsock: a Wine thread), grade the run INFO with that reason and return True."""
+        why = self.impl.thread_cost_why
+        if why and self.model == "threads":
+            self.info(f"{what} cannot apply to {self.impl.name}'s threads model: {why}")
+            return True
+        return False
+
     def descriptors_unseen(self, what: str) -> bool:
         """For a case that limits or counts the server process's descriptors: when its registry entry
         says its sockets are not descriptors of its process (c-winsock: Wine keeps them in the

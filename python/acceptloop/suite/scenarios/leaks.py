@@ -142,6 +142,12 @@ def every_ending(ctx: Context) -> None:
                 continue   # the connections live in the children; the parent's pages are shared with them
             fds, _threads_before, rss = before[name]
             per = (srv.rss_bytes() - rss) / (held / 3)
+            if ctx.model == "threads" and ctx.impl.thread_cost_why:
+                # Its threads cost more than the bound allows on its host (its registry entry says
+                # why): the figure is shown, not graded.
+                ctx.note(f"{name}: RSS per open connection {per / 1024:.0f} KiB; not graded: "
+                         f"{ctx.impl.thread_cost_why}")
+                continue
             ctx.check(per <= RSS_PER_CONNECTION, f"{name}: RSS per open connection stays under "
                       f"{RSS_PER_CONNECTION >> 10} KiB", f"<= {RSS_PER_CONNECTION >> 10} KiB",
                       f"{per / 1024:.0f} KiB")
