@@ -20,13 +20,37 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_base_registry_holds_the_ports_and_two_peers():
     impls = {i.name: i for i in registry.load()}
     assert {n for n, i in impls.items() if i.role == "port"} == {
-        "python", "c", "c-cffi", "php", "c-pyhandler", "c-ctypes-handler"}
+        "python", "c", "c-cffi", "php", "c-pyhandler", "c-ctypes-handler", "c-winsock"}
     assert {n for n, i in impls.items() if i.role == "peer"} == {"asyncio", "uvloop"}
     assert impls["uvloop"].requires == ("uvloop",)
     assert impls["php"].models == ("iterative", "fork", "event")
     assert impls["c"].models == ("iterative", "fork", "threads", "event")
     # Python handlers over the C loop: every model but fork (see the registry's comment).
     assert impls["c-pyhandler"].models == impls["c-ctypes-handler"].models == ("iterative", "threads", "event")
+    # Winsock under Wine: no fork; stopped by SIGINT (Wine ends a program at SIGTERM), its sockets
+    # live in the wineserver, its threads are dear (docs/winsock.md).
+    winsock = impls["c-winsock"]
+    assert winsock.models == ("iterative", "threads", "event")
+    assert winsock.stop_signal == "SIGINT" and winsock.stop_signal_why
+    assert winsock.sockets_not_descriptors and winsock.thread_cost_why
+    assert impls["c"].stop_signal == "SIGTERM" and not impls["c"].sockets_not_descriptors
+
+
+def test_a_stop_signal_other_than_sigterm_says_why(tmp_path):
+    entry = '''
+[[implementation]]
+name = "x"
+command = "x --port {port}"
+models = ["event"]
+stop_signal = "%s"
+'''
+    with pytest.raises(registry.RegistryError, match="needs stop_signal_why"):
+        registry.load([write(tmp_path, entry % "SIGINT")])
+    with pytest.raises(registry.RegistryError, match="stop_signal must be one of"):
+        registry.load([write(tmp_path, entry % "SIGHUP")])
+    ok = write(tmp_path, entry % "SIGINT" + 'stop_signal_why = "its host ends it at SIGTERM"\n')
+    impl = {i.name: i for i in registry.load([ok])}["x"]
+    assert impl.stop_signal == "SIGINT" and impl.stop_signum == 2
 
 
 def test_command_placeholders_and_options_are_filled_in():
