@@ -28,7 +28,7 @@ BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenari
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
         "requires", "follows", "port", "bench", "stop_signal", "stop_signal_why",
-        "sockets_not_descriptors", "thread_cost_why")
+        "sockets_not_descriptors", "thread_cost_why", "poll_cost_why")
 # The signals a registry entry may name as the one that stops it gracefully (stop_signal).
 STOP_SIGNALS = ("SIGTERM", "SIGINT")
 
@@ -60,6 +60,7 @@ class Implementation:
     stop_signal_why: str = ""                  # why SIGTERM cannot stop it gracefully, when stop_signal is not SIGTERM
     sockets_not_descriptors: str = ""          # why its sockets are not descriptors of its process ("": they are)
     thread_cost_why: str = ""                  # why its threads cost more than the kit's bounds allow ("": they do not)
+    poll_cost_why: str = ""                    # why one wait on a thousand sockets is slow on its host ("": it is not)
 
     @property
     def stop_signum(self) -> int:
@@ -197,6 +198,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         stop_signal=stop_signal, stop_signal_why=stop_signal_why,
         sockets_not_descriptors=str(entry.get("sockets_not_descriptors", "")),
         thread_cost_why=str(entry.get("thread_cost_why", "")),
+        poll_cost_why=str(entry.get("poll_cost_why", "")),
     )
 
 
