@@ -17,8 +17,8 @@
 
 struct al_poller {
     struct pollfd *pfds;        /* the watched sockets, [0, count) */
-    struct al_fired *fired;     /* as many as pfds can hold */
-    int count, cap;
+    struct al_fired *fired;     /* fired_cap entries, grown only in al_poll_wait */
+    int count, cap, fired_cap;
     int *slot;                  /* slot[fd]: index into pfds, or -1 */
     int slot_cap;
 };
@@ -75,10 +75,6 @@ int al_poll_add(struct al_poller *p, int fd, int mask)
         if (pfds == NULL)
             return out_of_memory();
         p->pfds = pfds;
-        struct al_fired *fired = realloc(p->fired, (size_t)cap * sizeof *fired);
-        if (fired == NULL)
-            return out_of_memory();
-        p->fired = fired;
         p->cap = cap;
     }
     p->pfds[p->count].fd = (SOCKET)(unsigned int)fd;
@@ -118,6 +114,15 @@ int al_poll_remove(struct al_poller *p, int fd)
 
 int al_poll_wait(struct al_poller *p, int timeout_ms)
 {
+    /* The fired array grows here and nowhere else: the caller holds al_poll_fired's pointer
+     * while it handles the events, and adding a socket then must not move it. */
+    if (p->fired_cap < p->count) {
+        struct al_fired *fired = realloc(p->fired, (size_t)p->cap * sizeof *fired);
+        if (fired == NULL)
+            return out_of_memory();
+        p->fired = fired;
+        p->fired_cap = p->cap;
+    }
     if (p->count == 0) {
         /* WSAPoll refuses an empty set (WSAEINVAL): just wait. */
         Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);

@@ -317,7 +317,11 @@ def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(bu
     expected_names = {"resolve", "socket", "options", "bind", "listen", "accept", "read/write", "shutdown and close",
                       "loop iterative", "loop fork", "loop threads", "loop event",
                       # the section "The same loop from four hosts", with its own columns
-                      "load the core", "pass a callback", "the interpreter lock", "stop the loop"}
+                      "load the core", "pass a callback", "the interpreter lock", "stop the loop",
+                      # the section "POSIX sockets and Winsock 2" (cext/platform_*.c, issue 15)
+                      "start-up", "socket and close", "last error", "non-blocking", "listener options",
+                      "accept4 or accept", "send", "shutdown", "readiness", "wake-up pair", "stop signals",
+                      "fork"}
     assert {s.name for s in walk.steps} == expected_names
     for step in walk.steps:
         article = page.root.one("details", data_step=step.name)
