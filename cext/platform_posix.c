@@ -30,6 +30,24 @@ int al_sock_error(void)
 {
     return errno;   /* every socket call sets errno; al_error_text names it (strerrorname_np) */
 }
+
+void al_error_text(char *buf, size_t len, int code)
+{
+    /* strerrordesc_np and strerrorname_np (glibc 2.32) return constant
+     * strings, so unlike strerror they are safe from threads and children. */
+    const char *text = strerrordesc_np(code);
+    const char *name = strerrorname_np(code);
+    char text_buf[32], name_buf[32];
+    if (text == NULL) {
+        snprintf(text_buf, sizeof text_buf, "Unknown error %d", code);
+        text = text_buf;
+    }
+    if (name == NULL) {
+        snprintf(name_buf, sizeof name_buf, "errno %d", code);
+        name = name_buf;
+    }
+    snprintf(buf, len, "%s (%s)", text, name);
+}
 /* end posix step */
 
 /* posix step: socket and close */
@@ -148,6 +166,7 @@ void al_pair_signal(int w, char byte)
     (void)n;   /* full means a wake-up is pending already, which is all we want */
     errno = saved;
 }
+/* end posix step */
 
 void al_pair_drain(int r)
 {
@@ -159,25 +178,6 @@ void al_pair_drain(int r)
 void al_pair_close(int fd)
 {
     close(fd);
-}
-/* end posix step */
-
-void al_error_text(char *buf, size_t len, int code)
-{
-    /* strerrordesc_np and strerrorname_np (glibc 2.32) return constant
-     * strings, so unlike strerror they are safe from threads and children. */
-    const char *text = strerrordesc_np(code);
-    const char *name = strerrorname_np(code);
-    char text_buf[32], name_buf[32];
-    if (text == NULL) {
-        snprintf(text_buf, sizeof text_buf, "Unknown error %d", code);
-        text = text_buf;
-    }
-    if (name == NULL) {
-        snprintf(name_buf, sizeof name_buf, "errno %d", code);
-        name = name_buf;
-    }
-    snprintf(buf, len, "%s (%s)", text, name);
 }
 
 /* getaddrinfo's codes have no strerrorname_np; these are glibc's, named as
@@ -223,7 +223,6 @@ int al_grammar_match(const char *pattern, const char *text)
     return match;
 }
 
-/* posix step: stop signals */
 /* The server the signal handlers stop or wake. */
 static struct al_server *stops_for;
 
@@ -251,6 +250,7 @@ static int install(int signo, void (*handler)(int), int flags)
     return sigaction(signo, &sa, NULL);
 }
 
+/* posix step: stop signals */
 int al_stops_install(struct al_server *srv, int children)
 {
     stops_for = srv;
@@ -262,6 +262,7 @@ int al_stops_install(struct al_server *srv, int children)
         return -1;
     return 0;
 }
+/* end posix step */
 
 void al_stops_uninstall(void)
 {
@@ -271,7 +272,6 @@ void al_stops_uninstall(void)
     sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT), sigaddset(&stops, SIGCHLD);
     sigprocmask(SIG_BLOCK, &stops, NULL);
 }
-/* end posix step */
 
 int al_utc_time(long long epoch, struct tm *out)
 {

@@ -233,6 +233,7 @@ int al_pair_open(int fds[2])
         else
             closesocket(s);   /* a stranger: not our other end */
     }
+    /* end winsock step */
     if (r < 0) {
         WSASetLastError(WSAECONNREFUSED);
         goto fail;
@@ -276,7 +277,6 @@ void al_pair_close(int fd)
 {
     closesocket(as_socket(fd));
 }
-/* end winsock step */
 
 /* The WSAE* codes the server can meet, named as winerror.h names them, with
  * the text POSIX gives the matching errno, so that a line reads like the
@@ -457,12 +457,12 @@ int al_stops_install(struct al_server *srv, int children)
     }
     return 0;
 }
+/* end winsock step */
 
 void al_stops_uninstall(void)
 {
     stops_for = NULL;
 }
-/* end winsock step */
 
 /* The proleptic Gregorian calendar from a day count: eras of 400 years
  * (146097 days) starting on 1 March, so that the leap day ends a year. */

@@ -1160,7 +1160,9 @@ def test_every_check_shows_its_basis_and_a_basis_not_followed_is_marked_shown(bu
 # xz -9e -c /tmp/c.json > tests/fixtures/results-full.json.xz`. The benchmark's full profile is
 # made here from bench-small.json's cells: the workloads of `acceptloop bench --full` (README).
 FULL_CHECK = Path(__file__).parent / "fixtures" / "results-full.json.xz"
-SIZE_BOUND = 1_500_000    # bytes: the page of a full check and a full benchmark
+# bytes: the page of a full check and a full benchmark. 1.5 MB until the walkthrough's section
+# "POSIX sockets and Winsock 2" (issue 15: 12 steps in two columns, about 40 KB) took it to 1.54 MB.
+SIZE_BOUND = 1_600_000
 
 
 def full_profile_bench(small: dict) -> dict:
