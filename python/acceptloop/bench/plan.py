@@ -166,6 +166,8 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
         for impl in impls:
             if only is not None and impl.name not in only:
                 continue
+            if impl.bench is not None and impl.bench.only_targets and not _targets_name(impl, w, model):
+                continue   # measured only where its own targets say (bench.only_targets)
             if model in impl.models and w.service in impl.services:
                 cell = Cell(w, impl, model)
                 if match(cell.id):
@@ -173,6 +175,11 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
                     if impl.bench and impl.bench.control and w.kind == "echo":
                         cells.append(Cell(w, control_twin(impl), model))
     return Plan(profile, add_floors(cells, floors), rounds or profile.rounds)
+
+
+def _targets_name(impl: Implementation, w: Workload, model: str) -> bool:
+    """Whether one of impl's own targets names the cell (workload w, model)."""
+    return any((model, w.id) in t.cells() for t in impl.bench.targets)
 
 
 def add_floors(cells: list[Cell], floors: Sequence[Implementation]) -> list[Cell]:

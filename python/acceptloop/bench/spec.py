@@ -6,6 +6,9 @@
               in every echo cell of the run; what separates the two is the measurement's own noise
     compare   the implementations this one is divided by in the ratio table ("this vs each")
     targets   what this implementation is expected to reach (Target below)
+    only_targets  true: measure this implementation only in the cells its own targets name, not in
+              every cell of the profile (c-winsock: a Wine server takes seconds where the others
+              take milliseconds, and its idle-c1000 cell alone would outlast a quick run)
 
 The registry (suite/registry.py) calls parse() on every entry's stanza, so a mistake stops the
 run before any cell; the names a stanza mentions are resolved when the benchmark runs: a target
@@ -33,7 +36,7 @@ MEASURES = ("ratio", "deviation", "value")
 DIRECTIONS = ("at most", "at least")
 KINDS = ("echo", "connect", "ingest", "egress", "idle")
 ANY_MODEL = "any"
-STANZA_KEYS = ("colour", "control", "compare", "targets", "binding")
+STANZA_KEYS = ("colour", "control", "compare", "targets", "binding", "only_targets")
 BINDING_KEYS = ("host", "core", "callback")
 TARGET_KEYS = ("words", "figure", "against", "measure", "workload", "model", "bound", "direction")
 COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
@@ -91,6 +94,7 @@ class Bench:
     targets: tuple[Target, ...] = ()
     twin_of: str | None = None                 # set on a control twin itself: the implementation it copies
     binding: "Binding | None" = None
+    only_targets: bool = False                 # measured only in the cells its own targets name
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,9 @@ def parse(stanza: Any, owner: str) -> Bench | None:
     targets = stanza.get("targets", [])
     if not isinstance(targets, list):
         raise ValueError("bench.targets must be a list of tables ([[implementation.bench.targets]])")
+    only_targets = stanza.get("only_targets", False)
+    if not isinstance(only_targets, bool):
+        raise ValueError("bench.only_targets must be true or false")
     return Bench(colour=colour, control=control, compare=tuple(dict.fromkeys(compare)),
                  targets=tuple(parse_target(t, owner, i) for i, t in enumerate(targets)),
-                 binding=parse_binding(stanza.get("binding"), owner))
+                 binding=parse_binding(stanza.get("binding"), owner), only_targets=only_targets)
