@@ -7,7 +7,7 @@
     compare   the implementations this one is divided by in the ratio table ("this vs each")
     targets   what this implementation is expected to reach (Target below)
     only_targets  true: measure this implementation only in the cells its own targets name, not in
-              every cell of the profile (c-winsock: a Wine server takes seconds where the others
+              every cell of the profile (a server under Wine takes seconds where the others
               take milliseconds, and its idle-c1000 cell alone would outlast a quick run)
 
 The registry (suite/registry.py) calls parse() on every entry's stanza, so a mistake stops the
