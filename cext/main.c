@@ -362,6 +362,7 @@ static const char *describe(int code)
 int main(int argc, char **argv)
 {
     struct al_config cfg;
+    al_platform_stdio();   /* "\n", never "\r\n" (Windows' text mode) */
     int code = parse_args(argc, argv, &cfg);
     if (code >= 0)
         return code;

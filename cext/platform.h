@@ -37,6 +37,10 @@
 
 struct al_server;
 
+/* First thing in main: stdout and stderr write "\n" as it is (nothing on POSIX;
+ * binary mode on Windows, where the CRT's text mode writes "\r\n"). */
+void al_platform_stdio(void);
+
 /* Before any socket call: nothing on POSIX, WSAStartup(2.2) on Winsock.
  * Returns 0, or the error code (and al_error_text names it). */
 int al_platform_start(void);

@@ -14,6 +14,11 @@
 #include "acceptloop.h"
 #include "platform.h"
 
+void al_platform_stdio(void)
+{
+    /* POSIX streams write bytes as they are */
+}
+
 /* posix step: start-up */
 int al_platform_start(void)
 {

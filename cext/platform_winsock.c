@@ -21,6 +21,8 @@
 #ifdef _WIN32
 
 #include <errno.h>
+#include <fcntl.h>
+#include <io.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +36,14 @@
 #include "server.h"
 
 /* winsock step: start-up */
+void al_platform_stdio(void)
+{
+    /* The CRT writes "\r\n" for "\n" on a text-mode stream: the contract's lines (usage,
+     * LISTENING, READY, the log) are to be the same bytes as on POSIX, so both are binary. */
+    _setmode(_fileno(stdout), _O_BINARY);
+    _setmode(_fileno(stderr), _O_BINARY);
+}
+
 int al_platform_start(void)
 {
     WSADATA data;
