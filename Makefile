@@ -67,6 +67,7 @@ build/acceptloop-c.exe: $(C_WINSOCK) cext/main.c $(C_HEADERS) | mingw-wine
 build/wineprefix/.made: | mingw-wine
 	@mkdir -p build
 	WINEPREFIX=$(CURDIR)/build/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" wineboot -i >build/wineboot.log 2>&1 || { cat build/wineboot.log; exit 1; }
+	WINEPREFIX=$(CURDIR)/build/wineprefix wineserver -w   # until it has written the prefix's registry and gone
 	@touch $@
 
 # The C core as a shared library: ctypes (c-ctypes-handler) and PHP's FFI (php-ffi) load it.
