@@ -8,9 +8,9 @@ CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
 C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 
-.PHONY: setup php venv c floor asan asan-cffi chromium thirdparty compare test clean
+.PHONY: setup php venv c lib floor asan asan-cffi chromium thirdparty compare test clean
 
-setup: php venv c floor
+setup: php venv c lib floor
 
 # Debian's php-cli (with ext-sockets and pcntl) when php is absent.
 php:
@@ -42,6 +42,12 @@ c: build/acceptloop-c
 build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS)
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c
+
+# The C core as a shared library: ctypes (c-ctypes-handler) and PHP's FFI (php-ffi) load it.
+lib: build/libacceptloop.so
+build/libacceptloop.so: $(C_CORE) $(C_HEADERS)
+	@mkdir -p build
+	$(CC) $(CFLAGS_CORE) -fPIC -shared -Icext -o $@ $(C_CORE)
 
 # The floor (floor/floor.c): the least a Linux server can do, the benchmark's physical
 # reference in every run; not a port, never graded.

@@ -85,6 +85,18 @@ void al_server_stop(al_server *srv);
  * meant for a SIGCHLD handler. */
 void al_server_wake(al_server *srv);
 
+/* For a front end whose own signal handlers cannot run while al_server_run
+ * blocks (main.c; PHP through FFI): installs C handlers (signals.c) that call
+ * al_server_stop on SIGTERM and SIGINT and, for the fork model, al_server_wake
+ * on SIGCHLD. One server per process. Returns AL_OK, or AL_ERR with errno set
+ * and the previous handlers back. Python's binding never calls it: Python owns
+ * its signals. */
+int al_server_stop_on_signals(al_server *srv);
+
+/* Before al_server_free: blocks those signals in the calling thread (a late
+ * one waits, unheard) and puts the previous handlers back. */
+void al_server_signals_release(void);
+
 /* Closes whatever is still open and frees the server. Not while it runs. */
 void al_server_free(al_server *srv);
 /* ---- The load generator (cext/loadgen*.c) --------------------------------
