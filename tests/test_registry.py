@@ -17,13 +17,14 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_base_registry_holds_the_four_ports_and_two_peers():
+def test_the_base_registry_holds_the_ports_and_two_peers():
     impls = {i.name: i for i in registry.load()}
-    assert {n for n, i in impls.items() if i.role == "port"} == {"python", "c", "c-cffi", "php"}
+    assert {n for n, i in impls.items() if i.role == "port"} == {"python", "c", "c-cffi", "php", "php-ffi"}
     assert {n for n, i in impls.items() if i.role == "peer"} == {"asyncio", "uvloop"}
     assert impls["uvloop"].requires == ("uvloop",)
     assert impls["php"].models == ("iterative", "fork", "event")
     assert impls["c"].models == ("iterative", "fork", "threads", "event")
+    assert impls["php-ffi"].models == impls["c"].models   # the C core's loop, every model it offers
 
 
 def test_command_placeholders_and_options_are_filled_in():

@@ -1,0 +1,122 @@
+<?php
+// php-ffi: the C core's server run from PHP through FFI. PHP parses the contract's arguments
+// (the PHP port's Args), fills a struct al_config, and hands the process to al_server_run;
+// from then until the stop no PHP code runs, and the C loop serves in whichever model the
+// arguments name (threads too: the core's threads never call back into PHP).
+declare(strict_types=1);
+
+namespace AcceptLoop\Ffi;
+
+use AcceptLoop\Args;
+use AcceptLoop\Config;
+use AcceptLoop\Errno;
+use AcceptLoop\Os;
+use AcceptLoop\Protocol;
+use AcceptLoop\UsageError;
+
+final class Server
+{
+    /** The C core offers every model of the contract. */
+    public const MODELS = Protocol::MODELS;
+
+    /**
+     * Runs one server until SIGTERM or SIGINT; the exit code (0, 1 or 2: protocol.toml).
+     *
+     * @param list<string> $argv the arguments after the script's name
+     */
+    public static function main(array $argv, string $header, string $library): int
+    {
+        Os::installErrorHandler();
+        try {
+            $config = Args::parse($argv, self::MODELS, getenv(Protocol::DAYTIME_EPOCH_ENV));
+        } catch (UsageError $e) {
+            Os::writeAll(STDERR, Args::usage(self::MODELS) . Args::PROG . ': ' . $e->getMessage() . "\n");
+            return Protocol::EXIT_USAGE;
+        }
+        if ($config === null) {
+            Os::writeAll(STDOUT, Args::help(self::MODELS));
+            return Protocol::EXIT_OK;
+        }
+        try {
+            $core = Core::load($header, $library);
+        } catch (\Throwable $e) {
+            return self::fail("load {$library}: " . strtok($e->getMessage(), "\n"));
+        }
+        return self::serve($core, $config);
+    }
+
+    /** The C front end's main (cext/main.c) step by step, with the same lines on failure. */
+    private static function serve(\FFI $core, Config $config): int
+    {
+        $cfg = $core->new('struct al_config');
+        $core->al_config_defaults(\FFI::addr($cfg));
+        // al_server_new copies the host; this buffer only has to outlive that call.
+        $host = $core->new('char[' . (strlen($config->host) + 1) . ']');
+        \FFI::memcpy($host, $config->host . "\0", strlen($config->host) + 1);
+        $cfg->service = $core->al_service_index($config->service);
+        $cfg->model = $core->al_model_index($config->model);
+        $cfg->host = \FFI::cast('char *', $host);
+        $cfg->port = $config->port;
+        $cfg->backlog = $config->backlog;
+        $cfg->grace = $config->grace;
+        $cfg->max_conns = $config->maxConns;
+        $cfg->idle_timeout = $config->idleTimeout;
+        $cfg->ipv6_only = (int) $config->ipv6Only;
+        $cfg->has_daytime_epoch = (int) ($config->daytimeEpoch !== null);
+        $cfg->daytime_epoch = $config->daytimeEpoch ?? 0;
+
+        $srv = $core->al_server_new(\FFI::addr($cfg));
+        if ($srv === null) {
+            // The arguments are checked already: what is left to fail is making the stop and
+            // wake-up pipes (EMFILE at a low descriptor limit) or memory.
+            return self::fail('pipe control: ' . Errno::describe(Libc::errno()));
+        }
+        // walkthrough: host stop: begin
+        // C handlers, not pcntl's: PHP runs its signal handlers between two opcodes, and
+        // none runs while this process is inside al_server_run.
+        if ($core->al_server_stop_on_signals($srv) !== $core->AL_OK) {
+            $code = self::fail('sigaction: ' . Errno::describe(Libc::errno()));
+            $core->al_server_free($srv);
+            return $code;
+        }
+        // walkthrough: host stop: end
+        $err = $core->new('char[' . $core->AL_ERROR_LEN . ']');
+        if ($core->al_server_open($srv, $err, $core->AL_ERROR_LEN) !== $core->AL_OK) {
+            $code = self::fail(\FFI::string($err));
+        } elseif (($announced = self::announce($core, $srv)) !== null) {
+            $code = self::fail($announced);
+        } elseif ($core->al_server_run($srv, $err, $core->AL_ERROR_LEN) !== $core->AL_OK) {
+            $code = self::fail("{$config->model} loop: " . \FFI::string($err));
+        } else {
+            $code = Protocol::EXIT_OK;
+        }
+        // No handler may touch the server once it is freed: a late signal waits, unheard.
+        $core->al_server_signals_release();
+        $core->al_server_free($srv);
+        return $code;
+    }
+
+    /** LISTENING for each listener, then READY, flushed; null, or the line naming what failed. */
+    private static function announce(\FFI $core, \FFI\CData $srv): ?string
+    {
+        $text = '';
+        $address = $core->new('char[' . $core->AL_ADDRESS_LEN . ']');
+        $port = $core->new('int');
+        for ($i = 0, $n = $core->al_server_listener_count($srv); $i < $n; $i++) {
+            if ($core->al_server_listener_address($srv, $i, $address, $core->AL_ADDRESS_LEN, \FFI::addr($port))
+                    !== $core->AL_OK) {
+                return 'getsockname listener: ' . Errno::describe(Libc::errno());
+            }
+            $text .= sprintf(Protocol::ANNOUNCE_LISTENING, \FFI::string($address), $port->cdata) . "\n";
+        }
+        Os::writeAll(STDOUT, $text . Protocol::ANNOUNCE_READY . "\n");
+        return null;
+    }
+
+    /** One line on stderr and the failure exit code. */
+    private static function fail(string $message): int
+    {
+        Os::log($message);
+        return Protocol::EXIT_FAILURE;
+    }
+}
