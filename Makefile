@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CC ?= gcc
 CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
-C_CORE := $(filter-out cext/main.c cext/loadgen%.c,$(wildcard cext/*.c))
+# The C server is the folder cext/: its core (every .c but main.c, the standalone front end), and
+# main.c. The load generator is the folder loadgen/, built only into its cffi module.
+C_CORE := $(filter-out cext/main.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
+LOADGEN := $(wildcard loadgen/*.c loadgen/*.h) loadgen/build_ffi.py
 
 .PHONY: setup php venv c lib floor asan asan-cffi chromium thirdparty compare test clean
 
@@ -28,9 +31,9 @@ thirdparty:
 	@{ dpkg-query -W -f='$${Status}' openbsd-inetd 2>/dev/null | grep -q 'ok installed' && command -v socat >/dev/null; } || \
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openbsd-inetd socat; }
 
-# The virtualenv; `pip install -e .` compiles the C core through cffi.
+# The virtualenv; `pip install -e .` compiles the C core and the load generator through cffi.
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.c) $(C_HEADERS)
+$(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.c) $(C_HEADERS) $(LOADGEN)
 	@python3 -c 'import ensurepip' 2>/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -1,11 +1,10 @@
 """cffi build script for the C core: API mode, out-of-line.
 
 `pip install .` runs it through setup.py (`cffi_modules=["cext/build_ffi.py:ffibuilder"]`)
-and compiles `acceptloop._cserver` from the same core sources as `build/acceptloop-c`
-(every cext/*.c except main.c, the standalone front end, and loadgen*, which is not
-the server), plus the benchmark's load generator (cext/loadgen*.c), which only Python
-drives. The cdef is the public header's "cdef" section, read from the header
-itself so that the two can never disagree.
+and compiles `acceptloop._cserver` from the same core sources as `build/acceptloop-c`:
+every cext/*.c but main.c, the standalone front end. The cdef is the public header's
+(acceptloop.h) "cdef" section, read from the header itself so that the two can never
+disagree. The benchmark's load generator is a module of its own (loadgen/build_ffi.py).
 
 The same sources also build a second, separate module under AddressSanitizer and
 UBSan, `_acceptloop_cserver_asan` (top level, so that it never shadows the normal
@@ -39,17 +38,8 @@ def _relative(path: Path) -> str:
 
 
 def core_sources() -> list[Path]:
-    """The core's .c files: what the Makefile's C_CORE lists too."""
-    return [
-        path
-        for path in sorted(HERE.glob("*.c"))
-        if path.name != "main.c" and not path.name.startswith("loadgen")
-    ]
-
-
-def loadgen_sources() -> list[Path]:
-    """The load generator's .c files: in the extension, never in build/acceptloop-c."""
-    return sorted(HERE.glob("loadgen*.c"))
+    """The core's .c files, the folder less its front end: what the Makefile's C_CORE lists too."""
+    return [path for path in sorted(HERE.glob("*.c")) if path.name != "main.c"]
 
 
 def public_cdef() -> str:
@@ -62,7 +52,7 @@ def public_cdef() -> str:
 
 
 def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI:
-    """An FFI that builds `module` from the core and the load generator; returns it.
+    """An FFI that builds `module` from the core; returns it.
 
     Without `sanitize` the paths are relative to the current directory (setuptools
     runs this from the project root); with it they are absolute, because
@@ -81,7 +71,7 @@ def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI
     builder.set_source(
         module,
         '#include "acceptloop.h"',
-        sources=[path(p) for p in core_sources() + loadgen_sources()],
+        sources=[path(p) for p in core_sources()],
         include_dirs=[path(HERE)],
         extra_compile_args=flags,
         extra_link_args=["-pthread", *(SANITIZE if sanitize else [])],

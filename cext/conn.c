@@ -84,7 +84,7 @@ void al_conn_on_readable(struct al_conn *c, char *buf, double now)
     settle(c, now);
 }
 
-ssize_t al_conn_send(struct al_conn *c, const char *data, size_t len, double now)
+ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double now)
 {
     /* MSG_NOSIGNAL: a reset peer gives EPIPE/ECONNRESET here, never SIGPIPE. */
     ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
@@ -134,7 +134,7 @@ void al_conn_emit(struct al_conn *c, const char *data, size_t len, double now)
     if (c->phase == AL_CLOSED || len == 0)
         return;
     if (al_conn_pending(c) == 0) {
-        ssize_t sent = al_conn_send(c, data, len, now);
+        ssize_t sent = al_conn_offer(c, data, len, now);
         if (sent < 0)
             return;
         data += sent;
@@ -148,7 +148,7 @@ void al_conn_emit(struct al_conn *c, const char *data, size_t len, double now)
 
 static void send_output(struct al_conn *c, double now)
 {
-    ssize_t sent = al_conn_send(c, c->out + c->out_off, al_conn_pending(c), now);
+    ssize_t sent = al_conn_offer(c, c->out + c->out_off, al_conn_pending(c), now);
     if (sent <= 0)
         return;
     c->out_off += (uint32_t)sent;

@@ -88,11 +88,12 @@ void al_conn_on_writable(struct al_conn *c, double now);
 /* Closes the connection if its idle, linger or grace time is up. */
 void al_conn_on_timer(struct al_conn *c, double now);
 
-/* For the services: output (sent now if nothing waits, the rest kept), a
- * direct send (returns bytes sent, 0 if the socket is full, -1 once closed
- * after an error), "nothing more to say", and a failure of this connection. */
+/* For the services: output (emit: sent now if nothing waits, the rest kept),
+ * a producer's offer (sent now, nothing kept: returns bytes sent, 0 if the
+ * socket is full, -1 once closed after an error), "nothing more to say"
+ * (finish), and a failure of this connection (fail). */
 void al_conn_emit(struct al_conn *c, const char *data, size_t len, double now);
-ssize_t al_conn_send(struct al_conn *c, const char *data, size_t len, double now);
+ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double now);
 void al_conn_finish(struct al_conn *c);
 void al_conn_fail(struct al_conn *c, const char *step, int code);
 

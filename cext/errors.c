@@ -25,7 +25,7 @@ static const struct {
     { EAI_INTR, "EAI_INTR" },             { EAI_IDN_ENCODE, "EAI_IDN_ENCODE" },
 };
 
-void al_describe_errno(char *buf, size_t len, int code)
+void al_describe_error(char *buf, size_t len, int code)
 {
     /* strerrordesc_np and strerrorname_np (glibc 2.32) return constant
      * strings, so unlike strerror they are safe from threads and children. */
@@ -46,7 +46,7 @@ void al_describe_errno(char *buf, size_t len, int code)
 void al_error_set(struct al_error *err, const char *step, const char *address, int code)
 {
     char text[128];
-    al_describe_errno(text, sizeof text, code);
+    al_describe_error(text, sizeof text, code);
     err->step = step;
     err->code = code;
     snprintf(err->message, sizeof err->message, "%s %s: %s", step, address, text);

@@ -7,6 +7,13 @@
 
 #include "acceptloop.h"
 
+/* An error as the steps report it: the step, the OS's code and the line. */
+struct al_error {
+    const char *step;            /* a static string: "resolve", "bind", ... */
+    int code;                    /* errno, or an EAI_* code for "resolve" */
+    char message[AL_ERROR_LEN];  /* "STEP ADDRESS: TEXT (ENAME)"; "" when nothing to say */
+};
+
 /* Fills err: step, code, and "STEP ADDRESS: TEXT (ENAME)" for an errno value. */
 void al_error_set(struct al_error *err, const char *step, const char *address, int code);
 
@@ -14,7 +21,7 @@ void al_error_set(struct al_error *err, const char *step, const char *address, i
 void al_error_set_gai(struct al_error *err, const char *step, const char *address, int code);
 
 /* Writes "TEXT (ENAME)" for an errno value to buf, e.g. "Permission denied (EACCES)". */
-void al_describe_errno(char *buf, size_t len, int code);
+void al_describe_error(char *buf, size_t len, int code);
 
 /* One line on stderr, written with a single write(2) so that lines from
  * threads and forked children never interleave. Adds the newline. */

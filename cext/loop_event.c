@@ -73,7 +73,7 @@ static void accept_batch(struct event_loop *loop, int listener, struct al_pause 
             return;
         }
         if (loop->count >= loop->srv->cfg.max_conns) {
-            close(fd);   /* reject: closed at once rather than left queued */
+            al_reject(fd);
             continue;
         }
         struct al_conn *c = malloc(sizeof *c);
@@ -146,9 +146,7 @@ static void handle(struct event_loop *loop, const struct al_fired *ev, struct al
     if (ev->fd == srv->stop_r)
         return;   /* the loop's top sees the flag */
     if (ev->fd == srv->wake_r) {
-        char sink[64];
-        while (read(srv->wake_r, sink, sizeof sink) > 0)
-            ;
+        al_drain_wake(srv);
         return;
     }
     struct al_conn *c = ev->fd < loop->cap ? loop->conns[ev->fd] : NULL;

@@ -15,13 +15,18 @@
 #include "server.h"
 
 struct children {
+    struct al_hand_off hand_off;   /* first: the skeleton's pointer is this one's */
+    struct al_server *srv;
+    char *buf;                     /* allocated before any fork: each child serves with its own copy */
+    sigset_t stop_signals;         /* blocked around fork */
     pid_t *pids;
     int count, cap;
 };
 
-/* The child's whole life: serve one connection, then _exit, never returning
- * into the parent's loop (nor, inside Python, into the interpreter). */
-static void serve_in_child(struct al_server *srv, int fd, const char *peer, char *buf)
+/* The child drops what it inherited from the parent: the stop handlers and
+ * the mask, the listeners and control pipes, and (inside Python) every other
+ * descriptor of the host process, keeping stdio and its connection fd. */
+static void forget_in_child(struct al_server *srv, int fd)
 {
     /* SIGTERM ends the child (the parent sends it when the grace is over);
      * SIGINT from the terminal is left to the parent, which stops gracefully.
@@ -43,9 +48,16 @@ static void serve_in_child(struct al_server *srv, int fd, const char *peer, char
     if (fd > 3)
         close_range(3, (unsigned int)fd - 1, 0);
     close_range((unsigned int)fd + 1, ~0u, 0);
+}
+
+/* The child's whole life: serve one connection, then _exit, never returning
+ * into the parent's loop (nor, inside Python, into the interpreter). */
+static void serve_in_child(struct al_server *srv, int fd, const char *peer, char *buf)
+{
+    forget_in_child(srv, fd);
     struct al_conn conn;
     al_conn_open(&conn, fd, peer, &srv->cfg, NULL, al_now());
-    al_serve_connection(NULL, &conn, buf, 0);
+    al_serve_connection(NULL, &conn, buf, NULL);
     _exit(AL_EXIT_OK);
 }
 
@@ -84,11 +96,8 @@ static void wait_for_a_child(struct al_server *srv, struct children *ch, double 
     }
     if (!exact && left > AL_TIMER_TICK)
         left = AL_TIMER_TICK;
-    if (poll(p, (nfds_t)ch->count + 1, al_timeout_ms(left)) > 0 && (p[0].revents & POLLIN)) {
-        char sink[64];
-        while (read(srv->wake_r, sink, sizeof sink) > 0)
-            ;
-    }
+    if (poll(p, (nfds_t)ch->count + 1, al_timeout_ms(left)) > 0 && (p[0].revents & POLLIN))
+        al_drain_wake(srv);
     for (int i = 0; i < ch->count; i++)
         if (p[i + 1].fd >= 0)
             close(p[i + 1].fd);
@@ -115,77 +124,63 @@ static void stop_children(struct al_server *srv, struct children *ch)
 }
 
 /* step: loop fork */
+/* The hand-off: a child for the new connection. The parent keeps its pid and
+ * closes its own copy of the socket (else the client never sees EOF). */
+static void fork_child(struct al_hand_off *h, int fd, const char *peer)
+{
+    struct children *ch = (struct children *)h;
+    if (ch->count == ch->cap) {
+        int cap = ch->cap ? ch->cap * 2 : 16;
+        pid_t *grown = realloc(ch->pids, (size_t)cap * sizeof *grown);
+        if (grown == NULL) {
+            al_log_error("fork", peer, ENOMEM);
+            close(fd);
+            return;
+        }
+        ch->pids = grown, ch->cap = cap;
+    }
+    /* The stop signals wait while fork runs: one landing in the child before
+     * serve_in_child resets the handlers would run the parent's handler there
+     * (and be lost), leaving a child that ignores the stop. The child unblocks
+     * them once its own dispositions are in place; the parent right here. */
+    sigset_t saved;
+    pthread_sigmask(SIG_BLOCK, &ch->stop_signals, &saved);
+    pid_t pid = fork();
+    int fork_errno = errno;
+    if (pid == 0)
+        serve_in_child(ch->srv, fd, peer, ch->buf);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0)
+        al_log_error("fork", peer, fork_errno);
+    else
+        ch->pids[ch->count++] = pid;
+    close(fd);
+}
+
+/* The children alive, against --max-conns. */
+static int active_children(struct al_hand_off *h)
+{
+    return ((struct children *)h)->count;
+}
+
+/* After every wait: collect the children that exited, so none stays a zombie. */
+static void reap(struct al_hand_off *h)
+{
+    reap_children((struct children *)h);
+}
+
 int al_run_fork(struct al_server *srv, struct al_error *err)
 {
-    /* Allocated before any fork: each child serves with its own copy. */
-    char *buf = malloc(AL_READ_SIZE);
-    struct children ch = { NULL, 0, 0 };
-    struct al_pause pause = { 0.0, 0.0 };
-    int rc = AL_OK;
-    if (buf == NULL) {
-        al_error_set(err, "malloc", "read buffer", ENOMEM);
-        al_close_listeners(srv);
+    struct children ch = { .hand_off = { fork_child, active_children, reap }, .srv = srv };
+    ch.buf = al_read_buffer(srv, err);
+    if (ch.buf == NULL)
         return AL_ERR;
-    }
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM), sigaddset(&stop_signals, SIGINT), sigaddset(&stop_signals, SIGCHLD);
-    while (!al_stopping(srv)) {
-        /* With children alive, wake every tick to reap them even when no
-         * SIGCHLD handler writes the wake pipe. */
-        int ready = al_wait_for_clients(srv, &pause, ch.count > 0 ? AL_TIMER_TICK : -1.0, err);
-        if (ready == AL_ERR) {
-            rc = AL_ERR;
-            al_server_stop(srv);
-            break;
-        }
-        reap_children(&ch);
-        for (int i = 0; i < ready; i++) {
-            struct al_error accept_err;
-            char peer[AL_ADDRESS_LEN];
-            int fd = al_accept_client(&accept_err, srv->ready[i], &pause, peer, sizeof peer);
-            if (fd == AL_ERR) {
-                al_log_accept_error(&accept_err);
-                continue;
-            }
-            if (ch.count >= srv->cfg.max_conns) {
-                close(fd);   /* reject: closed at once rather than left queued */
-                continue;
-            }
-            if (ch.count == ch.cap) {
-                int cap = ch.cap ? ch.cap * 2 : 16;
-                pid_t *grown = realloc(ch.pids, (size_t)cap * sizeof *grown);
-                if (grown == NULL) {
-                    al_log_error("fork", peer, ENOMEM);
-                    close(fd);
-                    continue;
-                }
-                ch.pids = grown, ch.cap = cap;
-            }
-            /* The stop signals wait while fork runs: one landing in the child before
-             * serve_in_child resets the handlers would run the parent's handler there
-             * (and be lost), leaving a child that ignores the stop. The child unblocks
-             * them once its own dispositions are in place; the parent right here. */
-            sigset_t saved;
-            pthread_sigmask(SIG_BLOCK, &stop_signals, &saved);
-            pid_t pid = fork();
-            int fork_errno = errno;
-            if (pid == 0)
-                serve_in_child(srv, fd, peer, buf);
-            pthread_sigmask(SIG_SETMASK, &saved, NULL);
-            if (pid < 0) {
-                al_log_error("fork", peer, fork_errno);
-                close(fd);
-                continue;
-            }
-            ch.pids[ch.count++] = pid;
-            close(fd);
-        }
-    }
-    al_close_listeners(srv);
+    sigemptyset(&ch.stop_signals);
+    sigaddset(&ch.stop_signals, SIGTERM), sigaddset(&ch.stop_signals, SIGINT), sigaddset(&ch.stop_signals, SIGCHLD);
+    int rc = al_accept_loop(srv, &ch.hand_off, err);
     stop_children(srv, &ch);
     free(ch.pids);
-    free(buf);
+    free(ch.buf);
     return rc;
 }
 /* end step */

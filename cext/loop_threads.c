@@ -13,6 +13,9 @@
 
 /* What the accepting loop and its threads share. */
 struct crew {
+    struct al_hand_off hand_off;   /* first: the skeleton's pointer is this one's */
+    struct al_server *srv;
+    pthread_attr_t attr;           /* detached */
     pthread_mutex_t lock;
     pthread_cond_t done;   /* signalled when a thread ends; waited on with CLOCK_MONOTONIC */
     int active;
@@ -32,7 +35,7 @@ static void *serve(void *arg)
     if (buf == NULL)
         al_conn_fail(&job->conn, "thread", ENOMEM);
     else
-        al_serve_connection(job->srv, &job->conn, buf, 0);
+        al_serve_connection(job->srv, &job->conn, buf, NULL);
     al_conn_close(&job->conn);
     free(buf);
     struct crew *crew = job->crew;
@@ -44,23 +47,25 @@ static void *serve(void *arg)
     return NULL;
 }
 
-/* Starts a thread for a new connection; AL_ERR when none could be started. */
-static int start_thread(struct al_server *srv, struct crew *crew, pthread_attr_t *attr, int fd, const char *peer)
+/* The hand-off: a thread for the new connection. When none can be started the
+ * connection is closed with one line, and the loop goes on. */
+static void start_thread(struct al_hand_off *h, int fd, const char *peer)
 {
+    struct crew *crew = (struct crew *)h;
     struct job *job = malloc(sizeof *job);
     if (job == NULL) {
         al_log_error("thread", peer, ENOMEM);
         close(fd);
-        return AL_ERR;
+        return;
     }
-    job->srv = srv;
+    job->srv = crew->srv;
     job->crew = crew;
-    al_conn_open(&job->conn, fd, peer, &srv->cfg, NULL, al_now());
+    al_conn_open(&job->conn, fd, peer, &crew->srv->cfg, NULL, al_now());
     pthread_mutex_lock(&crew->lock);
     crew->active++;
     pthread_mutex_unlock(&crew->lock);
     pthread_t thread;
-    int rc = pthread_create(&thread, attr, serve, job);
+    int rc = pthread_create(&thread, &crew->attr, serve, job);
     if (rc != 0) {
         al_log_error("thread", peer, rc);
         al_conn_close(&job->conn);
@@ -68,9 +73,17 @@ static int start_thread(struct al_server *srv, struct crew *crew, pthread_attr_t
         pthread_mutex_lock(&crew->lock);
         crew->active--;
         pthread_mutex_unlock(&crew->lock);
-        return AL_ERR;
     }
-    return AL_OK;
+}
+
+/* The threads still serving, against --max-conns. */
+static int active_threads(struct al_hand_off *h)
+{
+    struct crew *crew = (struct crew *)h;
+    pthread_mutex_lock(&crew->lock);
+    int active = crew->active;
+    pthread_mutex_unlock(&crew->lock);
+    return active;
 }
 
 /* Each thread closes its connection at the grace deadline by itself, so all
@@ -97,46 +110,18 @@ static void wait_for_threads(struct crew *crew, double deadline)
 /* step: loop threads */
 int al_run_threads(struct al_server *srv, struct al_error *err)
 {
-    struct crew crew = { .active = 0 };
+    struct crew crew = { .hand_off = { start_thread, active_threads, NULL }, .srv = srv, .active = 0 };
     pthread_condattr_t cattr;
-    pthread_attr_t attr;
-    struct al_pause pause = { 0.0, 0.0 };
-    int rc = AL_OK;
     pthread_mutex_init(&crew.lock, NULL);
     pthread_condattr_init(&cattr);
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
     pthread_cond_init(&crew.done, &cattr);
     pthread_condattr_destroy(&cattr);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    while (!al_stopping(srv)) {
-        int ready = al_wait_for_clients(srv, &pause, -1.0, err);
-        if (ready == AL_ERR) {
-            rc = AL_ERR;
-            al_server_stop(srv);
-            break;
-        }
-        for (int i = 0; i < ready; i++) {
-            struct al_error accept_err;
-            char peer[AL_ADDRESS_LEN];
-            int fd = al_accept_client(&accept_err, srv->ready[i], &pause, peer, sizeof peer);
-            if (fd == AL_ERR) {
-                al_log_accept_error(&accept_err);
-                continue;
-            }
-            pthread_mutex_lock(&crew.lock);
-            int full = crew.active >= srv->cfg.max_conns;
-            pthread_mutex_unlock(&crew.lock);
-            if (full) {
-                close(fd);   /* reject: closed at once rather than left queued */
-                continue;
-            }
-            start_thread(srv, &crew, &attr, fd, peer);
-        }
-    }
-    al_close_listeners(srv);
+    pthread_attr_init(&crew.attr);
+    pthread_attr_setdetachstate(&crew.attr, PTHREAD_CREATE_DETACHED);
+    int rc = al_accept_loop(srv, &crew.hand_off, err);
     wait_for_threads(&crew, al_stop_deadline(srv));
-    pthread_attr_destroy(&attr);
+    pthread_attr_destroy(&crew.attr);
     pthread_cond_destroy(&crew.done);
     pthread_mutex_destroy(&crew.lock);
     return rc;

@@ -20,6 +20,7 @@
 
 #include "acceptloop.h"
 #include "protocol.h"
+#include "server.h"
 
 /* The server main runs; the signal handlers (signals.c) stop or wake it. */
 static al_server *the_server;
@@ -240,7 +241,66 @@ static int looks_like_value(const char *arg)
 
 /* Parses the contract's options into cfg. Returns -1 to go on, or the exit
  * code: 0 after --help, AL_EXIT_USAGE after a bad argument. */
-static int al_parse_args(int argc, char **argv, struct al_config *cfg)
+/* Appends " ARG" to the unknown arguments, reported together at the end, as argparse does. */
+static void add_unknown(char *unknown, size_t size, size_t *used, const char *arg)
+{
+    *used += (size_t)snprintf(unknown + *used, size - *used, " %s", arg);
+    if (*used >= size)
+        *used = size - 1;
+}
+
+/* The option "--NAME" (name_len bytes of name) stands for, as argparse matches it: an exact
+ * name, or a unique prefix; "help" is one too. Returns it, or NULL with *code: -1 for an
+ * unknown option, or the exit code after --help or an ambiguous prefix. */
+static const struct al_option_spec *match_option(const char *prog, const char *name, size_t name_len, int *code)
+{
+    const struct al_option_spec *spec = NULL;
+    int matches = 0, help = strncmp("help", name, name_len) == 0;
+    char candidates[256] = "";
+    size_t used = help ? (size_t)snprintf(candidates, sizeof candidates, "--help") : 0;
+    for (int o = 0; o < AL_OPTION_COUNT; o++) {
+        const struct al_option_spec *s = &al_options[o];
+        if (strlen(s->name) == name_len && strncmp(s->name, name, name_len) == 0)
+            return s;   /* an exact name beats any prefix */
+        if (strncmp(s->name, name, name_len) == 0) {   /* argparse accepts a unique prefix */
+            spec = s, matches++;
+            used += (size_t)snprintf(candidates + used, sizeof candidates - used, "%s--%s", used ? ", " : "", s->name);
+            if (used >= sizeof candidates)
+                used = sizeof candidates - 1;
+        }
+    }
+    *code = -1;
+    if (help && matches == 0) {
+        print_help(prog);
+        *code = AL_EXIT_OK;
+        return NULL;
+    }
+    if (matches + help > 1) {
+        *code = usage_error(prog, "ambiguous option: --%.*s could match %s", (int)name_len, name, candidates);
+        return NULL;
+    }
+    return spec;
+}
+
+/* The daytime epoch from the environment, if set (tests pin the clock with it). */
+static int read_epoch(const char *prog, struct al_config *cfg)
+{
+    const char *epoch = getenv(AL_DAYTIME_EPOCH_ENV);
+    if (epoch == NULL || epoch[0] == '\0')
+        return -1;
+    double value;
+    char why[AL_ERROR_LEN];
+    if (parse_number(AL_OPT_INT, epoch, (double)AL_DAYTIME_EPOCH_MIN, (double)AL_DAYTIME_EPOCH_MAX, &value,
+                     why, sizeof why) < 0)
+        return usage_error(prog, "%s: %s", AL_DAYTIME_EPOCH_ENV, why);
+    cfg->has_daytime_epoch = 1;
+    cfg->daytime_epoch = strtoll(epoch, NULL, 10);   /* exact: digits only, and within range */
+    return -1;
+}
+
+/* The contract's options into cfg. Returns -1 to run, or the exit code: 0 after
+ * --help, 2 after one usage line. */
+static int parse_args(int argc, char **argv, struct al_config *cfg)
 {
     const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     char unknown[512] = "";
@@ -253,40 +313,17 @@ static int al_parse_args(int argc, char **argv, struct al_config *cfg)
                 print_help(prog);
                 return AL_EXIT_OK;
             }
-            unknown_len += (size_t)snprintf(unknown + unknown_len, sizeof unknown - unknown_len, " %s", arg);
-            if (unknown_len >= sizeof unknown)
-                unknown_len = sizeof unknown - 1;
+            add_unknown(unknown, sizeof unknown, &unknown_len, arg);
             continue;
         }
         const char *name = arg + 2, *eq = strchr(name, '=');
         size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        const struct al_option_spec *spec = NULL;
-        int matches = 0, help = strncmp("help", name, name_len) == 0;
-        char candidates[256] = "";
-        size_t used = help ? (size_t)snprintf(candidates, sizeof candidates, "--help") : 0;
-        for (int o = 0; o < AL_OPTION_COUNT; o++) {
-            const struct al_option_spec *s = &al_options[o];
-            if (strlen(s->name) == name_len && strncmp(s->name, name, name_len) == 0) {
-                spec = s, matches = 1, help = 0;   /* an exact name beats any prefix */
-                break;
-            }
-            if (strncmp(s->name, name, name_len) == 0) {   /* argparse accepts a unique prefix */
-                spec = s, matches++;
-                used += (size_t)snprintf(candidates + used, sizeof candidates - used, "%s--%s", used ? ", " : "", s->name);
-                if (used >= sizeof candidates)
-                    used = sizeof candidates - 1;
-            }
-        }
-        if (help && matches == 0) {
-            print_help(prog);
-            return AL_EXIT_OK;
-        }
-        if (matches + help > 1)
-            return usage_error(prog, "ambiguous option: --%.*s could match %s", (int)name_len, name, candidates);
+        int code = -1;
+        const struct al_option_spec *spec = match_option(prog, name, name_len, &code);
+        if (code >= 0)
+            return code;
         if (spec == NULL) {
-            unknown_len += (size_t)snprintf(unknown + unknown_len, sizeof unknown - unknown_len, " %s", arg);
-            if (unknown_len >= sizeof unknown)
-                unknown_len = sizeof unknown - 1;
+            add_unknown(unknown, sizeof unknown, &unknown_len, arg);
             continue;   /* a value after it is reported too, as an unknown argument of its own */
         }
         const char *value = eq != NULL ? eq + 1 : NULL;
@@ -300,29 +337,32 @@ static int al_parse_args(int argc, char **argv, struct al_config *cfg)
                 return usage_error(prog, "argument --%s: expected one argument", spec->name);
             value = argv[++i];
         }
-        int code = store(prog, spec, value, cfg);
+        code = store(prog, spec, value, cfg);
         if (code != 0)
             return code;
     }
     if (unknown_len > 0)
         return usage_error(prog, "unrecognized arguments:%s", unknown);
-    const char *epoch = getenv(AL_DAYTIME_EPOCH_ENV);
-    if (epoch != NULL && epoch[0] != '\0') {
-        double value;
-        char why[AL_ERROR_LEN];
-        if (parse_number(AL_OPT_INT, epoch, (double)AL_DAYTIME_EPOCH_MIN, (double)AL_DAYTIME_EPOCH_MAX, &value,
-                         why, sizeof why) < 0)
-            return usage_error(prog, "%s: %s", AL_DAYTIME_EPOCH_ENV, why);
-        cfg->has_daytime_epoch = 1;
-        cfg->daytime_epoch = strtoll(epoch, NULL, 10);   /* exact: digits only, and within range */
-    }
-    return -1;
+    return read_epoch(prog, cfg);
+}
+
+/* Prints the failure, one line on stderr, and gives the exit code for it (1). */
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    char line[AL_ERROR_LEN + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", line);
+    return AL_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv)
 {
     struct al_config cfg;
-    int code = al_parse_args(argc, argv, &cfg);
+    int code = parse_args(argc, argv, &cfg);
     if (code >= 0)
         return code;
     /* A write to a reset peer must be an error, never the end of the server;
@@ -332,28 +372,24 @@ int main(int argc, char **argv)
     if (the_server == NULL) {
         /* The arguments are checked already: what is left to fail is making the stop and
          * wake-up pipes (EMFILE at a low descriptor limit) or memory. */
-        fprintf(stderr, "pipe control: %s (%s)\n", strerrordesc_np(errno), strerrorname_np(errno));
-        return AL_EXIT_FAILURE;
+        return fail("pipe control: %s (%s)", strerrordesc_np(errno), strerrorname_np(errno));
     }
     if (al_server_stop_on_signals(the_server) != AL_OK) {
-        fprintf(stderr, "sigaction: %s (%s)\n", strerrordesc_np(errno), strerrorname_np(errno));
+        code = fail("sigaction: %s (%s)", strerrordesc_np(errno), strerrorname_np(errno));
         al_server_free(the_server);
-        return AL_EXIT_FAILURE;
+        return code;
     }
     char err[AL_ERROR_LEN];
     struct al_error announce_err;
     int count;
     const int *fds;
     if (al_server_open(the_server, err, sizeof err) != AL_OK) {
-        fprintf(stderr, "%s\n", err);
-        code = AL_EXIT_FAILURE;
+        code = fail("%s", err);
     } else if (fds = al_server_listeners(the_server, &count),
                al_announce(&announce_err, stdout, fds, count) != AL_OK) {
-        fprintf(stderr, "%s\n", announce_err.message);
-        code = AL_EXIT_FAILURE;
+        code = fail("%s", announce_err.message);
     } else if (al_server_run(the_server, err, sizeof err) != AL_OK) {
-        fprintf(stderr, "%s loop: %s\n", al_model_names[cfg.model], err);
-        code = AL_EXIT_FAILURE;
+        code = fail("%s loop: %s", al_model_names[cfg.model], err);
     } else {
         code = AL_EXIT_OK;
     }

@@ -15,10 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "acceptloop.h"
+#include "clock.h"
 #include "errors.h"
+#include "net.h"
+#include "pause.h"
 #include "protocol.h"
-#include "server.h"
 
 void al_format_address(char *buf, size_t len, const char *host, int port)
 {
@@ -117,6 +118,63 @@ int al_resolve(struct al_error *err, const char *host, int port, struct al_addre
 }
 /* end step */
 
+/* One listener on address a (its port set to *port): socket, options, bind, listen.
+ * With *port 0 the kernel chooses, and *port gets its choice for the next ones.
+ * Returns the descriptor, or AL_ERR with err filled and the socket closed. */
+static int open_listener(struct al_error *err, const struct al_config *cfg, struct al_address *a, int v6only,
+                         int *port)
+{
+    struct sockaddr *sa = (struct sockaddr *)&a->addr;
+    char where[AL_ADDRESS_LEN + 8];
+    set_port(&a->addr, *port);
+    describe_sockaddr(where, sizeof where, sa);
+    /* step: socket */
+    /* Close-on-exec: inside Python a subprocess must not inherit the listener. */
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0) {
+        al_error_set(err, "socket", where, errno);
+        return AL_ERR;
+    }
+    /* end step */
+    /* step: options */
+    int one = 1, flags = fcntl(fd, F_GETFL);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (a->family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) ||
+        flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        al_error_set(err, "setsockopt", where, errno);
+        goto fail;
+    }
+    /* end step */
+    /* step: bind */
+    if (bind(fd, sa, a->len) < 0) {
+        al_error_set(err, "bind", where, errno);
+        goto fail;
+    }
+    /* end step */
+    /* step: listen */
+    if (listen(fd, cfg->backlog) < 0) {
+        al_error_set(err, "listen", where, errno);
+        goto fail;
+    }
+    /* end step */
+    if (*port == 0) {
+        /* The kernel chose a port: the other listeners take the same one. */
+        struct sockaddr_storage bound;
+        socklen_t len = sizeof bound;
+        char host[AL_ADDRESS_LEN];
+        if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
+            al_sockaddr_host((struct sockaddr *)&bound, host, sizeof host, port) != AL_OK) {
+            al_error_set(err, "getsockname", where, errno);
+            goto fail;
+        }
+    }
+    return fd;
+fail:
+    close(fd);
+    return AL_ERR;
+}
+
 int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds_out)
 {
     struct al_address *addrs;
@@ -128,71 +186,27 @@ int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **f
         also_ipv4 |= addrs[i].family == AF_INET;
     int *fds = malloc((size_t)n * sizeof *fds);
     int count = 0, port = cfg->port;
-    char where[AL_ADDRESS_LEN + 8];
     if (fds == NULL) {
+        char where[AL_ADDRESS_LEN + 8];
         al_format_address(where, sizeof where, cfg->host, port);
         al_error_set(err, "socket", where, ENOMEM);
         free(addrs);
         return AL_ERR;
     }
     for (int i = 0; i < n; i++) {
-        struct al_address *a = &addrs[i];
-        struct sockaddr *sa = (struct sockaddr *)&a->addr;
-        set_port(&a->addr, port);
-        describe_sockaddr(where, sizeof where, sa);
-        /* step: socket */
-        /* Close-on-exec: inside Python a subprocess must not inherit the listener. */
-        int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-        if (fd < 0) {
-            al_error_set(err, "socket", where, errno);
-            goto fail;
+        int fd = open_listener(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, &port);
+        if (fd == AL_ERR) {
+            for (int j = 0; j < count; j++)
+                close(fds[j]);
+            free(fds);
+            free(addrs);
+            return AL_ERR;
         }
         fds[count++] = fd;
-        /* end step */
-        /* step: options */
-        int one = 1, v6only = cfg->ipv6_only || also_ipv4;
-        int flags = fcntl(fd, F_GETFL);
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-            (a->family == AF_INET6 &&
-             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) ||
-            flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-            al_error_set(err, "setsockopt", where, errno);
-            goto fail;
-        }
-        /* end step */
-        /* step: bind */
-        if (bind(fd, sa, a->len) < 0) {
-            al_error_set(err, "bind", where, errno);
-            goto fail;
-        }
-        /* end step */
-        /* step: listen */
-        if (listen(fd, cfg->backlog) < 0) {
-            al_error_set(err, "listen", where, errno);
-            goto fail;
-        }
-        /* end step */
-        if (port == 0) {
-            /* The kernel chose a port: the other listeners take the same one. */
-            struct sockaddr_storage bound;
-            socklen_t len = sizeof bound;
-            char host[AL_ADDRESS_LEN];
-            if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
-                al_sockaddr_host((struct sockaddr *)&bound, host, sizeof host, &port) != AL_OK) {
-                al_error_set(err, "getsockname", where, errno);
-                goto fail;
-            }
-        }
     }
     free(addrs);
     *fds_out = fds;
     return count;
-fail:
-    for (int i = 0; i < count; i++)
-        close(fds[i]);
-    free(fds);
-    free(addrs);
-    return AL_ERR;
 }
 
 int al_announce(struct al_error *err, FILE *out, const int *fds, int count)
@@ -215,11 +229,6 @@ int al_announce(struct al_error *err, FILE *out, const int *fds, int count)
         return AL_ERR;
     }
     return AL_OK;
-}
-
-int al_pause_active(const struct al_pause *pause, double now)
-{
-    return now < pause->until;
 }
 
 /* accept(2) errors that concern one connection only: try again at once (accept(2), NOTES). */
@@ -260,14 +269,7 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
             return AL_ERR;
         /* Out of descriptors (or worse): the connection stays queued in the
          * kernel, so rest the listeners instead of waking on it forever. */
-        int first = pause->delay == 0.0;
-        double delay = pause->delay * 2;
-        if (delay < AL_ACCEPT_BACKOFF_INITIAL)
-            delay = AL_ACCEPT_BACKOFF_INITIAL;
-        if (delay > AL_ACCEPT_BACKOFF_MAX)
-            delay = AL_ACCEPT_BACKOFF_MAX;
-        pause->delay = delay;
-        pause->until = al_now() + delay;
+        int first = al_pause_extend(pause, al_now());
         if (first || !resource_error(code)) {
             struct sockaddr_storage mine;
             socklen_t mine_len = sizeof mine;
@@ -280,7 +282,7 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
         }
         return AL_ERR;
     }
-    pause->delay = 0.0;
+    al_pause_clear(pause);
     int one = 1;
     /* A failure means the peer is gone already; the first recv will say so. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -1,20 +1,16 @@
-/* What the iterative, fork and threads models share: the clock, waiting for
- * clients, and the per-connection loop that drives one connection to its end. */
+/* What the iterative, fork and threads models share: the stop and its
+ * deadline, waiting for clients, their skeleton (al_accept_loop: wait, accept,
+ * reject over the limit, hand off) and the per-connection loop that drives
+ * one connection to its end. */
 #include <errno.h>
 #include <poll.h>
-#include <time.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "errors.h"
+#include "protocol.h"
 #include "server.h"
-
-double al_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int al_stopping(const struct al_server *srv)
 {
@@ -26,17 +22,6 @@ double al_stop_deadline(const struct al_server *srv)
     return srv->stopped_at + srv->cfg.grace;
 }
 
-int al_timeout_ms(double seconds)
-{
-    if (seconds < 0.0)
-        return -1;
-    double wanted = seconds * 1000.0;
-    if (wanted > 2e9)
-        return 2000000000;   /* about 23 days: poll's int would overflow */
-    int ms = (int)wanted;
-    return (double)ms < wanted ? ms + 1 : ms;   /* rounded up, so a deadline is never woken for early */
-}
-
 void al_close_listeners(struct al_server *srv)
 {
     for (int i = 0; i < srv->n_listeners; i++)
@@ -44,11 +29,26 @@ void al_close_listeners(struct al_server *srv)
     srv->n_listeners = 0;
 }
 
-static void drain(int fd)
+void al_drain_wake(struct al_server *srv)
 {
     char sink[64];
-    while (read(fd, sink, sizeof sink) > 0)
+    while (read(srv->wake_r, sink, sizeof sink) > 0)
         ;
+}
+
+void al_reject(int fd)
+{
+    close(fd);   /* over --max-conns: closed at once rather than left queued */
+}
+
+char *al_read_buffer(struct al_server *srv, struct al_error *err)
+{
+    char *buf = malloc(AL_READ_SIZE);
+    if (buf == NULL) {
+        al_error_set(err, "malloc", "read buffer", ENOMEM);
+        al_close_listeners(srv);
+    }
+    return buf;
 }
 
 int al_wait_for_clients(struct al_server *srv, const struct al_pause *pause, double cap, struct al_error *err)
@@ -74,7 +74,7 @@ int al_wait_for_clients(struct al_server *srv, const struct al_pause *pause, dou
         return AL_ERR;
     }
     if (pfds[1].revents)
-        drain(srv->wake_r);
+        al_drain_wake(srv);
     int ready = 0;
     for (int i = 2; i < n; i++)
         if (pfds[i].revents)
@@ -88,7 +88,39 @@ void al_log_accept_error(const struct al_error *err)
         al_log("%s", err->message);
 }
 
-void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf, int close_listeners)
+int al_accept_loop(struct al_server *srv, struct al_hand_off *h, struct al_error *err)
+{
+    struct al_pause pause = { 0.0, 0.0 };
+    int rc = AL_OK;
+    while (!al_stopping(srv)) {
+        /* A model that reaps (fork) wakes every tick while connections are
+         * out, even when no SIGCHLD handler writes the wake pipe. */
+        double cap = h->reap != NULL && h->active(h) > 0 ? AL_TIMER_TICK : -1.0;
+        int ready = al_wait_for_clients(srv, &pause, cap, err);
+        if (ready == AL_ERR) {
+            rc = AL_ERR;
+            al_server_stop(srv);
+            break;
+        }
+        if (h->reap != NULL)
+            h->reap(h);
+        for (int i = 0; i < ready && !al_stopping(srv); i++) {
+            struct al_error accept_err;
+            char peer[AL_ADDRESS_LEN];
+            int fd = al_accept_client(&accept_err, srv->ready[i], &pause, peer, sizeof peer);
+            if (fd == AL_ERR)
+                al_log_accept_error(&accept_err);
+            else if (h->active(h) >= srv->cfg.max_conns)
+                al_reject(fd);
+            else
+                h->give(h, fd, peer);
+        }
+    }
+    al_close_listeners(srv);
+    return rc;
+}
+
+void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf, void (*on_stop)(struct al_server *srv))
 {
     struct pollfd pfds[2];
     while (c->phase != AL_CLOSED) {
@@ -99,8 +131,8 @@ void al_serve_connection(struct al_server *srv, struct al_conn *c, char *buf, in
                  * stop descriptor stays readable now, so it leaves the set. */
                 if (c->stop_by == 0.0)
                     c->stop_by = al_stop_deadline(srv);
-                if (close_listeners)
-                    al_close_listeners(srv);   /* idempotent: none are left after the first */
+                if (on_stop != NULL)
+                    on_stop(srv);   /* iterative: al_close_listeners, idempotent */
             } else {
                 pfds[n++] = (struct pollfd){ .fd = srv->stop_r, .events = POLLIN };
             }

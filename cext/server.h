@@ -1,5 +1,6 @@
 /* The server object's insides and what the four model loops share.
- * Internal: the front ends see only acceptloop.h. */
+ * Internal: a host (Python) sees only acceptloop.h; main.c, built with the
+ * core, also announces the listeners itself (al_server_listeners, al_announce). */
 #ifndef AL_SERVER_H
 #define AL_SERVER_H
 
@@ -9,6 +10,10 @@
 #include <sys/socket.h>
 
 #include "acceptloop.h"
+#include "clock.h"
+#include "errors.h"
+#include "net.h"
+#include "pause.h"
 
 struct al_conn;
 
@@ -29,24 +34,12 @@ struct al_server {
     struct al_error error;       /* the last failure of open or run */
 };
 
-/* Monotonic seconds. */
-double al_now(void);
-
 /* Nonzero once a stop began; then al_stop_deadline is stopped_at + grace. */
 int al_stopping(const struct al_server *srv);
 double al_stop_deadline(const struct al_server *srv);
 
-/* Milliseconds for poll/epoll_wait for `seconds`, rounded up; -1 (no limit) when seconds < 0. */
-int al_timeout_ms(double seconds);
-
-/* The accept pause (net.c). */
-int al_pause_active(const struct al_pause *pause, double now);
-
-/* "127.0.0.1:7" or "[::1]:7". */
-void al_format_address(char *buf, size_t len, const char *host, int port);
-
-/* The numeric host (no brackets) and the port of a socket address; AL_OK or AL_ERR. */
-int al_sockaddr_host(const struct sockaddr *sa, char *host, size_t len, int *port);
+/* The listening descriptors of an open server (for al_announce); *count gets their number. */
+const int *al_server_listeners(const al_server *srv, int *count);
 
 /* Stop accepting: close every listener, so that from now on a connect is refused. */
 void al_close_listeners(struct al_server *srv);
@@ -61,14 +54,44 @@ int al_wait_for_clients(struct al_server *srv, const struct al_pause *pause, dou
 /* Logs the line al_accept_client left in err, if any. */
 void al_log_accept_error(const struct al_error *err);
 
+/* Empties the wake-up descriptor (a SIGCHLD, or al_server_wake). */
+void al_drain_wake(struct al_server *srv);
+
+/* Over --max-conns: the connection was accepted, and is closed at once
+ * rather than left queued. */
+void al_reject(int fd);
+
+/* A read buffer of AL_READ_SIZE bytes; NULL with err filled (and the
+ * listeners closed, so the model can return at once) when memory ran out. */
+char *al_read_buffer(struct al_server *srv, struct al_error *err);
+
+/* What a per-connection model (iterative, fork, threads) puts into the
+ * skeleton: the hook `give` takes an accepted connection away (serves it,
+ * forks a child, starts a thread) and owns fd from then on; `active` counts
+ * the connections given and not yet over, against --max-conns; `reap`, if
+ * not NULL, runs after every wait (fork: collect exited children). A model
+ * embeds it first in its own state, so the hooks cast back to that. */
+struct al_hand_off {
+    void (*give)(struct al_hand_off *h, int fd, const char *peer);
+    int (*active)(struct al_hand_off *h);
+    void (*reap)(struct al_hand_off *h);
+};
+
+/* The per-connection models' skeleton: until a stop, wait for clients,
+ * accept each, reject one over the limit, hand the others off; then close the
+ * listeners. Returns AL_OK after a stop, or AL_ERR with err filled when
+ * waiting failed (a stop is begun then). What is still running is the
+ * model's to end. */
+int al_accept_loop(struct al_server *srv, struct al_hand_off *h, struct al_error *err);
+
 /* Drives one connection to its end (iterative, fork, threads): polls its
  * socket and the stop descriptor with the connection's deadline as timeout.
  * srv is NULL in a forked child, which the parent stops with SIGTERM. buf is
- * the caller's read buffer of AL_READ_SIZE bytes. With close_listeners set
- * (iterative: the caller's loop is blocked here), the listeners are closed as
- * soon as a stop is seen, so new clients are refused while this one finishes.
- * The connection is closed on return. */
-void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf, int close_listeners);
+ * the caller's read buffer of AL_READ_SIZE bytes. on_stop, if not NULL, runs
+ * each time round once a stop is seen (iterative: al_close_listeners, since
+ * the skeleton is blocked here, so new clients are refused while this one
+ * finishes). The connection is closed on return. */
+void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf, void (*on_stop)(struct al_server *srv));
 
 /* The four models. Each returns AL_OK after a graceful stop, or AL_ERR with
  * err filled after an error it could not survive (it still stops gracefully). */

@@ -1,6 +1,6 @@
-/* The five services as handler tables: serve_echo, serve_discard,
- * serve_chargen, serve_daytime, serve_message (docs/protocol.md says what each
- * does on the wire; docs/design.md lists their events). */
+/* The five services as handler tables: echo_service, discard_service,
+ * chargen_service, daytime_service, message_service (docs/protocol.md says
+ * what each does on the wire; docs/design.md lists their events). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,13 +30,13 @@ static void echo_on_data(struct al_conn *c, const char *data, size_t len, double
     al_conn_emit(c, data, len, now);
 }
 
-static const struct al_service_ops serve_echo = {
+static const struct al_service_ops echo_service = {
     "echo", 0, NULL, echo_on_data, finish_on_eof, NULL, NULL,
 };
 
 /* discard (RFC 863): read and drop everything; close after the client's FIN. */
 
-static const struct al_service_ops serve_discard = {
+static const struct al_service_ops discard_service = {
     "discard", 0, NULL, drop_data, finish_on_eof, NULL, NULL,
 };
 
@@ -84,35 +84,46 @@ static void chargen_on_eof(struct al_conn *c, double now)
 
 static void chargen_refill(struct al_conn *c, double now)
 {
-    ssize_t sent = al_conn_send(c, chargen_pattern + c->state.chargen_pos, AL_LOW_WATER, now);
+    ssize_t sent = al_conn_offer(c, chargen_pattern + c->state.chargen_pos, AL_LOW_WATER, now);
     if (sent > 0)
         c->state.chargen_pos = (c->state.chargen_pos + (size_t)sent) % CHARGEN_PERIOD;
 }
 
-static const struct al_service_ops serve_chargen = {
+static const struct al_service_ops chargen_service = {
     "chargen", 1, chargen_on_open, drop_data, chargen_on_eof, chargen_refill, NULL,
 };
 
 /* daytime (RFC 867): one line, then close; input is ignored. */
 
+/* RFC 867's line for the second `epoch`, line ending included, in line; returns its
+ * length, 0 when the second has no calendar date (gmtime_r fails). */
+static size_t daytime_line(char *line, size_t len, time_t epoch)
+{
+    struct tm t;
+    if (gmtime_r(&epoch, &t) == NULL)
+        return 0;
+    int n = snprintf(line, len, AL_DAYTIME_FORMAT AL_DAYTIME_LINE_ENDING,
+                     al_daytime_weekdays[t.tm_wday], al_daytime_months[t.tm_mon], t.tm_mday,
+                     t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec);
+    if (n <= 0)
+        return 0;
+    return (size_t)n < len ? (size_t)n : len - 1;
+}
+
 static void daytime_on_open(struct al_conn *c, double now)
 {
     time_t epoch = c->cfg->has_daytime_epoch ? (time_t)c->cfg->daytime_epoch : time(NULL);
-    struct tm t;
     char line[128];
-    if (gmtime_r(&epoch, &t) == NULL) {
+    size_t n = daytime_line(line, sizeof line, epoch);
+    if (n == 0) {
         al_conn_fail(c, "daytime", EOVERFLOW);
         return;
     }
-    int n = snprintf(line, sizeof line, AL_DAYTIME_FORMAT AL_DAYTIME_LINE_ENDING,
-                     al_daytime_weekdays[t.tm_wday], al_daytime_months[t.tm_mon], t.tm_mday,
-                     t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec);
-    if (n > 0)
-        al_conn_emit(c, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, now);
+    al_conn_emit(c, line, n, now);
     al_conn_finish(c);
 }
 
-static const struct al_service_ops serve_daytime = {
+static const struct al_service_ops daytime_service = {
     "daytime", 0, daytime_on_open, drop_data, finish_on_eof, NULL, NULL,
 };
 
@@ -128,12 +139,11 @@ static void message_release(struct al_conn *c)
     c->state.message.len = 0;
 }
 
-static void message_reply(struct al_conn *c, const char *msg, size_t len, double now)
+/* The message as one printable line, appended at line + n: \\, \n, \r, \t,
+ * \xHH for the rest. Each byte becomes at most four, which `size` must allow
+ * for. Returns the new length. */
+static size_t escape_message(char *line, size_t n, size_t size, const char *msg, size_t len)
 {
-    /* Each byte becomes at most four ("\xHH"). */
-    char line[sizeof AL_MESSAGE_LOG_PREFIX + 4 * AL_MESSAGE_MAX_BYTES + 1];
-    size_t n = sizeof AL_MESSAGE_LOG_PREFIX - 1;
-    memcpy(line, AL_MESSAGE_LOG_PREFIX, n);
     for (size_t i = 0; i < len; i++) {
         unsigned char b = (unsigned char)msg[i];
         switch (b) {
@@ -145,9 +155,18 @@ static void message_reply(struct al_conn *c, const char *msg, size_t len, double
             if (b >= 0x20 && b <= 0x7e)
                 line[n++] = (char)b;
             else
-                n += (size_t)snprintf(line + n, sizeof line - n, "\\x%02x", b);
+                n += (size_t)snprintf(line + n, size - n, "\\x%02x", b);
         }
     }
+    return n;
+}
+
+static void message_reply(struct al_conn *c, const char *msg, size_t len, double now)
+{
+    char line[sizeof AL_MESSAGE_LOG_PREFIX + 4 * AL_MESSAGE_MAX_BYTES + 1];
+    size_t n = sizeof AL_MESSAGE_LOG_PREFIX - 1;
+    memcpy(line, AL_MESSAGE_LOG_PREFIX, n);
+    n = escape_message(line, n, sizeof line, msg, len);
     line[n++] = '\n';
     al_log_write(line, n);
     al_conn_emit(c, AL_MESSAGE_REPLY, sizeof AL_MESSAGE_REPLY - 1, now);
@@ -155,16 +174,27 @@ static void message_reply(struct al_conn *c, const char *msg, size_t len, double
     message_release(c);   /* the message is told: keep nothing */
 }
 
-static void message_on_data(struct al_conn *c, const char *data, size_t len, double now)
+/* Where a message ends: of `len` new bytes after `have` already kept, how many
+ * belong to the message (up to and with the first LF, or to MESSAGE_MAX_BYTES
+ * in all); *complete says whether that ends it (else more may come, and EOF
+ * ends it with what there is). */
+static size_t complete_message(const char *data, size_t len, size_t have, int *complete)
 {
-    size_t have = c->state.message.len;
     size_t take = AL_MESSAGE_MAX_BYTES - have;
     if (take > len)
         take = len;
     const char *lf = memchr(data, AL_MESSAGE_TERMINATOR[0], take);
     if (lf != NULL)
         take = (size_t)(lf - data) + 1;
-    int complete = lf != NULL || have + take == AL_MESSAGE_MAX_BYTES;
+    *complete = lf != NULL || have + take == AL_MESSAGE_MAX_BYTES;
+    return take;
+}
+
+static void message_on_data(struct al_conn *c, const char *data, size_t len, double now)
+{
+    size_t have = c->state.message.len;
+    int complete;
+    size_t take = complete_message(data, len, have, &complete);
     if (have == 0 && complete) {
         message_reply(c, data, take, now);   /* the whole message in one read: no copy */
         return;
@@ -187,14 +217,14 @@ static void message_on_eof(struct al_conn *c, double now)
     message_reply(c, c->state.message.buf, c->state.message.len, now);
 }
 
-static const struct al_service_ops serve_message = {
+static const struct al_service_ops message_service = {
     "message", 0, NULL, message_on_data, message_on_eof, NULL, message_release,
 };
 
 const struct al_service_ops *const al_services[AL_SERVICE_COUNT] = {
-    [AL_SERVICE_ECHO] = &serve_echo,
-    [AL_SERVICE_DISCARD] = &serve_discard,
-    [AL_SERVICE_CHARGEN] = &serve_chargen,
-    [AL_SERVICE_DAYTIME] = &serve_daytime,
-    [AL_SERVICE_MESSAGE] = &serve_message,
+    [AL_SERVICE_ECHO] = &echo_service,
+    [AL_SERVICE_DISCARD] = &discard_service,
+    [AL_SERVICE_CHARGEN] = &chargen_service,
+    [AL_SERVICE_DAYTIME] = &daytime_service,
+    [AL_SERVICE_MESSAGE] = &message_service,
 };

@@ -9,7 +9,7 @@ declare(strict_types=1);
 // pause) could not be read, and the server died of it. Loading needs a descriptor of its own;
 // when even that fails, one line names the file and the reason and the exit code is 1, as for
 // any start-up step. Os and Errno are not loaded yet, so this does by hand what
-// Os::installErrorHandler, Errno::describe and Server::fail do.
+// Os::installErrorHandler, Errno::describeError and Server::fail do.
 $loaded = (static function (): ?string {
     ini_set('display_errors', 'stderr');
     set_error_handler(static function (int $level, string $message, string $file, int $line): bool {

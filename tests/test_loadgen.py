@@ -1,4 +1,4 @@
-"""The C load generator (cext/loadgen*.c) through `acceptloop.cserver.run_load`.
+"""The C load generator (loadgen/) through `acceptloop.bench.loadgen.run_load`.
 
 Each mode runs for a fraction of a second against the C server of the registry
 and must measure load without errors, with counts that agree with each other.
@@ -16,11 +16,11 @@ import time
 import pytest
 
 from acceptloop import _protocol as P
-from acceptloop.cserver import LOAD_ERRORS, LOAD_MODES, run_load
+from acceptloop.bench.loadgen import LOAD_ERRORS, LOAD_MODES, run_load
 from acceptloop.suite import registry
 from acceptloop.suite.process import ServerProcess, free_port
 
-CHUNK = P.READ_SIZE  # ingest's writes and egress's reads (acceptloop.h)
+CHUNK = P.READ_SIZE  # ingest's writes and egress's reads (loadgen/lg.h)
 WARMUP, DURATION = 0.1, 0.3
 SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
 

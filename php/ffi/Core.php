@@ -29,8 +29,10 @@ final class Core
      * that one running over the next lines (AL_ERROR_LEN's) does not end up in a value.
      *
      * A function the library does not export is left out, since FFI::cdef refuses a declaration
-     * it cannot resolve: the load generator's (al_load_*) are declared in the same block for
-     * cffi, but build/libacceptloop.so is the server's core only (the Makefile's C_CORE).
+     * it cannot resolve: the block is written for cffi, which compiles what it declares, and a
+     * declaration whose code lives elsewhere (the load generator's once were here) must not stop
+     * the server from loading. A function php-ffi calls and the library lacks still fails, at
+     * that call, as one line.
      *
      * @param callable(string): bool $exported whether the library has a function of that name
      */

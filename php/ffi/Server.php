@@ -28,7 +28,7 @@ final class Server
     {
         Os::installErrorHandler();
         try {
-            $config = Args::parse($argv, self::MODELS, getenv(Protocol::DAYTIME_EPOCH_ENV));
+            $config = Args::parseArgs($argv, self::MODELS, getenv(Protocol::DAYTIME_EPOCH_ENV));
         } catch (UsageError $e) {
             Os::writeAll(STDERR, Args::usage(self::MODELS) . Args::PROG . ': ' . $e->getMessage() . "\n");
             return Protocol::EXIT_USAGE;
@@ -69,13 +69,13 @@ final class Server
         if ($srv === null) {
             // The arguments are checked already: what is left to fail is making the stop and
             // wake-up pipes (EMFILE at a low descriptor limit) or memory.
-            return self::fail('pipe control: ' . Errno::describe(Libc::errno()));
+            return self::fail('pipe control: ' . Errno::describeError(Libc::errno()));
         }
         // walkthrough: host stop: begin
         // C handlers, not pcntl's: PHP runs its signal handlers between two opcodes, and
         // none runs while this process is inside al_server_run.
         if ($core->al_server_stop_on_signals($srv) !== $core->AL_OK) {
-            $code = self::fail('sigaction: ' . Errno::describe(Libc::errno()));
+            $code = self::fail('sigaction: ' . Errno::describeError(Libc::errno()));
             $core->al_server_free($srv);
             return $code;
         }
@@ -105,7 +105,7 @@ final class Server
         for ($i = 0, $n = $core->al_server_listener_count($srv); $i < $n; $i++) {
             if ($core->al_server_listener_address($srv, $i, $address, $core->AL_ADDRESS_LEN, \FFI::addr($port))
                     !== $core->AL_OK) {
-                return 'getsockname listener: ' . Errno::describe(Libc::errno());
+                return 'getsockname listener: ' . Errno::describeError(Libc::errno());
             }
             $text .= sprintf(Protocol::ANNOUNCE_LISTENING, \FFI::string($address), $port->cdata) . "\n";
         }

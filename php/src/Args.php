@@ -20,7 +20,7 @@ final class Args
      * @param list<string> $models the models this port offers (PHP has no threads)
      * @throws UsageError naming the first problem
      */
-    public static function parse(array $argv, array $models, string|false $epochText): ?Config
+    public static function parseArgs(array $argv, array $models, string|false $epochText): ?Config
     {
         $values = [];
         foreach (Protocol::OPTIONS as $name => [$kind, $default]) {

@@ -3,7 +3,7 @@
 //
 // Every model drives connections the same way: it waits until the socket is ready for
 // what wantsRead()/wantsWrite() ask, or until deadline(), then calls onReadable,
-// onWritable or onTimer. A connection goes through four phases:
+// onWritable or onTimer. A connection goes through four phases (Phase):
 //
 //   SERVING   the service reads and writes;
 //   FLUSHING  the service is done; unsent output is still going out;
@@ -21,16 +21,12 @@ namespace AcceptLoop;
 
 final class Connection
 {
-    public const SERVING = 'serving';
-    public const FLUSHING = 'flushing';
-    public const LINGERING = 'lingering';
-    public const CLOSED = 'closed';
     /** shutdown(2)'s SHUT_WR, which socket_shutdown() takes as the number 1 (PHP has no constant). */
     private const SHUT_WR = 1;
 
     /** The key the event loop files this connection under: Socket objects are not descriptors. */
     public readonly int $id;
-    public string $phase = self::SERVING;
+    public Phase $phase = Phase::SERVING;
     /** The grace deadline once the server is stopping; 0: none. */
     public float $stopBy = 0.0;
     private string $out = '';
@@ -62,20 +58,20 @@ final class Connection
 
     public function closed(): bool
     {
-        return $this->phase === self::CLOSED;
+        return $this->phase === Phase::CLOSED;
     }
 
     public function wantsRead(): bool
     {
-        return $this->inputOpen && !$this->readingPaused && $this->phase !== self::CLOSED;
+        return $this->inputOpen && !$this->readingPaused && $this->phase !== Phase::CLOSED;
     }
 
     public function wantsWrite(): bool
     {
-        if ($this->phase === self::SERVING) {
+        if ($this->phase === Phase::SERVING) {
             return $this->out !== '' || $this->service->produces();
         }
-        return $this->phase === self::FLUSHING;
+        return $this->phase === Phase::FLUSHING;
     }
 
     /** When onTimer must run next; 0 when nothing is due. */
@@ -88,23 +84,43 @@ final class Connection
         return $due === [] ? 0.0 : min($due);
     }
 
-    /** The service's output, sent in order after what is already waiting. */
-    public function queue(string $bytes): void
+    /**
+     * A service's output: sent now (write-through), and only what a short write leaves is kept,
+     * to go out, in order, when the socket is writable. Behind output that already waits, it
+     * waits too.
+     */
+    public function emit(string $bytes, float $now): void
     {
-        $this->out .= $bytes;
+        if ($this->phase === Phase::CLOSED) {
+            return;
+        }
+        if ($this->out !== '') {
+            $this->out .= $bytes;
+            return;
+        }
+        $sent = $this->send($bytes, $now);
+        if ($sent !== null && $sent < strlen($bytes)) {
+            $this->out = substr($bytes, $sent);
+        }
     }
 
-    /** How many bytes wait to be sent. */
-    public function pending(): int
+    /**
+     * A producer's offer (chargen): sent now, as much as the socket takes, and nothing kept;
+     * the producer learns how many bytes went and goes on from there next time.
+     */
+    public function offer(string $bytes, float $now): int
     {
-        return strlen($this->out);
+        if ($this->phase === Phase::CLOSED) {
+            return 0;
+        }
+        return $this->send($bytes, $now) ?? 0;
     }
 
     // step: read/write
     /** Read what the client sent; hand it to the service, or drop it once the service is done. */
     public function onReadable(float $now): void
     {
-        if ($this->phase === self::CLOSED || !$this->inputOpen) {
+        if ($this->phase === Phase::CLOSED || !$this->inputOpen) {
             return;
         }
         $data = null;
@@ -123,47 +139,53 @@ final class Connection
         $this->lastActive = $now;
         if ($n === 0) {
             $this->inputOpen = false;
-            if ($this->phase === self::SERVING) {
+            if ($this->phase === Phase::SERVING) {
                 $this->service->onEof($now);
-            } elseif ($this->phase === self::LINGERING) {
+            } elseif ($this->phase === Phase::LINGERING) {
                 $this->close();
             }
-        } elseif ($this->phase === self::SERVING) {
-            $this->service->onData($data, $now);
-            if ($this->out !== '') {
-                $this->sendOutput($now);   // write-through: wait for writability only after a short write
-                if ($this->phase === self::CLOSED) {
-                    return;
-                }
-            }
-        }
-        $this->settle($now);
-    }
-
-    /** Send as much unsent output as the socket takes; a short write keeps the rest. */
-    public function onWritable(float $now): void
-    {
-        if ($this->phase === self::CLOSED) {
-            return;
-        }
-        if ($this->phase === self::SERVING) {
-            $this->service->refill();
-        }
-        if ($this->out !== '') {
-            $this->sendOutput($now);
-            if ($this->phase === self::CLOSED) {
+        } elseif ($this->phase === Phase::SERVING) {
+            $this->service->onData($data, $now);   // what it emits is sent at once
+            if ($this->phase === Phase::CLOSED) {
                 return;
             }
         }
         $this->settle($now);
     }
 
-    private function sendOutput(float $now): void
+    /**
+     * Send as much waiting output as the socket takes (a short write keeps the rest); with
+     * none waiting, a producing service offers more.
+     */
+    public function onWritable(float $now): void
+    {
+        if ($this->phase === Phase::CLOSED) {
+            return;
+        }
+        if ($this->out !== '') {
+            $sent = $this->send($this->out, $now);
+            if ($sent !== null) {
+                $this->out = substr($this->out, $sent);
+            }
+        } elseif ($this->phase === Phase::SERVING) {
+            $this->service->refill($now);
+        }
+        if ($this->phase === Phase::CLOSED) {
+            return;
+        }
+        $this->settle($now);
+    }
+
+    /**
+     * One send: how many bytes the socket took (0 when it takes none now), or null when the
+     * send failed and the connection is closed.
+     */
+    private function send(string $bytes, float $now): ?int
     {
         // MSG_NOSIGNAL: a reset peer gives EPIPE/ECONNRESET, never SIGPIPE. (PHP CLI ignores
         // SIGPIPE as well, and forked children inherit that; this does not rely on it.)
         try {
-            $sent = socket_send($this->sock, $this->out, strlen($this->out), MSG_NOSIGNAL);
+            $sent = socket_send($this->sock, $bytes, strlen($bytes), MSG_NOSIGNAL);
         } catch (\ErrorException) {
             $sent = false;
         }
@@ -171,18 +193,19 @@ final class Connection
             $errno = Errno::last($this->sock);
             if ($errno !== SOCKET_EAGAIN && $errno !== SOCKET_EINTR) {
                 $this->fail(new ConnectionError('send', $this->peer, $errno));
+                return null;
             }
-            return;
+            return 0;
         }
-        $this->out = substr($this->out, $sent);
         $this->lastActive = $now;
+        return $sent;
     }
     // end step
 
     /** Close the connection if its idle, linger or grace time is up. */
     public function onTimer(float $now): void
     {
-        if ($this->phase === self::CLOSED) {
+        if ($this->phase === Phase::CLOSED) {
             return;
         }
         if ($this->stopBy > 0 && $now >= $this->stopBy) {
@@ -199,8 +222,8 @@ final class Connection
     /** The service has nothing more to say: flush, then shut down. */
     public function finish(): void
     {
-        if ($this->phase === self::SERVING) {
-            $this->phase = self::FLUSHING;
+        if ($this->phase === Phase::SERVING) {
+            $this->phase = Phase::FLUSHING;
         }
     }
 
@@ -213,7 +236,7 @@ final class Connection
         } elseif ($pending < Protocol::LOW_WATER) {
             $this->readingPaused = false;
         }
-        if ($this->phase === self::FLUSHING && $pending === 0) {
+        if ($this->phase === Phase::FLUSHING && $pending === 0) {
             $this->shutdown($now);
         }
     }
@@ -236,14 +259,14 @@ final class Connection
             $this->close();
             return;
         }
-        $this->phase = self::LINGERING;
+        $this->phase = Phase::LINGERING;
         $this->lingerUntil = $now + Protocol::LINGER_SECONDS;
     }
 
     public function close(): void
     {
-        if ($this->phase !== self::CLOSED) {
-            $this->phase = self::CLOSED;
+        if ($this->phase !== Phase::CLOSED) {
+            $this->phase = Phase::CLOSED;
             $this->out = '';
             socket_close($this->sock);
         }

@@ -12,6 +12,6 @@ final class ConnectionError extends \RuntimeException
         public readonly string $peer,
         int $errno,
     ) {
-        parent::__construct("{$step} {$peer}: " . Errno::describe($errno), $errno);
+        parent::__construct("{$step} {$peer}: " . Errno::describeError($errno), $errno);
     }
 }

@@ -20,15 +20,18 @@ namespace AcceptLoop;
 final class Control
 {
     public bool $stopping = false;
-    public float $stoppedAt = 0.0;
+    private float $stoppedAt = 0.0;
     public readonly \Socket $wakeRead;
     public readonly \Socket $stopRead;
     private readonly \Socket $wakeWrite;
     private readonly \Socket $stopWrite;
     private bool $closed = false;
 
-    /** @throws SetupError `socketpair control: Too many open files (EMFILE)` */
-    public function __construct()
+    /**
+     * @param float $grace `--grace`: how long connections in progress may take once stopping begins
+     * @throws SetupError `socketpair control: Too many open files (EMFILE)`
+     */
+    public function __construct(private readonly float $grace)
     {
         $wake = self::pair();
         try {
@@ -76,7 +79,7 @@ final class Control
         pcntl_async_signals(true);
         $onStop = function (int $signo): void {
             $this->poke($this->wakeWrite);
-            $this->stop();
+            $this->requestStop();
         };
         pcntl_signal(SIGTERM, $onStop, false);
         pcntl_signal(SIGINT, $onStop, false);
@@ -87,14 +90,20 @@ final class Control
         }
     }
 
-    /** Begin stopping: stop accepting; connections have `grace` seconds from now. */
-    public function stop(): void
+    /** Begin a graceful stop: stop accepting; connections have `grace` seconds from now. */
+    public function requestStop(): void
     {
         if (!$this->stopping) {
             $this->stopping = true;
             $this->stoppedAt = Os::now();
             $this->poke($this->stopWrite);
         }
+    }
+
+    /** The grace deadline: when connections still open are closed (once stopping). */
+    public function stopDeadline(): float
+    {
+        return $this->stoppedAt + $this->grace;
     }
 
     /** Write one byte, or nothing when the pair is full or gone: the reader only needs readability. */

@@ -17,7 +17,7 @@ final class DaytimeService extends Service
 
     public function onOpen(float $now): void
     {
-        $this->conn->queue(self::line($this->config->daytimeEpoch ?? time()));
+        $this->conn->emit(self::daytimeLine($this->config->daytimeEpoch ?? time()), $now);
         $this->conn->finish();
     }
 
@@ -27,7 +27,7 @@ final class DaytimeService extends Service
      * The fields come from calendar arithmetic, not gmdate(): the line is the protocol's
      * format and name tables, whatever date.timezone or PHP's own tables say.
      */
-    public static function line(int $epoch): string
+    public static function daytimeLine(int $epoch): string
     {
         $days = intdiv($epoch, self::SECONDS_PER_DAY);
         $secondOfDay = $epoch % self::SECONDS_PER_DAY;

@@ -13,6 +13,6 @@ final class EchoService extends Service
 
     public function onData(string $data, float $now): void
     {
-        $this->conn->queue($data);
+        $this->conn->emit($data, $now);
     }
 }

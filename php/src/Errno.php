@@ -36,7 +36,7 @@ final class Errno
     }
 
     /** `Address already in use (EADDRINUSE)`: the OS's text and the constant's name. */
-    public static function describe(int $errno): string
+    public static function describeError(int $errno): string
     {
         return socket_strerror($errno) . ' (' . self::name($errno) . ')';
     }

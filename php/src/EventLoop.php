@@ -19,112 +19,146 @@ final class EventLoop
     private readonly AcceptPause $pause;
     private float $nextTick = 0.0;
 
-    /** @param list<\Socket> $listeners */
     public function __construct(
-        private array $listeners,
+        private readonly Listeners $listeners,
         private readonly Config $config,
         private readonly Control $control,
     ) {
         $this->pause = new AcceptPause();
     }
 
-    public function run(): void
+    /** One process and one socket_select for every listener and connection. */
+    public function runEvent(): void
     {
         // step: loop event
         while (true) {
-            $now = Os::now();
             if ($this->control->stopping) {
-                if ($this->listeners !== []) {
-                    Net::closeListeners($this->listeners);
-                    $this->listeners = [];
-                    foreach ($this->conns as $conn) {
-                        $conn->stopBy = $this->control->stoppedAt + $this->config->grace;
-                    }
-                }
+                $this->beginStop();
                 if ($this->conns === []) {
                     break;
                 }
             }
-            $accepting = $this->listeners !== [] && !$this->pause->paused($now);
+            $now = Os::now();
             $read = [self::WAKE => $this->control->wakeRead];
             $write = [];
-            if ($accepting) {
-                foreach ($this->listeners as $i => $listener) {
-                    $read["l{$i}"] = $listener;
-                }
-            }
+            $accepting = $this->setAccepting($read, $now);
             foreach ($this->conns as $id => $conn) {
-                $wantsWrite = $conn->wantsWrite();
-                if ($conn->wantsRead() || !$wantsWrite) {
-                    $read[$id] = $conn->socket();    // also how select reports an error or hang-up
-                }
-                if ($wantsWrite) {
-                    $write[$id] = $conn->socket();
-                }
+                $this->update($id, $conn, $read, $write);
             }
             $timeout = $this->conns !== [] ? Protocol::TIMER_TICK : null;
-            if ($this->listeners !== [] && !$accepting) {
-                $timeout = min($timeout ?? Protocol::ACCEPT_BACKOFF_MAX, max(0.0, $this->pause->until - $now));
+            if ($this->listeners->listening() && !$accepting) {
+                $timeout = min($timeout ?? Protocol::ACCEPT_BACKOFF_MAX, max(0.0, $this->pause->until() - $now));
             }
             [$readable, $writable] = Select::wait($read, $write, $timeout);
-            $now = Os::now();
-            foreach ($readable as $key => $sock) {
-                if ($key === self::WAKE) {
-                    $this->control->drainWake();
-                } elseif (is_string($key)) {
-                    $this->acceptBatch($sock, $now);
-                }
-            }
-            foreach (array_keys($readable + $writable) as $key) {
-                $conn = is_int($key) ? ($this->conns[$key] ?? null) : null;
-                if ($conn === null) {
-                    continue;
-                }
-                if (isset($readable[$key])) {
-                    $conn->onReadable($now);
-                }
-                if (isset($writable[$key])) {
-                    $conn->onWritable($now);
-                }
-                $this->forgetIfClosed($conn);
-            }
-            $now = Os::now();
-            if ($now >= $this->nextTick) {
-                $this->nextTick = $now + Protocol::TIMER_TICK;
-                foreach ($this->conns as $conn) {
-                    $conn->onTimer($now);
-                    $this->forgetIfClosed($conn);
-                }
-            }
+            $this->handle($readable, $writable, Os::now());
+            $this->sweepTimers(Os::now());
         }
         // end step
+    }
+
+    /** Stop accepting: close the listeners (once) and give every connection the grace deadline. */
+    private function beginStop(): void
+    {
+        if (!$this->listeners->listening()) {
+            return;
+        }
+        $this->listeners->closeListeners();
+        $deadline = $this->control->stopDeadline();
+        foreach ($this->conns as $conn) {
+            $conn->stopBy = $deadline;
+        }
+    }
+
+    /**
+     * The listeners in the read set, unless they are closed or the accept pause lasts;
+     * whether they are in.
+     *
+     * @param array<int|string, \Socket> $read
+     */
+    private function setAccepting(array &$read, float $now): bool
+    {
+        if (!$this->listeners->listening() || $this->pause->active($now)) {
+            return false;
+        }
+        foreach ($this->listeners->sockets() as $i => $listener) {
+            $read["l{$i}"] = $listener;
+        }
+        return true;
+    }
+
+    /**
+     * The sets follow what $conn wants: socket_select has no registrations, so each turn
+     * puts every connection in again.
+     *
+     * @param array<int|string, \Socket> $read
+     * @param array<int, \Socket> $write
+     */
+    private function update(int $id, Connection $conn, array &$read, array &$write): void
+    {
+        $wantsWrite = $conn->wantsWrite();
+        if ($conn->wantsRead() || !$wantsWrite) {
+            $read[$id] = $conn->socket();    // also how select reports an error or hang-up
+        }
+        if ($wantsWrite) {
+            $write[$id] = $conn->socket();
+        }
+    }
+
+    /**
+     * One readiness report: the wake pair drained, the ready listeners accepted from, then
+     * each ready connection's events.
+     *
+     * @param array<int|string, \Socket> $readable
+     * @param array<int|string, \Socket> $writable
+     */
+    private function handle(array $readable, array $writable, float $now): void
+    {
+        foreach ($readable as $key => $sock) {
+            if ($key === self::WAKE) {
+                $this->control->drainWake();
+            } elseif (is_string($key)) {
+                $this->acceptBatch($sock, $now);
+            }
+        }
+        foreach (array_keys($readable + $writable) as $key) {
+            $conn = is_int($key) ? ($this->conns[$key] ?? null) : null;
+            if ($conn === null) {
+                continue;
+            }
+            if (isset($readable[$key])) {
+                $conn->onReadable($now);
+            }
+            if (isset($writable[$key])) {
+                $conn->onWritable($now);
+            }
+            $this->forgetIfClosed($conn);
+        }
+    }
+
+    /** Every connection's timers, once a TIMER_TICK. */
+    private function sweepTimers(float $now): void
+    {
+        if ($now < $this->nextTick) {
+            return;
+        }
+        $this->nextTick = $now + Protocol::TIMER_TICK;
+        foreach ($this->conns as $conn) {
+            $conn->onTimer($now);
+            $this->forgetIfClosed($conn);
+        }
     }
 
     /** Up to ACCEPT_BATCH connections per readiness report; over --max-conns, accept and close. */
     private function acceptBatch(\Socket $listener, float $now): void
     {
         for ($i = 0; $i < Protocol::ACCEPT_BATCH; $i++) {
-            $delay = $this->pause->delay;   // acceptClient resets it when accept() succeeds
-            $client = Net::acceptClient($listener, $this->pause);
+            $client = $this->listeners->acceptClient($listener, $this->pause);
             if ($client === null) {
                 return;
             }
             [$sock, $peer] = $client;
-            if (!Select::canWatch($sock)) {
-                // Out of descriptors socket_select can watch (see Select): as for EMFILE, pause
-                // accepting, the delay doubling, one line when a pause begins. This connection
-                // is closed: it is out of the kernel's queue already and cannot be served.
-                Net::reject($sock);
-                $this->pause->delay = $delay;
-                $this->pause->pause($now);
-                if ($delay === 0.0) {
-                    Os::log('accept ' . Net::localName($listener)
-                        . ": descriptor beyond socket_select's FD_SETSIZE; connection closed, accepting paused");
-                }
-                return;
-            }
             if (count($this->conns) >= $this->config->maxConns) {
-                Net::reject($sock);
+                $this->listeners->reject($sock);
                 continue;
             }
             $conn = new Connection($sock, $peer, $this->config, $now);

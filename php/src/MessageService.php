@@ -19,28 +19,42 @@ final class MessageService extends Service
     public function onData(string $data, float $now): void
     {
         $this->buffer .= $data;
-        $end = strpos(substr($this->buffer, 0, Protocol::MESSAGE_MAX_BYTES), Protocol::MESSAGE_TERMINATOR);
-        if ($end !== false) {
-            $this->reply(substr($this->buffer, 0, $end + 1));
-        } elseif (strlen($this->buffer) >= Protocol::MESSAGE_MAX_BYTES) {
-            $this->reply(substr($this->buffer, 0, Protocol::MESSAGE_MAX_BYTES));
+        $message = self::completeMessage($this->buffer);
+        if ($message !== null) {
+            $this->reply($message, $now);
         }
+    }
+
+    /**
+     * The message once $buffer holds a whole one: up to and with the first LF, or the first
+     * MESSAGE_MAX_BYTES bytes; null while more may come (EOF ends it with what there is).
+     */
+    public static function completeMessage(string $buffer): ?string
+    {
+        $end = strpos(substr($buffer, 0, Protocol::MESSAGE_MAX_BYTES), Protocol::MESSAGE_TERMINATOR);
+        if ($end !== false) {
+            return substr($buffer, 0, $end + 1);
+        }
+        if (strlen($buffer) >= Protocol::MESSAGE_MAX_BYTES) {
+            return substr($buffer, 0, Protocol::MESSAGE_MAX_BYTES);
+        }
+        return null;
     }
 
     public function onEof(float $now): void
     {
-        $this->reply($this->buffer);
+        $this->reply($this->buffer, $now);
     }
 
-    private function reply(string $message): void
+    private function reply(string $message, float $now): void
     {
-        Os::log(Protocol::MESSAGE_LOG_PREFIX . self::escape($message));
-        $this->conn->queue(Protocol::MESSAGE_REPLY);
+        Os::log(Protocol::MESSAGE_LOG_PREFIX . self::escapeMessage($message));
+        $this->conn->emit(Protocol::MESSAGE_REPLY, $now);
         $this->conn->finish();
     }
 
     /** The message as one printable line: `\\`, `\n`, `\r`, `\t`, `\xHH` (lower case) for the rest. */
-    public static function escape(string $data): string
+    public static function escapeMessage(string $data): string
     {
         $out = '';
         for ($i = 0, $n = strlen($data); $i < $n; $i++) {

@@ -19,8 +19,9 @@
 // has a higher number, socket_select() fails for all of them ("You MUST recompile PHP with
 // a larger value of FD_SETSIZE", errno 0). The --max-conns default (1000) keeps a server
 // under it, with room for stdio, the listeners and the two control pairs. Only the event
-// model holds that many sockets; with a larger --max-conns (and `ulimit -n` above 1024) it
-// uses canWatch() to close a connection it could not watch and pause accepting, as for EMFILE.
+// model holds that many sockets, but every model waits on its connections with socket_select,
+// so with a larger --max-conns (and `ulimit -n` above 1024) acceptClient asks canWatch() about
+// each new connection, closes one it could not watch and pauses accepting, as for EMFILE.
 declare(strict_types=1);
 
 namespace AcceptLoop;
@@ -64,7 +65,7 @@ final class Select
                 // No errno: PHP refused a descriptor at or above FD_SETSIZE before calling select().
                 throw new \RuntimeException('select: ' . strtok($warning, "\n"));
             }
-            throw new \RuntimeException('select: ' . Errno::describe($errno), $errno);
+            throw new \RuntimeException('select: ' . Errno::describeError($errno), $errno);
         }
         return [$read, $write];
     }

@@ -7,6 +7,9 @@ namespace AcceptLoop;
 
 final class Server
 {
+    /** The models this port offers, by contract name (no threads: the PHP CLI has none). */
+    private const MODELS = ['iterative', 'fork', 'event'];
+
     /**
      * Run one server until SIGTERM/SIGINT; return the exit code (Protocol::EXIT_*).
      *
@@ -15,9 +18,9 @@ final class Server
     public static function main(array $argv): int
     {
         Os::installErrorHandler();
-        $models = array_keys(Models::OFFERED);
+        $models = self::MODELS;
         try {
-            $config = Args::parse($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
+            $config = Args::parseArgs($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
         } catch (UsageError $e) {
             Os::writeAll(STDERR, Args::usage($models) . Args::PROG . ': ' . $e->getMessage() . "\n");
             return Protocol::EXIT_USAGE;
@@ -27,16 +30,20 @@ final class Server
             return Protocol::EXIT_OK;
         }
         try {
-            $control = new Control();
+            $control = new Control($config->grace);
             $control->installSignalHandlers(watchChildren: $config->model === 'fork');
-            $listeners = Net::openListeners($config);
+            $listeners = new Listeners($config);
+            $listeners->openListeners();
         } catch (SetupError $e) {
             return self::fail($e->getMessage());
         }
-        Net::announce($listeners);
+        $listeners->announce();
         try {
-            $run = Models::OFFERED[$config->model];
-            Models::$run($listeners, $config, $control);
+            match ($config->model) {
+                'iterative' => (new IterativeModel($listeners, $config, $control))->runIterative(),
+                'fork' => (new ForkModel($listeners, $config, $control))->runFork(),
+                'event' => (new EventLoop($listeners, $config, $control))->runEvent(),
+            };
         } catch (\Throwable $e) {
             // One line, never a stack trace.
             return self::fail("{$config->model} loop: " . get_class($e) . ': ' . $e->getMessage());

@@ -7,24 +7,20 @@ namespace AcceptLoop;
 
 abstract class Service
 {
-    /** Protocol::SERVICES name => class: every service of the protocol definition has one. */
-    private const CLASSES = [
-        'echo' => EchoService::class,
-        'discard' => DiscardService::class,
-        'chargen' => ChargenService::class,
-        'daytime' => DaytimeService::class,
-        'message' => MessageService::class,
-    ];
-
     final public function __construct(protected readonly Connection $conn, protected readonly Config $config)
     {
     }
 
+    /** The --service's class (Args lets through only Protocol::SERVICES' names, each one here). */
     public static function create(Connection $conn, Config $config): self
     {
-        assert(array_keys(self::CLASSES) === Protocol::SERVICES);
-        $class = self::CLASSES[$config->service];
-        return new $class($conn, $config);
+        return match ($config->service) {
+            'echo' => new EchoService($conn, $config),
+            'discard' => new DiscardService($conn, $config),
+            'chargen' => new ChargenService($conn, $config),
+            'daytime' => new DaytimeService($conn, $config),
+            'message' => new MessageService($conn, $config),
+        };
     }
 
     /** The name the log uses. */
@@ -49,7 +45,8 @@ abstract class Service
         $this->conn->finish();
     }
 
-    public function refill(): void
+    /** With nothing waiting to be sent: offer more (a service that produces()). */
+    public function refill(float $now): void
     {
     }
 }

@@ -20,6 +20,6 @@ final class SetupError extends \RuntimeException
     public static function fromSocket(string $step, string $address, ?\Socket $socket): self
     {
         $errno = Errno::last($socket);
-        return new self($step, $address, $errno, Errno::describe($errno));
+        return new self($step, $address, $errno, Errno::describeError($errno));
     }
 }

@@ -203,7 +203,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_loadgen(args: argparse.Namespace) -> int:
     import json
 
-    from acceptloop.cserver import run_load
+    from acceptloop.bench.loadgen import run_load
 
     try:
         result = run_load(args.host, args.port, args.mode, args.connections, message_size=args.size,

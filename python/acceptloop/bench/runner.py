@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from acceptloop.bench.plan import Cell, Plan
-from acceptloop.cserver import run_load
+from acceptloop.bench.loadgen import run_load
 from acceptloop.suite.process import ServerProcess, ServerStartError
 
 SERVER_CPU, CLIENT_CPU = 0, 1

@@ -1,12 +1,13 @@
 <?php
-// The network steps of the PHP server: resolve, openListeners, announce, acceptClient.
+// The server's listening sockets and the network steps done on them: resolve, openListeners,
+// announce, acceptClient, reject, closeListeners (Python: net.py; C: net.c).
 // Each step is marked (`// step: NAME` ... `// end step`) so the report can show it beside
 // the Python and C code that does the same thing.
 declare(strict_types=1);
 
 namespace AcceptLoop;
 
-final class Net
+final class Listeners
 {
     /** accept() errors that concern one connection only: try again later (accept(2), NOTES). */
     private const PER_CONNECTION_ERRORS = [
@@ -24,6 +25,30 @@ final class Net
      */
     private const WILDCARD_HOSTS = ['0.0.0.0', '::'];
 
+    /**
+     * The listening sockets, in the order the host resolved; empty once closed (socket_close()
+     * on a closed socket is an Error, so they are closed once and forgotten).
+     *
+     * @var list<\Socket>
+     */
+    private array $sockets = [];
+
+    public function __construct(private readonly Config $config)
+    {
+    }
+
+    /** @return list<\Socket> the listeners still open */
+    public function sockets(): array
+    {
+        return $this->sockets;
+    }
+
+    /** Whether the listeners are open: they are until closeListeners(). */
+    public function listening(): bool
+    {
+        return $this->sockets !== [];
+    }
+
     // step: resolve
     /**
      * Every [family, protocol, address] getaddrinfo(AI_PASSIVE) gives for $host, without repeats.
@@ -31,7 +56,7 @@ final class Net
      * @return list<array{int, int, string}>
      * @throws SetupError("resolve", ...) when the name does not resolve
      */
-    public static function resolve(string $host, int $port): array
+    public function resolve(string $host, int $port): array
     {
         // No ai_family: the hints start zeroed, which is AF_UNSPEC (PHP has no constant for it).
         $hints = ['ai_socktype' => SOCK_STREAM, 'ai_flags' => AI_PASSIVE];
@@ -58,61 +83,74 @@ final class Net
     // end step
 
     /**
-     * One listening, non-blocking socket for each address $config->host resolves to.
+     * One listening, non-blocking socket for each address the configured host resolves to.
      *
      * With port 0, the first socket's port is reused for the rest. An IPv6 socket is
      * dual-stack unless --ipv6-only is given or an IPv4 address is also being listened on
      * (then the IPv4 socket takes IPv4). On any failure the sockets opened so far are
      * closed and SetupError names the step.
      *
-     * @return list<\Socket>
+     * @throws SetupError
      */
-    public static function openListeners(Config $config): array
+    public function openListeners(): void
     {
-        $addresses = self::resolve($config->host, $config->port);
-        $alsoIpv4 = in_array(AF_INET, array_column($addresses, 0), true);
-        $listeners = [];
-        $port = $config->port;
+        $addresses = $this->resolve($this->config->host, $this->config->port);
+        $v6Only = $this->config->ipv6Only || in_array(AF_INET, array_column($addresses, 0), true);
+        $port = $this->config->port;
         try {
             foreach ($addresses as [$family, $protocol, $address]) {
-                $where = self::formatAddress($address, $port);
-                // step: socket
-                $sock = self::attempt(static fn () => socket_create($family, SOCK_STREAM, $protocol));
-                if ($sock === false) {
-                    throw SetupError::fromSocket('socket', $where, null);
-                }
-                $listeners[] = $sock;
-                // end step
-                // step: options
-                // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
-                // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
-                $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
-                    && ($family !== AF_INET6
-                        || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) ($config->ipv6Only || $alsoIpv4)))
-                    && socket_set_nonblock($sock));
-                if ($ok === false) {
-                    throw SetupError::fromSocket('setsockopt', $where, $sock);
-                }
-                // end step
-                // step: bind
-                if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
-                    throw SetupError::fromSocket('bind', $where, $sock);
-                }
-                // end step
-                // step: listen
-                if (self::attempt(static fn () => socket_listen($sock, $config->backlog)) === false) {
-                    throw SetupError::fromSocket('listen', $where, $sock);
-                }
-                // end step
+                $sock = $this->listenOn($family, $protocol, $address, $port, $v6Only);
+                $this->sockets[] = $sock;
                 if ($port === 0) {
                     [, $port] = self::localAddress($sock);
                 }
             }
         } catch (\Throwable $e) {
-            self::closeListeners($listeners);
+            $this->closeListeners();
             throw $e;
         }
-        return $listeners;
+    }
+
+    /**
+     * One listener: socket, options, bind, listen. A step that fails closes the socket and
+     * throws SetupError naming it.
+     */
+    private function listenOn(int $family, int $protocol, string $address, int $port, bool $v6Only): \Socket
+    {
+        $where = self::formatAddress($address, $port);
+        // step: socket
+        $sock = self::attempt(static fn () => socket_create($family, SOCK_STREAM, $protocol));
+        if ($sock === false) {
+            throw SetupError::fromSocket('socket', $where, null);
+        }
+        // end step
+        try {
+            // step: options
+            // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
+            // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
+            $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
+                && ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
+                && socket_set_nonblock($sock));
+            if ($ok === false) {
+                throw SetupError::fromSocket('setsockopt', $where, $sock);
+            }
+            // end step
+            // step: bind
+            if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
+                throw SetupError::fromSocket('bind', $where, $sock);
+            }
+            // end step
+            // step: listen
+            $backlog = $this->config->backlog;
+            if (self::attempt(static fn () => socket_listen($sock, $backlog)) === false) {
+                throw SetupError::fromSocket('listen', $where, $sock);
+            }
+            // end step
+        } catch (\Throwable $e) {
+            socket_close($sock);
+            throw $e;
+        }
+        return $sock;
     }
 
     /**
@@ -131,30 +169,14 @@ final class Net
     }
 
     /** `LISTENING <address> <port>` for each listener, then `READY`, on stdout, flushed. */
-    public static function announce(array $listeners): void
+    public function announce(): void
     {
         $text = '';
-        foreach ($listeners as $sock) {
+        foreach ($this->sockets as $sock) {
             [$address, $port] = self::localAddress($sock);
             $text .= sprintf(Protocol::ANNOUNCE_LISTENING, $address, $port) . "\n";
         }
         Os::writeAll(STDOUT, $text . Protocol::ANNOUNCE_READY . "\n");
-    }
-
-    /** `127.0.0.1:7`: where a listener listens, for the log. */
-    public static function localName(\Socket $sock): string
-    {
-        [$address, $port] = self::localAddress($sock);
-        return self::formatAddress($address, $port);
-    }
-
-    /** @return array{string, int} */
-    private static function localAddress(\Socket $sock): array
-    {
-        $address = '';
-        $port = 0;
-        socket_getsockname($sock, $address, $port);
-        return [$address, $port];
     }
 
     // step: accept
@@ -164,10 +186,12 @@ final class Net
      * Null when there is none to take now: the queue is empty, the connection failed on its
      * own (ECONNABORTED and the like), or descriptors ran out (then $pause says when to try
      * again). socket_accept() warns for every errno but EAGAIN; the warning is caught here.
+     * Every model waits on its connections with socket_select, so a connection whose descriptor
+     * it cannot watch (see Select) is closed, and accepting pauses as for EMFILE.
      *
      * @return array{\Socket, string}|null
      */
-    public static function acceptClient(\Socket $listener, AcceptPause $pause): ?array
+    public function acceptClient(\Socket $listener, AcceptPause $pause): ?array
     {
         $sock = self::attempt(static fn () => socket_accept($listener));
         if ($sock === false) {
@@ -175,19 +199,33 @@ final class Net
             if (in_array($errno, self::PER_CONNECTION_ERRORS, true)) {
                 return null;
             }
-            $first = $pause->delay === 0.0;
-            $pause->pause(Os::now());
-            if ($first || !in_array($errno, self::RESOURCE_ERRORS, true)) {
-                Os::log('accept ' . self::localName($listener) . ': ' . Errno::describe($errno) . '; accepting paused');
+            if ($pause->extend(Os::now()) || !in_array($errno, self::RESOURCE_ERRORS, true)) {
+                $this->logPause($listener, Errno::describeError($errno));
             }
             return null;
         }
-        $pause->reset();
+        if (!Select::canWatch($sock)) {
+            // Out of descriptors socket_select can watch: the connection is out of the kernel's
+            // queue already and cannot be served, so it is closed; the pause doubles as for EMFILE.
+            $this->reject($sock);
+            if ($pause->extend(Os::now())) {
+                $this->logPause($listener, "descriptor beyond socket_select's FD_SETSIZE; connection closed");
+            }
+            return null;
+        }
+        $pause->clear();
         // A peer already gone makes these fail; the first recv will say so, with its errno.
         self::attempt(static fn () => socket_set_nonblock($sock) && socket_set_option($sock, SOL_TCP, TCP_NODELAY, 1));
         return [$sock, self::peerName($sock)];
     }
     // end step
+
+    /** `accept 127.0.0.1:7: WHY; accepting paused`: the one line a pause gets. */
+    private function logPause(\Socket $listener, string $why): void
+    {
+        [$address, $port] = self::localAddress($listener);
+        Os::log('accept ' . self::formatAddress($address, $port) . ": {$why}; accepting paused");
+    }
 
     /**
      * `127.0.0.1:5555`. socket_accept() does not hand back the address accept() returned, so
@@ -207,21 +245,31 @@ final class Net
     }
 
     /** Over --max-conns: close the connection at once rather than leave it queued. */
-    public static function reject(\Socket $sock): void
+    public function reject(\Socket $sock): void
     {
         socket_close($sock);
     }
 
-    /** Stop accepting: from now on a connect is refused. @param list<\Socket> $listeners */
-    public static function closeListeners(array $listeners): void
+    /** Stop accepting: from now on a connect is refused. Closing again does nothing. */
+    public function closeListeners(): void
     {
-        foreach ($listeners as $sock) {
+        foreach ($this->sockets as $sock) {
             socket_close($sock);
         }
+        $this->sockets = [];
+    }
+
+    /** @return array{string, int} where $sock listens: address and port */
+    private static function localAddress(\Socket $sock): array
+    {
+        $address = '';
+        $port = 0;
+        socket_getsockname($sock, $address, $port);
+        return [$address, $port];
     }
 
     /** `127.0.0.1:7` or `[::1]:7`. */
-    public static function formatAddress(string $host, int $port): string
+    private static function formatAddress(string $host, int $port): string
     {
         return str_contains($host, ':') ? "[{$host}]:{$port}" : "{$host}:{$port}";
     }

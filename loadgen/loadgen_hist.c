@@ -1,7 +1,7 @@
 /* The load generator's latency histogram (see loadgen.h). */
 #include <string.h>
 
-#include "loadgen.h"
+#include "lg.h"
 
 void lg_hist_init(struct lg_hist *h)
 {

@@ -1,20 +1,22 @@
 /* The load generator's internals, shared by loadgen.c (the run and the
- * public API), loadgen_conn.c (a connection and each mode's I/O) and
- * loadgen_hist.c (the latency histogram). The public part is the "load
- * generator" section of acceptloop.h.
+ * public API), loadgen_conn.c (a connection and each mode's I/O),
+ * loadgen_hist.c (the latency histogram), loadgen_watch.c (the watched
+ * server) and loadgen_error.c (its error lines). The public part is loadgen.h.
  *
  * These names carry the lg_ prefix and are hidden: they are not exported from
  * the cffi extension, so they can never clash with anything outside it.
  */
-#ifndef AL_LOADGEN_H
-#define AL_LOADGEN_H
+#ifndef LG_H
+#define LG_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "acceptloop.h"
-#include "protocol.h"
+#include "loadgen.h"
+/* The contract's facts only (generated from protocol.toml), never the C server's code: the
+ * load generator measures every port alike. */
+#include "../cext/protocol.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -50,6 +52,19 @@ double lg_hist_percentile(const struct lg_hist *h, double percent);
 
 /* Fills res's latency fields (microseconds) from h. */
 void lg_hist_summarize(const struct lg_hist *h, struct al_load_result *res);
+
+/* Why a run could not start: the step, the OS's code and the line al_load_run reports. */
+struct lg_error {
+    const char *step;                  /* a static string: "config", "resolve", ... */
+    int code;                          /* errno, or an EAI_* code for "resolve" */
+    char message[AL_LOAD_ERROR_LEN];   /* "STEP WHERE: TEXT (ENAME)" */
+};
+
+/* Fills e: step, code, and "STEP WHERE: TEXT (ENAME)" for an errno value. */
+void lg_error_set(struct lg_error *e, const char *step, const char *where, int code);
+
+/* The same for a getaddrinfo result code (EAI_*); EAI_SYSTEM reads errno. */
+void lg_error_set_gai(struct lg_error *e, const char *step, const char *where, int code);
 
 enum lg_phase { P_CONNECT, P_WARMUP, P_WINDOW, P_DONE };
 enum lg_state { S_IDLE, S_CONNECTING, S_OPEN, S_CLOSING, S_DEAD };
@@ -143,4 +158,4 @@ void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now);
 
 #pragma GCC visibility pop
 
-#endif /* AL_LOADGEN_H */
+#endif /* LG_H */

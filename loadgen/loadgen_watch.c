@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "loadgen.h"
+#include "lg.h"
 
 /* Calls fn(pid, tid, arg) for every thread of process pid, until fn returns nonzero.
  * Returns 0 when the process is gone. */

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loadgen.h"
+#include "lg.h"
 
 uint64_t lg_now_ns(void)
 {

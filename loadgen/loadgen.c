@@ -1,7 +1,8 @@
-/* The load generator's run and its public API (acceptloop.h, "The load
- * generator"): the phases (connect, warm-up, window, closing), the loop that
- * drives them, and the setup and summary around it. What a connection does is
- * in loadgen_conn.c, the latency histogram in loadgen_hist.c.
+/* The load generator's run and its public API (loadgen.h): the phases
+ * (connect, warm-up, window, closing), the loop that drives them, and the
+ * setup and summary around it. What a connection does is in loadgen_conn.c,
+ * the latency histogram in loadgen_hist.c, the watched server's counters in
+ * loadgen_watch.c, the error lines in loadgen_error.c.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -16,8 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "loadgen.h"
+#include "lg.h"
 
 #define MAX_EVENTS 256
 #define MAX_HANDSHAKES 64           /* connects in flight while ramping up: half a 128-deep backlog */
@@ -200,7 +200,7 @@ int al_load_mode_index(const char *name)
     for (int i = 0; name != NULL && i < AL_LOAD_MODES; i++)
         if (strcmp(name, mode_names[i]) == 0)
             return i;
-    return AL_ERR;
+    return AL_LOAD_ERR;
 }
 
 const char *al_load_mode_name(int mode)
@@ -215,7 +215,7 @@ const char *al_load_error_name(int kind)
 
 /* The first bad setting, written as "config: NAME: VALUE is outside LOW..HIGH";
  * NaN fails every comparison, so each test is written to reject it. */
-static int check_config(struct al_error *e, const struct al_load_config *cfg)
+static int check_config(struct lg_error *e, const struct al_load_config *cfg)
 {
     const char *bad = NULL;
     double value = 0, low = 0, high = 0;
@@ -237,32 +237,32 @@ static int check_config(struct al_error *e, const struct al_load_config *cfg)
     e->code = EINVAL;
     if (cfg->host == NULL || cfg->host[0] == '\0') {
         snprintf(e->message, sizeof e->message, "config: host: empty");
-        return AL_ERR;
+        return AL_LOAD_ERR;
     }
     if (bad != NULL) {
         snprintf(e->message, sizeof e->message, "config: %s: %.15g is outside %.15g..%.15g", bad, value, low, high);
-        return AL_ERR;
+        return AL_LOAD_ERR;
     }
-    return AL_OK;
+    return AL_LOAD_OK;
 }
 
 /* The first address the host resolves to; a client needs only one. */
-static int resolve(struct al_error *e, struct lg *lg)
+static int resolve(struct lg_error *e, struct lg *lg)
 {
-    char port[8], where[AL_ERROR_LEN / 2];
+    char port[8], where[AL_LOAD_ERROR_LEN / 2];
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
     struct addrinfo *list;
     snprintf(port, sizeof port, "%d", lg->cfg->port);
     snprintf(where, sizeof where, strchr(lg->cfg->host, ':') ? "[%s]:%s" : "%s:%s", lg->cfg->host, port);
     int rc = getaddrinfo(lg->cfg->host, port, &hints, &list);
     if (rc != 0) {
-        al_error_set_gai(e, "resolve", where, rc);
-        return AL_ERR;
+        lg_error_set_gai(e, "resolve", where, rc);
+        return AL_LOAD_ERR;
     }
     memcpy(&lg->addr, list->ai_addr, list->ai_addrlen);
     lg->addrlen = list->ai_addrlen;
     freeaddrinfo(list);
-    return AL_OK;
+    return AL_LOAD_OK;
 }
 
 static void summarize(struct lg *lg)
@@ -281,18 +281,18 @@ static void summarize(struct lg *lg)
 
 int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, struct al_load_result *res)
 {
-    struct al_error e = { .step = "", .code = 0, .message = "" };
+    struct lg_error e = { .step = "", .code = 0, .message = "" };
     struct lg *lg = NULL;
     cpu_set_t old_cpus;
-    int pinned = 0, rc = AL_ERR;
+    int pinned = 0, rc = AL_LOAD_ERR;
     memset(res, 0, sizeof *res);
     res->error_step = "";
     res->server_cpu_s = res->server_instructions_user = res->server_instructions_kernel = -1.0;
-    if (check_config(&e, cfg) != AL_OK)
+    if (check_config(&e, cfg) != AL_LOAD_OK)
         goto out;
     lg = calloc(1, sizeof *lg);   /* the histogram makes it too big for a thread's stack */
     if (lg == NULL) {
-        al_error_set(&e, "memory", "load generator", ENOMEM);
+        lg_error_set(&e, "memory", "load generator", ENOMEM);
         goto out;
     }
     lg->cfg = cfg;
@@ -300,13 +300,13 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     lg->ep = -1;
     lg->timeout_ns = (uint64_t)(cfg->connect_timeout * 1e9);
     lg->pattern_len = cfg->mode == AL_LOAD_ECHO ? (size_t)cfg->message_size : LG_CHUNK;
-    if (resolve(&e, lg) != AL_OK)
+    if (resolve(&e, lg) != AL_LOAD_OK)
         goto out;
     lg->conns = calloc((size_t)cfg->connections, sizeof *lg->conns);
     lg->pattern = malloc(lg->pattern_len);
     lg->rbuf = malloc(LG_RECV_BUF);
     if (lg->conns == NULL || lg->pattern == NULL || lg->rbuf == NULL) {
-        al_error_set(&e, "memory", "load generator", ENOMEM);
+        lg_error_set(&e, "memory", "load generator", ENOMEM);
         goto out;
     }
     /* A pattern with no short period, so an echo shifted by some bytes
@@ -323,7 +323,7 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     lg_hist_init(&lg->hist);
     lg->ep = epoll_create1(EPOLL_CLOEXEC);
     if (lg->ep < 0) {
-        al_error_set(&e, "epoll", "epoll_create1", errno);
+        lg_error_set(&e, "epoll", "epoll_create1", errno);
         goto out;
     }
     if (cfg->cpu >= 0) {
@@ -337,14 +337,14 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
         if (code != 0) {
             char where[32];
             snprintf(where, sizeof where, "cpu %d", cfg->cpu);
-            al_error_set(&e, "affinity", where, code);
+            lg_error_set(&e, "affinity", where, code);
             goto out;
         }
         pinned = 1;
     }
     run(lg);
     summarize(lg);
-    rc = AL_OK;
+    rc = AL_LOAD_OK;
 out:
     if (pinned)
         pthread_setaffinity_np(pthread_self(), sizeof old_cpus, &old_cpus);
@@ -360,7 +360,7 @@ out:
         free(lg->rbuf);
         free(lg);
     }
-    if (rc != AL_OK) {
+    if (rc != AL_LOAD_OK) {
         res->error_code = e.code;
         res->error_step = e.step;
         if (errlen > 0)

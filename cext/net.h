@@ -1,0 +1,51 @@
+/* The network steps of the C server (net.c), as the design names them. Internal:
+ * the models, the server object and the standalone front end (main.c announces)
+ * use them; a host sees only acceptloop.h. */
+#ifndef AL_NET_H
+#define AL_NET_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "acceptloop.h"
+#include "errors.h"
+#include "pause.h"
+
+/* One address to listen on, as getaddrinfo gave it. */
+struct al_address {
+    int family, socktype, protocol;
+    socklen_t len;
+    struct sockaddr_storage addr;
+};
+
+/* Every address getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, AI_PASSIVE)
+ * gives, without repeats. Returns their number (at least 1) and a malloc'd
+ * array in *out that the caller frees, or AL_ERR with err filled. */
+int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out);
+
+/* A listening, non-blocking, close-on-exec socket for every address cfg->host
+ * resolves to (design.md "Start-up"). Returns their number and a malloc'd
+ * array of descriptors in *fds, or AL_ERR with err filled and every socket it
+ * opened closed. */
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds);
+
+/* Prints "LISTENING <address> <port>" per listener, then "READY", to out and
+ * flushes. Returns AL_OK, or AL_ERR with err filled when out fails. */
+int al_announce(struct al_error *err, FILE *out, const int *fds, int count);
+
+/* The next queued connection on a non-blocking listener: returns its
+ * descriptor (non-blocking, close-on-exec, TCP_NODELAY) and writes its peer
+ * ("127.0.0.1:5555", "[::1]:5555") to peer. Returns AL_ERR when there is none
+ * to take now; err->message is then "" or, when the failure deserves a log
+ * line (a pause begins, or an unexpected error), that line. */
+int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
+                     char *peer, size_t peerlen);
+
+/* "127.0.0.1:7" or "[::1]:7". */
+void al_format_address(char *buf, size_t len, const char *host, int port);
+
+/* The numeric host (no brackets) and the port of a socket address; AL_OK or AL_ERR. */
+int al_sockaddr_host(const struct sockaddr *sa, char *host, size_t len, int *port);
+
+#endif /* AL_NET_H */
