@@ -16,7 +16,7 @@
 #include "protocol.h"
 #include "server.h"
 
-/* walkthrough: signals.handlers begin */
+/* c step: stop the loop */
 /* The server the handlers stop or wake: one per process, like the signals. */
 static al_server *volatile signal_server;
 
@@ -31,7 +31,7 @@ static void on_child_signal(int signo)
     (void)signo;
     al_server_wake(signal_server);   /* one byte on the wake pipe */
 }
-/* walkthrough: signals.handlers end */
+/* end c step */
 
 static const int handled[] = {SIGTERM, SIGINT, SIGCHLD};
 #define HANDLED (sizeof handled / sizeof handled[0])

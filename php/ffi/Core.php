@@ -8,8 +8,8 @@ namespace AcceptLoop\Ffi;
 
 final class Core
 {
+    // php-ffi step: load the core
     /**
-     * walkthrough: ffi.load begin
      * The core's library, declared from the header: FFI::cdef parses the declarations and
      * resolves every function they name in the library at once (dlopen, then dlsym for each).
      *
@@ -65,7 +65,7 @@ final class Core
         }
         return implode("\n", $kept);
     }
-    /* walkthrough: ffi.load end */
+    // end php-ffi step
 
     /**
      * The top-level declarations, each with its `;`: split at the semicolons outside braces.

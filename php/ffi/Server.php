@@ -71,7 +71,7 @@ final class Server
             // wake-up pipes (EMFILE at a low descriptor limit) or memory.
             return self::fail('pipe control: ' . Errno::describeError(Libc::errno()));
         }
-        // walkthrough: host stop: begin
+        // php-ffi step: stop the loop
         // C handlers, not pcntl's: PHP runs its signal handlers between two opcodes, and
         // none runs while this process is inside al_server_run.
         if ($core->al_server_stop_on_signals($srv) !== $core->AL_OK) {
@@ -79,13 +79,13 @@ final class Server
             $core->al_server_free($srv);
             return $code;
         }
-        // walkthrough: host stop: end
+        // end php-ffi step
         $err = $core->new('char[' . $core->AL_ERROR_LEN . ']');
         if ($core->al_server_open($srv, $err, $core->AL_ERROR_LEN) !== $core->AL_OK) {
             $code = self::fail(\FFI::string($err));
         } elseif (($announced = self::announce($core, $srv)) !== null) {
             $code = self::fail($announced);
-        } elseif ($core->al_server_run($srv, $err, $core->AL_ERROR_LEN) !== $core->AL_OK) {
+        } elseif (!self::run($core, $srv, $err)) {
             $code = self::fail("{$config->model} loop: " . \FFI::string($err));
         } else {
             $code = Protocol::EXIT_OK;
@@ -94,6 +94,18 @@ final class Server
         $core->al_server_signals_release();
         $core->al_server_free($srv);
         return $code;
+    }
+
+    /** The loop, until the stop; false when it met an error it cannot survive ($err says which). */
+    private static function run(\FFI $core, \FFI\CData $srv, \FFI\CData $err): bool
+    {
+        // php-ffi step: the interpreter lock
+        // PHP (the CLI's NTS build) has no lock to release and no thread of its own: the whole
+        // process goes into C for as long as the server runs, and no PHP code runs until the
+        // call returns, not even a pcntl signal handler. The core's threads (threads model) and
+        // children (fork) run C only.
+        return $core->al_server_run($srv, $err, $core->AL_ERROR_LEN) === $core->AL_OK;
+        // end php-ffi step
     }
 
     /** LISTENING for each listener, then READY, flushed; null, or the line naming what failed. */
