@@ -56,8 +56,16 @@ final class Core
                 $lines[] = $line;
             }
         }
+        // A callback's `const char *` would reach PHP as a string cut at its first NUL (FFI reads
+        // it as a C string), never the `len` bytes the core passes with it: inside a function
+        // pointer's parameters it is declared `const void *`, the same pointer to C.
+        $text = preg_replace_callback(
+            '/(\(\s*\*\s*\w+\s*\)\s*\()([^()]*)\)/',
+            static fn (array $m): string => $m[1] . preg_replace('/\bconst\s+char\s*\*/', 'const void *', $m[2]) . ')',
+            implode("\n", $lines),
+        );
         $kept = [];
-        foreach (self::statements(implode("\n", $lines)) as $statement) {
+        foreach (self::statements($text) as $statement) {
             $function = self::functionName($statement);
             if ($function === null || $exported($function)) {
                 $kept[] = $statement;

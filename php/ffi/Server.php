@@ -20,33 +20,44 @@ final class Server
     public const MODELS = Protocol::MODELS;
 
     /**
+     * php-ffi-handler's: not threads. The core would call PHP from the threads it starts, at
+     * once, and the CLI's PHP (NTS) has one engine state for the whole process: two callbacks
+     * running at the same time corrupt it (a segfault within the first few clients).
+     */
+    public const HANDLER_MODELS = ['iterative', 'fork', 'event'];
+
+    /**
      * Runs one server until SIGTERM or SIGINT; the exit code (0, 1 or 2: protocol.toml).
      *
      * @param list<string> $argv the arguments after the script's name
      */
-    public static function main(array $argv, string $header, string $library): int
+    public static function main(array $argv, string $header, string $library, bool $handler = false): int
     {
         Os::installErrorHandler();
+        $models = $handler ? self::HANDLER_MODELS : self::MODELS;
         try {
-            $config = Args::parseArgs($argv, self::MODELS, getenv(Protocol::DAYTIME_EPOCH_ENV));
+            $config = Args::parseArgs($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
         } catch (UsageError $e) {
-            Os::writeAll(STDERR, Args::usage(self::MODELS) . Args::PROG . ': ' . $e->getMessage() . "\n");
+            Os::writeAll(STDERR, Args::usage($models) . Args::PROG . ': ' . $e->getMessage() . "\n");
             return Protocol::EXIT_USAGE;
         }
         if ($config === null) {
-            Os::writeAll(STDOUT, Args::help(self::MODELS));
+            Os::writeAll(STDOUT, Args::help($models));
             return Protocol::EXIT_OK;
         }
         try {
             $core = Core::load($header, $library);
+            if ($handler) {
+                $core->type('struct al_handler');
+            }
         } catch (\Throwable $e) {
             return self::fail("load {$library}: " . strtok($e->getMessage(), "\n"));
         }
-        return self::serve($core, $config);
+        return self::serve($core, $config, $handler ? new Handler($core, $config) : null);
     }
 
     /** The C front end's main (cext/main.c) step by step, with the same lines on failure. */
-    private static function serve(\FFI $core, Config $config): int
+    private static function serve(\FFI $core, Config $config, ?Handler $handler): int
     {
         $cfg = $core->new('struct al_config');
         $core->al_config_defaults(\FFI::addr($cfg));
@@ -64,6 +75,9 @@ final class Server
         $cfg->ipv6_only = (int) $config->ipv6Only;
         $cfg->has_daytime_epoch = (int) ($config->daytimeEpoch !== null);
         $cfg->daytime_epoch = $config->daytimeEpoch ?? 0;
+        if ($handler !== null) {
+            $cfg->handler = \FFI::addr($handler->struct);   // not copied: $handler outlives the run
+        }
 
         $srv = $core->al_server_new(\FFI::addr($cfg));
         if ($srv === null) {
