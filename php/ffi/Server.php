@@ -117,7 +117,9 @@ final class Server
         // PHP (the CLI's NTS build) has no lock to release and no thread of its own: the whole
         // process goes into C for as long as the server runs, and no PHP code runs until the
         // call returns, not even a pcntl signal handler. The core's threads (threads model) and
-        // children (fork) run C only.
+        // children (fork) run C only. php-ffi-handler's closures run inside this call, on this
+        // thread (iterative, event) or in a fork child's copy of it: one at a time, so there is
+        // nothing to take either; which is why it cannot offer threads (HANDLER_MODELS).
         return $core->al_server_run($srv, $err, $core->AL_ERROR_LEN) === $core->AL_OK;
         // end php-ffi step
     }
