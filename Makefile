@@ -13,7 +13,7 @@ LOADGEN := $(wildcard loadgen/*.c loadgen/*.h) loadgen/build_ffi.py
 
 .PHONY: setup php venv c lib floor asan asan-cffi chromium thirdparty compare test clean
 
-setup: php venv c lib floor
+setup: php venv c floor lib
 
 # Debian's php-cli (with ext-sockets and pcntl) when php is absent.
 php:
