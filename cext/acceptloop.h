@@ -4,7 +4,9 @@
  * (main.c) and the Python binding (python/acceptloop/cserver.py, through cffi).
  * The part between the "cdef" markers is plain declarations, because
  * cext/build_ffi.py hands exactly that text to cffi; keep it free of
- * preprocessor conditionals and of system types.
+ * preprocessor conditionals and of system types. PHP's FFI (php-ffi) reads the
+ * same text at start-up (php/ffi/Core.php), which takes a #define only when its
+ * value is an integer (it becomes an enum constant there).
  *
  * Conventions, after redis anet.c: a function that can fail takes the caller's
  * error record first, returns a descriptor, a count or AL_OK, or AL_ERR after
