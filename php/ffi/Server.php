@@ -35,14 +35,15 @@ final class Server
     {
         Os::installErrorHandler();
         $models = $handler ? self::HANDLER_MODELS : self::MODELS;
+        $prog = 'php ' . ($handler ? 'acceptloop-ffi-handler.php' : 'acceptloop-ffi.php');
         try {
             $config = Args::parseArgs($argv, $models, getenv(Protocol::DAYTIME_EPOCH_ENV));
         } catch (UsageError $e) {
-            Os::writeAll(STDERR, Args::usage($models) . Args::PROG . ': ' . $e->getMessage() . "\n");
+            Os::writeAll(STDERR, Args::usage($models, $prog) . $prog . ': ' . $e->getMessage() . "\n");
             return Protocol::EXIT_USAGE;
         }
         if ($config === null) {
-            Os::writeAll(STDOUT, Args::help($models));
+            Os::writeAll(STDOUT, Args::help($models, $prog));
             return Protocol::EXIT_OK;
         }
         try {
