@@ -5,8 +5,9 @@
  * It follows the contract exactly like `python -m acceptloop.server`: the
  * options come from the generated al_options table; bad arguments print usage
  * and one line and exit 2; a failing step prints one line and exits 1; SIGTERM
- * or SIGINT stop gracefully and exit 0. This file is the only place that
- * installs signal handlers: the core also runs inside Python, which owns them.
+ * or SIGINT stop gracefully and exit 0, through the core's C handlers
+ * (signals.c), which only front ends install: the core also runs inside
+ * Python, which owns its signals.
  */
 #include <errno.h>
 #include <regex.h>
@@ -21,7 +22,7 @@
 #include "protocol.h"
 #include "server.h"
 
-/* The server the signal handlers stop or wake. */
+/* The server main runs; the signal handlers (signals.c) stop or wake it. */
 static al_server *the_server;
 
 /* Which field of struct al_config each option fills: the field is named
@@ -345,30 +346,6 @@ static int parse_args(int argc, char **argv, struct al_config *cfg)
     return read_epoch(prog, cfg);
 }
 
-static void on_stop_signal(int signo)
-{
-    (void)signo;
-    al_server_stop(the_server);
-}
-
-static void on_child_signal(int signo)
-{
-    (void)signo;
-    al_server_wake(the_server);
-}
-
-static int install(int signo, void (*handler)(int), int flags)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    /* SA_RESTART for the calls that may restart; poll and epoll_wait never
-     * restart whatever it says, and the loops look at the stop flag then. */
-    sa.sa_flags = SA_RESTART | flags;
-    return sigaction(signo, &sa, NULL);
-}
-
 /* Prints the failure, one line on stderr, and gives the exit code for it (1). */
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -390,16 +367,14 @@ int main(int argc, char **argv)
         return code;
     /* A write to a reset peer must be an error, never the end of the server;
      * the core also passes MSG_NOSIGNAL, this covers stdout and stderr. */
-    install(SIGPIPE, SIG_IGN, 0);
+    signal(SIGPIPE, SIG_IGN);
     the_server = al_server_new(&cfg);
     if (the_server == NULL) {
         /* The arguments are checked already: what is left to fail is making the stop and
          * wake-up pipes (EMFILE at a low descriptor limit) or memory. */
         return fail("pipe control: %s (%s)", strerrordesc_np(errno), strerrorname_np(errno));
     }
-    if (install(SIGTERM, on_stop_signal, 0) < 0 || install(SIGINT, on_stop_signal, 0) < 0 ||
-        (cfg.model == AL_MODEL_FORK &&
-         install(SIGCHLD, on_child_signal, SA_NOCLDSTOP) < 0)) {
+    if (al_server_stop_on_signals(the_server) != AL_OK) {
         code = fail("sigaction: %s (%s)", strerrordesc_np(errno), strerrorname_np(errno));
         al_server_free(the_server);
         return code;
@@ -419,10 +394,7 @@ int main(int argc, char **argv)
         code = AL_EXIT_OK;
     }
     /* No handler may touch the server once it is freed: a late signal waits, unheard. */
-    sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT), sigaddset(&stops, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &stops, NULL);
+    al_server_signals_release();
     al_server_free(the_server);
     return code;
 }

@@ -20,13 +20,14 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_base_registry_holds_the_ports_and_two_peers():
     impls = {i.name: i for i in registry.load()}
     assert {n for n, i in impls.items() if i.role == "port"} == {
-        "python", "c", "c-cffi", "php", "c-pyhandler", "c-ctypes-handler"}
+        "python", "c", "c-cffi", "php", "c-pyhandler", "c-ctypes-handler", "php-ffi", "php-ffi-handler"}
     assert {n for n, i in impls.items() if i.role == "peer"} == {"asyncio", "uvloop"}
     assert impls["uvloop"].requires == ("uvloop",)
     assert impls["php"].models == ("iterative", "fork", "event")
     assert impls["c"].models == ("iterative", "fork", "threads", "event")
     # Python handlers over the C loop: every model but fork (see the registry's comment).
     assert impls["c-pyhandler"].models == impls["c-ctypes-handler"].models == ("iterative", "threads", "event")
+    assert impls["php-ffi"].models == impls["c"].models   # the C core's loop, every model it offers
 
 
 def test_command_placeholders_and_options_are_filled_in():

@@ -223,14 +223,17 @@ final class Args
         return $code;
     }
 
-    /** @param list<string> $models */
-    public static function usage(array $models): string
+    /**
+     * @param list<string> $models
+     * @param string $prog the program's name, as argparse's prog: another front end's (php-ffi)
+     */
+    public static function usage(array $models, string $prog = self::PROG): string
     {
         $parts = ['[-h]'];
         foreach (Protocol::OPTIONS as $name => [$kind, , , , $choices]) {
             $parts[] = '[' . self::synopsis($name, $kind, $choices, $models) . ']';
         }
-        $lead = 'usage: ' . self::PROG . ' ';
+        $lead = 'usage: ' . $prog . ' ';
         // Wrapped between options, never inside one: "\0" holds an option's own spaces meanwhile.
         $joined = implode(' ', array_map(static fn (string $p): string => str_replace(' ', "\0", $p), $parts));
         $wrapped = wordwrap($joined, 78 - strlen($lead), "\n" . str_repeat(' ', strlen($lead)));
@@ -238,9 +241,9 @@ final class Args
     }
 
     /** @param list<string> $models */
-    public static function help(array $models): string
+    public static function help(array $models, string $prog = self::PROG): string
     {
-        $lines = [self::usage($models), "\n" . self::DESCRIPTION . "\n", "\noptions:\n"];
+        $lines = [self::usage($models, $prog), "\n" . self::DESCRIPTION . "\n", "\noptions:\n"];
         $lines[] = self::helpEntry('-h, --help', 'show this help message and exit');
         foreach (Protocol::OPTIONS as $name => [$kind, $default, , , $choices, $help]) {
             $shown = $kind === 'flag' ? '' : ' (default: ' . var_export($default, true) . ')';
