@@ -62,7 +62,7 @@ final class Handler
             return $this->core->AL_OK;
         } catch (\Throwable $e) {
             try {
-                Os::log("{$this->config->service} {$this->core->al_conn_peer($conn)}: handler raised "
+                Os::log("{$this->config->service} {$this->core->al_handler_peer($conn)}: handler raised "
                     . get_class($e) . ': ' . strtok($e->getMessage(), "\n") . '; closed');
             } catch (\Throwable) {
                 // Not even the line could be written: the connection still ends.
@@ -84,7 +84,7 @@ final class Handler
                 break;
             case 'daytime':
                 $this->write($conn, DaytimeService::daytimeLine($this->config->daytimeEpoch ?? time()));
-                $this->core->al_conn_end($conn);
+                $this->core->al_handler_end($conn);
                 break;
             case 'message':
                 $this->state[self::key($conn)] = '';
@@ -123,7 +123,7 @@ final class Handler
             $this->reply($conn, $this->state[$key]);
             return;
         }
-        $this->core->al_conn_end($conn);
+        $this->core->al_handler_end($conn);
     }
 
     /** chargen: offer LOW_WATER bytes from where the connection stands; keep nothing. */
@@ -136,7 +136,7 @@ final class Handler
         }
         $key = self::key($conn);
         $chunk = substr($this->pattern, $this->state[$key], Protocol::LOW_WATER);
-        $sent = $this->core->al_conn_offer($conn, $chunk, strlen($chunk));
+        $sent = $this->core->al_handler_offer($conn, $chunk, strlen($chunk));
         if ($sent > 0) {
             $this->state[$key] = ($this->state[$key] + $sent) % $this->period;
         }
@@ -147,11 +147,11 @@ final class Handler
         Os::log(Protocol::MESSAGE_LOG_PREFIX . MessageService::escapeMessage($message));
         unset($this->state[self::key($conn)]);
         $this->write($conn, Protocol::MESSAGE_REPLY);
-        $this->core->al_conn_end($conn);
+        $this->core->al_handler_end($conn);
     }
 
     private function write(\FFI\CData $conn, string $bytes): void
     {
-        $this->core->al_conn_write($conn, $bytes, strlen($bytes));   // AL_ERR once closed: on_close follows
+        $this->core->al_handler_write($conn, $bytes, strlen($bytes));   // AL_ERR once closed: on_close follows
     }
 }
