@@ -8,7 +8,9 @@ must then exit 0 on SIGTERM. The client is suite/datagram.py; its transcripts li
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
+import socket
 import time
 
 from hypothesis import given, settings
@@ -313,6 +315,56 @@ def stop_sigterm(ctx: Context) -> None:
     ctx.check(code == P.EXIT_OK, f"the server exits 0 within {STOP_GRACE:g} s of SIGTERM", 0,
               f"still running after {STOP_GRACE:g} s" if code is None else f"{code} after {took:.2f} s")
     ctx.observe("exit", code)
+
+
+# -- start-up ---------------------------------------------------------------------------------------
+
+STARTUP = ("If resolve, socket or bind fails: one line on stderr naming the step, the address and the OS error, "
+           "then exit 1, as for TCP; a model or service --transport udp cannot serve is a usage error, exit 2.")
+
+
+def _one_line(ctx: Context, proc, code: int | None, want_code: int, pattern: str, what: str) -> None:
+    lines = [l for l in proc.stderr().splitlines() if l.strip()]
+    ctx.check(code == want_code, f"exit status {want_code}", want_code, "still running" if code is None else code)
+    if want_code == P.EXIT_FAILURE:
+        ctx.check(len(lines) == 1, "exactly one line on stderr", 1, f"{len(lines)}: {lines[:3]}")
+    last = lines[-1] if lines else ""
+    ctx.check(re.fullmatch(pattern, last) is not None, what, pattern, last)
+    ctx.observe("exit_code", code)
+
+
+@udp("port_in_use", "A UDP port already bound: exit 1 with one line `bind ADDRESS: ... (EADDRINUSE)`.", MUST,
+     "contract (docs/protocol.md)", STARTUP, service="echo", chooses=("port",), fingerprint=("exit_code",))
+def port_in_use(ctx: Context) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        port = blocker.getsockname()[1]
+        proc = ctx.server_process(host="127.0.0.1", port=port)
+        proc.spawn()
+        code = proc.wait_exit(10.0)
+    _one_line(ctx, proc, code, P.EXIT_FAILURE, rf"bind 127\.0\.0\.1:{port}: .+ \(EADDRINUSE\)",
+              "the line names the step, the address and the error")
+
+
+@udp("resolve_failure", "A host that does not resolve: exit 1 with one line `resolve HOST:PORT: ...`.", MUST,
+     "contract (docs/protocol.md)", STARTUP, service="echo", chooses=("host",), fingerprint=("exit_code",))
+def resolve_failure(ctx: Context) -> None:
+    proc = ctx.server_process(host="nonexistent.invalid", port=0)
+    proc.spawn()
+    code = proc.wait_exit(15.0)
+    _one_line(ctx, proc, code, P.EXIT_FAILURE, r"resolve nonexistent\.invalid:0: .+ \(EAI_[A-Z]+\)",
+              "the line names the step, the address and getaddrinfo's error")
+
+
+@udp("message_refused", "--transport udp --service message: a usage error, exit 2, in the contract's words.",
+     MUST, "contract (docs/protocol.md)", STARTUP + " `" + P.DATAGRAM_NO_DATAGRAM_FORM + "`.", service="message",
+     fingerprint=("exit_code",))
+def message_refused(ctx: Context) -> None:
+    proc = ctx.server_process(service="message")
+    proc.spawn()
+    code = proc.wait_exit(10.0)
+    _one_line(ctx, proc, code, P.EXIT_USAGE, r".+: " + re.escape(P.DATAGRAM_NO_DATAGRAM_FORM),
+              "the last line says message has no datagram form")
 
 
 # -- fuzz -------------------------------------------------------------------------------------------
