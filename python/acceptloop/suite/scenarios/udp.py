@@ -224,6 +224,43 @@ def echo_burst(ctx: Context) -> None:
     ctx.observe("none_lost", lost == 0 and wrong == 0)
 
 
+FLOOD = 5000   # datagrams one client sends as fast as it can, never reading
+
+
+@udp("echo_flood_other_client", f"One client floods echo with {FLOOD:,} datagrams it never reads; another client, "
+     "retrying every 0.1 s as a UDP client must, is answered within 3 s, and again once the flood is over.",
+     MUST, "docs/protocol.md", "A flood from one source never stops the server or delays other clients beyond "
+     "what the shared socket buffer holds; what the kernel drops is the network's loss, not the server's.",
+     service="echo", fingerprint=("answered",), timeout=60)
+def echo_flood_other_client(ctx: Context) -> None:
+    srv = ctx.start_server()
+    flood = dgram(ctx, srv.address, "flooder")
+    other = dgram(ctx, srv.address, "the other client")
+    started = time.monotonic()
+    for i in range(FLOOD):
+        flood.send(b"flood %05d " % i + b"f" * 100)
+    ctx.figure("flood sent in", time.monotonic() - started, "s", f"{FLOOD:,} datagrams of 111 bytes")
+    started = time.monotonic()
+    during = None
+    deadline = time.monotonic() + 3.0
+    tries = 0
+    while during is None and time.monotonic() < deadline:
+        tries += 1
+        other.send(b"am I still served? %d" % tries)
+        got = other.recv(0.1)
+        while got is not None and not got[0].startswith(b"am I still served?"):
+            got = other.recv(0.1)
+        if got is not None:
+            during = time.monotonic() - started
+    ctx.check(during is not None, "the other client is answered within 3 s of the flood's end", "answered",
+              "no answer in 3 s" if during is None else f"after {during:.3f} s, {tries} tries")
+    if during is not None:
+        ctx.figure("other client answered after", during, "s", f"from the flood's end; {tries} tries, 0.1 s apart")
+    flood.close()
+    ok = echoed(ctx, other, b"after the flood", "the other client once the flood is over", srv.address)
+    ctx.observe("answered", during is not None and ok)
+
+
 # -- discard, chargen, daytime --------------------------------------------------------------------
 
 @udp("discard_silent", f"Datagrams to discard over UDP get no answer within {QUIET:g} s.", MUST, "RFC 863",
