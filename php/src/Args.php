@@ -57,6 +57,15 @@ final class Args
             }
             $values[$name] = self::convert($name, $kind, $inline, $low, $high, $choices, $models);
         }
+        if ($values['transport'] === 'udp') {
+            // --transport udp: only the models that need no accept, only the services with a datagram form.
+            if (!in_array($values['model'], Protocol::DATAGRAM_MODELS, true)) {
+                throw new UsageError(Protocol::DATAGRAM_WRONG_MODEL);
+            }
+            if (!in_array($values['service'], Protocol::DATAGRAM_SERVICES, true)) {
+                throw new UsageError(Protocol::DATAGRAM_NO_DATAGRAM_FORM);
+            }
+        }
         return new Config(
             service: $values['service'],
             model: $values['model'],
@@ -68,6 +77,7 @@ final class Args
             idleTimeout: $values['idle-timeout'],
             ipv6Only: $values['ipv6-only'],
             daytimeEpoch: self::daytimeEpoch($epochText),
+            transport: $values['transport'],
         );
     }
 
@@ -103,6 +113,20 @@ final class Args
         throw new UsageError("unrecognized arguments: --{$given}");
     }
 
+    /**
+     * The names a choice option offers: the port's models, the transports, or the services.
+     * @param list<string> $models
+     * @return list<string>
+     */
+    private static function choices(?string $choices, array $models): array
+    {
+        return match ($choices) {
+            'models' => $models,
+            'transports' => Protocol::TRANSPORTS,
+            default => Protocol::SERVICES,
+        };
+    }
+
     /** @param list<string> $models */
     private static function convert(
         string $name,
@@ -122,7 +146,7 @@ final class Args
             return $text;
         }
         if ($kind === 'choice') {
-            $allowed = $choices === 'models' ? $models : Protocol::SERVICES;
+            $allowed = self::choices($choices, $models);
             if (!in_array($text, $allowed, true)) {
                 $list = implode(', ', array_map(self::quote(...), $allowed));
                 $why = $choices === 'models' && in_array($text, Protocol::MODELS, true)
@@ -267,7 +291,7 @@ final class Args
     {
         return match ($kind) {
             'flag' => "--{$name}",
-            'choice' => "--{$name} {" . implode(',', $choices === 'models' ? $models : Protocol::SERVICES) . '}',
+            'choice' => "--{$name} {" . implode(',', self::choices($choices, $models)) . '}',
             default => "--{$name} " . strtoupper(str_replace('-', '_', $name)),
         };
     }

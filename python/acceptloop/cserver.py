@@ -86,6 +86,7 @@ def _c_config(config: ServerConfig, binding: Any) -> tuple[Any, Any]:
     cfg.max_conns = config.max_conns
     cfg.idle_timeout = config.idle_timeout
     cfg.ipv6_only = int(config.ipv6_only)
+    cfg.transport = lib.al_transport_index(config.transport.encode())
     cfg.has_daytime_epoch = int(config.daytime_epoch is not None)
     cfg.daytime_epoch = config.daytime_epoch or 0
     if binding is not None:
