@@ -95,7 +95,7 @@ int al_server_open(al_server *srv, char *err, size_t errlen)
         al_error_set(&srv->error, "open", "server", EALREADY);
         return report(&srv->error, err, errlen);
     }
-    int n = al_open_listeners(&srv->error, &srv->cfg, &srv->listeners);
+    int n = al_open_listeners(&srv->error, &srv->cfg, srv->reuse_port, &srv->listeners);
     if (n == AL_ERR)
         return report(&srv->error, err, errlen);
     srv->n_listeners = n;

@@ -32,6 +32,11 @@ struct al_server {
     atomic_int stopping;         /* set after stopped_at, so a reader that sees it sees the time */
     double stopped_at;           /* monotonic seconds when the stop began */
     struct al_error error;       /* the last failure of open or run */
+    /* --workers N > 1 (workers.c): one server a worker, each with listeners of its own on
+     * the same port (SO_REUSEPORT), all counting their connections in one shared_count
+     * against --max-conns. A lone server: 0 and NULL (the event loop counts its own). */
+    int reuse_port;
+    atomic_int *shared_count;
 };
 
 /* Nonzero once a stop began; then al_stop_deadline is stopped_at + grace. */

@@ -19,6 +19,10 @@ MODEL_SUMMARY = {
     'event': 'one thread, non-blocking sockets, a readiness loop',
 }
 
+# --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model).
+WORKER_MODELS = ('event',)
+WORKERS_REFUSAL = 'argument --workers: more than one worker needs a model that runs an event loop, not %s'
+
 CHARGEN_LINE_LENGTH = 72
 CHARGEN_FIRST_CHAR = 32
 CHARGEN_LAST_CHAR = 126
@@ -68,6 +72,7 @@ OPTIONS = (
     ('max-conns', 'int', 1000, 1, 1000000, None, 'connections served at once; one more is accepted and closed at once'),
     ('idle-timeout', 'seconds', 60, 0, 86400, None, 'close a connection that neither sends nor receives for this long; 0 never'),
     ('ipv6-only', 'flag', False, None, None, None, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack"),
+    ('workers', 'int', 1, 1, 256, None, 'event loops serving the port, each with listeners of its own (SO_REUSEPORT); --max-conns counts them all'),
 )
 DEFAULT_SERVICE = 'echo'
 DEFAULT_MODEL = 'event'
@@ -78,3 +83,4 @@ DEFAULT_GRACE = 5
 DEFAULT_MAX_CONNS = 1000
 DEFAULT_IDLE_TIMEOUT = 60
 DEFAULT_IPV6_ONLY = False
+DEFAULT_WORKERS = 1
