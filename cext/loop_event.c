@@ -201,7 +201,8 @@ int al_run_event(struct al_server *srv, struct al_error *err)
     int rc = AL_OK, stopped = 0;
     double next_tick = 0.0;
     loop.buf = malloc(AL_READ_SIZE);
-    loop.poller = al_poll_create();
+    loop.poller = srv->poller != NULL ? srv->poller : al_poll_create();
+    srv->poller = NULL;   /* the loop's from now on */
     if (loop.buf == NULL || loop.poller == NULL || al_poll_add(loop.poller, srv->stop_r, AL_READABLE) < 0 ||
         al_poll_add(loop.poller, srv->wake_r, AL_READABLE) < 0) {
         al_error_set(err, "epoll", "loop", errno);

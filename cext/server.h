@@ -37,6 +37,9 @@ struct al_server {
      * against --max-conns. A lone server: 0 and NULL (the event loop counts its own). */
     int reuse_port;
     atomic_int *shared_count;
+    /* A poller made before READY (workers.c), which the event loop takes instead of making its
+     * own: so that a worker never fails for want of a descriptor after the announcement. */
+    struct al_poller *poller;
 };
 
 /* Nonzero once a stop began; then al_stop_deadline is stopped_at + grace. */

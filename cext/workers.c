@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "poller.h"
 #include "server.h"
 #include "workers.h"
 
@@ -58,6 +59,25 @@ al_workers *al_workers_new(const struct al_config *cfg, int n)
     return w;
 }
 
+/* What each worker needs besides its listeners, made before READY: its poller, and the pipe the
+ * workers report their end on. AL_OK, or AL_ERR with err filled (the caller closes the rest). */
+static int reserve(al_workers *w, char *err, size_t errlen)
+{
+    int done[2];
+    const char *step = "pipe";
+    if (pipe2(done, O_CLOEXEC) == 0) {
+        w->done_r = done[0], w->done_w = done[1];
+        step = "epoll";
+        for (int i = 0; i < w->n; i++)
+            if ((w->w[i].srv->poller = al_poll_create()) == NULL)
+                goto fail;
+        return AL_OK;
+    }
+fail:
+    snprintf(err, errlen, "%s workers: %s (%s)", step, strerrordesc_np(errno), strerrorname_np(errno));
+    return AL_ERR;
+}
+
 int al_workers_open(al_workers *w, char *err, size_t errlen)
 {
     for (int i = 0; i < w->n; i++) {
@@ -76,6 +96,11 @@ int al_workers_open(al_workers *w, char *err, size_t errlen)
             al_close_listeners(srv);
             return AL_ERR;
         }
+    }
+    if (reserve(w, err, errlen) != AL_OK) {
+        for (int i = 0; i < w->n; i++)
+            al_close_listeners(w->w[i].srv);
+        return AL_ERR;
     }
     return AL_OK;
 }
@@ -142,12 +167,6 @@ static int wait_workers(al_workers *w, int started, char *err, size_t errlen)
 
 int al_workers_run(al_workers *w, char *err, size_t errlen)
 {
-    int done[2];
-    if (pipe2(done, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "pipe workers: %s (%s)", strerrordesc_np(errno), strerrorname_np(errno));
-        return AL_ERR;
-    }
-    w->done_r = done[0], w->done_w = done[1];
     int started = start_workers(w, err, errlen);
     if (started < w->n)
         al_workers_stop(w);
@@ -165,8 +184,11 @@ void al_workers_free(al_workers *w)
 {
     if (w == NULL)
         return;
-    for (int i = 0; i < w->n; i++)
+    for (int i = 0; i < w->n; i++) {
+        if (w->w[i].srv != NULL)
+            al_poll_free(w->w[i].srv->poller);   /* NULL once its loop took it */
         al_server_free(w->w[i].srv);
+    }
     if (w->done_r >= 0)
         close(w->done_r), close(w->done_w);
     free(w->w);
