@@ -57,6 +57,9 @@ final class Args
             }
             $values[$name] = self::convert($name, $kind, $inline, $low, $high, $choices, $models);
         }
+        if ($values['workers'] > 1 && !in_array($values['model'], Protocol::WORKER_MODELS, true)) {
+            throw new UsageError(sprintf(Protocol::WORKERS_REFUSAL, $values['model']));
+        }
         return new Config(
             service: $values['service'],
             model: $values['model'],
@@ -68,6 +71,7 @@ final class Args
             idleTimeout: $values['idle-timeout'],
             ipv6Only: $values['ipv6-only'],
             daytimeEpoch: self::daytimeEpoch($epochText),
+            workers: $values['workers'],
         );
     }
 

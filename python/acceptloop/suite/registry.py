@@ -26,7 +26,7 @@ CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench")
+        "requires", "follows", "port", "bench", "worker_processes")
 
 
 class RegistryError(Exception):
@@ -52,6 +52,7 @@ class Implementation:
     port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
     placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
+    worker_processes: int = 0                   # --workers as processes: the children it has from READY on
 
     def takes(self, what: str) -> bool:
         """Whether the kit can choose `what` ("host", "port") on this server's command line."""
@@ -175,7 +176,15 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
         source=entry.get("source"), role=role, requires=requires, origin=origin,
         follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
+        worker_processes=_worker_processes(entry.get("worker_processes", 0), where),
     )
+
+
+def _worker_processes(value: object, where: str) -> int:
+    """worker_processes: a whole number from 0 (a server with no workers of its own, or threads)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RegistryError(f"{where}: worker_processes must be a whole number from 0, not {value!r}")
+    return value
 
 
 def _placeholders(command: tuple[str, ...], where: str) -> set[str]:
