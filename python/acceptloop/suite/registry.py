@@ -131,6 +131,35 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     if role not in ROLES:
         raise RegistryError(f"{where}: role must be one of {', '.join(ROLES)}")
     requires = _strings(entry, "requires", where, ())
+    parsed_command, parsed_address, used = _command_or_address(entry, where, services, models)
+    port = _fixed_port(entry.get("port"), where, services)
+    if parsed_command is not None and ready == "port" and "port" not in used and port is None:
+        raise RegistryError(f"{where}: its command takes no {{port}} and it prints no LISTENING line: "
+                            "give 'port', where it listens")
+    # A server that prints no READY line, or runs elsewhere, promises the RFC's service only,
+    # unless its entry says more.
+    default_follows = BASES if parsed_command is not None and ready == "line" else ("rfc",)
+    follows = _strings(entry, "follows", where, default_follows)
+    for b in follows:
+        if b not in BASES:
+            raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
+    try:
+        bench = bench_spec.parse(entry.get("bench"), name)
+    except ValueError as e:
+        raise RegistryError(f"{where}: {e}") from None
+    return Implementation(
+        name=name, language=str(entry.get("language", name)), models=models, services=services,
+        ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
+        source=entry.get("source"), role=role, requires=requires, origin=origin,
+        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
+        worker_processes=_worker_processes(entry.get("worker_processes", 0), where),
+    )
+
+
+def _command_or_address(entry: dict[str, Any], where: str, services: tuple[str, ...], models: tuple[str, ...]
+                        ) -> tuple[tuple[str, ...] | None, tuple[str, int] | None, set[str]]:
+    """The entry's command (split like a shell would) and the placeholders it uses, or the address
+    of a server already running; RegistryError unless exactly one of them is given, and usable."""
     command = entry.get("command")
     address = entry.get("address")
     if (command is None) == (address is None):
@@ -156,28 +185,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         parsed_address = (host.strip("[]"), int(port))
         if len(services) != 1 or len(models) != 1:
             raise RegistryError(f"{where}: a running server offers one service and one model")
-    port = _fixed_port(entry.get("port"), where, services)
-    if parsed_command is not None and ready == "port" and "port" not in used and port is None:
-        raise RegistryError(f"{where}: its command takes no {{port}} and it prints no LISTENING line: "
-                            "give 'port', where it listens")
-    # A server that prints no READY line, or runs elsewhere, promises the RFC's service only,
-    # unless its entry says more.
-    default_follows = BASES if parsed_command is not None and ready == "line" else ("rfc",)
-    follows = _strings(entry, "follows", where, default_follows)
-    for b in follows:
-        if b not in BASES:
-            raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
-    try:
-        bench = bench_spec.parse(entry.get("bench"), name)
-    except ValueError as e:
-        raise RegistryError(f"{where}: {e}") from None
-    return Implementation(
-        name=name, language=str(entry.get("language", name)), models=models, services=services,
-        ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
-        source=entry.get("source"), role=role, requires=requires, origin=origin,
-        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
-        worker_processes=_worker_processes(entry.get("worker_processes", 0), where),
-    )
+    return parsed_command, parsed_address, used
 
 
 def _worker_processes(value: object, where: str) -> int:

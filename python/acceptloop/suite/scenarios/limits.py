@@ -197,6 +197,18 @@ def process_limit(ctx: Context) -> None:
     served(ctx, "echo", srv.address, what="once the limit is lifted, a new client is served", basis=BASIS_CONTRACT)
 
 
+def _fill_to_fd_setsize(srv, processes: int, idle: list[socket.socket]) -> None:
+    """Idle clients (into `idle`) until the server's busiest process holds descriptors up to 1023,
+    the last one select() can watch (descriptors are handed out lowest first, so 1,024 open ones
+    are 0 to 1023). One server process: one round, as it always was; worker processes share the
+    connections as the kernel spreads them, so rounds follow until the busiest one is full."""
+    for _ in range(1 if processes == 1 else 8):
+        for _ in range((1024 - srv.busiest_fd_count()) * processes):
+            idle.append(socket.create_connection(srv.address, timeout=10))
+        if wait_until(lambda: srv.busiest_fd_count() >= 1024, 10.0 if processes == 1 else 2.0):
+            return
+
+
 @scenario("robustness.fd_setsize_pending_errors", "Descriptors past FD_SETSIZE (1024) while a socket error is pending "
           "(a client floods echo without reading): the connection at 1024 is served or closed at once, every other "
           "client is still served.", MUST, FM, "PHP socket_select with a descriptor >= FD_SETSIZE fails for every "
@@ -227,13 +239,7 @@ def fd_setsize_pending_errors(ctx: Context) -> None:
     ctx.figure("flooded before the server stopped reading", round(flooded / (1 << 20), 2), "MiB")
     idle: list[socket.socket] = []
     try:
-        # Fill the server's descriptors up to 1023, the last one select() can watch (descriptors
-        # are handed out lowest first, so 1,024 open ones are 0 to 1023).
-        for _ in range(1 if processes == 1 else 8):   # one server process: the one round it always was
-            for _ in range((1024 - srv.busiest_fd_count()) * processes):
-                idle.append(socket.create_connection(srv.address, timeout=10))
-            if wait_until(lambda: srv.busiest_fd_count() >= 1024, 10.0 if processes == 1 else 2.0):
-                break
+        _fill_to_fd_setsize(srv, processes, idle)
         if not ctx.check(srv.busiest_fd_count() >= 1024, "the server's descriptors reach 1023", ">= 1024 open",
                          srv.busiest_fd_count()):
             return      # it never holds what the case needs: nothing past here could be seen
