@@ -167,6 +167,17 @@ final class Workers
         return Protocol::EXIT_FAILURE;
     }
 
+    /** `SIGKILL` for 9, as Python's signal.Signals names it. */
+    private static function signalName(int $signo): string
+    {
+        foreach (get_defined_constants(true)['pcntl'] as $name => $value) {
+            if ($value === $signo && preg_match('/^SIG[A-Z0-9]+$/', $name) === 1 && $name !== 'SIGIOT') {
+                return $name;
+            }
+        }
+        return "signal {$signo}";
+    }
+
     /** Collect the workers that exited; one that ended unasked, or not with 0, is reported. */
     private function reap(): int
     {
@@ -177,7 +188,7 @@ final class Workers
             $exited = pcntl_wifexited($status) ? pcntl_wexitstatus($status) : null;
             if ($index !== null && (!$this->control->stopping || $exited !== Protocol::EXIT_OK)) {
                 $how = $exited !== null ? "exited with status {$exited}"
-                    : 'was killed by signal ' . pcntl_wtermsig($status);
+                    : 'was killed by ' . self::signalName(pcntl_wtermsig($status));
                 Os::log("worker {$index} (pid {$pid}) {$how}");
                 $code = Protocol::EXIT_FAILURE;
                 $this->control->requestStop();
