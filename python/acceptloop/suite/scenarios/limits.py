@@ -200,13 +200,22 @@ def process_limit(ctx: Context) -> None:
 def _fill_to_fd_setsize(srv, processes: int, idle: list[socket.socket]) -> None:
     """Idle clients (into `idle`) until the server's busiest process holds descriptors up to 1023,
     the last one select() can watch (descriptors are handed out lowest first, so 1,024 open ones
-    are 0 to 1023). One server process: one round, as it always was; worker processes share the
-    connections as the kernel spreads them, so rounds follow until the busiest one is full."""
-    for _ in range(1 if processes == 1 else 8):
-        for _ in range((1024 - srv.busiest_fd_count()) * processes):
+    are 0 to 1023). One server process: one round, as it always was. Worker processes share the
+    connections as the kernel spreads them: each round adds no more clients than the busiest one
+    lacks, so that none goes past 1023 (an idle client past it would be closed by design), and
+    waits until the server has taken them all."""
+    if processes == 1:
+        for _ in range(1024 - srv.busiest_fd_count()):
             idle.append(socket.create_connection(srv.address, timeout=10))
-        if wait_until(lambda: srv.busiest_fd_count() >= 1024, 10.0 if processes == 1 else 2.0):
+        wait_until(lambda: srv.busiest_fd_count() >= 1024, 10.0)
+        return
+    for _ in range(64):
+        gap, held = 1024 - srv.busiest_fd_count(), srv.fd_count()
+        if gap <= 0:
             return
+        for _ in range(gap):
+            idle.append(socket.create_connection(srv.address, timeout=10))
+        wait_until(lambda: srv.fd_count() >= held + gap, 10.0)
 
 
 @scenario("robustness.fd_setsize_pending_errors", "Descriptors past FD_SETSIZE (1024) while a socket error is pending "
