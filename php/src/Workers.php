@@ -43,7 +43,7 @@ final class Workers
                 $port ??= $listeners->port();
                 $sets[$i][1] = new Control($config->grace);
             }
-            $slots = new SharedSlots($config->maxConns);
+            $slots = new SharedSlots($config->maxConns, $config->workers);
         } catch (SetupError $e) {
             self::release($sets);
             return Server::fail($e->getMessage());
@@ -53,12 +53,12 @@ final class Workers
             $self->fork($sets, $slots);
             $sets[0][0]->announce();
             self::release($sets);   // the workers hold their own; the parent's copies would only leak
+            $slots->release();
             return $self->supervise();
         } catch (SetupError $e) {
             self::release($sets);
+            $slots->release();
             return Server::fail($e->getMessage());
-        } finally {
-            $slots->remove();
         }
     }
 
@@ -91,7 +91,7 @@ final class Workers
             foreach ($sets as $index => [$mine, $control]) {
                 $pid = pcntl_fork();
                 if ($pid === 0) {
-                    exit($this->runWorker($mine, $control, $sets, $slots));
+                    exit($this->runWorker($index, $mine, $control, $sets, $slots));
                 }
                 if ($pid < 0) {
                     $errno = pcntl_get_last_error();
@@ -112,10 +112,11 @@ final class Workers
      *
      * @param list<array{Listeners, Control}> $sets
      */
-    private function runWorker(Listeners $mine, Control $control, array $sets, SharedSlots $slots): int
+    private function runWorker(int $index, Listeners $mine, Control $control, array $sets, SharedSlots $slots): int
     {
         try {
             self::release($sets, $mine);
+            $slots->keep($index);
             $control->installSignalHandlers(watchChildren: false);
             $this->control->close();
             pcntl_sigprocmask(SIG_UNBLOCK, self::STOP_SIGNALS);   // a pending SIGTERM stops it now
