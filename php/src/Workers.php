@@ -22,6 +22,7 @@ final class Workers
     /** @var array<int, int> pid => worker number (from 1) */
     private array $workers = [];
     private bool $told = false;
+    private bool $killed = false;
 
     private function __construct(private readonly Config $config, private readonly Control $control)
     {
@@ -138,10 +139,10 @@ final class Workers
             $timeout = null;
             if ($this->control->stopping) {
                 $timeout = $this->control->stopDeadline() + self::KILL_AFTER_GRACE - Os::now();
-                if ($timeout <= 0) {
+                if ($timeout <= 0 && !$this->killed) {
                     $code = $this->killAll();
-                    $timeout = 0.1;
                 }
+                $timeout = $this->killed ? null : max($timeout, 0.0);
             }
             Select::wait(['wake' => $this->control->wakeRead], [], $timeout);
             $this->control->drainWake();
@@ -165,6 +166,7 @@ final class Workers
                 self::KILL_AFTER_GRACE));
             posix_kill($pid, SIGKILL);
         }
+        $this->killed = true;
         return Protocol::EXIT_FAILURE;
     }
 

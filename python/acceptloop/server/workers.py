@@ -188,7 +188,7 @@ def reap(workers: dict[int, int], control: Control) -> int:
 def supervise(workers: dict[int, int], control: Control) -> int:
     """Until every worker has exited: pass a stop on to them all, reap, and kill what outlives the
     grace. Returns the server's exit code."""
-    code, told = P.EXIT_OK, False
+    code, told, killed = P.EXIT_OK, False, False
     while workers:
         if control.stopping and not told:
             for pid in workers:
@@ -197,13 +197,12 @@ def supervise(workers: dict[int, int], control: Control) -> int:
         timeout = None
         if control.stopping:
             left = control.stop_deadline() + KILL_AFTER_GRACE - time.monotonic()
-            if left <= 0:
+            if left <= 0 and not killed:
                 for pid, index in workers.items():
                     log(f"worker {index} (pid {pid}) still running {KILL_AFTER_GRACE:g} s after the grace; killed")
                     os.kill(pid, signal.SIGKILL)
-                code, timeout = P.EXIT_FAILURE, 0.1
-            else:
-                timeout = left
+                code, killed = P.EXIT_FAILURE, True
+            timeout = None if killed else max(left, 0.0)
         poller = select.poll()
         poller.register(control.wake_r, select.POLLIN)
         poller.poll(timeout_ms(timeout))
