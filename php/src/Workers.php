@@ -118,6 +118,7 @@ final class Workers
         try {
             self::release($sets, $mine);
             $slots->keep($index);
+            self::dieWithParent();
             $control->installSignalHandlers(watchChildren: false);
             $this->control->close();
             pcntl_sigprocmask(SIG_UNBLOCK, self::STOP_SIGNALS);   // a pending SIGTERM stops it now
@@ -126,6 +127,19 @@ final class Workers
             return Server::fail("{$this->config->model} loop: " . get_class($e) . ': ' . $e->getMessage());
         }
         return Protocol::EXIT_OK;
+    }
+
+    /**
+     * Ask the kernel for SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG, through FFI, as
+     * Python's supervisor does through ctypes): a worker never outlives its supervisor. Where
+     * FFI is unavailable the worker goes on without it.
+     */
+    private static function dieWithParent(): void
+    {
+        try {
+            \FFI::cdef('int prctl(int option, unsigned long arg2);', 'libc.so.6')->prctl(1, SIGTERM);
+        } catch (\Throwable) {
+        }
     }
 
     /** Until every worker has exited: pass a stop on, reap, kill what outlives the grace. */

@@ -457,7 +457,7 @@ class ServerProcess:
         """SIGKILL the server and everything in its process group (forked children), by its pid."""
         if self.proc is None:
             return
-        pids = [pid for pid, _ in self.children()] if self.proc.poll() is None else []
+        pids = [*self.workers, *(pid for pid, _ in self.children())] if self.proc.poll() is None else []
         self.signal_group(signal.SIGKILL)
         for pid in pids:   # a child that left the group (setsid) is still the server's to end
             try:
