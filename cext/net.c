@@ -122,7 +122,7 @@ int al_resolve(struct al_error *err, const char *host, int port, int socktype, s
  * With *port 0 the kernel chooses, and *port gets its choice for the next ones.
  * Returns the descriptor, or AL_ERR with err filled and the socket closed. */
 static int open_listener(struct al_error *err, const struct al_config *cfg, struct al_address *a, int v6only,
-                         int *port)
+                         int reuse_port, int *port)
 {
     struct sockaddr *sa = (struct sockaddr *)&a->addr;
     char where[AL_ADDRESS_LEN + 8];
@@ -139,6 +139,7 @@ static int open_listener(struct al_error *err, const struct al_config *cfg, stru
     /* step: options */
     int one = 1, flags = fcntl(fd, F_GETFL);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
         (a->family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) ||
         flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -175,7 +176,7 @@ fail:
     return AL_ERR;
 }
 
-int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds_out)
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reuse_port, int **fds_out)
 {
     struct al_address *addrs;
     int n = al_resolve(err, cfg->host, cfg->port, SOCK_STREAM, &addrs);
@@ -194,7 +195,7 @@ int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **f
         return AL_ERR;
     }
     for (int i = 0; i < n; i++) {
-        int fd = open_listener(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, &port);
+        int fd = open_listener(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, reuse_port, &port);
         if (fd == AL_ERR) {
             for (int j = 0; j < count; j++)
                 close(fds[j]);

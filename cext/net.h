@@ -30,10 +30,11 @@ int al_resolve(struct al_error *err, const char *host, int port, int socktype, s
 int al_open_datagram_sockets(struct al_error *err, const struct al_config *cfg, int **fds);
 
 /* A listening, non-blocking, close-on-exec socket for every address cfg->host
- * resolves to (design.md "Start-up"). Returns their number and a malloc'd
- * array of descriptors in *fds, or AL_ERR with err filled and every socket it
- * opened closed. */
-int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds);
+ * resolves to (design.md "Start-up"), with SO_REUSEPORT when reuse_port is
+ * nonzero (--workers). Returns their number and a malloc'd array of
+ * descriptors in *fds, or AL_ERR with err filled and every socket it opened
+ * closed. */
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reuse_port, int **fds);
 
 /* Prints "LISTENING <address> <port>" per listener, then "READY", to out and
  * flushes. Returns AL_OK, or AL_ERR with err filled when out fails. */

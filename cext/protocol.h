@@ -56,6 +56,12 @@ static const char *const al_model_names[AL_MODEL_COUNT] = {
 /* Nonzero for the models and services --transport udp takes. */
 #define AL_DATAGRAM_MODEL(m) ((m) == AL_MODEL_ITERATIVE || (m) == AL_MODEL_EVENT)
 #define AL_DATAGRAM_SERVICE(s) ((s) == AL_SERVICE_ECHO || (s) == AL_SERVICE_DISCARD || (s) == AL_SERVICE_CHARGEN || (s) == AL_SERVICE_DAYTIME)
+/* --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model). */
+#define AL_WORKER_MODEL_COUNT 1
+static const char *const al_worker_models[AL_WORKER_MODEL_COUNT] = {
+    "event"
+};
+#define AL_WORKERS_REFUSAL "argument --workers: more than one worker needs a model that runs an event loop, not %s"
 
 #define AL_CHARGEN_LINE_LENGTH 72
 #define AL_CHARGEN_FIRST_CHAR 32
@@ -110,7 +116,7 @@ struct al_option_spec {
     int choice_count;
     const char *help;
 };
-#define AL_OPTION_COUNT 10
+#define AL_OPTION_COUNT 11
 static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
     { "service", AL_OPT_CHOICE, "echo", 0, 0, al_service_names, AL_SERVICE_COUNT, "the service to offer" },
     { "model", AL_OPT_CHOICE, "event", 0, 0, al_model_names, AL_MODEL_COUNT, "the concurrency model" },
@@ -122,6 +128,7 @@ static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
     { "idle-timeout", AL_OPT_SECONDS, "60", 0, 86400, NULL, 0, "close a connection that neither sends nor receives for this long; 0 never" },
     { "ipv6-only", AL_OPT_FLAG, NULL, 0, 0, NULL, 0, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack" },
     { "transport", AL_OPT_CHOICE, "tcp", 0, 0, al_transport_names, AL_TRANSPORT_COUNT, "tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)" },
+    { "workers", AL_OPT_INT, "1", 1, 256, NULL, 0, "event loops serving the port, each with listeners of its own (SO_REUSEPORT); --max-conns counts them all" },
 };
 #define AL_DEFAULT_SERVICE "echo"
 #define AL_DEFAULT_MODEL "event"
@@ -134,5 +141,6 @@ static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
 #define AL_DEFAULT_IDLE_TIMEOUT 60
 #define AL_DEFAULT_IPV6_ONLY 0
 #define AL_DEFAULT_TRANSPORT "tcp"
+#define AL_DEFAULT_WORKERS 1
 
 #endif /* AL_PROTOCOL_H */

@@ -102,8 +102,9 @@ int al_server_open(al_server *srv, char *err, size_t errlen)
         al_error_set(&srv->error, "open", "server", EALREADY);
         return report(&srv->error, err, errlen);
     }
-    int n = srv->cfg.transport == AL_TRANSPORT_UDP ? al_open_datagram_sockets(&srv->error, &srv->cfg, &srv->listeners)
-                                                   : al_open_listeners(&srv->error, &srv->cfg, &srv->listeners);
+    int n = srv->cfg.transport == AL_TRANSPORT_UDP
+                ? al_open_datagram_sockets(&srv->error, &srv->cfg, &srv->listeners)
+                : al_open_listeners(&srv->error, &srv->cfg, srv->reuse_port, &srv->listeners);
     if (n == AL_ERR)
         return report(&srv->error, err, errlen);
     srv->n_listeners = n;

@@ -17,19 +17,21 @@
 #include "server.h"
 
 /* c step: stop the loop */
-/* The server the handlers stop or wake: one per process, like the signals. */
-static al_server *volatile signal_server;
+/* What the handlers stop or wake, and how: one per process, like the signals. */
+static void (*volatile stop_target)(void *);
+static void (*volatile wake_target)(void *);
+static void *volatile signal_target;
 
 static void on_stop_signal(int signo)
 {
     (void)signo;
-    al_server_stop(signal_server);   /* async-signal-safe: an atomic exchange and a write */
+    stop_target(signal_target);   /* al_server_stop: async-signal-safe, an atomic exchange and a write */
 }
 
 static void on_child_signal(int signo)
 {
     (void)signo;
-    al_server_wake(signal_server);   /* one byte on the wake pipe */
+    wake_target(signal_target);   /* al_server_wake: one byte on the wake pipe */
 }
 /* end c step */
 
@@ -65,19 +67,31 @@ static void restore_previous(void)
     errno = saved;
 }
 
+int al_signals_install(void (*stop)(void *), void (*wake)(void *), void *target)
+{
+    if (target == NULL || stop == NULL) {
+        errno = EINVAL;
+        return AL_ERR;
+    }
+    stop_target = stop, wake_target = wake, signal_target = target;   /* before any handler can run */
+    if (install(0, on_stop_signal, 0) != AL_OK || install(1, on_stop_signal, 0) != AL_OK ||
+        (wake != NULL && install(2, on_child_signal, SA_NOCLDSTOP) != AL_OK)) {
+        restore_previous();
+        return AL_ERR;
+    }
+    return AL_OK;
+}
+
+static void stop_server(void *srv) { al_server_stop(srv); }
+static void wake_server(void *srv) { al_server_wake(srv); }
+
 int al_server_stop_on_signals(al_server *srv)
 {
     if (srv == NULL) {
         errno = EINVAL;
         return AL_ERR;
     }
-    signal_server = srv;   /* before any handler can run */
-    if (install(0, on_stop_signal, 0) != AL_OK || install(1, on_stop_signal, 0) != AL_OK ||
-        (srv->cfg.model == AL_MODEL_FORK && install(2, on_child_signal, SA_NOCLDSTOP) != AL_OK)) {
-        restore_previous();
-        return AL_ERR;
-    }
-    return AL_OK;
+    return al_signals_install(stop_server, srv->cfg.model == AL_MODEL_FORK ? wake_server : NULL, srv);
 }
 
 void al_server_signals_release(void)

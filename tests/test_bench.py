@@ -40,7 +40,8 @@ def quick(tmp_path_factory):
 def _measured() -> tuple[list[registry.Implementation], list[registry.Implementation]]:
     """What a plain `acceptloop bench` measures: the registry without its floors, and the floors."""
     impls = [i for i in registry.load() if i.unavailable() is None]
-    return [i for i in impls if i.role != registry.FLOOR], [i for i in impls if i.role == registry.FLOOR]
+    return (bench_plan.measured_by_default([i for i in impls if i.role != registry.FLOOR]),
+            [i for i in impls if i.role == registry.FLOOR])
 
 
 def test_every_implementation_and_model_is_measured(quick):
@@ -401,3 +402,52 @@ def test_the_bindings_table_is_each_bindings_difference_from_its_core_beside_the
 def test_a_bad_binding_is_one_line_naming_the_key(binding, message):
     with pytest.raises(registry.RegistryError, match=message):
         _impl("x", f"\n[implementation.bench.binding]\n{binding}\n")
+
+
+def test_cpu_lists_are_read_as_the_kernel_writes_them():
+    from acceptloop.bench.runner import parse_cpus
+    assert parse_cpus("0") == (0,)
+    assert parse_cpus("0-3") == (0, 1, 2, 3)
+    assert parse_cpus("4-5,0,2") == (0, 2, 4, 5)
+    for bad in ("", "x", "3-1", "1-", "-1", "0,,1"):
+        with pytest.raises(ValueError):
+            parse_cpus(bad)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_the_cpu_sets_given_are_the_pinning_recorded():
+    from acceptloop.bench.runner import pinning
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    pins = pinning((first,), (second,))
+    assert pins["pinned"] and pins["server_cpus"] == [first] and pins["client_cpus"] == [second]
+    assert pins["server_cpu"] == first and pins["client_cpu"] == second and pins["given"]
+    assert pinning()["server_cpus"] == [first] and not pinning()["given"]
+    with pytest.raises(ValueError, match="share CPU"):
+        pinning((first,), (first, second))
+    with pytest.raises(ValueError, match="not available"):
+        pinning((max(os.sched_getaffinity(0)) + 1,), (first,))
+
+
+def test_the_scaling_profile_runs_what_the_server_cpus_allow_and_says_so():
+    assert [bench_plan.worker_counts(n) for n in (1, 2, 3, 4, 8)] == [[1], [1, 2], [1, 2], [1, 2, 4], [1, 2, 4, 8]]
+    impls = [i for i in registry.load() if i.role != registry.FLOOR]
+    floors = [i for i in registry.load() if i.role == registry.FLOOR]
+    scalable = {i.name for i in impls if "workers" in i.options and "event" in i.models}
+    assert scalable, "some port's registry entry takes --workers"
+    one, record = bench_plan.scaling_plan(impls, 1, floors=floors)
+    assert record["workers"] == [1] and record["scaled"] is False and record["verdict"].startswith("could not scale")
+    four, record = bench_plan.scaling_plan(impls, 4, floors=floors)
+    assert record["workers"] == [1, 2, 4] and record["scaled"] is True
+    measured = [c for c in four.cells if c.impl.role != registry.FLOOR]
+    assert {c.workload.id for c in four.cells} == {"echo-64B-c256"} and {c.model for c in measured} == {"event"}
+    assert len(measured) == 3 * len(scalable)
+    for c in measured:
+        assert c.impl.command[-2] == "--workers" and c.impl.name.endswith(f"-workers{c.impl.command[-1]}")
+    assert all(c.impl.role == registry.FLOOR for c in one.cells[:1])
+
+
+def test_an_entry_without_a_bench_stanza_is_measured_only_when_named():
+    impls = registry.load()
+    default = {i.name for i in bench_plan.measured_by_default(impls)}
+    assert {i.name for i in impls if i.bench is None} & default == set()
+    assert {"python", "c", "php"} <= default

@@ -24,6 +24,8 @@ ARGUMENTS = [
     ["--grace", "+5"], ["--grace", " 5"], ["--port", "5\n"], ["--grace", "1e3"], ["--grace", "inf"],
     ["--grace", "nan"], ["--grace", "-1"], ["--port", "a'b"], ["--host", "h" * 1025],
     ["--grace", "3600.5"], ["--port", "99999999999999999999999"], ["--idle-timeout", "86400.5"],
+    ["--workers", "0"], ["--workers", "257"], ["--workers", "2x"],
+    ["--model", "iterative", "--workers", "2"],   # more than one worker needs a model that runs an event loop
 ]
 EPOCHS = ["1e17", str(P.DAYTIME_EPOCH_MAX + 1), "-1", " 1", "1_000", "1\n", "12.5", "99999999999999999999999"]
 

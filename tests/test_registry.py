@@ -20,7 +20,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_base_registry_holds_the_ports_and_two_peers():
     impls = {i.name: i for i in registry.load()}
     assert {n for n, i in impls.items() if i.role == "port"} == {
-        "python", "c", "c-cffi", "php", "c-pyhandler", "c-ctypes-handler", "php-ffi", "php-ffi-handler"}
+        "python", "c", "c-cffi", "php", "c-pyhandler", "c-ctypes-handler", "php-ffi", "php-ffi-handler",
+        "python-workers", "c-workers", "php-workers"}
     assert {n for n, i in impls.items() if i.role == "peer"} == {"asyncio", "uvloop"}
     assert impls["uvloop"].requires == ("uvloop",)
     assert impls["php"].models == ("iterative", "fork", "event")
@@ -28,6 +29,26 @@ def test_the_base_registry_holds_the_ports_and_two_peers():
     # Python handlers over the C loop: every model but fork (see the registry's comment).
     assert impls["c-pyhandler"].models == impls["c-ctypes-handler"].models == ("iterative", "threads", "event")
     assert impls["php-ffi"].models == impls["c"].models   # the C core's loop, every model it offers
+
+
+def test_the_workers_entries_run_each_port_with_two_event_loops():
+    impls = {i.name: i for i in registry.load()}
+    for port in ("python", "c", "php"):
+        entry = impls[f"{port}-workers"]
+        assert entry.models == ("event",) and entry.bench is None
+        assert entry.services == impls[port].services
+        assert entry.options | {"workers"} == impls[port].options
+        argv = entry.argv("echo", "event", "h", 1)
+        assert argv[argv.index("--workers") + 1] == "2"
+    # Processes in Python and PHP: the kit counts them as the server; C runs threads.
+    assert [impls[f"{p}-workers"].worker_processes for p in ("python", "c", "php")] == [2, 0, 2]
+
+
+def test_worker_processes_must_be_a_whole_number(tmp_path):
+    path = write(tmp_path, '[[implementation]]\nname = "x"\ncommand = "x"\nmodels = ["event"]\n'
+                           'services = ["echo"]\nworker_processes = -1\n')
+    with pytest.raises(registry.RegistryError, match="worker_processes"):
+        registry.load(extra=[path])
 
 
 def test_command_placeholders_and_options_are_filled_in():

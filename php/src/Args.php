@@ -66,6 +66,9 @@ final class Args
                 throw new UsageError(Protocol::DATAGRAM_NO_DATAGRAM_FORM);
             }
         }
+        if ($values['workers'] > 1 && !in_array($values['model'], Protocol::WORKER_MODELS, true)) {
+            throw new UsageError(sprintf(Protocol::WORKERS_REFUSAL, $values['model']));
+        }
         return new Config(
             service: $values['service'],
             model: $values['model'],
@@ -78,6 +81,7 @@ final class Args
             ipv6Only: $values['ipv6-only'],
             daytimeEpoch: self::daytimeEpoch($epochText),
             transport: $values['transport'],
+            workers: $values['workers'],
         );
     }
 

@@ -20,6 +20,8 @@ final class Config
         public readonly ?int $daytimeEpoch,
         /** --transport: 'tcp' (streams) or 'udp' (datagrams). */
         public readonly string $transport = 'tcp',
+        /** Event loops on the port (Workers), SO_REUSEPORT when more than one. */
+        public readonly int $workers = 1,
     ) {
     }
 }

@@ -92,11 +92,11 @@ final class Listeners
      *
      * @throws SetupError
      */
-    public function openListeners(): void
+    public function openListeners(?int $port = null): void
     {
-        $addresses = $this->resolve($this->config->host, $this->config->port);
+        $port ??= $this->config->port;   // another worker's: the port the first worker's listeners have
+        $addresses = $this->resolve($this->config->host, $port);
         $v6Only = $this->config->ipv6Only || in_array(AF_INET, array_column($addresses, 0), true);
-        $port = $this->config->port;
         try {
             foreach ($addresses as [$family, $protocol, $address]) {
                 $sock = $this->listenOn($family, $protocol, $address, $port, $v6Only);
@@ -128,7 +128,9 @@ final class Listeners
             // step: options
             // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
             // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
+            $reusePort = $this->config->workers > 1;   // every worker's listeners share the port (Workers)
             $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
+                && (!$reusePort || socket_set_option($sock, SOL_SOCKET, SO_REUSEPORT, 1))
                 && ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
                 && socket_set_nonblock($sock));
             if ($ok === false) {
@@ -257,6 +259,12 @@ final class Listeners
             socket_close($sock);
         }
         $this->sockets = [];
+    }
+
+    /** The port the listeners have (the kernel's choice for --port 0), once open. */
+    public function port(): int
+    {
+        return self::localAddress($this->sockets[0])[1];
     }
 
     /** @return array{string, int} where $sock listens: address and port */

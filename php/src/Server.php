@@ -29,6 +29,9 @@ final class Server
             Os::writeAll(STDOUT, Args::help($models));
             return Protocol::EXIT_OK;
         }
+        if ($config->workers > 1) {
+            return Workers::serveWorkers($config);
+        }
         try {
             $control = new Control($config->grace);
             $control->installSignalHandlers(watchChildren: $config->model === 'fork');
@@ -53,7 +56,7 @@ final class Server
     }
 
     /** Print one line on stderr and give the failure exit code. */
-    private static function fail(string $message): int
+    public static function fail(string $message): int
     {
         Os::log($message);
         return Protocol::EXIT_FAILURE;

@@ -31,6 +31,9 @@ DATAGRAM_MAX_PAYLOAD = 65507
 DATAGRAM_CHARGEN_LINES = 6
 DATAGRAM_WRONG_MODEL = '--transport udp: the model must be iterative or event'
 DATAGRAM_NO_DATAGRAM_FORM = '--transport udp: message has no datagram form'
+# --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model).
+WORKER_MODELS = ('event',)
+WORKERS_REFUSAL = 'argument --workers: more than one worker needs a model that runs an event loop, not %s'
 
 CHARGEN_LINE_LENGTH = 72
 CHARGEN_FIRST_CHAR = 32
@@ -82,6 +85,7 @@ OPTIONS = (
     ('idle-timeout', 'seconds', 60, 0, 86400, None, 'close a connection that neither sends nor receives for this long; 0 never'),
     ('ipv6-only', 'flag', False, None, None, None, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack"),
     ('transport', 'choice', 'tcp', None, None, 'transports', 'tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)'),
+    ('workers', 'int', 1, 1, 256, None, 'event loops serving the port, each with listeners of its own (SO_REUSEPORT); --max-conns counts them all'),
 )
 DEFAULT_SERVICE = 'echo'
 DEFAULT_MODEL = 'event'
@@ -93,3 +97,4 @@ DEFAULT_MAX_CONNS = 1000
 DEFAULT_IDLE_TIMEOUT = 60
 DEFAULT_IPV6_ONLY = False
 DEFAULT_TRANSPORT = 'tcp'
+DEFAULT_WORKERS = 1

@@ -33,6 +33,7 @@ class ServerConfig:
     ipv6_only: bool
     daytime_epoch: int | None   # from ACCEPTLOOP_DAYTIME_EPOCH; None: use the clock
     transport: str = "tcp"      # --transport: "tcp" (streams) or "udp" (datagrams)
+    workers: int = 1            # event loops on the port (SO_REUSEPORT when more than one)
 
 
 # The contract's grammar for numbers (protocol.toml [grammar]): matched whole, before converting, so
@@ -109,11 +110,23 @@ def daytime_epoch_from_env(parser: argparse.ArgumentParser) -> int | None:
     raise AssertionError("unreachable")
 
 
-def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str]) -> ServerConfig:
-    """Parse the contract's options; on a bad one print usage and exit 2."""
+def check_workers(parser: argparse.ArgumentParser, workers: int, model: str, several: bool) -> None:
+    """--workers N > 1 only with a model that runs an event loop (protocol.toml [workers]), and
+    only in a front end that can run several (`several`); else usage and exit 2."""
+    if workers > 1 and model not in P.WORKER_MODELS:
+        parser.error(P.WORKERS_REFUSAL % model)
+    if workers > 1 and not several:
+        parser.error(f"argument --workers: {parser.prog} runs one worker, not {workers}")
+
+
+def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str],
+               several_workers: bool = False) -> ServerConfig:
+    """Parse the contract's options; on a bad one print usage and exit 2. `several_workers`: this
+    front end can run more than one worker (--workers N > 1)."""
     parser = build_parser(prog, models)
     ns = parser.parse_args(argv)
     check_transport(parser, ns.transport, ns.model, ns.service)
+    check_workers(parser, ns.workers, ns.model, several_workers)
     return ServerConfig(
         service=ns.service,
         model=ns.model,
@@ -126,6 +139,7 @@ def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str]) -> 
         ipv6_only=ns.ipv6_only,
         daytime_epoch=daytime_epoch_from_env(parser),
         transport=ns.transport,
+        workers=ns.workers,
     )
 
 

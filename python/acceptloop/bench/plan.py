@@ -85,7 +85,16 @@ QUICK = Profile(
                 "model, the connection rate on the others, and the cells the targets name; short windows",
 )
 
-PROFILES = {p.name: p for p in (QUICK, FULL)}
+SCALING = Profile(
+    name="scaling",
+    event=(workload("echo", 256, 64),),
+    other=(),
+    rounds=3, warmup=0.3, duration=1.0,
+    description="64 B echo at 256 connections on the event model of every implementation that takes --workers, "
+                "with --workers 1, 2, 4, ... up to the number of server CPUs (--server-cpus); 3 rounds",
+)
+
+PROFILES = {p.name: p for p in (QUICK, FULL, SCALING)}
 
 
 @dataclass(frozen=True)
@@ -190,3 +199,46 @@ def add_floors(cells: list[Cell], floors: Sequence[Implementation]) -> list[Cell
                     if cell.workload.service in f.services and f.models]
         out.append(cell)
     return out
+
+
+def worker_counts(server_cpus: int) -> list[int]:
+    """--workers for the scaling profile: 1, 2, 4, ... up to the server CPUs (at least 1)."""
+    counts = [1]
+    while counts[-1] * 2 <= server_cpus:
+        counts.append(counts[-1] * 2)
+    return counts
+
+
+def with_workers(impl: Implementation, workers: int) -> Implementation:
+    """`impl` run with --workers N, under a name of its own (`NAME-workersN`); no bench stanza."""
+    assert impl.command is not None
+    return dataclasses.replace(impl, name=f"{impl.name}-workers{workers}",
+                               command=(*impl.command, "--workers", str(workers)), bench=None)
+
+
+def scaling_plan(impls: Sequence[Implementation], server_cpus: int, keyword: str | None = None,
+                 rounds: int | None = None, floors: Sequence[Implementation] = ()) -> tuple[Plan, dict]:
+    """The scaling profile: every implementation whose registry entry takes the contract's
+    --workers (options) on its event model, once per worker count; and the record of what could
+    be measured (the results' `scaling`: the counts, and whether more than one could be run)."""
+    counts = worker_counts(server_cpus)
+    scalable = [i for i in impls if "workers" in i.options and "event" in i.models and i.command is not None]
+    variants = [with_workers(i, n) for n in counts for i in scalable]
+    record = {
+        "server_cpus": server_cpus,
+        "workers": counts,
+        "scaled": len(counts) > 1,
+        "implementations": [i.name for i in scalable],
+        "verdict": (f"measured with --workers {', '.join(map(str, counts))} on {server_cpus} server CPUs"
+                    if len(counts) > 1 else
+                    f"could not scale: {server_cpus} server CPU, so --workers 1 only; scaling needs at least 2 "
+                    "server CPUs (--server-cpus 0-3 --client-cpus 4-7 on a larger machine)"),
+    }
+    return plan(variants, SCALING, None, keyword, rounds, floors), record
+
+
+def measured_by_default(impls: Sequence[Implementation]) -> list[Implementation]:
+    """What a bench run measures when no --impl names its implementations: every entry with a
+    bench stanza (an entry without one, such as a port run with --workers 2 for the suite, is
+    measured only when named, or by the scaling profile through the entry it derives from)."""
+    return [i for i in impls if i.bench is not None]

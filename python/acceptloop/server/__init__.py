@@ -15,6 +15,7 @@
     loop_threads.py    run_threads        loop_event.py    run_event (EventLoop)
     datagram.py        --transport udp: open_datagram_sockets, run_datagram_iterative,
                        run_datagram_event (recvfrom, then sendto the sender)
+    workers.py         serve_workers: --workers N > 1, N event-loop processes on one port
 """
 from __future__ import annotations
 
@@ -38,7 +39,11 @@ MODELS: dict[str, Callable[..., None]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one server until SIGTERM/SIGINT; return the exit code (0, 1 or 2: see protocol.toml)."""
-    config: ServerConfig = parse_args(argv, prog="python -m acceptloop.server", models=tuple(MODELS))
+    config: ServerConfig = parse_args(argv, prog="python -m acceptloop.server", models=tuple(MODELS),
+                                      several_workers=True)
+    if config.workers > 1:
+        from acceptloop.server.workers import serve_workers
+        return serve_workers(config)
     try:
         control = Control(config.grace)
         control.install_signal_handlers(watch_children=config.model == "fork")

@@ -74,6 +74,8 @@ def open_listeners(config: ServerConfig) -> list[socket.socket]:
             # step: options
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if config.workers > 1:   # every worker's listeners share the port (workers.py)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(config.ipv6_only or also_ipv4))
                 sock.setblocking(False)

@@ -152,6 +152,7 @@ class ServerProcess:
         self.prefix = list(prefix or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.listening: list[Listening] = []
+        self.workers: set[int] = set()    # its worker processes (registry: worker_processes)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout_after_ready: list[str] = []
         self.exit_code: int | None = None
@@ -246,6 +247,7 @@ class ServerProcess:
                 if not self.listening:
                     self.kill()
                     raise ServerStartError(f"{P.ANNOUNCE_READY} without any LISTENING line", stderr=self.stderr())
+                self._note_workers()
                 threading.Thread(target=self._collect_rest, daemon=True).start()
                 return
             parts = line.split(" ")
@@ -308,13 +310,35 @@ class ServerProcess:
     def stderr_since_mark(self) -> str:
         return self.stderr().encode("utf-8", "replace")[self._stderr_mark:].decode("utf-8", "replace")
 
+    def _note_workers(self) -> None:
+        """A server whose registry entry says it runs worker processes (--workers) has them from
+        READY on: they are the server, counted in its descriptors, never children left behind."""
+        if self.impl.worker_processes:
+            wait_until(lambda: len(self._direct_children()) >= self.impl.worker_processes, 5.0)
+            self.workers = {pid for pid, _state in self._direct_children()}
+
+    def _own_processes(self) -> list[int]:
+        return [self.pid, *sorted(self.workers)]
+
     def fd_count(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        """Descriptors the server holds: its process's, and its worker processes' if it has any."""
+        return sum(self._fds_of(pid) for pid in self._own_processes())
+
+    def busiest_fd_count(self) -> int:
+        """The most descriptors one of the server's processes holds (one process: fd_count())."""
+        return max(self._fds_of(pid) for pid in self._own_processes())
+
+    @staticmethod
+    def _fds_of(pid: int) -> int:
+        try:
+            return len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            return 0
 
     def tree_fd_count(self) -> int:
         """Descriptors held by the server and its children (fork model): 0 once it has exited."""
         total = 0
-        for pid in [self.pid, *(child for child, _ in self.children())]:
+        for pid in [*self._own_processes(), *(child for child, _ in self.children())]:
             try:
                 total += len(os.listdir(f"/proc/{pid}/fd"))
             except OSError:
@@ -370,8 +394,11 @@ class ServerProcess:
         return "exited" if code is None else f"exited with {code}"
 
     def children(self) -> list[tuple[int, str]]:
-        """(pid, state) of the server's child processes, zombies included; none once it has exited
-        and been reaped (its /proc entry is gone)."""
+        """(pid, state) of the server's child processes, zombies included, its worker processes
+        (--workers) and their children not among them; none once it has exited and been reaped."""
+        return [(pid, state) for pid, state in self._direct_children() if pid not in self.workers]
+
+    def _direct_children(self) -> list[tuple[int, str]]:
         out = []
         try:
             tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
@@ -435,7 +462,7 @@ class ServerProcess:
         """SIGKILL the server and everything in its process group (forked children), by its pid."""
         if self.proc is None:
             return
-        pids = [pid for pid, _ in self.children()] if self.proc.poll() is None else []
+        pids = [*self.workers, *(pid for pid, _ in self.children())] if self.proc.poll() is None else []
         self.signal_group(signal.SIGKILL)
         for pid in pids:   # a child that left the group (setsid) is still the server's to end
             try:

@@ -27,7 +27,7 @@ CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench", "transports")
+        "requires", "follows", "port", "bench", "worker_processes", "transports")
 
 
 class RegistryError(Exception):
@@ -53,6 +53,7 @@ class Implementation:
     port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
     placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
+    worker_processes: int = 0                   # --workers as processes: the children it has from READY on
     transports: tuple[str, ...] = ("tcp",)      # what --transport it takes: "tcp" (no option needed), "udp"
 
     def takes(self, what: str) -> bool:
@@ -136,6 +137,35 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     for t in transports:
         if t not in P.TRANSPORTS:
             raise RegistryError(f"{where}: unknown transport {t!r} (known: {', '.join(P.TRANSPORTS)})")
+    parsed_command, parsed_address, used = _command_or_address(entry, where, services, models)
+    port = _fixed_port(entry.get("port"), where, services)
+    if parsed_command is not None and ready == "port" and "port" not in used and port is None:
+        raise RegistryError(f"{where}: its command takes no {{port}} and it prints no LISTENING line: "
+                            "give 'port', where it listens")
+    # A server that prints no READY line, or runs elsewhere, promises the RFC's service only,
+    # unless its entry says more.
+    default_follows = BASES if parsed_command is not None and ready == "line" else ("rfc",)
+    follows = _strings(entry, "follows", where, default_follows)
+    for b in follows:
+        if b not in BASES:
+            raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
+    try:
+        bench = bench_spec.parse(entry.get("bench"), name)
+    except ValueError as e:
+        raise RegistryError(f"{where}: {e}") from None
+    return Implementation(
+        name=name, language=str(entry.get("language", name)), models=models, services=services,
+        ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
+        source=entry.get("source"), role=role, requires=requires, origin=origin,
+        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
+        worker_processes=_worker_processes(entry.get("worker_processes", 0), where), transports=transports,
+    )
+
+
+def _command_or_address(entry: dict[str, Any], where: str, services: tuple[str, ...], models: tuple[str, ...]
+                        ) -> tuple[tuple[str, ...] | None, tuple[str, int] | None, set[str]]:
+    """The entry's command (split like a shell would) and the placeholders it uses, or the address
+    of a server already running; RegistryError unless exactly one of them is given, and usable."""
     command = entry.get("command")
     address = entry.get("address")
     if (command is None) == (address is None):
@@ -161,28 +191,14 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         parsed_address = (host.strip("[]"), int(port))
         if len(services) != 1 or len(models) != 1:
             raise RegistryError(f"{where}: a running server offers one service and one model")
-    port = _fixed_port(entry.get("port"), where, services)
-    if parsed_command is not None and ready == "port" and "port" not in used and port is None:
-        raise RegistryError(f"{where}: its command takes no {{port}} and it prints no LISTENING line: "
-                            "give 'port', where it listens")
-    # A server that prints no READY line, or runs elsewhere, promises the RFC's service only,
-    # unless its entry says more.
-    default_follows = BASES if parsed_command is not None and ready == "line" else ("rfc",)
-    follows = _strings(entry, "follows", where, default_follows)
-    for b in follows:
-        if b not in BASES:
-            raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
-    try:
-        bench = bench_spec.parse(entry.get("bench"), name)
-    except ValueError as e:
-        raise RegistryError(f"{where}: {e}") from None
-    return Implementation(
-        name=name, language=str(entry.get("language", name)), models=models, services=services,
-        ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
-        source=entry.get("source"), role=role, requires=requires, origin=origin,
-        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
-        transports=transports,
-    )
+    return parsed_command, parsed_address, used
+
+
+def _worker_processes(value: object, where: str) -> int:
+    """worker_processes: a whole number from 0 (a server with no workers of its own, or threads)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RegistryError(f"{where}: worker_processes must be a whole number from 0, not {value!r}")
+    return value
 
 
 def _placeholders(command: tuple[str, ...], where: str) -> set[str]:
