@@ -10,6 +10,9 @@ final class Args
 {
     public const PROG = 'php acceptloop.php';
     private const DESCRIPTION = 'A TCP accept loop that follows the acceptloop contract.';
+    /** The models and services a datagram server offers (--transport udp). */
+    private const DATAGRAM_MODELS = ['iterative', 'event'];
+    private const DATAGRAM_SERVICES = ['echo', 'discard', 'chargen', 'daytime'];
     /** The characters Python's repr() writes by name. */
     private const NAMED_ESCAPES = ["\n" => '\\n', "\r" => '\\r', "\t" => '\\t'];
 
@@ -57,7 +60,7 @@ final class Args
             }
             $values[$name] = self::convert($name, $kind, $inline, $low, $high, $choices, $models);
         }
-        return new Config(
+        return self::checkTransport(new Config(
             service: $values['service'],
             model: $values['model'],
             host: $values['host'],
@@ -68,7 +71,27 @@ final class Args
             idleTimeout: $values['idle-timeout'],
             ipv6Only: $values['ipv6-only'],
             daytimeEpoch: self::daytimeEpoch($epochText),
-        );
+            transport: $values['transport'] ?? 'tcp',
+        ));
+    }
+
+    /**
+     * $config, unless its transport cannot run its model or service: over UDP there is no
+     * connection to fork for, and the message service needs the end of a stream.
+     *
+     * @throws UsageError `--transport udp: the model must be iterative or event`
+     */
+    private static function checkTransport(Config $config): Config
+    {
+        if ($config->transport === 'udp') {
+            if (!in_array($config->model, self::DATAGRAM_MODELS, true)) {
+                throw new UsageError('--transport udp: the model must be ' . implode(' or ', self::DATAGRAM_MODELS));
+            }
+            if (!in_array($config->service, self::DATAGRAM_SERVICES, true)) {
+                throw new UsageError("--transport udp: {$config->service} has no datagram form");
+            }
+        }
+        return $config;
     }
 
     /**
@@ -122,7 +145,7 @@ final class Args
             return $text;
         }
         if ($kind === 'choice') {
-            $allowed = $choices === 'models' ? $models : Protocol::SERVICES;
+            $allowed = self::choices($choices, $models);
             if (!in_array($text, $allowed, true)) {
                 $list = implode(', ', array_map(self::quote(...), $allowed));
                 $why = $choices === 'models' && in_array($text, Protocol::MODELS, true)
@@ -223,6 +246,21 @@ final class Args
         return $code;
     }
 
+    /**
+     * The values a choice option takes, by the list protocol.toml names.
+     *
+     * @param list<string> $models
+     * @return list<string>
+     */
+    private static function choices(?string $choices, array $models): array
+    {
+        return match ($choices) {
+            'models' => $models,
+            'transports' => Protocol::TRANSPORTS,
+            default => Protocol::SERVICES,
+        };
+    }
+
     /** @param list<string> $models */
     public static function usage(array $models): string
     {
@@ -264,7 +302,7 @@ final class Args
     {
         return match ($kind) {
             'flag' => "--{$name}",
-            'choice' => "--{$name} {" . implode(',', $choices === 'models' ? $models : Protocol::SERVICES) . '}',
+            'choice' => "--{$name} {" . implode(',', self::choices($choices, $models)) . '}',
             default => "--{$name} " . strtoupper(str_replace('-', '_', $name)),
         };
     }

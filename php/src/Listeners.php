@@ -1,6 +1,8 @@
 <?php
 // The server's listening sockets and the network steps done on them: resolve, openListeners,
-// announce, acceptClient, reject, closeListeners (Python: net.py; C: net.c).
+// announce, acceptClient, reject, closeListeners (Python: net.py; C: net.c). With
+// --transport udp the same steps open bound datagram sockets instead (SOCK_DGRAM, no listen),
+// which DatagramLoop serves.
 // Each step is marked (`// step: NAME` ... `// end step`) so the report can show it beside
 // the Python and C code that does the same thing.
 declare(strict_types=1);
@@ -33,8 +35,12 @@ final class Listeners
      */
     private array $sockets = [];
 
+    /** SOCK_STREAM, or SOCK_DGRAM with --transport udp: what resolve asks for and socket opens. */
+    private readonly int $socktype;
+
     public function __construct(private readonly Config $config)
     {
+        $this->socktype = $config->transport === 'udp' ? SOCK_DGRAM : SOCK_STREAM;
     }
 
     /** @return list<\Socket> the listeners still open */
@@ -59,13 +65,13 @@ final class Listeners
     public function resolve(string $host, int $port): array
     {
         // No ai_family: the hints start zeroed, which is AF_UNSPEC (PHP has no constant for it).
-        $hints = ['ai_socktype' => SOCK_STREAM, 'ai_flags' => AI_PASSIVE];
+        $hints = ['ai_socktype' => $this->socktype, 'ai_flags' => AI_PASSIVE];
         $seen = [];
         $out = [];
         foreach ($host === '' ? self::WILDCARD_HOSTS : [$host] as $name) {
             $infos = socket_addrinfo_lookup($name, (string) $port, $hints);
             if ($infos === false) {
-                [$code, $reason] = GaiReason::explain($name, (string) $port, AI_PASSIVE, SOCK_STREAM);
+                [$code, $reason] = GaiReason::explain($name, (string) $port, AI_PASSIVE, $this->socktype);
                 throw new SetupError('resolve', self::formatAddress($host, $port), $code, $reason);
             }
             foreach ($infos as $info) {
@@ -112,14 +118,15 @@ final class Listeners
     }
 
     /**
-     * One listener: socket, options, bind, listen. A step that fails closes the socket and
-     * throws SetupError naming it.
+     * One listener: socket, options, bind, listen (a datagram socket: socket, options, bind).
+     * A step that fails closes the socket and throws SetupError naming it.
      */
     private function listenOn(int $family, int $protocol, string $address, int $port, bool $v6Only): \Socket
     {
         $where = self::formatAddress($address, $port);
         // step: socket
-        $sock = self::attempt(static fn () => socket_create($family, SOCK_STREAM, $protocol));
+        $socktype = $this->socktype;
+        $sock = self::attempt(static fn () => socket_create($family, $socktype, $protocol));
         if ($sock === false) {
             throw SetupError::fromSocket('socket', $where, null);
         }
@@ -127,8 +134,10 @@ final class Listeners
         try {
             // step: options
             // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
-            // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
-            $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
+            // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT. UDP has
+            // no TIME_WAIT, and there SO_REUSEADDR would let a second server share the port.
+            $stream = $socktype === SOCK_STREAM;
+            $ok = self::attempt(static fn () => (!$stream || socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1))
                 && ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
                 && socket_set_nonblock($sock));
             if ($ok === false) {
@@ -142,7 +151,7 @@ final class Listeners
             // end step
             // step: listen
             $backlog = $this->config->backlog;
-            if (self::attempt(static fn () => socket_listen($sock, $backlog)) === false) {
+            if ($stream && self::attempt(static fn () => socket_listen($sock, $backlog)) === false) {
                 throw SetupError::fromSocket('listen', $where, $sock);
             }
             // end step
@@ -260,7 +269,7 @@ final class Listeners
     }
 
     /** @return array{string, int} where $sock listens: address and port */
-    private static function localAddress(\Socket $sock): array
+    public static function localAddress(\Socket $sock): array
     {
         $address = '';
         $port = 0;
@@ -269,7 +278,7 @@ final class Listeners
     }
 
     /** `127.0.0.1:7` or `[::1]:7`. */
-    private static function formatAddress(string $host, int $port): string
+    public static function formatAddress(string $host, int $port): string
     {
         return str_contains($host, ':') ? "[{$host}]:{$port}" : "{$host}:{$port}";
     }
