@@ -40,6 +40,7 @@ struct al_config {
     long long daytime_epoch;
     const struct al_handler *handler;   /* NULL: the service runs in C; else this handler replaces it
                                            (see "The handler API" below); not copied: keep it alive */
+    int transport;           /* an index into al_transport_names: tcp (0, the default) or udp (datagram.c) */
 };
 
 /* Fills *cfg with the contract's defaults (protocol.h). */
@@ -48,6 +49,7 @@ void al_config_defaults(struct al_config *cfg);
 /* The index of a service or model name, or AL_ERR when there is no such name. */
 int al_service_index(const char *name);
 int al_model_index(const char *name);
+int al_transport_index(const char *name);
 
 typedef struct al_server al_server;
 

@@ -37,6 +37,12 @@ struct al_service_ops {
     void (*release)(struct al_conn *c);               /* free the service's own memory */
 };
 
+/* The protocol's bytes, shared with the datagram forms (datagram.c): RFC 867's line for the second
+ * `epoch`, line ending included (its length; 0 when the second has no calendar date), and the
+ * chargen pattern from its first line (at least one period of 95 lines). */
+size_t al_daytime_line(char *line, size_t len, time_t epoch);
+const char *al_chargen_cycle(void);
+
 /* The handler tables, indexed like al_service_names (services.c). */
 extern const struct al_service_ops *const al_services[];
 

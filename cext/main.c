@@ -33,7 +33,7 @@ static const struct field {
     size_t offset;
 } fields[] = {
     FIELD(service), FIELD(model), FIELD(host), FIELD(port), FIELD(backlog),
-    FIELD(grace), FIELD(max_conns), FIELD(idle_timeout), FIELD(ipv6_only),
+    FIELD(grace), FIELD(max_conns), FIELD(idle_timeout), FIELD(ipv6_only), FIELD(transport),
 };
 
 static const struct field *field_for(const char *option)
@@ -342,6 +342,10 @@ static int parse_args(int argc, char **argv, struct al_config *cfg)
     }
     if (unknown_len > 0)
         return usage_error(prog, "unrecognized arguments:%s", unknown);
+    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_MODEL(cfg->model))
+        return usage_error(prog, "%s", AL_DATAGRAM_WRONG_MODEL);
+    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_SERVICE(cfg->service))
+        return usage_error(prog, "%s", AL_DATAGRAM_NO_DATAGRAM_FORM);
     return read_epoch(prog, cfg);
 }
 

@@ -68,13 +68,13 @@ static void set_port(struct sockaddr_storage *ss, int port)
 }
 
 /* step: resolve */
-int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out)
+int al_resolve(struct al_error *err, const char *host, int port, int socktype, struct al_address **out)
 {
     struct addrinfo hints, *infos, *ai;
     char service[16], where[AL_ERROR_LEN];   /* the whole host, however long the contract lets it be */
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_socktype = socktype;
     hints.ai_flags = AI_PASSIVE;
     snprintf(service, sizeof service, "%d", port);
     int rc = getaddrinfo(host != NULL && host[0] != '\0' ? host : NULL, service, &hints, &infos);
@@ -178,7 +178,7 @@ fail:
 int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds_out)
 {
     struct al_address *addrs;
-    int n = al_resolve(err, cfg->host, cfg->port, &addrs);
+    int n = al_resolve(err, cfg->host, cfg->port, SOCK_STREAM, &addrs);
     if (n == AL_ERR)
         return AL_ERR;
     int also_ipv4 = 0;

@@ -19,10 +19,15 @@ struct al_address {
     struct sockaddr_storage addr;
 };
 
-/* Every address getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, AI_PASSIVE)
- * gives, without repeats. Returns their number (at least 1) and a malloc'd
- * array in *out that the caller frees, or AL_ERR with err filled. */
-int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out);
+/* Every address getaddrinfo(host, port, AF_UNSPEC, socktype (SOCK_STREAM, or
+ * SOCK_DGRAM for --transport udp), AI_PASSIVE) gives, without repeats. Returns
+ * their number (at least 1) and a malloc'd array in *out that the caller
+ * frees, or AL_ERR with err filled. */
+int al_resolve(struct al_error *err, const char *host, int port, int socktype, struct al_address **out);
+
+/* --transport udp (datagram.c): as al_open_listeners, with SOCK_DGRAM, no
+ * SO_REUSEADDR and no listen: bound, non-blocking, close-on-exec sockets. */
+int al_open_datagram_sockets(struct al_error *err, const struct al_config *cfg, int **fds);
 
 /* A listening, non-blocking, close-on-exec socket for every address cfg->host
  * resolves to (design.md "Start-up"). Returns their number and a malloc'd

@@ -22,6 +22,17 @@ enum al_model {
     AL_MODEL_COUNT
 };
 
+enum al_transport {
+    AL_TRANSPORT_TCP,
+    AL_TRANSPORT_UDP,
+    AL_TRANSPORT_COUNT
+};
+
+static const char *const al_transport_names[AL_TRANSPORT_COUNT] = {
+    "tcp",
+    "udp",
+};
+
 static const char *const al_service_names[AL_SERVICE_COUNT] = {
     "echo",
     "discard",
@@ -36,6 +47,15 @@ static const char *const al_model_names[AL_MODEL_COUNT] = {
     "threads",
     "event",
 };
+
+#define AL_DATAGRAM_RECV_BUFFER 65537
+#define AL_DATAGRAM_MAX_PAYLOAD 65507
+#define AL_DATAGRAM_CHARGEN_LINES 6
+#define AL_DATAGRAM_WRONG_MODEL "--transport udp: the model must be iterative or event"
+#define AL_DATAGRAM_NO_DATAGRAM_FORM "--transport udp: message has no datagram form"
+/* Nonzero for the models and services --transport udp takes. */
+#define AL_DATAGRAM_MODEL(m) ((m) == AL_MODEL_ITERATIVE || (m) == AL_MODEL_EVENT)
+#define AL_DATAGRAM_SERVICE(s) ((s) == AL_SERVICE_ECHO || (s) == AL_SERVICE_DISCARD || (s) == AL_SERVICE_CHARGEN || (s) == AL_SERVICE_DAYTIME)
 
 #define AL_CHARGEN_LINE_LENGTH 72
 #define AL_CHARGEN_FIRST_CHAR 32
@@ -90,7 +110,7 @@ struct al_option_spec {
     int choice_count;
     const char *help;
 };
-#define AL_OPTION_COUNT 9
+#define AL_OPTION_COUNT 10
 static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
     { "service", AL_OPT_CHOICE, "echo", 0, 0, al_service_names, AL_SERVICE_COUNT, "the service to offer" },
     { "model", AL_OPT_CHOICE, "event", 0, 0, al_model_names, AL_MODEL_COUNT, "the concurrency model" },
@@ -101,6 +121,7 @@ static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
     { "max-conns", AL_OPT_INT, "1000", 1, 1000000, NULL, 0, "connections served at once; one more is accepted and closed at once" },
     { "idle-timeout", AL_OPT_SECONDS, "60", 0, 86400, NULL, 0, "close a connection that neither sends nor receives for this long; 0 never" },
     { "ipv6-only", AL_OPT_FLAG, NULL, 0, 0, NULL, 0, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack" },
+    { "transport", AL_OPT_CHOICE, "tcp", 0, 0, al_transport_names, AL_TRANSPORT_COUNT, "tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)" },
 };
 #define AL_DEFAULT_SERVICE "echo"
 #define AL_DEFAULT_MODEL "event"
@@ -112,5 +133,6 @@ static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
 #define AL_DEFAULT_MAX_CONNS 1000
 #define AL_DEFAULT_IDLE_TIMEOUT 60
 #define AL_DEFAULT_IPV6_ONLY 0
+#define AL_DEFAULT_TRANSPORT "tcp"
 
 #endif /* AL_PROTOCOL_H */

@@ -100,4 +100,8 @@ int al_run_fork(struct al_server *srv, struct al_error *err);
 int al_run_threads(struct al_server *srv, struct al_error *err);
 int al_run_event(struct al_server *srv, struct al_error *err);
 
+/* The datagram models (datagram.c, --transport udp): the same contract, over recvfrom and sendto. */
+int al_run_datagram_iterative(struct al_server *srv, struct al_error *err);
+int al_run_datagram_event(struct al_server *srv, struct al_error *err);
+
 #endif /* AL_SERVER_H */

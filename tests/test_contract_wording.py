@@ -70,3 +70,23 @@ def test_a_host_getaddrinfo_refuses_is_the_same_resolve_line_everywhere():
 def test_the_ports_under_test_are_all_there():
     # The wording is only held equal if there is more than one port to compare.
     assert len(PORTS) >= 3, [i.name for i in PORTS]
+
+
+
+@pytest.mark.parametrize("model", ["fork", "threads"])
+def test_every_port_refuses_udp_in_a_model_that_accepts_in_the_same_words(model):
+    # Only the ports offering the model: the others refuse the model itself first.
+    seen = {impl.name: last_line(impl.argv("echo", "event", "127.0.0.1", 0) + ["--transport", "udp", "--model", model])
+            for impl in PORTS if model in impl.models}
+    assert len(seen) >= 2, seen
+    assert set(seen.values()) == {(P.EXIT_USAGE, f"PROG: {P.DATAGRAM_WRONG_MODEL}")}, seen
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--transport", "udp", "--model", "iterative", "--service", "message"], P.DATAGRAM_NO_DATAGRAM_FORM),
+    (["--transport", "tcpx"], "argument --transport: invalid choice: 'tcpx' (choose from 'tcp', 'udp')"),
+], ids=["udp-message", "bad-transport"])
+def test_every_port_refuses_a_transport_it_cannot_serve_in_the_same_words(args, words):
+    # The registry's command puts --model event first; the later --model wins, as argparse has it.
+    seen = each_port(args)
+    assert set(seen.values()) == {(P.EXIT_USAGE, f"PROG: {words}")}, seen

@@ -10,9 +10,6 @@ final class Args
 {
     public const PROG = 'php acceptloop.php';
     private const DESCRIPTION = 'A TCP accept loop that follows the acceptloop contract.';
-    /** The models and services a datagram server offers (--transport udp). */
-    private const DATAGRAM_MODELS = ['iterative', 'event'];
-    private const DATAGRAM_SERVICES = ['echo', 'discard', 'chargen', 'daytime'];
     /** The characters Python's repr() writes by name. */
     private const NAMED_ESCAPES = ["\n" => '\\n', "\r" => '\\r', "\t" => '\\t'];
 
@@ -60,7 +57,16 @@ final class Args
             }
             $values[$name] = self::convert($name, $kind, $inline, $low, $high, $choices, $models);
         }
-        return self::checkTransport(new Config(
+        if ($values['transport'] === 'udp') {
+            // --transport udp: only the models that need no accept, only the services with a datagram form.
+            if (!in_array($values['model'], Protocol::DATAGRAM_MODELS, true)) {
+                throw new UsageError(Protocol::DATAGRAM_WRONG_MODEL);
+            }
+            if (!in_array($values['service'], Protocol::DATAGRAM_SERVICES, true)) {
+                throw new UsageError(Protocol::DATAGRAM_NO_DATAGRAM_FORM);
+            }
+        }
+        return new Config(
             service: $values['service'],
             model: $values['model'],
             host: $values['host'],
@@ -71,27 +77,8 @@ final class Args
             idleTimeout: $values['idle-timeout'],
             ipv6Only: $values['ipv6-only'],
             daytimeEpoch: self::daytimeEpoch($epochText),
-            transport: $values['transport'] ?? 'tcp',
-        ));
-    }
-
-    /**
-     * $config, unless its transport cannot run its model or service: over UDP there is no
-     * connection to fork for, and the message service needs the end of a stream.
-     *
-     * @throws UsageError `--transport udp: the model must be iterative or event`
-     */
-    private static function checkTransport(Config $config): Config
-    {
-        if ($config->transport === 'udp') {
-            if (!in_array($config->model, self::DATAGRAM_MODELS, true)) {
-                throw new UsageError('--transport udp: the model must be ' . implode(' or ', self::DATAGRAM_MODELS));
-            }
-            if (!in_array($config->service, self::DATAGRAM_SERVICES, true)) {
-                throw new UsageError("--transport udp: {$config->service} has no datagram form");
-            }
-        }
-        return $config;
+            transport: $values['transport'],
+        );
     }
 
     /**
@@ -124,6 +111,20 @@ final class Args
             throw new UsageError("ambiguous option: --{$given} could match {$list}");
         }
         throw new UsageError("unrecognized arguments: --{$given}");
+    }
+
+    /**
+     * The names a choice option offers: the port's models, the transports, or the services.
+     * @param list<string> $models
+     * @return list<string>
+     */
+    private static function choices(?string $choices, array $models): array
+    {
+        return match ($choices) {
+            'models' => $models,
+            'transports' => Protocol::TRANSPORTS,
+            default => Protocol::SERVICES,
+        };
     }
 
     /** @param list<string> $models */
@@ -244,21 +245,6 @@ final class Args
             $code = ($code << 6) | (ord($char[$i]) & 0x3F);
         }
         return $code;
-    }
-
-    /**
-     * The values a choice option takes, by the list protocol.toml names.
-     *
-     * @param list<string> $models
-     * @return list<string>
-     */
-    private static function choices(?string $choices, array $models): array
-    {
-        return match ($choices) {
-            'models' => $models,
-            'transports' => Protocol::TRANSPORTS,
-            default => Protocol::SERVICES,
-        };
     }
 
     /** @param list<string> $models */

@@ -18,7 +18,7 @@ final class Config
         public readonly bool $ipv6Only,
         /** From ACCEPTLOOP_DAYTIME_EPOCH; null: use the clock. */
         public readonly ?int $daytimeEpoch,
-        /** `--transport`: "tcp" (connections) or "udp" (datagrams). */
+        /** --transport: 'tcp' (streams) or 'udp' (datagrams). */
         public readonly string $transport = 'tcp',
     ) {
     }

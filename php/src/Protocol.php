@@ -10,6 +10,15 @@ final class Protocol
     public const SERVICES = ["echo", "discard", "chargen", "daytime", "message"];
     public const MODELS = ["iterative", "fork", "threads", "event"];
 
+    public const TRANSPORTS = ["tcp", "udp"];
+    public const DATAGRAM_MODELS = ["iterative", "event"];
+    public const DATAGRAM_SERVICES = ["echo", "discard", "chargen", "daytime"];
+    public const DATAGRAM_RECV_BUFFER = 65537;
+    public const DATAGRAM_MAX_PAYLOAD = 65507;
+    public const DATAGRAM_CHARGEN_LINES = 6;
+    public const DATAGRAM_WRONG_MODEL = "--transport udp: the model must be iterative or event";
+    public const DATAGRAM_NO_DATAGRAM_FORM = "--transport udp: message has no datagram form";
+
     public const CHARGEN_LINE_LENGTH = 72;
     public const CHARGEN_FIRST_CHAR = 32;
     public const CHARGEN_LAST_CHAR = 126;
@@ -59,5 +68,6 @@ final class Protocol
         "max-conns" => ["int", 1000, 1, 1000000, null, "connections served at once; one more is accepted and closed at once"],
         "idle-timeout" => ["seconds", 60, 0, 86400, null, "close a connection that neither sends nor receives for this long; 0 never"],
         "ipv6-only" => ["flag", false, 0, 0, null, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack"],
+        "transport" => ["choice", "tcp", 0, 0, "transports", "tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)"],
     ];
 }

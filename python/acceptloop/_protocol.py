@@ -19,6 +19,19 @@ MODEL_SUMMARY = {
     'event': 'one thread, non-blocking sockets, a readiness loop',
 }
 
+TRANSPORTS = ('tcp', 'udp')
+TRANSPORT_SUMMARY = {
+    'tcp': 'connection-oriented: listen, accept, then a byte stream per client',
+    'udp': 'connectionless: recvfrom a datagram, sendto its sender the answer',
+}
+DATAGRAM_MODELS = ('iterative', 'event')
+DATAGRAM_SERVICES = ('echo', 'discard', 'chargen', 'daytime')
+DATAGRAM_RECV_BUFFER = 65537
+DATAGRAM_MAX_PAYLOAD = 65507
+DATAGRAM_CHARGEN_LINES = 6
+DATAGRAM_WRONG_MODEL = '--transport udp: the model must be iterative or event'
+DATAGRAM_NO_DATAGRAM_FORM = '--transport udp: message has no datagram form'
+
 CHARGEN_LINE_LENGTH = 72
 CHARGEN_FIRST_CHAR = 32
 CHARGEN_LAST_CHAR = 126
@@ -68,6 +81,7 @@ OPTIONS = (
     ('max-conns', 'int', 1000, 1, 1000000, None, 'connections served at once; one more is accepted and closed at once'),
     ('idle-timeout', 'seconds', 60, 0, 86400, None, 'close a connection that neither sends nor receives for this long; 0 never'),
     ('ipv6-only', 'flag', False, None, None, None, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack"),
+    ('transport', 'choice', 'tcp', None, None, 'transports', 'tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)'),
 )
 DEFAULT_SERVICE = 'echo'
 DEFAULT_MODEL = 'event'
@@ -78,3 +92,4 @@ DEFAULT_GRACE = 5
 DEFAULT_MAX_CONNS = 1000
 DEFAULT_IDLE_TIMEOUT = 60
 DEFAULT_IPV6_ONLY = False
+DEFAULT_TRANSPORT = 'tcp'

@@ -32,6 +32,7 @@ class ServerConfig:
     idle_timeout: float
     ipv6_only: bool
     daytime_epoch: int | None   # from ACCEPTLOOP_DAYTIME_EPOCH; None: use the clock
+    transport: str = "tcp"      # --transport: "tcp" (streams) or "udp" (datagrams)
 
 
 # The contract's grammar for numbers (protocol.toml [grammar]): matched whole, before converting, so
@@ -84,7 +85,7 @@ class _ContractParser(argparse.ArgumentParser):
 def build_parser(prog: str, models: Sequence[str]) -> argparse.ArgumentParser:
     """An argparse parser for the contract, offering only `models`."""
     parser = _ContractParser(prog=prog, description="A TCP accept loop that follows the acceptloop contract.")
-    choices = {"services": P.SERVICES, "models": tuple(models)}
+    choices = {"services": P.SERVICES, "models": tuple(models), "transports": P.TRANSPORTS}
     for name, kind, default, low, high, choice_list, help_text in P.OPTIONS:
         flag = f"--{name}"
         if kind == "flag":
@@ -112,6 +113,7 @@ def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str]) -> 
     """Parse the contract's options; on a bad one print usage and exit 2."""
     parser = build_parser(prog, models)
     ns = parser.parse_args(argv)
+    check_transport(parser, ns.transport, ns.model, ns.service)
     return ServerConfig(
         service=ns.service,
         model=ns.model,
@@ -123,4 +125,16 @@ def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str]) -> 
         idle_timeout=float(ns.idle_timeout),
         ipv6_only=ns.ipv6_only,
         daytime_epoch=daytime_epoch_from_env(parser),
+        transport=ns.transport,
     )
+
+
+def check_transport(parser: argparse.ArgumentParser, transport: str, model: str, service: str) -> None:
+    """--transport udp takes the models that need no accept and the services with a datagram form
+    (protocol.toml [datagram]); anything else is a usage error, in the same words in every port."""
+    if transport != "udp":
+        return
+    if model not in P.DATAGRAM_MODELS:
+        parser.error(P.DATAGRAM_WRONG_MODEL)
+    if service not in P.DATAGRAM_SERVICES:
+        parser.error(P.DATAGRAM_NO_DATAGRAM_FORM)

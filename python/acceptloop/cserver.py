@@ -122,6 +122,7 @@ class CServer:
         cfg.max_conns = self.config.max_conns
         cfg.idle_timeout = self.config.idle_timeout
         cfg.ipv6_only = int(self.config.ipv6_only)
+        cfg.transport = lib.al_transport_index(self.config.transport.encode())
         cfg.has_daytime_epoch = int(self.config.daytime_epoch is not None)
         cfg.daytime_epoch = self.config.daytime_epoch or 0
         if self._binding is not None:

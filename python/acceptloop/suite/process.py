@@ -138,8 +138,10 @@ class ServerProcess:
     def __init__(self, impl: Implementation, service: str, model: str, host: str = "127.0.0.1",
                  port: int = 0, options: dict[str, str | None] | None = None,
                  env: dict[str, str] | None = None, argv: list[str] | None = None,
-                 preexec: Callable[[], None] | None = None, prefix: list[str] | None = None) -> None:
+                 preexec: Callable[[], None] | None = None, prefix: list[str] | None = None,
+                 transport: str = "tcp") -> None:
         self.impl = impl
+        self.transport = transport     # "udp": --transport udp is appended (the registry's `transports`)
         self.service = service
         self.model = model
         self.host = host
@@ -170,7 +172,10 @@ class ServerProcess:
                 self.port = fixed              # its command takes no {port}: it listens where it always does
             elif self.impl.ready == "port" and self.port == 0:
                 self.port = free_port(self.host)
-            self._argv = self.prefix + self.impl.argv(self.service, self.model, self.host, self.port, self.options)
+            options = dict(self.options)
+            if self.transport != "tcp":
+                options["transport"] = self.transport
+            self._argv = self.prefix + self.impl.argv(self.service, self.model, self.host, self.port, options)
         return self._argv
 
     @property

@@ -22,11 +22,12 @@ from acceptloop.paths import IMPLEMENTATIONS_TOML, ROOT
 READY_KINDS = ("line", "port")
 ROLES = ("port", "peer", "floor")
 FLOOR = "floor"   # the role of the benchmark's physical reference: measured in every run, never graded
-CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port"))
+# --transport is not among them: the `transports` key says which an implementation takes.
+CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port", "transport"))
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench")
+        "requires", "follows", "port", "bench", "transports")
 
 
 class RegistryError(Exception):
@@ -52,6 +53,7 @@ class Implementation:
     port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
     placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
+    transports: tuple[str, ...] = ("tcp",)      # what --transport it takes: "tcp" (no option needed), "udp"
 
     def takes(self, what: str) -> bool:
         """Whether the kit can choose `what` ("host", "port") on this server's command line."""
@@ -130,6 +132,10 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     if role not in ROLES:
         raise RegistryError(f"{where}: role must be one of {', '.join(ROLES)}")
     requires = _strings(entry, "requires", where, ())
+    transports = _strings(entry, "transports", where, ("tcp",))
+    for t in transports:
+        if t not in P.TRANSPORTS:
+            raise RegistryError(f"{where}: unknown transport {t!r} (known: {', '.join(P.TRANSPORTS)})")
     command = entry.get("command")
     address = entry.get("address")
     if (command is None) == (address is None):
@@ -175,6 +181,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
         source=entry.get("source"), role=role, requires=requires, origin=origin,
         follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
+        transports=transports,
     )
 
 

@@ -145,7 +145,7 @@ class ServerPool:
 
 def run_cell(pool: ServerPool, cell: Cell) -> Result:
     """Run one cell: MISSING if it cannot apply, else the scenario against a (shared or own) server."""
-    reason = cell.scenario.missing_reason(cell.impl)
+    reason = cell.scenario.missing_reason(cell.impl, cell.model)
     if reason is not None:
         return missing(cell.scenario, cell.impl, cell.model, reason)
     server = None
