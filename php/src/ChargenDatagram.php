@@ -8,14 +8,11 @@ namespace AcceptLoop;
 
 final class ChargenDatagram extends DatagramService
 {
-    /** Lines per answer: 6 lines of 72 characters and CR LF, 444 bytes. */
-    private const LINES = 6;
-
     private readonly string $lines;
 
     public function __construct()
     {
-        $length = self::LINES * (Protocol::CHARGEN_LINE_LENGTH + strlen(Protocol::CHARGEN_LINE_ENDING));
+        $length = Protocol::DATAGRAM_CHARGEN_LINES * (Protocol::CHARGEN_LINE_LENGTH + strlen(Protocol::CHARGEN_LINE_ENDING));
         $this->lines = substr(ChargenService::chargenCycle(), 0, $length);
     }
 

@@ -1,18 +1,20 @@
 <?php
 // The datagram server (--transport udp): one socket_select over the wake pair and every bound
-// socket; each datagram read is answered at once, to the address and port it came from
-// (Python: server/loop_datagram.py).
+// socket; each datagram read is answered at once, in one datagram, to the address and port it
+// came from (Python: server/datagram.py; C: cext/datagram.c).
 //
-// There is no connection to serve to its end, to hand to a child or to keep state for: a
-// datagram is read, answered and forgotten in one step. So the iterative and the event model
-// are one loop here (runIterative and runEvent both run it): it never blocks on a socket (they
-// are non-blocking, and it reads a socket only when select said it is readable), serves every
-// socket of the host, and reads at most DATAGRAM_BATCH datagrams from one socket before the
-// others and the stop flag get their turn.
+// A datagram server has no accept, no connection and nothing to close per client: a datagram
+// is read, answered and forgotten in one step. So the iterative and the event model are one
+// loop here, which never blocks on a socket (each is non-blocking, and read only once select
+// said it is readable) and serves every socket of the host; they differ only in how many
+// datagrams a ready socket gives before the loop looks around again: iterative one (wait,
+// recvfrom one, answer, wait), event up to BATCH. (socket_select is also the PHP event model's
+// poller: PHP has no epoll.)
 //
-// A failed recvfrom or sendto (ECONNREFUSED from an ICMP port unreachable, EMSGSIZE, ENOBUFS,
-// EAGAIN, EINTR) is that datagram's problem: one line (none for EAGAIN and EINTR: nothing was
-// lost to them on a read), the datagram or its answer dropped, and the loop goes on.
+// What goes wrong with one datagram is that datagram's problem (docs/protocol.md, "Reading and
+// answering"): ECONNREFUSED (an earlier answer's ICMP port unreachable), EAGAIN and EINTR
+// silently, a truncated datagram and sendto's other failures with one line; the loop goes on.
+// Only a recvfrom error that says the socket itself is broken ends the loop (exit 1).
 declare(strict_types=1);
 
 namespace AcceptLoop;
@@ -21,15 +23,15 @@ final class DatagramLoop
 {
     /** Key of the wake pair in the read set; the sockets are keyed by their place in Listeners. */
     private const WAKE = 'wake';
-    /**
-     * What recvfrom is asked for: one byte more than READ_SIZE, the longest datagram the server
-     * answers, so a datagram that fills the whole buffer was longer and is known to be truncated.
-     */
-    private const RECV_SIZE = Protocol::READ_SIZE + 1;
-    /** Datagrams read from one socket per readiness report before the loop looks around again. */
-    private const DATAGRAM_BATCH = Protocol::ACCEPT_BATCH;
-    /** recvfrom errors that lose nothing: nothing is queued now, or a signal came first. */
-    private const NOTHING_LOST = [SOCKET_EAGAIN, SOCKET_EWOULDBLOCK, SOCKET_EINTR];
+    /** The event model reads at most this many datagrams from one socket per readiness report. */
+    private const BATCH = 64;
+    /** Errors that drop nothing worth a line: a port unreachable for an earlier answer, nothing now, a signal. */
+    private const QUIET_ERRORS = [SOCKET_ECONNREFUSED, SOCKET_EAGAIN, SOCKET_EWOULDBLOCK, SOCKET_EINTR];
+    /** recvfrom errors that concern one datagram: one line, and the next datagram. */
+    private const DATAGRAM_ERRORS = [
+        SOCKET_EMSGSIZE, SOCKET_ENOBUFS, SOCKET_ENOMEM, SOCKET_EHOSTUNREACH, SOCKET_ENETUNREACH, SOCKET_EPERM,
+        SOCKET_EACCES, SOCKET_ENETDOWN, SOCKET_EHOSTDOWN, SOCKET_EADDRNOTAVAIL, SOCKET_EINVAL,
+    ];
 
     private readonly DatagramService $service;
 
@@ -41,29 +43,30 @@ final class DatagramLoop
         $this->service = DatagramService::create($config);
     }
 
-    /** The iterative model over UDP: the one datagram loop (see above). */
+    /** The iterative model over UDP: wait, one datagram from each ready socket, answer, wait. */
     public function runIterative(): void
     {
-        $this->serveDatagrams();
+        $this->serveDatagrams(1);
     }
 
-    /** The event model over UDP: the one datagram loop (see above). */
+    /** The event model over UDP: the same loop, draining each ready socket up to BATCH datagrams. */
     public function runEvent(): void
     {
-        $this->serveDatagrams();
+        $this->serveDatagrams(self::BATCH);
     }
 
     /**
-     * Until a stop: wait for a readable socket, answer what it holds; then close the sockets.
-     * Nothing is in progress between two datagrams, so a stop needs no grace.
+     * Until a stop: wait for readable sockets, answer up to $batch datagrams from each; then
+     * close the sockets. Nothing is in progress between two datagrams, so a stop needs no grace.
      */
-    private function serveDatagrams(): void
+    private function serveDatagrams(int $batch): void
     {
         while (!$this->control->stopping) {
             foreach ($this->waitForDatagrams() as $sock) {
-                $this->serveBatch($sock);
-                if ($this->control->stopping) {
-                    break;
+                for ($i = 0; $i < $batch && !$this->control->stopping; $i++) {
+                    if (!$this->serveOne($sock)) {
+                        break;
+                    }
                 }
             }
         }
@@ -72,6 +75,7 @@ final class DatagramLoop
 
     /**
      * Block until a socket has a datagram queued (or a signal woke us); return those sockets.
+     * Select caps the wait (SIGNAL_LATENCY), so a signal PHP handles late is still seen soon.
      *
      * @return list<\Socket>
      */
@@ -80,63 +84,77 @@ final class DatagramLoop
         $read = [self::WAKE => $this->control->wakeRead] + $this->listeners->sockets();
         [$ready] = Select::wait($read, [], null);
         if (isset($ready[self::WAKE])) {
-            $this->control->drainWake();
+            $this->control->drainWake();   // a signal: its handler has run, `stopping` says what it did
         }
         unset($ready[self::WAKE]);
         return array_values($ready);
     }
 
-    /** Answer up to DATAGRAM_BATCH datagrams queued on $sock, until none is left or one failed. */
-    private function serveBatch(\Socket $sock): void
+    /** Read one datagram from $sock and answer it; false when there was none to read now. */
+    private function serveOne(\Socket $sock): bool
     {
-        for ($i = 0; $i < self::DATAGRAM_BATCH; $i++) {
-            $datagram = $this->receiveDatagram($sock);
-            if ($datagram === null) {
-                return;     // still readable after a failure: the next select says so
-            }
-            [$data, $address, $port] = $datagram;
-            $answer = $this->service->answer($data);
-            if ($answer !== null) {
-                $this->sendDatagram($sock, $answer, $address, $port);
-            }
+        $datagram = $this->receiveDatagram($sock);
+        if (!is_array($datagram)) {
+            return $datagram;
         }
+        [$data, $address, $port] = $datagram;
+        $answer = $this->service->answer($data);
+        if ($answer !== null) {
+            $this->sendDatagram($sock, $answer, $address, $port);
+        }
+        return true;
     }
 
     /**
-     * The next datagram queued on $sock and who sent it; null when none is queued, the read
-     * failed, or the datagram was longer than the buffer (dropped whole, never answered in part).
+     * The next datagram on $sock and its sender as [data, address, port]; false when none is
+     * queued now; true when one was read and dropped (a failure, or too long for the buffer).
      *
-     * @return array{string, string, int}|null [data, address, port]
+     * @return array{string, string, int}|bool
+     * @throws \RuntimeException when the socket itself is broken: the loop's error
      */
-    private function receiveDatagram(\Socket $sock): ?array
+    private function receiveDatagram(\Socket $sock): array|bool
     {
+        // step: recvfrom
+        // PHP's socket_recvfrom cannot take MSG_TRUNC (it would write the real length's end past
+        // its buffer), so a datagram that fills all DATAGRAM_RECV_BUFFER bytes is the sign of
+        // one longer than 65,536: truncated, dropped. The sender comes back with the data.
         $data = '';
         $address = '';
         $port = 0;
         try {
-            $n = socket_recvfrom($sock, $data, self::RECV_SIZE, 0, $address, $port);
+            $n = socket_recvfrom($sock, $data, Protocol::DATAGRAM_RECV_BUFFER, 0, $address, $port);
         } catch (\ErrorException) {
             $n = false;     // socket_recvfrom warns for every errno but EAGAIN; errno says which
         }
         if ($n === false) {
             $errno = Errno::last($sock);
-            if (!in_array($errno, self::NOTHING_LOST, true)) {
-                [$local, $localPort] = Listeners::localAddress($sock);
-                $this->logDropped('recvfrom ' . Listeners::formatAddress($local, $localPort), Errno::describeError($errno));
+            if ($errno === SOCKET_EAGAIN || $errno === SOCKET_EWOULDBLOCK || $errno === SOCKET_EINTR) {
+                return false;
             }
-            return null;
+            if (in_array($errno, self::QUIET_ERRORS, true)) {
+                return true;    // ECONNREFUSED: an earlier answer met a port unreachable
+            }
+            $where = 'recvfrom ' . Listeners::formatAddress(...Listeners::localAddress($sock));
+            if (!in_array($errno, self::DATAGRAM_ERRORS, true)) {
+                throw new \RuntimeException("{$where}: " . Errno::describeError($errno), $errno);
+            }
+            Os::log("{$where}: " . Errno::describeError($errno));
+            return true;
         }
-        if ($n >= self::RECV_SIZE) {
-            $this->logDropped('recvfrom ' . Listeners::formatAddress($address, $port),
-                sprintf('datagram longer than %d bytes, truncated', Protocol::READ_SIZE));
-            return null;
+        if ($n >= Protocol::DATAGRAM_RECV_BUFFER) {
+            Os::log('recvfrom ' . Listeners::formatAddress($address, $port) . ': datagram of more than '
+                . ($n - 1) . ' bytes truncated; dropped');
+            return true;
         }
+        // end step
         return [$data, $address, $port];
     }
 
-    /** Send $answer to $address:$port in one datagram; a failure drops it, with one line. */
+    /** One answering datagram to the sender; a failure drops it (logged unless it says nothing). */
     private function sendDatagram(\Socket $sock, string $answer, string $address, int $port): void
     {
+        // step: sendto
+        // Whole or not at all: UDP has no partial send. A full socket buffer (EAGAIN) drops the answer.
         try {
             $sent = socket_sendto($sock, $answer, strlen($answer), 0, $address, $port);
         } catch (\ErrorException) {
@@ -144,13 +162,10 @@ final class DatagramLoop
         }
         if ($sent === false) {
             $errno = Errno::last($sock);
-            $this->logDropped('sendto ' . Listeners::formatAddress($address, $port), Errno::describeError($errno));
+            if (!in_array($errno, self::QUIET_ERRORS, true)) {
+                Os::log('sendto ' . Listeners::formatAddress($address, $port) . ': ' . Errno::describeError($errno));
+            }
         }
-    }
-
-    /** `sendto 127.0.0.1:5555: Message too long (EMSGSIZE)`: one line for a datagram lost. */
-    private function logDropped(string $where, string $why): void
-    {
-        Os::log("{$where}: {$why}");
+        // end step
     }
 }

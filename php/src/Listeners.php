@@ -89,7 +89,8 @@ final class Listeners
     // end step
 
     /**
-     * One listening, non-blocking socket for each address the configured host resolves to.
+     * One listening, non-blocking socket for each address the configured host resolves to
+     * (with --transport udp: one bound datagram socket, bindDatagram).
      *
      * With port 0, the first socket's port is reused for the rest. An IPv6 socket is
      * dual-stack unless --ipv6-only is given or an IPv4 address is also being listened on
@@ -105,7 +106,9 @@ final class Listeners
         $port = $this->config->port;
         try {
             foreach ($addresses as [$family, $protocol, $address]) {
-                $sock = $this->listenOn($family, $protocol, $address, $port, $v6Only);
+                $sock = $this->socktype === SOCK_DGRAM
+                    ? $this->bindDatagram($family, $protocol, $address, $port, $v6Only)
+                    : $this->listenOn($family, $protocol, $address, $port, $v6Only);
                 $this->sockets[] = $sock;
                 if ($port === 0) {
                     [, $port] = self::localAddress($sock);
@@ -118,15 +121,14 @@ final class Listeners
     }
 
     /**
-     * One listener: socket, options, bind, listen (a datagram socket: socket, options, bind).
-     * A step that fails closes the socket and throws SetupError naming it.
+     * One listener: socket, options, bind, listen. A step that fails closes the socket and
+     * throws SetupError naming it.
      */
     private function listenOn(int $family, int $protocol, string $address, int $port, bool $v6Only): \Socket
     {
         $where = self::formatAddress($address, $port);
         // step: socket
-        $socktype = $this->socktype;
-        $sock = self::attempt(static fn () => socket_create($family, $socktype, $protocol));
+        $sock = self::attempt(static fn () => socket_create($family, SOCK_STREAM, $protocol));
         if ($sock === false) {
             throw SetupError::fromSocket('socket', $where, null);
         }
@@ -134,10 +136,8 @@ final class Listeners
         try {
             // step: options
             // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
-            // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT. UDP has
-            // no TIME_WAIT, and there SO_REUSEADDR would let a second server share the port.
-            $stream = $socktype === SOCK_STREAM;
-            $ok = self::attempt(static fn () => (!$stream || socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1))
+            // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
+            $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
                 && ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
                 && socket_set_nonblock($sock));
             if ($ok === false) {
@@ -151,7 +151,7 @@ final class Listeners
             // end step
             // step: listen
             $backlog = $this->config->backlog;
-            if ($stream && self::attempt(static fn () => socket_listen($sock, $backlog)) === false) {
+            if (self::attempt(static fn () => socket_listen($sock, $backlog)) === false) {
                 throw SetupError::fromSocket('listen', $where, $sock);
             }
             // end step
@@ -159,6 +159,39 @@ final class Listeners
             socket_close($sock);
             throw $e;
         }
+        return $sock;
+    }
+
+    /**
+     * One datagram socket (--transport udp): socket, options, bind, and no listen (a datagram
+     * socket has no queue of connections). No SO_REUSEADDR either: nothing waits in TIME_WAIT,
+     * and on a UDP socket it would let a second server bind the same port without a word.
+     * A step that fails closes the socket and throws SetupError naming it.
+     */
+    private function bindDatagram(int $family, int $protocol, string $address, int $port, bool $v6Only): \Socket
+    {
+        $where = self::formatAddress($address, $port);
+        // step: dgram socket
+        $sock = self::attempt(static fn () => socket_create($family, SOCK_DGRAM, $protocol));
+        if ($sock === false) {
+            throw SetupError::fromSocket('socket', $where, null);
+        }
+        $ok = self::attempt(static fn () => ($family !== AF_INET6
+                || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
+            && socket_set_nonblock($sock));
+        if ($ok === false) {
+            $error = SetupError::fromSocket('setsockopt', $where, $sock);
+            socket_close($sock);
+            throw $error;
+        }
+        // end step
+        // step: dgram bind
+        if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
+            $error = SetupError::fromSocket('bind', $where, $sock);
+            socket_close($sock);
+            throw $error;
+        }
+        // end step
         return $sock;
     }
 
