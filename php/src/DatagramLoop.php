@@ -109,37 +109,27 @@ final class DatagramLoop
      * The next datagram on $sock and its sender as [data, address, port]; false when none is
      * queued now; true when one was read and dropped (a failure, or too long for the buffer).
      *
+     * PHP 8.2's socket_recvfrom cannot take MSG_TRUNC (it sets its string's length to what the
+     * call returns, so a real length past the buffer would be written past its end): a datagram
+     * that fills all DATAGRAM_RECV_BUFFER bytes is the sign of one longer than 65,536, truncated.
+     * socket_recvfrom warns for every errno but EAGAIN; the warning is caught and errno says which.
+     *
      * @return array{string, string, int}|bool
      * @throws \RuntimeException when the socket itself is broken: the loop's error
      */
     private function receiveDatagram(\Socket $sock): array|bool
     {
-        // step: recvfrom
-        // PHP's socket_recvfrom cannot take MSG_TRUNC (it would write the real length's end past
-        // its buffer), so a datagram that fills all DATAGRAM_RECV_BUFFER bytes is the sign of
-        // one longer than 65,536: truncated, dropped. The sender comes back with the data.
         $data = '';
         $address = '';
         $port = 0;
+        // step: recvfrom
         try {
             $n = socket_recvfrom($sock, $data, Protocol::DATAGRAM_RECV_BUFFER, 0, $address, $port);
         } catch (\ErrorException) {
-            $n = false;     // socket_recvfrom warns for every errno but EAGAIN; errno says which
+            $n = false;
         }
         if ($n === false) {
-            $errno = Errno::last($sock);
-            if ($errno === SOCKET_EAGAIN || $errno === SOCKET_EWOULDBLOCK || $errno === SOCKET_EINTR) {
-                return false;
-            }
-            if (in_array($errno, self::QUIET_ERRORS, true)) {
-                return true;    // ECONNREFUSED: an earlier answer met a port unreachable
-            }
-            $where = 'recvfrom ' . Listeners::formatAddress(...Listeners::localAddress($sock));
-            if (!in_array($errno, self::DATAGRAM_ERRORS, true)) {
-                throw new \RuntimeException("{$where}: " . Errno::describeError($errno), $errno);
-            }
-            Os::log("{$where}: " . Errno::describeError($errno));
-            return true;
+            return $this->recvfromFailed($sock, Errno::last($sock));
         }
         if ($n >= Protocol::DATAGRAM_RECV_BUFFER) {
             Os::log('recvfrom ' . Listeners::formatAddress($address, $port) . ': datagram of more than '
@@ -150,21 +140,45 @@ final class DatagramLoop
         return [$data, $address, $port];
     }
 
-    /** One answering datagram to the sender; a failure drops it (logged unless it says nothing). */
+    /**
+     * What a failed recvfrom means: false for nothing queued now (or a signal first); true, the
+     * next datagram, after ECONNREFUSED (an earlier answer met a port unreachable: no line) or
+     * one of DATAGRAM_ERRORS (one line); otherwise the socket is broken.
+     *
+     * @throws \RuntimeException `recvfrom 127.0.0.1:7: Bad file descriptor (EBADF)`
+     */
+    private function recvfromFailed(\Socket $sock, int $errno): bool
+    {
+        if ($errno === SOCKET_EAGAIN || $errno === SOCKET_EWOULDBLOCK || $errno === SOCKET_EINTR) {
+            return false;
+        }
+        if (in_array($errno, self::QUIET_ERRORS, true)) {
+            return true;
+        }
+        $line = 'recvfrom ' . Listeners::formatAddress(...Listeners::localAddress($sock)) . ': '
+            . Errno::describeError($errno);
+        if (!in_array($errno, self::DATAGRAM_ERRORS, true)) {
+            throw new \RuntimeException($line, $errno);
+        }
+        Os::log($line);
+        return true;
+    }
+
+    /**
+     * One answering datagram to the sender, whole or not at all (UDP has no partial send): a
+     * failure drops it, with one line unless it is one of QUIET_ERRORS (a full socket buffer's
+     * EAGAIN: UDP promises no delivery).
+     */
     private function sendDatagram(\Socket $sock, string $answer, string $address, int $port): void
     {
         // step: sendto
-        // Whole or not at all: UDP has no partial send. A full socket buffer (EAGAIN) drops the answer.
         try {
             $sent = socket_sendto($sock, $answer, strlen($answer), 0, $address, $port);
         } catch (\ErrorException) {
             $sent = false;
         }
-        if ($sent === false) {
-            $errno = Errno::last($sock);
-            if (!in_array($errno, self::QUIET_ERRORS, true)) {
-                Os::log('sendto ' . Listeners::formatAddress($address, $port) . ': ' . Errno::describeError($errno));
-            }
+        if ($sent === false && !in_array($errno = Errno::last($sock), self::QUIET_ERRORS, true)) {
+            Os::log('sendto ' . Listeners::formatAddress($address, $port) . ': ' . Errno::describeError($errno));
         }
         // end step
     }

@@ -176,23 +176,25 @@ final class Listeners
         if ($sock === false) {
             throw SetupError::fromSocket('socket', $where, null);
         }
-        $ok = self::attempt(static fn () => ($family !== AF_INET6
-                || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
-            && socket_set_nonblock($sock));
-        if ($ok === false) {
-            $error = SetupError::fromSocket('setsockopt', $where, $sock);
-            socket_close($sock);
-            throw $error;
+        if (self::attempt(static fn () => ($family !== AF_INET6
+            || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only)) && socket_set_nonblock($sock)) === false) {
+            self::closeAndFail($sock, 'setsockopt', $where);
         }
         // end step
         // step: dgram bind
         if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
-            $error = SetupError::fromSocket('bind', $where, $sock);
-            socket_close($sock);
-            throw $error;
+            self::closeAndFail($sock, 'bind', $where);
         }
         // end step
         return $sock;
+    }
+
+    /** The step that failed on $sock, as SetupError (errno read first), once $sock is closed. */
+    private static function closeAndFail(\Socket $sock, string $step, string $where): never
+    {
+        $error = SetupError::fromSocket($step, $where, $sock);
+        socket_close($sock);
+        throw $error;
     }
 
     /**
