@@ -103,3 +103,51 @@ models = ["event"]
 ''')
     (impl,) = registry.load([extra], base=None)
     assert "no_such_module_anywhere is not installed" in by_id()["echo.round_trip"].missing_reason(impl)
+
+
+def test_transports_default_to_tcp_and_a_udp_scenario_needs_udp(tmp_path):
+    extra = write(tmp_path, '''
+[[implementation]]
+name = "stream-only"
+command = "true {service} {model} {host} {port}"
+models = ["iterative", "event"]
+
+[[implementation]]
+name = "both"
+command = "true {service} {model} {host} {port}"
+models = ["iterative", "fork", "event"]
+transports = ["tcp", "udp"]
+
+[[implementation]]
+name = "silent"
+ready = "port"
+command = "true {service} {model} {host} {port}"
+models = ["event"]
+transports = ["tcp", "udp"]
+''')
+    stream, both, silent = registry.load([extra], base=None)
+    assert stream.transports == ("tcp",) and both.transports == ("tcp", "udp")
+    udp = by_id()["udp.echo_round_trip"]
+    assert udp.transport == "udp" and not udp.shared
+    assert udp.missing_reason(stream, "event") == "stream-only offers no udp"
+    assert udp.missing_reason(both, "event") is None
+    assert "fork model does not apply" in udp.missing_reason(both, "fork")
+    assert "cannot be polled" in udp.missing_reason(silent, "event")
+    assert by_id()["echo.round_trip"].missing_reason(both, "fork") is None
+
+
+def test_an_unknown_transport_is_refused(tmp_path):
+    extra = write(tmp_path, '''
+[[implementation]]
+name = "sctp"
+command = "true"
+models = ["event"]
+transports = ["sctp"]
+''')
+    with pytest.raises(registry.RegistryError, match="unknown transport 'sctp'"):
+        registry.load([extra], base=None)
+
+
+def test_the_ports_that_offer_udp_are_the_ones_whose_servers_have_it():
+    offered = {i.name for i in registry.load() if "udp" in i.transports}
+    assert {"python", "c", "c-cffi"} <= offered

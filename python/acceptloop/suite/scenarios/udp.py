@@ -8,7 +8,9 @@ must then exit 0 on SIGTERM. The client is suite/datagram.py; its transcripts li
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
+import socket
 import time
 
 from hypothesis import given, settings
@@ -222,6 +224,43 @@ def echo_burst(ctx: Context) -> None:
     ctx.observe("none_lost", lost == 0 and wrong == 0)
 
 
+FLOOD = 5000   # datagrams one client sends as fast as it can, never reading
+
+
+@udp("echo_flood_other_client", f"One client floods echo with {FLOOD:,} datagrams it never reads; another client, "
+     "retrying every 0.1 s as a UDP client must, is answered within 3 s, and again once the flood is over.",
+     MUST, "docs/protocol.md", "A flood from one source never stops the server or delays other clients beyond "
+     "what the shared socket buffer holds; what the kernel drops is the network's loss, not the server's.",
+     service="echo", fingerprint=("answered",), timeout=60)
+def echo_flood_other_client(ctx: Context) -> None:
+    srv = ctx.start_server()
+    flood = dgram(ctx, srv.address, "flooder")
+    other = dgram(ctx, srv.address, "the other client")
+    started = time.monotonic()
+    for i in range(FLOOD):
+        flood.send(b"flood %05d " % i + b"f" * 100)
+    ctx.figure("flood sent in", time.monotonic() - started, "s", f"{FLOOD:,} datagrams of 111 bytes")
+    started = time.monotonic()
+    during = None
+    deadline = time.monotonic() + 3.0
+    tries = 0
+    while during is None and time.monotonic() < deadline:
+        tries += 1
+        other.send(b"am I still served? %d" % tries)
+        got = other.recv(0.1)
+        while got is not None and not got[0].startswith(b"am I still served?"):
+            got = other.recv(0.1)
+        if got is not None:
+            during = time.monotonic() - started
+    ctx.check(during is not None, "the other client is answered within 3 s of the flood's end", "answered",
+              "no answer in 3 s" if during is None else f"after {during:.3f} s, {tries} tries")
+    if during is not None:
+        ctx.figure("other client answered after", during, "s", f"from the flood's end; {tries} tries, 0.1 s apart")
+    flood.close()
+    ok = echoed(ctx, other, b"after the flood", "the other client once the flood is over", srv.address)
+    ctx.observe("answered", during is not None and ok)
+
+
 # -- discard, chargen, daytime --------------------------------------------------------------------
 
 @udp("discard_silent", f"Datagrams to discard over UDP get no answer within {QUIET:g} s.", MUST, "RFC 863",
@@ -313,6 +352,56 @@ def stop_sigterm(ctx: Context) -> None:
     ctx.check(code == P.EXIT_OK, f"the server exits 0 within {STOP_GRACE:g} s of SIGTERM", 0,
               f"still running after {STOP_GRACE:g} s" if code is None else f"{code} after {took:.2f} s")
     ctx.observe("exit", code)
+
+
+# -- start-up ---------------------------------------------------------------------------------------
+
+STARTUP = ("If resolve, socket or bind fails: one line on stderr naming the step, the address and the OS error, "
+           "then exit 1, as for TCP; a model or service --transport udp cannot serve is a usage error, exit 2.")
+
+
+def _one_line(ctx: Context, proc, code: int | None, want_code: int, pattern: str, what: str) -> None:
+    lines = [l for l in proc.stderr().splitlines() if l.strip()]
+    ctx.check(code == want_code, f"exit status {want_code}", want_code, "still running" if code is None else code)
+    if want_code == P.EXIT_FAILURE:
+        ctx.check(len(lines) == 1, "exactly one line on stderr", 1, f"{len(lines)}: {lines[:3]}")
+    last = lines[-1] if lines else ""
+    ctx.check(re.fullmatch(pattern, last) is not None, what, pattern, last)
+    ctx.observe("exit_code", code)
+
+
+@udp("port_in_use", "A UDP port already bound: exit 1 with one line `bind ADDRESS: ... (EADDRINUSE)`.", MUST,
+     "contract (docs/protocol.md)", STARTUP, service="echo", chooses=("port",), fingerprint=("exit_code",))
+def port_in_use(ctx: Context) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        port = blocker.getsockname()[1]
+        proc = ctx.server_process(host="127.0.0.1", port=port)
+        proc.spawn()
+        code = proc.wait_exit(10.0)
+    _one_line(ctx, proc, code, P.EXIT_FAILURE, rf"bind 127\.0\.0\.1:{port}: .+ \(EADDRINUSE\)",
+              "the line names the step, the address and the error")
+
+
+@udp("resolve_failure", "A host that does not resolve: exit 1 with one line `resolve HOST:PORT: ...`.", MUST,
+     "contract (docs/protocol.md)", STARTUP, service="echo", chooses=("host",), fingerprint=("exit_code",))
+def resolve_failure(ctx: Context) -> None:
+    proc = ctx.server_process(host="nonexistent.invalid", port=0)
+    proc.spawn()
+    code = proc.wait_exit(15.0)
+    _one_line(ctx, proc, code, P.EXIT_FAILURE, r"resolve nonexistent\.invalid:0: .+ \(EAI_[A-Z]+\)",
+              "the line names the step, the address and getaddrinfo's error")
+
+
+@udp("message_refused", "--transport udp --service message: a usage error, exit 2, in the contract's words.",
+     MUST, "contract (docs/protocol.md)", STARTUP + " `" + P.DATAGRAM_NO_DATAGRAM_FORM + "`.", service="message",
+     fingerprint=("exit_code",))
+def message_refused(ctx: Context) -> None:
+    proc = ctx.server_process(service="message")
+    proc.spawn()
+    code = proc.wait_exit(10.0)
+    _one_line(ctx, proc, code, P.EXIT_USAGE, r".+: " + re.escape(P.DATAGRAM_NO_DATAGRAM_FORM),
+              "the last line says message has no datagram form")
 
 
 # -- fuzz -------------------------------------------------------------------------------------------
