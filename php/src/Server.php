@@ -1,6 +1,6 @@
 <?php
 // The PHP server's main: the contract's options, the signals, the listeners, the model's
-// loop (Python: server/__init__.py).
+// loop over connections or datagrams (Python: server/__init__.py).
 declare(strict_types=1);
 
 namespace AcceptLoop;
@@ -42,17 +42,31 @@ final class Server
         }
         $listeners->announce();
         try {
-            match ($config->model) {
-                'iterative' => (new IterativeModel($listeners, $config, $control))->runIterative(),
-                'fork' => (new ForkModel($listeners, $config, $control))->runFork(),
-                'event' => (new EventLoop($listeners, $config, $control))->runEvent(),
-            };
+            self::run($listeners, $config, $control);
         } catch (\Throwable $e) {
             // One line, never a stack trace.
             return self::fail("{$config->model} loop: " . get_class($e) . ': ' . $e->getMessage());
         }
         $control->close();
         return Protocol::EXIT_OK;
+    }
+
+    /** The model's loop, over connections or (--transport udp, iterative or event) datagrams. */
+    private static function run(Listeners $listeners, Config $config, Control $control): void
+    {
+        if ($config->transport === 'udp') {
+            $datagrams = new DatagramLoop($listeners, $config, $control);
+            match ($config->model) {
+                'iterative' => $datagrams->runIterative(),
+                'event' => $datagrams->runEvent(),
+            };
+            return;
+        }
+        match ($config->model) {
+            'iterative' => (new IterativeModel($listeners, $config, $control))->runIterative(),
+            'fork' => (new ForkModel($listeners, $config, $control))->runFork(),
+            'event' => (new EventLoop($listeners, $config, $control))->runEvent(),
+        };
     }
 
     /** Print one line on stderr and give the failure exit code. */
