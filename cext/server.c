@@ -95,6 +95,9 @@ int al_server_open(al_server *srv, char *err, size_t errlen)
         al_error_set(&srv->error, "open", "server", EALREADY);
         return report(&srv->error, err, errlen);
     }
+    /* Before any listener: a machine without io_uring says so in one line, with nothing opened. */
+    if (srv->cfg.model == AL_MODEL_URING && al_uring_available(&srv->error) != AL_OK)
+        return report(&srv->error, err, errlen);
     int n = al_open_listeners(&srv->error, &srv->cfg, &srv->listeners);
     if (n == AL_ERR)
         return report(&srv->error, err, errlen);
@@ -151,6 +154,7 @@ int al_server_run(al_server *srv, char *err, size_t errlen)
         [AL_MODEL_FORK] = al_run_fork,
         [AL_MODEL_THREADS] = al_run_threads,
         [AL_MODEL_EVENT] = al_run_event,
+        [AL_MODEL_URING] = al_run_uring,
     };
     if (!srv->opened || srv->n_listeners == 0) {
         al_error_set(&srv->error, "run", "server", EBADF);   /* never opened, or already run */

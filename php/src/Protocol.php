@@ -8,7 +8,7 @@ namespace AcceptLoop;
 final class Protocol
 {
     public const SERVICES = ["echo", "discard", "chargen", "daytime", "message"];
-    public const MODELS = ["iterative", "fork", "threads", "event"];
+    public const MODELS = ["iterative", "fork", "threads", "event", "uring"];
 
     public const CHARGEN_LINE_LENGTH = 72;
     public const CHARGEN_FIRST_CHAR = 32;
