@@ -31,7 +31,7 @@
 #include "protocol.h"
 #include "server.h"
 
-enum op { OP_ACCEPT, OP_RECV, OP_SEND, OP_STOP, OP_WAKE, OP_IGNORE };
+enum op { OP_ACCEPT, OP_RECV, OP_SEND, OP_WRITABLE, OP_STOP, OP_WAKE, OP_IGNORE };
 #define OP_MASK 7u
 #define TAG(word, op) ((uint64_t)(word) | (uint64_t)(op))
 
@@ -50,7 +50,7 @@ struct uconn {
     struct uconn *prev, *next;
     char *sending;            /* the buffer the ring sends from, taken from c.out */
     uint32_t send_off;        /* where in it the send in flight begins */
-    unsigned char recv_armed, recv_cancelled, send_busy, released;
+    unsigned char recv_armed, recv_cancelled, send_busy, poll_busy, released;
 };
 
 struct uring_loop {
@@ -198,6 +198,21 @@ static void arm_recv(struct uring_loop *loop, struct uconn *u)
     u->recv_cancelled = 0;
 }
 
+/* A producer (chargen) refills only once the socket is writable as poll sees
+ * it (a third of its buffer free), as in the event model: sending again at once
+ * after each completion would fill the buffer to the brim, and a slow reader
+ * would then drain a third of megabytes before the next write succeeded. */
+static void arm_writable(struct uring_loop *loop, struct uconn *u)
+{
+    struct io_uring_sqe *sqe = get_sqe(loop, TAG(u, OP_WRITABLE));
+    if (sqe == NULL) {
+        al_conn_fail(&u->c, "io_uring_get_sqe", EBUSY);
+        return;
+    }
+    io_uring_prep_poll_add(sqe, u->c.fd, POLLOUT);
+    u->poll_busy = 1;
+}
+
 /* The ring follows what the connection wants: a receive armed while it reads,
  * cancelled under backpressure; a send whenever output waits and none is in
  * flight. A closed connection has its requests cancelled and is freed once
@@ -216,6 +231,8 @@ static void update(struct uring_loop *loop, struct uconn *u)
         /* in_flight left with no send busy: a short send, whose rest goes first */
         if (c->phase != AL_CLOSED && !u->send_busy && (c->in_flight > 0 || c->out_len > c->out_off))
             start_send(loop, u);
+        if (c->phase == AL_SERVING && c->service->produces && al_conn_pending(c) == 0 && !u->poll_busy)
+            arm_writable(loop, u);
     }
     if (c->phase != AL_CLOSED)
         return;
@@ -228,8 +245,10 @@ static void update(struct uring_loop *loop, struct uconn *u)
         }
         if (u->send_busy)
             cancel(loop, TAG(u, OP_SEND));
+        if (u->poll_busy)
+            cancel(loop, TAG(u, OP_WRITABLE));
     }
-    if (!u->recv_armed && !u->send_busy)
+    if (!u->recv_armed && !u->send_busy && !u->poll_busy)
         unlink_conn(loop, u);
 }
 
@@ -247,9 +266,7 @@ static void open_conn(struct uring_loop *loop, int fd, const char *peer, double 
     loop->conns = u;
     loop->count++;
     al_conn_open(&u->c, fd, peer, &loop->srv->cfg, NULL, now);   /* sets c.ring for this model */
-    if (u->c.phase == AL_SERVING && u->c.service->produces && al_conn_pending(&u->c) == 0)
-        al_conn_on_sent(&u->c, now);   /* a producer starts at once */
-    update(loop, u);
+    update(loop, u);   /* a producer waits for writability (arm_writable) */
 }
 
 /* One completion of a listener's multishot accept. */
@@ -351,7 +368,8 @@ static void on_send(struct uconn *u, const struct io_uring_cqe *cqe, double now)
         return;   /* a short send: update() sends the rest from the same buffer */
     free(u->sending);
     u->sending = NULL;
-    al_conn_on_sent(c, now);
+    if (!(c->service->produces && c->phase == AL_SERVING))
+        al_conn_on_sent(c, now);   /* a producer refills after arm_writable's poll instead */
 }
 
 /* One completion. */
@@ -369,6 +387,11 @@ static void handle(struct uring_loop *loop, const struct io_uring_cqe *cqe, doub
         break;
     case OP_SEND:
         on_send(u, cqe, now);
+        break;
+    case OP_WRITABLE:
+        u->poll_busy = 0;
+        if (cqe->res >= 0)
+            al_conn_on_sent(&u->c, now);   /* a producer's refill; an error shows in its send */
         break;
     case OP_STOP:
         loop->stop_armed = 0;   /* the loop's top sees the flag */
