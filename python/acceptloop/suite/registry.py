@@ -26,7 +26,7 @@ CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench")
+        "requires", "follows", "port", "bench", "probe")
 
 
 class RegistryError(Exception):
@@ -52,6 +52,7 @@ class Implementation:
     port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
     placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
+    probes: tuple[tuple[str, str], ...] = ()    # (model, start-up step) pairs: suite/probe.py
 
     def takes(self, what: str) -> bool:
         """Whether the kit can choose `what` ("host", "port") on this server's command line."""
@@ -166,6 +167,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     for b in follows:
         if b not in BASES:
             raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
+    probes = _probes(entry.get("probe", {}), where, models)
     try:
         bench = bench_spec.parse(entry.get("bench"), name)
     except ValueError as e:
@@ -174,8 +176,18 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         name=name, language=str(entry.get("language", name)), models=models, services=services,
         ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
         source=entry.get("source"), role=role, requires=requires, origin=origin,
-        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
+        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench, probes=probes,
     )
+
+
+def _probes(value: Any, where: str, models: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """'probe': a table of model = the start-up step whose failure means "not on this machine"."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise RegistryError(f"{where}: 'probe' must be a table of model = step name")
+    for m in value:
+        if m not in models:
+            raise RegistryError(f"{where}: probe: it does not offer the model {m!r}")
+    return tuple(sorted(value.items()))
 
 
 def _placeholders(command: tuple[str, ...], where: str) -> set[str]:
