@@ -63,6 +63,7 @@ struct uring_loop {
     int accepting;            /* the listeners' accepts are wanted */
     unsigned char *accept_armed;   /* per listener: ACCEPT_IDLE, _ARMED, _CANCELLED */
     int ring_ready;                /* ring_init succeeded */
+    int stopped;                   /* begin_stop ran */
     int stop_armed, wake_armed;
     struct al_pause pause;
 };
@@ -113,6 +114,15 @@ static struct io_uring_sqe *get_sqe(struct uring_loop *loop, uint64_t tag)
     }
     if (sqe != NULL)
         io_uring_sqe_set_data64(sqe, tag);
+    return sqe;
+}
+
+/* A submission entry for one of the connection's requests; NULL (the connection failed) when none is free. */
+static struct io_uring_sqe *conn_sqe(struct uring_loop *loop, struct uconn *u, enum op op)
+{
+    struct io_uring_sqe *sqe = get_sqe(loop, TAG(u, op));
+    if (sqe == NULL)
+        al_conn_fail(&u->c, "io_uring_get_sqe", EBUSY);
     return sqe;
 }
 
@@ -168,11 +178,9 @@ static void unlink_conn(struct uring_loop *loop, struct uconn *u)
 static void start_send(struct uring_loop *loop, struct uconn *u)
 {
     struct al_conn *c = &u->c;
-    struct io_uring_sqe *sqe = get_sqe(loop, TAG(u, OP_SEND));
-    if (sqe == NULL) {
-        al_conn_fail(c, "io_uring_get_sqe", EBUSY);
+    struct io_uring_sqe *sqe = conn_sqe(loop, u, OP_SEND);
+    if (sqe == NULL)
         return;
-    }
     if (u->sending == NULL) {
         u->sending = c->out;
         u->send_off = c->out_off;
@@ -186,11 +194,9 @@ static void start_send(struct uring_loop *loop, struct uconn *u)
 
 static void arm_recv(struct uring_loop *loop, struct uconn *u)
 {
-    struct io_uring_sqe *sqe = get_sqe(loop, TAG(u, OP_RECV));
-    if (sqe == NULL) {
-        al_conn_fail(&u->c, "io_uring_get_sqe", EBUSY);
+    struct io_uring_sqe *sqe = conn_sqe(loop, u, OP_RECV);
+    if (sqe == NULL)
         return;
-    }
     io_uring_prep_recv_multishot(sqe, u->c.fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
@@ -204,11 +210,9 @@ static void arm_recv(struct uring_loop *loop, struct uconn *u)
  * would then drain a third of megabytes before the next write succeeded. */
 static void arm_writable(struct uring_loop *loop, struct uconn *u)
 {
-    struct io_uring_sqe *sqe = get_sqe(loop, TAG(u, OP_WRITABLE));
-    if (sqe == NULL) {
-        al_conn_fail(&u->c, "io_uring_get_sqe", EBUSY);
+    struct io_uring_sqe *sqe = conn_sqe(loop, u, OP_WRITABLE);
+    if (sqe == NULL)
         return;
-    }
     io_uring_prep_poll_add(sqe, u->c.fd, POLLOUT);
     u->poll_busy = 1;
 }
@@ -432,6 +436,18 @@ static void begin_stop(struct uring_loop *loop)
             u->c.stop_by = deadline;
 }
 
+/* Once stopping: begins the stop (once); nonzero when the last connection is over. */
+static int stop_done(struct uring_loop *loop)
+{
+    if (!al_stopping(loop->srv))
+        return 0;
+    if (!loop->stopped) {
+        begin_stop(loop);
+        loop->stopped = 1;
+    }
+    return loop->count == 0;
+}
+
 /* Waits for completions, submitting what the turn queued: one io_uring_enter.
  * Returns AL_OK (completions, the timeout or a signal) or AL_ERR with err filled. */
 static int wait_turn(struct uring_loop *loop, double timeout, struct al_error *err)
@@ -497,7 +513,7 @@ static void close_all(struct uring_loop *loop)
 int al_run_uring(struct al_server *srv, struct al_error *err)
 {
     struct uring_loop loop = { .srv = srv };
-    int rc = AL_OK, stopped = 0;
+    int rc = AL_OK;
     double next_tick = 0.0;
     if (loop_init(&loop, err) != AL_OK) {
         al_close_listeners(srv);
@@ -507,14 +523,8 @@ int al_run_uring(struct al_server *srv, struct al_error *err)
     }
     for (;;) {
         double now = al_now();
-        if (al_stopping(srv)) {
-            if (!stopped) {
-                begin_stop(&loop);
-                stopped = 1;
-            }
-            if (loop.count == 0)
-                break;
-        }
+        if (stop_done(&loop))
+            break;
         set_accepting(&loop, srv->n_listeners > 0 && !al_pause_active(&loop.pause, now));
         watch_control(&loop);
         if (wait_turn(&loop, turn_timeout(&loop, now), err) != AL_OK) {
