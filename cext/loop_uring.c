@@ -429,6 +429,11 @@ static void begin_stop(struct uring_loop *loop)
 {
     struct al_server *srv = loop->srv;
     set_accepting(loop, 0);
+    /* A multishot accept holds the listening socket until its cancellation completes (and
+     * ending the ring releases it later still, in the kernel's own time): shutdown stops the
+     * listening itself now, so that from here on a connect is refused, as in the other models. */
+    for (int i = 0; i < srv->n_listeners; i++)
+        shutdown(srv->listeners[i], SHUT_RDWR);
     al_close_listeners(srv);
     double deadline = al_stop_deadline(srv);
     for (struct uconn *u = loop->conns; u != NULL; u = u->next)
