@@ -491,6 +491,8 @@ static int loop_init(struct uring_loop *loop, struct al_error *err)
         return AL_ERR;
     }
     loop->ring_ready = 1;
+    /* Each io_uring_enter then skips looking the ring's descriptor up; without it, it just does. */
+    (void)io_uring_register_ring_fd(&loop->ring);
     loop->accept_armed = calloc((size_t)loop->srv->n_listeners + 1, 1);
     rc = loop->accept_armed == NULL ? -ENOMEM : setup_buffers(loop);
     if (rc < 0) {
