@@ -49,13 +49,13 @@ $(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.
 
 # The standalone C executable.
 c: build/acceptloop-c
-build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS)
+build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS) | liburing
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c $(LIBS_CORE)
 
 # The C core as a shared library: ctypes (c-ctypes-handler) and PHP's FFI (php-ffi) load it.
 lib: build/libacceptloop.so
-build/libacceptloop.so: $(C_CORE) $(C_HEADERS)
+build/libacceptloop.so: $(C_CORE) $(C_HEADERS) | liburing
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -fPIC -shared -Icext -o $@ $(C_CORE) $(LIBS_CORE)
 
@@ -68,7 +68,7 @@ build/floor-server: floor/floor.c
 
 # The same sources under AddressSanitizer and UBSan; any report ends the process.
 asan: build/acceptloop-c-asan
-build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS)
+build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS) | liburing
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
 		-Icext -o $@ $(C_CORE) cext/main.c $(LIBS_CORE)
