@@ -264,30 +264,39 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
     err->message[0] = '\0';
     /* accept4 makes the socket non-blocking and close-on-exec in the same call. */
     int fd = accept4(listener, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-        int code = errno;
-        if (per_connection_error(code))
-            return AL_ERR;
-        /* Out of descriptors (or worse): the connection stays queued in the
-         * kernel, so rest the listeners instead of waking on it forever. */
-        int first = al_pause_extend(pause, al_now());
-        if (first || !resource_error(code)) {
-            struct sockaddr_storage mine;
-            socklen_t mine_len = sizeof mine;
-            char where[AL_ADDRESS_LEN + 8] = "listener";
-            if (getsockname(listener, (struct sockaddr *)&mine, &mine_len) == 0)
-                describe_sockaddr(where, sizeof where, (struct sockaddr *)&mine);
-            al_error_set(err, "accept", where, code);
-            size_t used = strlen(err->message);
-            snprintf(err->message + used, sizeof err->message - used, "; accepting paused");
-        }
+    if (fd < 0)
+        return al_accept_failed(err, listener, pause, errno);
+    al_accepted(fd, (struct sockaddr *)&ss, pause, peer, peerlen);
+    return fd;
+}
+
+int al_accept_failed(struct al_error *err, int listener, struct al_pause *pause, int code)
+{
+    err->message[0] = '\0';
+    if (per_connection_error(code))
         return AL_ERR;
+    /* Out of descriptors (or worse): the connection stays queued in the
+     * kernel, so rest the listeners instead of waking on it forever. */
+    int first = al_pause_extend(pause, al_now());
+    if (first || !resource_error(code)) {
+        struct sockaddr_storage mine;
+        socklen_t mine_len = sizeof mine;
+        char where[AL_ADDRESS_LEN + 8] = "listener";
+        if (getsockname(listener, (struct sockaddr *)&mine, &mine_len) == 0)
+            describe_sockaddr(where, sizeof where, (struct sockaddr *)&mine);
+        al_error_set(err, "accept", where, code);
+        size_t used = strlen(err->message);
+        snprintf(err->message + used, sizeof err->message - used, "; accepting paused");
     }
+    return AL_ERR;
+}
+
+void al_accepted(int fd, const struct sockaddr *peer_addr, struct al_pause *pause, char *peer, size_t peerlen)
+{
     al_pause_clear(pause);
     int one = 1;
     /* A failure means the peer is gone already; the first recv will say so. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    describe_sockaddr(peer, peerlen, (struct sockaddr *)&ss);
-    return fd;
+    describe_sockaddr(peer, peerlen, peer_addr);
 }
 /* end step */

@@ -48,6 +48,14 @@ int al_announce(struct al_error *err, FILE *out, const int *fds, int count);
 int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
                      char *peer, size_t peerlen);
 
+/* al_accept_client's two halves, for a loop that accepts elsewhere (uring: the
+ * ring's multishot accept). al_accept_failed takes accept's errno: it begins
+ * or lengthens the pause where the process is out of something and fills err
+ * like al_accept_client; always AL_ERR. al_accepted sets up an accepted socket
+ * (the pause ends, TCP_NODELAY) and writes its peer. */
+int al_accept_failed(struct al_error *err, int listener, struct al_pause *pause, int code);
+void al_accepted(int fd, const struct sockaddr *peer_addr, struct al_pause *pause, char *peer, size_t peerlen);
+
 /* "127.0.0.1:7" or "[::1]:7". */
 void al_format_address(char *buf, size_t len, const char *host, int port);
 

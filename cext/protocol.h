@@ -19,6 +19,7 @@ enum al_model {
     AL_MODEL_FORK,
     AL_MODEL_THREADS,
     AL_MODEL_EVENT,
+    AL_MODEL_URING,
     AL_MODEL_COUNT
 };
 
@@ -46,6 +47,7 @@ static const char *const al_model_names[AL_MODEL_COUNT] = {
     "fork",
     "threads",
     "event",
+    "uring",
 };
 
 #define AL_DATAGRAM_RECV_BUFFER 65537

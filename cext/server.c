@@ -102,6 +102,9 @@ int al_server_open(al_server *srv, char *err, size_t errlen)
         al_error_set(&srv->error, "open", "server", EALREADY);
         return report(&srv->error, err, errlen);
     }
+    /* Before any listener: a machine without io_uring says so in one line, with nothing opened. */
+    if (srv->cfg.model == AL_MODEL_URING && al_uring_available(&srv->error) != AL_OK)
+        return report(&srv->error, err, errlen);
     int n = srv->cfg.transport == AL_TRANSPORT_UDP
                 ? al_open_datagram_sockets(&srv->error, &srv->cfg, &srv->listeners)
                 : al_open_listeners(&srv->error, &srv->cfg, srv->reuse_port, &srv->listeners);
@@ -160,6 +163,7 @@ int al_server_run(al_server *srv, char *err, size_t errlen)
         [AL_MODEL_FORK] = al_run_fork,
         [AL_MODEL_THREADS] = al_run_threads,
         [AL_MODEL_EVENT] = al_run_event,
+        [AL_MODEL_URING] = al_run_uring,
     };
     if (!srv->opened || srv->n_listeners == 0) {
         al_error_set(&srv->error, "run", "server", EBADF);   /* never opened, or already run */

@@ -101,12 +101,18 @@ int al_accept_loop(struct al_server *srv, struct al_hand_off *h, struct al_error
  * finishes). The connection is closed on return. */
 void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf, void (*on_stop)(struct al_server *srv));
 
-/* The four models. Each returns AL_OK after a graceful stop, or AL_ERR with
+/* The five models (uring: loop_uring.c). Each returns AL_OK after a graceful stop, or AL_ERR with
  * err filled after an error it could not survive (it still stops gracefully). */
 int al_run_iterative(struct al_server *srv, struct al_error *err);
 int al_run_fork(struct al_server *srv, struct al_error *err);
 int al_run_threads(struct al_server *srv, struct al_error *err);
 int al_run_event(struct al_server *srv, struct al_error *err);
+int al_run_uring(struct al_server *srv, struct al_error *err);
+
+/* Whether this process may use io_uring: sets up a small ring and ends it.
+ * AL_ERR with err "io_uring_setup ring: TEXT (ENAME)" where it cannot (ENOSYS,
+ * EPERM from kernel.io_uring_disabled or a seccomp filter). */
+int al_uring_available(struct al_error *err);
 
 /* The datagram models (datagram.c, --transport udp): the same contract, over recvfrom and sendto. */
 int al_run_datagram_iterative(struct al_server *srv, struct al_error *err);

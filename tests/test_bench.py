@@ -50,7 +50,7 @@ def test_every_implementation_and_model_is_measured(quick):
     expected = {c.id for c in bench_plan.plan(impls, bench_plan.QUICK, floors=floors).cells}
     assert {c["id"] for c in doc["cells"]} == expected
     assert {"asyncio", "c", "c-cffi", "php", "python"} <= {c["impl"] for c in doc["cells"]}
-    assert {c["model"] for c in doc["cells"]} == {"iterative", "fork", "threads", "event"}
+    assert {c["model"] for c in doc["cells"]} == {"iterative", "fork", "threads", "event", "uring"}
 
 
 def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
@@ -246,8 +246,13 @@ def test_every_profile_runs_the_cells_its_targets_name_for_both_implementations(
         for impl in impls:
             for t in impl.bench.targets if impl.bench else ():
                 for model, workload in t.cells():
-                    for name in {impl.name, t.against} & names:
-                        assert f"{name}-{model}-{workload}" in ids, (profile.name, t.words, name)
+                    assert f"{impl.name}-{model}-{workload}" in ids, (profile.name, t.words, impl.name)
+                    if t.against not in names:
+                        continue
+                    # the against's cell: in its against_model, a floor's in the floor's own model
+                    floor = next((f for f in floors if f.name == t.against), None)
+                    theirs = t.against_model or (floor.models[0] if floor else model)
+                    assert f"{t.against}-{theirs}-{workload}" in ids, (profile.name, t.words, t.against)
 
 
 # -- within noise ------------------------------------------------------------------------------------
@@ -326,6 +331,36 @@ bound = 1.0
     assert summary.pairs([a, b, twin]) == [("a", "b"), ("a-twin", "a")]
     alone = {k: v for k, v in cells.items() if not k.startswith("a-twin")}
     assert summary.targets(alone, [a, b])[0]["state"] == "missed"                   # no twin, no noise floor
+
+
+def test_a_ratio_reads_a_floor_in_its_own_model_and_against_model_where_given():
+    targets = """
+[[implementation.bench.targets]]
+words = "vs the floor"
+figure = "cpu_per_op"
+against = "floor"
+model = "uring"
+workload = "echo-64B-c256"
+bound = 0.75
+[[implementation.bench.targets]]
+words = "vs itself"
+figure = "cpu_per_op"
+against = "a"
+against_model = "event"
+model = "uring"
+workload = "echo-64B-c256"
+bound = 1.0
+"""
+    a = _impl("a", targets)
+    floor_cell = {**_cell("floor", "echo-64B-c256", 4.0), "role": "floor"}
+    cells = {c["id"]: c for c in (floor_cell, _cell("a", "echo-64B-c256", 3.0, model="uring"),
+                                  _cell("a", "echo-64B-c256", 5.0, model="event"))}
+    got = {t["target"]: t for t in summary.targets(cells, [a], {})}
+    assert got["vs the floor"]["value"] == pytest.approx(0.75) and got["vs the floor"]["against_model"] == "event"
+    assert got["vs the floor"]["state"] == "met"
+    assert got["vs itself"]["value"] == pytest.approx(0.6) and got["vs itself"]["state"] == "met"
+    with pytest.raises(registry.RegistryError, match="itself"):
+        _impl("a", targets.replace('against_model = "event"\n', ""))
 
 
 # -- a server added by data alone --------------------------------------------------------------------

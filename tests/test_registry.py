@@ -25,8 +25,8 @@ def test_the_base_registry_holds_the_ports_and_two_peers():
     assert {n for n, i in impls.items() if i.role == "peer"} == {"asyncio", "uvloop"}
     assert impls["uvloop"].requires == ("uvloop",)
     assert impls["php"].models == ("iterative", "fork", "event")
-    assert impls["c"].models == ("iterative", "fork", "threads", "event")
-    # Python handlers over the C loop: every model but fork (see the registry's comment).
+    assert impls["c"].models == impls["c-cffi"].models == ("iterative", "fork", "threads", "event", "uring")
+    # Python handlers over the C loop: every model but fork (see the registry's comment) and uring.
     assert impls["c-pyhandler"].models == impls["c-ctypes-handler"].models == ("iterative", "threads", "event")
     assert impls["php-ffi"].models == impls["c"].models   # the C core's loop, every model it offers
 

@@ -315,7 +315,7 @@ def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(bu
     walk = walkthrough.load()
     assert [s.name for s in walk.steps] == [n.attrs["data-step"] for n in page.root.find("details", "step")]
     expected_names = {"resolve", "socket", "options", "bind", "listen", "accept", "read/write", "shutdown and close",
-                      "loop iterative", "loop fork", "loop threads", "loop event",
+                      "loop iterative", "loop fork", "loop threads", "loop event", "loop uring",
                       # the connectionless path (--transport udp)
                       "dgram socket", "dgram bind", "recvfrom", "sendto",
                       # the section "The same loop from four hosts", with its own columns

@@ -8,7 +8,7 @@ namespace AcceptLoop;
 final class Protocol
 {
     public const SERVICES = ["echo", "discard", "chargen", "daytime", "message"];
-    public const MODELS = ["iterative", "fork", "threads", "event"];
+    public const MODELS = ["iterative", "fork", "threads", "event", "uring"];
 
     public const TRANSPORTS = ["tcp", "udp"];
     public const DATAGRAM_MODELS = ["iterative", "event"];

@@ -11,12 +11,13 @@ SERVICE_SUMMARY = {
     'daytime': 'one line with the date and time, then close',
     'message': 'read one message, log it, reply once, close',
 }
-MODELS = ('iterative', 'fork', 'threads', 'event')
+MODELS = ('iterative', 'fork', 'threads', 'event', 'uring')
 MODEL_SUMMARY = {
     'iterative': "one client at a time, the tutorials' loop",
     'fork': 'a process per connection',
     'threads': 'a thread per connection',
     'event': 'one thread, non-blocking sockets, a readiness loop',
+    'uring': 'one thread, io_uring: multishot accept and receive, sends in batches (C core only)',
 }
 
 TRANSPORTS = ('tcp', 'udp')

@@ -31,7 +31,7 @@ from acceptloop.handlers import Handler, handler_failed, handler_for
 from acceptloop.paths import BUILD
 
 LIBRARY = os.environ.get("ACCEPTLOOP_LIBRARY") or str(BUILD / "libacceptloop.so")
-MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m != "fork")
+MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m not in ("fork", "uring"))
 _FRONT_END_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
 
 AL_OK, AL_ERR = 0, -1

@@ -1,7 +1,8 @@
 """What the benchmark measures: the workloads, the profiles, and which cells each implementation runs.
 
 A cell is (workload, implementation, model). The event model of every
-implementation runs the whole matrix; the other models run a representative
+implementation runs the whole matrix, the uring model (the C core's) every echo
+workload in the full profile; the other models run a representative
 subset (1 KiB echo at 1 and 16 connections, and the connection rate).
 """
 from __future__ import annotations
@@ -54,11 +55,12 @@ def workload(kind: str, connections: int, size: int = 0) -> Workload:
 class Profile:
     name: str
     event: tuple[Workload, ...]          # for the event model of every implementation
-    other: tuple[Workload, ...]          # for every other model
+    other: tuple[Workload, ...]          # for the per-connection models (iterative, fork, threads)
     rounds: int
     warmup: float
     duration: float
     description: str = ""
+    uring: tuple[Workload, ...] = ()     # for the uring model (the C core's)
 
 
 SIZES = (64, KIB, 16 * KIB, 256 * KIB)
@@ -72,17 +74,21 @@ FULL = Profile(
            *(workload("egress", c) for c in (1, 16)),
            workload("idle", 1000)),
     other=(workload("echo", 1, KIB), workload("echo", 16, KIB), workload("connect", 1), workload("connect", 16)),
+    uring=tuple(workload("echo", c, s) for s in SIZES for c in CONCURRENCY),
     rounds=3, warmup=0.3, duration=1.0,
-    description="every workload on the event model, a representative subset on the others; 3 rounds",
+    description="every workload on the event model, every echo workload on uring, a representative subset on "
+                "the others; 3 rounds",
 )
 
 QUICK = Profile(
     name="quick",
     event=(workload("echo", 16, 64), workload("echo", 256, 64), workload("connect", 1), workload("idle", 1000)),
     other=(workload("connect", 1),),
+    uring=(workload("echo", 256, 64),),
     rounds=3, warmup=0.05, duration=0.2,
     description="64 B echo at 16 and 256 connections, the connection rate and 1,000 idle connections on the event "
-                "model, the connection rate on the others, and the cells the targets name; short windows",
+                "model, 64 B echo at 256 on uring, the connection rate on the others, and the cells the targets "
+                "name; short windows",
 )
 
 SCALING = Profile(
@@ -141,8 +147,10 @@ def target_cells(impls: Sequence[Implementation]) -> dict[tuple[Workload, str], 
     for impl in impls:
         for t in impl.bench.targets if impl.bench else ():
             for model, workload_id in t.cells():
-                names = need.setdefault((parse_workload_id(workload_id), model), set())
-                names.update(n for n in (impl.name, t.against) if n)
+                w = parse_workload_id(workload_id)
+                need.setdefault((w, model), set()).add(impl.name)
+                if t.against:
+                    need.setdefault((w, t.against_model or model), set()).add(t.against)
     return need
 
 
@@ -165,6 +173,8 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
     for w in profile.other:
         for m in ("iterative", "fork", "threads"):
             groups.append((w, m, None))
+    for w in profile.uring:
+        groups.append((w, "uring", None))
     have = {(w, m) for w, m, _ in groups}
     for (w, m), names in target_cells(impls).items():
         if (w, m) not in have:

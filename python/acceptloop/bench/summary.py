@@ -227,6 +227,17 @@ def _how_cell(t: bench_spec.Target) -> str:
     return f"{t.model} model, {t.workload}"
 
 
+def _against_model(cells: dict[str, dict[str, Any]], t: bench_spec.Target) -> str:
+    """The model of the cell a ratio target divides by: its against_model, else a floor's own model
+    (a floor measures one model only, whatever the target's), else the target's model."""
+    if t.against_model is not None:
+        return t.against_model
+    for c in cells.values():
+        if c["impl"] == t.against and c["workload"] == t.workload and c.get("role") == FLOOR:
+            return c["model"]
+    return t.model
+
+
 def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, noise: dict[str, Any],
             names: set[str]) -> dict[str, Any]:
     words = bench_spec.FIGURES[t.figure][1]
@@ -252,13 +263,15 @@ def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, 
                         f"at {work['at']}, geometric mean {work['mean_ratio']:.3f}"
                         + (f", against {floor['worst']:.3f} for the control {floor['control']}" if floor else ""))
     else:
-        def read(impl: str, figure: str) -> float | None:
-            return _median(cells, impl, t.model, t.workload, _key(figure, cells, t.model, t.workload))
+        def read(impl: str, figure: str, model: str = t.model) -> float | None:
+            return _median(cells, impl, model, t.workload, _key(figure, cells, model, t.workload))
         if t.measure == "ratio":
-            value, unit = _ratio(read(owner, t.figure), read(t.against, t.figure)), "x"
-            how = f"{owner}'s median {words} divided by {t.against}'s, {_how_cell(t)}"
+            theirs = entry["against_model"] = _against_model(cells, t)
+            value, unit = _ratio(read(owner, t.figure), read(t.against, t.figure, theirs)), "x"
+            how = f"{owner}'s median {words} divided by {t.against}'s ({theirs} model), {_how_cell(t)}"
             if t.figure == "cpu_per_op":
-                entry["instructions"] = _ratio(read(owner, "instructions_per_op"), read(t.against, "instructions_per_op"))
+                entry["instructions"] = _ratio(read(owner, "instructions_per_op"),
+                                               read(t.against, "instructions_per_op", theirs))
         else:
             value = read(owner, t.figure)
             unit = {"rss_per_conn": "bytes", "cpu_per_op": "µs", "instructions_per_op": "instructions"}.get(t.figure, "")

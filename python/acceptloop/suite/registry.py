@@ -27,7 +27,7 @@ CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench", "worker_processes", "transports")
+        "requires", "follows", "port", "bench", "worker_processes", "transports", "probe")
 
 
 class RegistryError(Exception):
@@ -55,6 +55,7 @@ class Implementation:
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
     worker_processes: int = 0                   # --workers as processes: the children it has from READY on
     transports: tuple[str, ...] = ("tcp",)      # what --transport it takes: "tcp" (no option needed), "udp"
+    probes: tuple[tuple[str, str], ...] = ()    # (model, start-up step) pairs: suite/probe.py
 
     def takes(self, what: str) -> bool:
         """Whether the kit can choose `what` ("host", "port") on this server's command line."""
@@ -159,6 +160,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         source=entry.get("source"), role=role, requires=requires, origin=origin,
         follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
         worker_processes=_worker_processes(entry.get("worker_processes", 0), where), transports=transports,
+        probes=_probes(entry.get("probe", {}), where, models),
     )
 
 
@@ -192,6 +194,16 @@ def _command_or_address(entry: dict[str, Any], where: str, services: tuple[str, 
         if len(services) != 1 or len(models) != 1:
             raise RegistryError(f"{where}: a running server offers one service and one model")
     return parsed_command, parsed_address, used
+
+
+def _probes(value: Any, where: str, models: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """'probe': a table of model = the start-up step whose failure means "not on this machine"."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise RegistryError(f"{where}: 'probe' must be a table of model = step name")
+    for m in value:
+        if m not in models:
+            raise RegistryError(f"{where}: probe: it does not offer the model {m!r}")
+    return tuple(sorted(value.items()))
 
 
 def _worker_processes(value: object, where: str) -> int:
