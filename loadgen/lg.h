@@ -105,6 +105,7 @@ struct lg {
     double cpu_start;
     double server_cpu_start;      /* watch_pid's CPU when the window opened */
     struct lg_counters counters;  /* watch_pid's instruction counters, open during the window */
+    int self_counters[2];         /* this thread's, open during the window; -1: closed */
     unsigned char *pattern;       /* echo: the message; ingest: the chunk */
     size_t pattern_len;
     unsigned char *rbuf;          /* LG_RECV_BUF bytes */
@@ -126,6 +127,14 @@ void lg_counters_open(struct lg_counters *k, int pid);
  * counted: no hardware counters, no permission, too many threads) and
  * closes them. */
 void lg_counters_close(struct lg_counters *k, double *user, double *kernel);
+
+/* The calling thread's own instruction counters (user, kernel), counting from
+ * now; a descriptor is -1 where the counter could not be opened. */
+void lg_self_counters_open(int fds[2]);
+
+/* Their sum (user + kernel instructions), or -1 when either could not be
+ * counted; closes them. */
+double lg_self_counters_close(int fds[2]);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lg_now_ns(void);

@@ -62,6 +62,7 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     } else if (phase == P_WINDOW) {
         lg->window_start = now;
         lg->cpu_start = thread_cpu();
+        lg_self_counters_open(lg->self_counters);
         if (cfg->watch_pid > 0) {
             lg_counters_open(&lg->counters, cfg->watch_pid);
             lg->server_cpu_start = lg_proc_cpu(cfg->watch_pid);
@@ -70,6 +71,7 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     } else if (phase == P_DONE && lg->phase == P_WINDOW) {
         lg->res->elapsed = (double)(now - lg->window_start) / 1e9;
         lg->res->client_cpu_s = thread_cpu() - lg->cpu_start;
+        lg->res->client_instructions = lg_self_counters_close(lg->self_counters);
         if (cfg->watch_pid > 0) {
             double end = lg_proc_cpu(cfg->watch_pid);
             lg->res->server_cpu_s = end < 0 || lg->server_cpu_start < 0 ? -1.0 : end - lg->server_cpu_start;
@@ -288,6 +290,7 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     memset(res, 0, sizeof *res);
     res->error_step = "";
     res->server_cpu_s = res->server_instructions_user = res->server_instructions_kernel = -1.0;
+    res->client_instructions = -1.0;
     if (check_config(&e, cfg) != AL_LOAD_OK)
         goto out;
     lg = calloc(1, sizeof *lg);   /* the histogram makes it too big for a thread's stack */
@@ -298,6 +301,7 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     lg->cfg = cfg;
     lg->res = res;
     lg->ep = -1;
+    lg->self_counters[0] = lg->self_counters[1] = -1;
     lg->timeout_ns = (uint64_t)(cfg->connect_timeout * 1e9);
     lg->pattern_len = cfg->mode == AL_LOAD_ECHO ? (size_t)cfg->message_size : LG_CHUNK;
     if (resolve(&e, lg) != AL_LOAD_OK)
@@ -353,6 +357,8 @@ out:
             double unused_user, unused_kernel;
             lg_counters_close(&lg->counters, &unused_user, &unused_kernel);
         }
+        if (lg->self_counters[0] >= 0 || lg->self_counters[1] >= 0)
+            lg_self_counters_close(lg->self_counters);
         if (lg->ep >= 0)
             close(lg->ep);
         free(lg->conns);

@@ -118,7 +118,9 @@ struct al_load_result {
     double latency_p50_us, latency_p90_us, latency_p99_us, latency_p999_us;   /* within 0.8% */
     double client_cpu_s;                 /* this thread's user + system CPU over the window (RUSAGE_THREAD) */
     double client_cpu_pct;               /* client_cpu_s / elapsed * 100; 100 = one whole CPU */
-    int connections;                     /* the most connections established at once */
+    double client_instructions;          /* this thread's instructions over the window, user + kernel (the
+                                            CPU's counters); -1 when unavailable */
+    int connections;                     /* the most connections established at once (connect: slots under way) */
     double server_cpu_s;                 /* watch_pid: its user + system CPU, and its children's (live and
                                             reaped), over exactly the window; -1 when unreadable */
     double server_instructions_user;     /* watch_pid: instructions retired in user space over the window,

@@ -113,9 +113,11 @@ void lg_slot_connect(struct lg *lg, struct lconn *c, uint64_t now)
         return;
     }
     /* No Nagle: a small echo must leave at once, as it would from any
-     * latency-minded client; otherwise the client would time its own delay. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+     * latency-minded client; otherwise the client would time its own delay.
+     * Connect mode sends nothing, so it spares the call. */
+    int one = 1, connect_mode = lg->cfg->mode == AL_LOAD_CONNECT;
+    if (!connect_mode)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
     c->state = S_CONNECTING;
     lg->connecting++;
@@ -126,13 +128,18 @@ void lg_slot_connect(struct lg *lg, struct lconn *c, uint64_t now)
         lg_conn_fail(lg, c, kind_of(errno), errno, now);
         return;
     }
-    /* Writability reports the handshake's end, success or failure alike. */
-    struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+    /* Writability reports the handshake's end, success or failure alike.
+     * Connect mode asks at once for what it waits for, the server's FIN
+     * (EPOLLRDHUP): the handshake's end needs no report of its own (a failed
+     * one comes as EPOLLERR/EPOLLHUP, a stuck one is the sweep's timeout), and
+     * the line is read in one recv once the FIN is in, since it precedes it. */
+    uint32_t events = connect_mode ? EPOLLRDHUP : EPOLLOUT;
+    struct epoll_event ev = { .events = events, .data.ptr = c };
     if (epoll_ctl(lg->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
         lg_conn_fail(lg, c, AL_LOAD_ERR_OTHER, errno, now);
         return;
     }
-    c->events = EPOLLOUT;
+    c->events = events;
 }
 
 /* Sends what is left of the echo message; asks for EPOLLOUT only while
@@ -199,8 +206,10 @@ static void echo_read(struct lg *lg, struct lconn *c, uint64_t now)
     }
 }
 
-/* connect: reads the daytime line to EOF, then closes and starts over. */
-static void connect_read(struct lg *lg, struct lconn *c, uint64_t now)
+/* connect: reads the daytime line to EOF, then closes and starts over.
+ * `fin`: the server's FIN is in (EPOLLRDHUP), so one read returns the
+ * whole line and the EOF needs no read of its own. */
+static void connect_read(struct lg *lg, struct lconn *c, int fin, uint64_t now)
 {
     for (;;) {
         ssize_t n = recv(c->fd, lg->rbuf, LG_RECV_BUF, 0);
@@ -216,6 +225,8 @@ static void connect_read(struct lg *lg, struct lconn *c, uint64_t now)
         count_io(lg, &lg->res->bytes_received, n, 0);
         c->got += (size_t)n;
         c->last = lg->rbuf[n - 1];
+        if (fin && (size_t)n < LG_RECV_BUF)
+            break;   /* what is left is the EOF */
     }
     if (c->got == 0 || c->last != '\n') {
         lg_conn_fail(lg, c, AL_LOAD_ERR_CLOSED_EARLY, 0, now);
@@ -276,8 +287,9 @@ static void watch_read(struct lg *lg, struct lconn *c, uint64_t now)
 void lg_start_load(struct lg *lg, struct lconn *c, uint64_t now)
 {
     int mode = lg->cfg->mode;
-    /* EPOLLIN always: it is how every mode learns of EOF and resets. */
-    if (lg_watch(lg, c, EPOLLIN | (mode == AL_LOAD_INGEST ? EPOLLOUT : 0u)) < 0) {
+    /* EPOLLIN always (connect: EPOLLRDHUP, its FIN): it is how every mode learns of EOF and resets. */
+    uint32_t events = mode == AL_LOAD_CONNECT ? EPOLLRDHUP : EPOLLIN | (mode == AL_LOAD_INGEST ? EPOLLOUT : 0u);
+    if (lg_watch(lg, c, events) < 0) {
         lg_conn_fail(lg, c, AL_LOAD_ERR_OTHER, errno, now);
         return;
     }
@@ -292,8 +304,11 @@ static void on_established(struct lg *lg, struct lconn *c, uint64_t now)
     lg->connecting--;
     lg->open++;
     c->state = S_OPEN;
-    if (lg->open > lg->res->connections)
-        lg->res->connections = lg->open;
+    /* Connect mode learns of a handshake's end only with the server's FIN, so
+     * its slots still connecting count too: they are as many at once. */
+    int held = lg->open + (lg->cfg->mode == AL_LOAD_CONNECT ? lg->connecting : 0);
+    if (held > lg->res->connections)
+        lg->res->connections = held;
     if (lg->phase != P_CONNECT) {
         lg_start_load(lg, c, now);
         return;
@@ -317,7 +332,9 @@ void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now)
             lg_conn_fail(lg, c, code ? kind_of(code) : AL_LOAD_ERR_CLOSED_EARLY, code, now);
             return;
         }
-        if (!(events & EPOLLOUT))
+        /* Connect mode asked for the FIN only (lg_slot_connect): its report
+         * says the handshake is over too. */
+        if (!(events & (mode == AL_LOAD_CONNECT ? EPOLLRDHUP | EPOLLIN : EPOLLOUT)))
             return;
         on_established(lg, c, now);
         if (mode == AL_LOAD_ECHO || c->state != S_OPEN || lg->phase == P_CONNECT)
@@ -329,10 +346,10 @@ void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now)
     }
     if (c->state != S_OPEN)
         return;
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
         switch (mode) {
         case AL_LOAD_ECHO: echo_read(lg, c, now); break;
-        case AL_LOAD_CONNECT: connect_read(lg, c, now); return;   /* the slot may hold a new socket now */
+        case AL_LOAD_CONNECT: connect_read(lg, c, (events & EPOLLRDHUP) != 0, now); return;   /* the slot may hold a new socket now */
         case AL_LOAD_EGRESS: stream_io(lg, c, 0, now); break;
         default: watch_read(lg, c, now); break;
         }

@@ -61,6 +61,8 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         p999, min, max, mean} (one sample per op, within 0.8%),
         latency_samples, client_cpu_s and client_cpu_pct (the generator
         thread's own user + system CPU over the window; 100 = one CPU),
+        client_instructions (the instructions it retired meanwhile, user and
+        kernel; None without the CPU's counters),
         errors {kind: count} for every kind in LOAD_ERRORS, other_errno
         (the errno name of the last "other" error, "" if none), and with
         `watch_pid` the server's CPU over the window (server_cpu_s, with its
@@ -134,6 +136,7 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         "latency_samples": res.latency_count,
         "client_cpu_s": res.client_cpu_s,
         "client_cpu_pct": res.client_cpu_pct,
+        "client_instructions": _counted(res.client_instructions),
         "errors": {name: res.errors[i] for i, name in enumerate(LOAD_ERRORS)},
         "other_errno": ffi.string(res.other_errno).decode(),
         "server_cpu_s": res.server_cpu_s if watch_pid else None,
