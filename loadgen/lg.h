@@ -90,6 +90,8 @@ struct lg_counters {
     int fds[2][LG_MAX_COUNTED];
 };
 
+struct lg_uring;   /* loadgen_uring.c's state, for cfg->io == AL_LOAD_IO_URING */
+
 /* One run. */
 struct lg {
     const struct al_load_config *cfg;
@@ -110,6 +112,7 @@ struct lg {
     size_t pattern_len;
     unsigned char *rbuf;          /* LG_RECV_BUF bytes */
     struct lg_hist hist;
+    struct lg_uring *uring;       /* the io_uring mode's ring and buffers; NULL in the epoll mode */
 };
 
 /* The CPU seconds (user + system, its reaped children's included) of a
@@ -138,6 +141,23 @@ double lg_self_counters_close(int fds[2]);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lg_now_ns(void);
+
+/* The error kind (AL_LOAD_ERR_*) of an errno value. */
+int lg_error_kind(int code);
+
+/* Moves the run to `phase` (loadgen.c): opens and closes the window's measurements. */
+void lg_enter(struct lg *lg, int phase, uint64_t now);
+
+/* Moves through the phases as time and the connections say (loadgen.c). */
+void lg_check(struct lg *lg, uint64_t now);
+
+/* The io_uring mode (loadgen_uring.c). setup: the ring and its provided buffers,
+ * before the run (AL_LOAD_ERR with e filled: no io_uring here, or no memory);
+ * load: drives every open connection from the warm-up to the window's end, then
+ * leaves them quiet for the closing; teardown: frees what setup made. */
+int lg_uring_setup(struct lg_error *e, struct lg *lg);
+void lg_uring_load(struct lg *lg);
+void lg_uring_teardown(struct lg *lg);
 
 /* Counts an error of a kind (AL_LOAD_ERR_*), naming code for "other";
  * nothing once the run is closing. */

@@ -25,6 +25,7 @@
 #define DRAIN_NS (1000 * LG_MS)     /* closing: how long to wait for the server's EOF */
 
 static const char *const mode_names[AL_LOAD_MODES] = { "echo", "connect", "ingest", "egress", "idle" };
+static const char *const io_names[AL_LOAD_IOS] = { "epoll", "uring" };
 static const char *const error_names[AL_LOAD_ERR_KINDS] = {
     "refused", "reset", "broken_pipe", "timeout", "closed_early", "mismatch", "other",
 };
@@ -37,7 +38,7 @@ static double thread_cpu(void)
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static void enter(struct lg *lg, int phase, uint64_t now)
+void lg_enter(struct lg *lg, int phase, uint64_t now)
 {
     const struct al_load_config *cfg = lg->cfg;
     if (lg->phase == P_CONNECT && cfg->mode != AL_LOAD_CONNECT) {
@@ -53,7 +54,7 @@ static void enter(struct lg *lg, int phase, uint64_t now)
         }
         lg->started = cfg->connections;
         lg->phase = phase;   /* the load starts now, on every connection at once */
-        for (int i = 0; i < cfg->connections && phase != P_DONE; i++)
+        for (int i = 0; i < cfg->connections && phase != P_DONE && lg->uring == NULL; i++)
             if (lg->conns[i].state == S_OPEN)
                 lg_start_load(lg, &lg->conns[i], now);
     }
@@ -83,16 +84,15 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     lg->phase = phase;
 }
 
-/* Moves through the phases as time and the connections say. */
-static void check(struct lg *lg, uint64_t now)
+void lg_check(struct lg *lg, uint64_t now)
 {
     if (lg->phase == P_CONNECT && lg->started == lg->cfg->connections && lg->connecting == 0)
-        enter(lg, P_WARMUP, now);
+        lg_enter(lg, P_WARMUP, now);
     while (lg->phase != P_DONE && now >= lg->phase_end)
-        enter(lg, lg->phase + 1, now);
+        lg_enter(lg, lg->phase + 1, now);
     if (lg->phase != P_DONE && lg->phase != P_CONNECT && lg->cfg->mode != AL_LOAD_CONNECT
         && lg->open == 0 && lg->connecting == 0)
-        enter(lg, P_DONE, now);   /* nothing left to measure */
+        lg_enter(lg, P_DONE, now);   /* nothing left to measure */
 }
 
 /* Connect timeouts, and connect mode's retries after a failure. */
@@ -155,8 +155,12 @@ static void run(struct lg *lg)
     lg->phase = P_CONNECT;
     lg->phase_end = now + lg->timeout_ns;
     if (mode == AL_LOAD_CONNECT)
-        enter(lg, P_WARMUP, now);   /* connecting is connect mode's load */
+        lg_enter(lg, P_WARMUP, now);   /* connecting is connect mode's load */
     while (lg->phase != P_DONE) {
+        if (lg->uring != NULL && lg->phase != P_CONNECT) {
+            lg_uring_load(lg);   /* the load, to the window's end */
+            break;
+        }
         while (lg->started < lg->cfg->connections && lg->connecting < MAX_HANDSHAKES
                && (lg->phase == P_CONNECT || mode == AL_LOAD_CONNECT)) {
             lg_slot_connect(lg, &lg->conns[lg->started++], now);
@@ -165,12 +169,12 @@ static void run(struct lg *lg)
         int n = epoll_wait(lg->ep, evs, MAX_EVENTS, wait_ms(now, wake));
         if (n < 0 && errno != EINTR) {
             lg_count_error(lg, AL_LOAD_ERR_OTHER, errno);   /* cannot happen with a valid epoll set */
-            enter(lg, P_DONE, lg_now_ns());
+            lg_enter(lg, P_DONE, lg_now_ns());
             break;
         }
         for (int i = 0; i < n; i++) {
             now = lg_now_ns();
-            check(lg, now);
+            lg_check(lg, now);
             if (lg->phase == P_DONE)
                 break;
             lg_handle(lg, evs[i].data.ptr, evs[i].events, now);
@@ -180,7 +184,7 @@ static void run(struct lg *lg)
             sweep(lg, now);
             next_sweep = now + SWEEP_NS;
         }
-        check(lg, now);
+        lg_check(lg, now);
     }
     close_all(lg, evs);
 }
@@ -203,6 +207,19 @@ int al_load_mode_index(const char *name)
         if (strcmp(name, mode_names[i]) == 0)
             return i;
     return AL_LOAD_ERR;
+}
+
+int al_load_io_index(const char *name)
+{
+    for (int i = 0; name != NULL && i < AL_LOAD_IOS; i++)
+        if (strcmp(name, io_names[i]) == 0)
+            return i;
+    return AL_LOAD_ERR;
+}
+
+const char *al_load_io_name(int io)
+{
+    return io >= 0 && io < AL_LOAD_IOS ? io_names[io] : NULL;
 }
 
 const char *al_load_mode_name(int mode)
@@ -233,6 +250,7 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
     BOUND("duration", cfg->duration, 0, AL_LOAD_MAX_SECONDS, cfg->duration > 0 && cfg->duration <= AL_LOAD_MAX_SECONDS)
     BOUND("connect_timeout", cfg->connect_timeout, 0, AL_LOAD_MAX_CONNECT_TIMEOUT,
           cfg->connect_timeout > 0 && cfg->connect_timeout <= AL_LOAD_MAX_CONNECT_TIMEOUT)
+    BOUND("io", cfg->io, 0, AL_LOAD_IOS - 1, cfg->io >= 0 && cfg->io < AL_LOAD_IOS)
     BOUND("cpu", cfg->cpu, -1, CPU_SETSIZE - 1, cfg->cpu >= -1 && cfg->cpu < CPU_SETSIZE)
 #undef BOUND
     e->step = "config";
@@ -243,6 +261,10 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
     }
     if (bad != NULL) {
         snprintf(e->message, sizeof e->message, "config: %s: %.15g is outside %.15g..%.15g", bad, value, low, high);
+        return AL_LOAD_ERR;
+    }
+    if (cfg->io == AL_LOAD_IO_URING && cfg->mode != AL_LOAD_ECHO) {
+        snprintf(e->message, sizeof e->message, "config: io: uring drives echo only, not %s", mode_names[cfg->mode]);
         return AL_LOAD_ERR;
     }
     return AL_LOAD_OK;
@@ -325,6 +347,9 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     if (cfg->watch_pid > 0)
         res->server_rss_start = lg_proc_rss(cfg->watch_pid);
     lg_hist_init(&lg->hist);
+    res->io = cfg->io;
+    if (cfg->io == AL_LOAD_IO_URING && lg_uring_setup(&e, lg) != AL_LOAD_OK)
+        goto out;
     lg->ep = epoll_create1(EPOLL_CLOEXEC);
     if (lg->ep < 0) {
         lg_error_set(&e, "epoll", "epoll_create1", errno);
@@ -359,6 +384,7 @@ out:
         }
         if (lg->self_counters[0] >= 0 || lg->self_counters[1] >= 0)
             lg_self_counters_close(lg->self_counters);
+        lg_uring_teardown(lg);
         if (lg->ep >= 0)
             close(lg->ep);
         free(lg->conns);

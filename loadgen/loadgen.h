@@ -73,6 +73,12 @@
 #define AL_LOAD_IDLE 4
 #define AL_LOAD_MODES 5
 
+/* How the load generator drives its sockets (al_load_config.io). */
+#define AL_LOAD_IO_EPOLL 0    /* readiness: epoll_wait, then a send or recv per operation (every mode) */
+#define AL_LOAD_IO_URING 1    /* completions: io_uring, sends batched into one io_uring_enter per loop
+                                 turn, one multishot receive per connection (echo only) */
+#define AL_LOAD_IOS 2
+
 #define AL_LOAD_MAX_CONNS 2000
 #define AL_LOAD_MAX_MESSAGE 16777216   /* bytes; the pattern is allocated once */
 #define AL_LOAD_MAX_SECONDS 3600       /* for warmup and duration */
@@ -101,6 +107,7 @@ struct al_load_config {
     int watch_pid;           /* > 0: the server's pid, read from /proc (with its children's) at the
                                 window's edges for server_cpu_s, server_instructions_* and
                                 server_rss_*; 0: not */
+    int io;                  /* AL_LOAD_IO_EPOLL (the default) or AL_LOAD_IO_URING (echo only) */
 };
 
 /* What a run measured. Counts and rates are of the window only; errors and
@@ -129,10 +136,12 @@ struct al_load_result {
                                             network stack's work done in its context) */
     unsigned long long server_rss_start; /* watch_pid: resident bytes (with live children) before connecting */
     unsigned long long server_rss_end;   /* ... and at the end of the window, all connections still open */
+    int io;                              /* the I/O mode the run used: AL_LOAD_IO_* */
     unsigned long long errors[AL_LOAD_ERR_KINDS];
     char other_errno[32];                /* name of the last AL_LOAD_ERR_OTHER errno ("EMFILE"), "" if none */
     int error_code;                      /* after AL_LOAD_ERR: an errno value, or an EAI_* code for "resolve" */
-    const char *error_step;              /* after AL_LOAD_ERR: "config", "resolve", "affinity", "epoll", "memory" */
+    const char *error_step;              /* after AL_LOAD_ERR: "config", "resolve", "affinity", "epoll", "io_uring",
+                                            "memory" */
 };
 
 /* Fills *cfg with the defaults: echo, 1 connection, 64-byte messages,
@@ -143,6 +152,10 @@ void al_load_config_defaults(struct al_load_config *cfg);
 /* The index of a mode name ("echo" ...), or AL_LOAD_ERR when there is no such mode. */
 int al_load_mode_index(const char *name);
 
+/* The index of an I/O mode's name ("epoll", "uring"), or AL_LOAD_ERR; and the name of an index (NULL out of range). */
+int al_load_io_index(const char *name);
+const char *al_load_io_name(int io);
+
 /* The name of a mode or of an error kind ("refused", "reset", "broken_pipe",
  * "timeout", "closed_early", "mismatch", "other"); NULL when out of range. */
 const char *al_load_mode_name(int mode);
@@ -152,7 +165,7 @@ const char *al_load_error_name(int kind);
  * Returns AL_LOAD_OK once the run has ended, with *res filled: socket errors are
  * results (res->errors), not failures, even when no connection could be made.
  * Returns AL_LOAD_ERR when the run could not start (bad config, resolve, pinning,
- * epoll or memory failure) after writing one line to err
+ * epoll, io_uring or memory failure) after writing one line to err
  * ("resolve nosuch.invalid:7: Name or service not known (EAI_NONAME)") and
  * setting res->error_code and res->error_step; nothing is left open. */
 int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, struct al_load_result *res);

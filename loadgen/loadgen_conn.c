@@ -28,7 +28,7 @@ uint64_t lg_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int kind_of(int code)
+int lg_error_kind(int code)
 {
     switch (code) {
     case ECONNREFUSED: return AL_LOAD_ERR_REFUSED;
@@ -109,7 +109,7 @@ void lg_slot_connect(struct lg *lg, struct lconn *c, uint64_t now)
     int fd = socket(lg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         c->fd = -1;
-        lg_conn_fail(lg, c, kind_of(errno), errno, now);
+        lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
         return;
     }
     /* No Nagle: a small echo must leave at once, as it would from any
@@ -125,7 +125,7 @@ void lg_slot_connect(struct lg *lg, struct lconn *c, uint64_t now)
     c->sent = c->got = 0;
     c->last = 0;
     if (connect(fd, (struct sockaddr *)&lg->addr, lg->addrlen) < 0 && errno != EINPROGRESS) {
-        lg_conn_fail(lg, c, kind_of(errno), errno, now);
+        lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
         return;
     }
     /* Writability reports the handshake's end, success or failure alike.
@@ -155,7 +155,7 @@ static void echo_send(struct lg *lg, struct lconn *c, uint64_t now)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            lg_conn_fail(lg, c, kind_of(errno), errno, now);
+            lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
             return;
         }
         count_io(lg, &lg->res->bytes_sent, n, 0);
@@ -180,7 +180,7 @@ static void echo_read(struct lg *lg, struct lconn *c, uint64_t now)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                lg_conn_fail(lg, c, kind_of(errno), errno, now);
+                lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
             return;
         }
         if (n == 0) {
@@ -217,7 +217,7 @@ static void connect_read(struct lg *lg, struct lconn *c, int fin, uint64_t now)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                lg_conn_fail(lg, c, kind_of(errno), errno, now);
+                lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
             return;
         }
         if (n == 0)
@@ -249,7 +249,7 @@ static void stream_io(struct lg *lg, struct lconn *c, int writing, uint64_t now)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                lg_conn_fail(lg, c, kind_of(errno), errno, now);
+                lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
             return;
         }
         if (n == 0) {
@@ -279,7 +279,7 @@ static void watch_read(struct lg *lg, struct lconn *c, uint64_t now)
         if (c->state == S_CLOSING)
             lg_conn_close(lg, c, S_DEAD, now);
         else
-            lg_conn_fail(lg, c, n == 0 ? AL_LOAD_ERR_CLOSED_EARLY : kind_of(errno), n == 0 ? 0 : errno, now);
+            lg_conn_fail(lg, c, n == 0 ? AL_LOAD_ERR_CLOSED_EARLY : lg_error_kind(errno), n == 0 ? 0 : errno, now);
         return;
     }
 }
@@ -329,7 +329,7 @@ void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now)
             int code = 0;
             socklen_t len = sizeof code;
             getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &code, &len);
-            lg_conn_fail(lg, c, code ? kind_of(code) : AL_LOAD_ERR_CLOSED_EARLY, code, now);
+            lg_conn_fail(lg, c, code ? lg_error_kind(code) : AL_LOAD_ERR_CLOSED_EARLY, code, now);
             return;
         }
         /* Connect mode asked for the FIN only (lg_slot_connect): its report

@@ -19,6 +19,8 @@ from acceptloop._loadgen import ffi, lib
 
 # The load generator's modes and error kinds, named by the C side (loadgen/loadgen.h).
 LOAD_MODES: tuple[str, ...] = tuple(ffi.string(lib.al_load_mode_name(i)).decode() for i in range(lib.AL_LOAD_MODES))
+# How it drives its sockets: "epoll" (every mode) or "uring" (echo; loadgen/loadgen_uring.c).
+LOAD_IOS: tuple[str, ...] = tuple(ffi.string(lib.al_load_io_name(i)).decode() for i in range(lib.AL_LOAD_IOS))
 LOAD_ERRORS: tuple[str, ...] = tuple(
     ffi.string(lib.al_load_error_name(i)).decode() for i in range(lib.AL_LOAD_ERR_KINDS)
 )
@@ -37,7 +39,7 @@ def _number(name: str, value: Any, low: float, high: float, *, integer: bool = F
 
 def run_load(host: str, port: int, mode: str, connections: int, message_size: int | None = None,
              warmup: float | None = None, duration: float | None = None, cpu: int = -1,
-             connect_timeout: float | None = None, watch_pid: int = 0) -> dict[str, Any]:
+             connect_timeout: float | None = None, watch_pid: int = 0, io: str = "epoll") -> dict[str, Any]:
     """Run the C load generator once against a server and return what it measured.
 
     One thread, epoll, non-blocking sockets with TCP_NODELAY; closed loop: each
@@ -48,6 +50,11 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     read), idle (hold the connections open, send nothing). Arguments left at
     None take the C defaults: message_size 64, warmup 1 s, duration 5 s,
     connect_timeout 3 s. `cpu` pins the calling thread for the run (-1: not).
+    `io` is how it drives the sockets, one of LOAD_IOS: "epoll" (a send or recv
+    per operation, readiness from epoll_wait) or "uring" (echo only: the sends
+    of a loop turn batched into one io_uring_enter, a multishot receive per
+    connection, so the client spends less CPU per round trip); "uring" raises
+    OSError (step "io_uring") where the kernel or the build has no io_uring.
 
     Blocks for about warmup + duration seconds (plus connecting, at most
     connect_timeout, and closing, at most 1 s) with the GIL released, and
@@ -55,7 +62,8 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     the measured window only (MB = 10^6 bytes), errors and connections are of
     the whole run:
 
-        mode, connections (the most established at once), ops, ops_per_s,
+        mode, io (the I/O mode used), connections (the most established at
+        once), ops, ops_per_s,
         bytes_sent, bytes_received, elapsed_s, mb_per_s (received for echo,
         connect and egress; sent for ingest), latency_us {p50, p90, p99,
         p999, min, max, mean} (one sample per op, within 0.8%),
@@ -81,6 +89,8 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     if not isinstance(host, str) or not host:
         raise ValueError(f"host: {host!r} is not a host name or address")
     _number("port", port, 1, 65535, integer=True)
+    if io not in LOAD_IOS:
+        raise ValueError(f"io: no such I/O mode: {io!r} (one of {', '.join(LOAD_IOS)})")
     if mode not in LOAD_MODES:
         raise ValueError(f"mode: no such mode: {mode!r} (one of {', '.join(LOAD_MODES)})")
     _number("connections", connections, 1, lib.AL_LOAD_MAX_CONNS, integer=True)
@@ -106,6 +116,7 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     cfg.mode = lib.al_load_mode_index(mode.encode())
     cfg.connections = connections
     cfg.cpu = cpu
+    cfg.io = lib.al_load_io_index(io.encode())
     if watch_pid:
         _number("watch_pid", watch_pid, 1, 2**31 - 1, integer=True)
         cfg.watch_pid = watch_pid
@@ -121,6 +132,7 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         raise error
     return {
         "mode": mode,
+        "io": LOAD_IOS[res.io],
         "connections": res.connections,
         "ops": res.ops,
         "ops_per_s": res.ops_per_s,
