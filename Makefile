@@ -11,13 +11,18 @@ C_CORE := $(filter-out cext/main.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 LOADGEN := $(wildcard loadgen/*.c loadgen/*.h) loadgen/build_ffi.py
 
-.PHONY: setup php venv c lib floor asan asan-cffi chromium thirdparty compare test clean
+.PHONY: setup php liburing venv c lib floor asan asan-cffi chromium thirdparty compare test clean
 
-setup: php venv c floor lib
+setup: php liburing venv c floor lib
 
 # Debian's php-cli (with ext-sockets and pcntl) when php is absent.
 php:
 	@command -v php >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q php-cli; }
+
+# Debian's liburing-dev when its header is absent: the load generator's io_uring mode
+# (loadgen/loadgen_uring.c; without it the module builds and that mode reports ENOSYS).
+liburing:
+	@test -e /usr/include/liburing.h || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q liburing-dev; }
 
 # Debian's chromium when it is absent: tests/test_report.py opens the report in it, headless.
 chromium:

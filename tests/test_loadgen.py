@@ -16,7 +16,7 @@ import time
 import pytest
 
 from acceptloop import _protocol as P
-from acceptloop.bench.loadgen import LOAD_ERRORS, LOAD_MODES, run_load
+from acceptloop.bench.loadgen import LOAD_ERRORS, LOAD_IOS, LOAD_MODES, run_load
 from acceptloop.suite import registry
 from acceptloop.suite.process import ServerProcess, free_port
 
@@ -75,6 +75,47 @@ def test_echo_round_trips_are_counted_and_checked(servers, size):
     for key in ("bytes_sent", "bytes_received"):
         assert abs(r[key] - r["ops"] * size) <= connections * size, (key, r)
     assert math.isclose(r["mb_per_s"], r["bytes_received"] / r["elapsed_s"] / 1e6)
+
+
+def uring_or_skip(servers) -> None:
+    """Skips where this kernel or build has no io_uring (the mode then fails to start, step io_uring)."""
+    host, port = servers("echo")
+    try:
+        run_load(host, port, "echo", 1, warmup=0, duration=0.05, io="uring")
+    except OSError as e:
+        if getattr(e, "step", None) == "io_uring":
+            pytest.skip(f"no io_uring here: {e}")
+        raise
+
+
+@pytest.mark.parametrize("size", [64, 16384, 262144])
+def test_the_uring_mode_counts_and_checks_echo_alike(servers, size):
+    uring_or_skip(servers)
+    connections = 8
+    r = run(servers, "echo", connections, message_size=size, io="uring")
+    assert r["io"] == "uring"
+    assert_a_sound_window(r, connections)
+    assert r["ops"] > 0
+    assert_latency_in_order(r)
+    for key in ("bytes_sent", "bytes_received"):
+        assert abs(r[key] - r["ops"] * size) <= connections * size, (key, r)
+
+
+def test_the_uring_mode_ends_cleanly_so_the_server_keeps_serving(servers):
+    """Its receives are cancelled before the closing: the server sees each client's FIN, not a
+    reset, and the next run (epoll) finds it as it was."""
+    uring_or_skip(servers)
+    for _ in range(3):
+        r = run(servers, "echo", 16, io="uring")
+        assert r["errors"] == {kind: 0 for kind in LOAD_ERRORS}, r
+    r = run(servers, "echo", 16)
+    assert r["io"] == "epoll" and r["ops"] > 0 and r["errors"] == {kind: 0 for kind in LOAD_ERRORS}
+
+
+def test_the_uring_mode_drives_echo_only(servers):
+    host, port = servers("daytime")
+    with pytest.raises(ValueError, match="io: uring drives echo only"):
+        run_load(host, port, "connect", 1, duration=0.1, io="uring")
 
 
 def test_connect_counts_whole_daytime_connections(servers):
@@ -143,7 +184,7 @@ def test_without_a_watched_server_nothing_is_read_from_proc(servers):
     {"mode": "gopher"}, {"connections": 0}, {"connections": 2001}, {"connections": 1.5},
     {"message_size": 0}, {"warmup": -1}, {"duration": 0}, {"duration": float("nan")},
     {"connect_timeout": 0}, {"cpu": -2}, {"cpu": os.cpu_count()}, {"port": 0}, {"host": ""},
-    {"connections": True},
+    {"connections": True}, {"io": "kqueue"},
 ], ids=lambda bad: "-".join(f"{k}={v!r}" for k, v in bad.items()))
 def test_a_bad_argument_raises_value_error_before_any_load(bad):
     args = {"host": "127.0.0.1", "port": 7, "mode": "echo", "connections": 1, "duration": 0.1} | bad
@@ -185,4 +226,5 @@ def test_the_run_releases_the_gil_and_restores_the_thread_affinity(servers):
 
 def test_modes_are_named_by_the_c_side():
     assert LOAD_MODES == ("echo", "connect", "ingest", "egress", "idle")
+    assert LOAD_IOS == ("epoll", "uring")
     assert set(SERVICE) == set(LOAD_MODES)
