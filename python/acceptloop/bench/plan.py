@@ -37,11 +37,23 @@ class Workload:
         return "mb_per_s" if self.kind in ("ingest", "egress") else "ops_per_s"
 
     @property
+    def io(self) -> str:
+        """How the load generator drives this workload's sockets (IO_RULE): "uring" for echo at
+        URING_FROM connections or more, where the epoll generator would saturate its core before an
+        event-model server does; "epoll" for the rest, which io_uring mode does not drive."""
+        return "uring" if self.kind == "echo" and self.connections >= URING_FROM else "epoll"
+
+    @property
     def op(self) -> str:
         """What one operation is, for 'server CPU per operation'."""
         return {"echo": "round trip", "connect": "connection", "ingest": "MB received",
                 "egress": "MB sent", "idle": "connection held"}[self.kind]
 
+
+URING_FROM = 16
+IO_RULE = (f"echo at {URING_FROM} connections or more: io_uring (batched sends, one multishot receive per "
+           f"connection), so that the generator spends less CPU per round trip than the server; everything else: "
+           f"epoll; a machine without io_uring runs those cells on epoll, and each run records the mode it used")
 
 SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
 

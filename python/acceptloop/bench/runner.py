@@ -74,10 +74,17 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
         return {**record, "error": f"the server did not start: {e}"}
     try:
         host, port = srv.address
-        load = run_load(host, port, w.kind, w.connections, message_size=w.size or None,
-                        warmup=plan.profile.warmup, duration=plan.profile.duration,
-                        cpu=pins["client_cpu"] if pins["pinned"] else -1,
-                        connect_timeout=CONNECT_TIMEOUT, watch_pid=srv.pid)
+        options = dict(message_size=w.size or None, warmup=plan.profile.warmup, duration=plan.profile.duration,
+                       cpu=pins["client_cpu"] if pins["pinned"] else -1, connect_timeout=CONNECT_TIMEOUT,
+                       watch_pid=srv.pid)
+        try:
+            load = run_load(host, port, w.kind, w.connections, io=w.io, **options)
+        except OSError as e:
+            if getattr(e, "step", None) != "io_uring":
+                raise
+            # No io_uring on this machine (kernel, sysctl, seccomp): epoll, and the record says why.
+            load = run_load(host, port, w.kind, w.connections, io="epoll", **options)
+            record["io_fallback"] = str(e)
         record.update(load)
         alive = srv.alive()
     finally:

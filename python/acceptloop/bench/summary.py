@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 from acceptloop.bench import spec as bench_spec
-from acceptloop.bench.plan import Cell, Plan
+from acceptloop.bench.plan import IO_RULE, Cell, Plan
 from acceptloop.bench.runner import Run
 from acceptloop.suite.registry import Implementation
 
@@ -45,6 +45,8 @@ def summarize_cell(cell: Cell, runs: list[dict[str, Any]]) -> dict[str, Any]:
                          for p in PERCENTILES}
     out["rss_peak"] = max((r.get("server_rss_end") or 0 for r in good), default=None)
     out["rss_per_conn"] = spread([r.get("rss_per_conn") for r in good])
+    # How the load generator drove the sockets (bench/plan.py IO_RULE), as the runs used it.
+    out["io"] = ", ".join(dict.fromkeys(r["io"] for r in good if r.get("io"))) or None
     errors: dict[str, int] = defaultdict(int)
     for r in good:
         for kind, n in r.get("errors", {}).items():
@@ -290,6 +292,7 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
             "server": "a fresh server per run",
             "noisy": f"max/min of a cell's primary figure above {NOISY}",
             "client_bound": f"the load generator's own CPU above {CLIENT_BOUND:g}% of one CPU",
+            "client_io": IO_RULE,
             "server_cpu": "utime+stime of the server and its children (live and reaped) from /proc, "
                           "read by the load generator at the window's edges",
             "per_op": "echo: one round trip; connect: one connection; ingest/egress: one MB (10^6 bytes)",

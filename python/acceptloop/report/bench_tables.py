@@ -64,6 +64,7 @@ def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
         "latency_title": "; ".join(f"{p}: {_range(lat.get(p), numbers.micros)}" for p in ("p50", "p90", "p99", "p999")
                                    if lat.get(p)),
         "client": numbers.percent(_median(c.get("client_cpu_pct"))),
+        "client_io": c.get("io") or "–",
         "rss_peak": numbers.size(c.get("rss_peak")),
         "rss_conn": numbers.size(_median(rss_conn)), "rss_conn_title": _range(rss_conn, numbers.size),
         "errors": ", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "0",
