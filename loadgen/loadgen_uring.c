@@ -1,4 +1,4 @@
-/* The load generator's io_uring mode (cfg->io = AL_LOAD_IO_URING), for echo:
+/* The load generator's io_uring mode (cfg->io = AL_LOAD_IO_URING), for echo and connect:
  * the same closed loop as the epoll mode (loadgen_conn.c), with the client's
  * system calls batched, so that the generator spends less of its CPU per
  * round trip than the server it measures.
@@ -17,10 +17,14 @@
  * waited for before the epoll mode's closing (loadgen.c's close_all) takes
  * the connections over, so that no armed receive can swallow the server's EOF.
  *
+ * Connect mode (daytime) is a chain of linked requests per connection
+ * (connect_chain below): one socket(2) and a share of io_uring_enter each.
+ *
  * Built only where liburing's header is (loadgen/build_ffi.py defines
  * LG_HAVE_URING); elsewhere the mode fails to start with ENOSYS.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,6 +61,9 @@ void lg_uring_teardown(struct lg *lg)
 #define OP_SEND 0u
 #define OP_RECV 1u
 #define OP_CANCEL 2u
+#define OP_CLOSE 3u           /* connect mode: a chain's last link */
+#define LINE_MAX 512          /* connect mode: room for the daytime line, per slot */
+#define SWEEP_NS (10 * LG_MS)
 #define UD(i, op) (((uint64_t)(i) << 2) | (op))
 #define DRAIN_NS (1000 * LG_MS)
 
@@ -67,7 +74,8 @@ struct lg_uring {
     unsigned char *bufs;
     int inflight;             /* requests whose last completion has not come */
     unsigned recycled;        /* buffers given back since the last advance */
-    unsigned char *armed;     /* per connection: its multishot receive is armed */
+    unsigned char *armed;     /* per connection: its multishot receive is armed (connect: its chain failed) */
+    unsigned char *lines;     /* connect mode: LINE_MAX bytes per slot */
 };
 
 static struct io_uring_sqe *sqe_get(struct lg_uring *u)
@@ -88,17 +96,21 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
         return AL_LOAD_ERR;
     }
     u->armed = calloc((size_t)lg->cfg->connections, 1);
-    u->bufs = malloc((size_t)NBUFS * BUF_SIZE);
-    if (u->armed == NULL || u->bufs == NULL) {
+    int connect_mode = lg->cfg->mode == AL_LOAD_CONNECT;
+    u->bufs = malloc(connect_mode ? 1 : (size_t)NBUFS * BUF_SIZE);
+    u->lines = connect_mode ? malloc((size_t)lg->cfg->connections * LINE_MAX) : NULL;
+    if (u->armed == NULL || u->bufs == NULL || (connect_mode && u->lines == NULL)) {
+        free(u->lines);
         free(u->armed);
         free(u->bufs);
         free(u);
         lg_error_set(e, "memory", "load generator", ENOMEM);
         return AL_LOAD_ERR;
     }
-    /* Room for a send and a receive of every connection; the completions get twice that. */
+    /* Room for a send and a receive of every connection (connect: a chain of four); the
+     * completions get twice that. */
     unsigned entries = 64;
-    while (entries < 2u * (unsigned)lg->cfg->connections && entries < 4096)
+    while (entries < (connect_mode ? 4u : 2u) * (unsigned)lg->cfg->connections && entries < 4096)
         entries *= 2;
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
@@ -117,6 +129,10 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
         free(u);
         lg_error_set(e, "io_uring", "io_uring_queue_init", -rc);
         return AL_LOAD_ERR;
+    }
+    if (connect_mode) {   /* no provided buffers: each slot reads into its own line */
+        lg->uring = u;
+        return AL_LOAD_OK;
     }
     u->br_size = (size_t)NBUFS * sizeof(struct io_uring_buf);
     if (posix_memalign((void **)&u->br, (size_t)sysconf(_SC_PAGESIZE), u->br_size) != 0) {
@@ -155,6 +171,7 @@ void lg_uring_teardown(struct lg *lg)
     io_uring_queue_exit(&u->ring);
     free(u->br);
     free(u->bufs);
+    free(u->lines);
     free(u->armed);
     free(u);
     lg->uring = NULL;
@@ -294,10 +311,187 @@ static unsigned reap(struct lg *lg, uint64_t now)
     return n;
 }
 
+/* connect mode: slot i's whole connection as one chain of linked requests,
+ * submitted at once: connect, wait for the server's FIN (poll POLLRDHUP),
+ * read the line (it precedes the FIN, so one read has it all), close. Only the
+ * read and the close report on success; a failure anywhere cancels the rest of
+ * the chain, and the close's cancellation tells that the descriptor is still
+ * ours to close. The socket itself comes from socket(2), the one system call
+ * per connection besides a share of io_uring_enter. */
+static void connect_chain(struct lg *lg, int i, uint64_t now)
+{
+    struct lg_uring *u = lg->uring;
+    struct lconn *c = &lg->conns[i];
+    c->started = now;
+    c->retry_at = now + LG_RETRY_NS;
+    u->armed[i] = 0;
+    int fd = socket(lg->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        lg_count_error(lg, lg_error_kind(errno), errno);
+        c->state = S_IDLE;
+        return;
+    }
+    struct io_uring_sqe *sqe[4];
+    if (io_uring_sq_space_left(&u->ring) < 4)
+        io_uring_submit(&u->ring);
+    for (int k = 0; k < 4; k++)
+        sqe[k] = io_uring_get_sqe(&u->ring);
+    if (sqe[3] == NULL) {   /* cannot happen: the queue holds four per slot */
+        close(fd);
+        lg_count_error(lg, AL_LOAD_ERR_OTHER, EBUSY);
+        c->state = S_IDLE;
+        return;
+    }
+    io_uring_prep_connect(sqe[0], fd, (struct sockaddr *)&lg->addr, lg->addrlen);
+    io_uring_prep_poll_add(sqe[1], fd, POLLRDHUP);
+    io_uring_prep_recv(sqe[2], fd, u->lines + (size_t)i * LINE_MAX, LINE_MAX, 0);
+    io_uring_prep_close(sqe[3], fd);
+    sqe[0]->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    sqe[1]->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    sqe[2]->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(sqe[0], UD(i, OP_SEND));
+    io_uring_sqe_set_data64(sqe[1], UD(i, OP_SEND));
+    io_uring_sqe_set_data64(sqe[2], UD(i, OP_RECV));
+    io_uring_sqe_set_data64(sqe[3], UD(i, OP_CLOSE));
+    c->fd = fd;
+    c->state = S_CONNECTING;
+    lg->connecting++;
+    u->inflight++;   /* one per chain: its close's completion ends it */
+}
+
+/* A chain's failure, counted once (the links it cancels report -ECANCELED). */
+static void chain_failed(struct lg *lg, int i, int kind, int code)
+{
+    if (!lg->uring->armed[i])
+        lg_count_error(lg, kind, code);
+    lg->uring->armed[i] = 1;
+}
+
+static void on_connect_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
+{
+    struct lg_uring *u = lg->uring;
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    int i = (int)(ud >> 2), res = cqe->res;
+    unsigned op = (unsigned)(ud & 3u);
+    struct lconn *c = &lg->conns[i];
+    if (op == OP_CANCEL)
+        return;
+    if (op != OP_CLOSE) {
+        if (res == -ECANCELED)
+            return;
+        if (res < 0) {
+            chain_failed(lg, i, lg_error_kind(-res), -res);
+            return;
+        }
+        if (op != OP_RECV)
+            return;
+        /* The line, read at the FIN: whole if it ends the line. */
+        if (res == 0 || u->lines[(size_t)i * LINE_MAX + (size_t)res - 1] != '\n') {
+            chain_failed(lg, i, AL_LOAD_ERR_CLOSED_EARLY, 0);
+            return;
+        }
+        int held = lg->connecting;
+        if (held > lg->res->connections)
+            lg->res->connections = held;
+        if (lg->phase == P_WINDOW) {
+            lg->res->bytes_received += (unsigned long long)res;
+            lg->res->ops++;
+            lg_hist_record(&lg->hist, lg_now_ns() - c->started);
+        }
+        return;
+    }
+    /* The chain is over; its descriptor is closed, by the chain or here. */
+    if (res == -ECANCELED || res < 0)
+        close(c->fd);
+    u->inflight--;
+    lg->connecting--;
+    c->fd = -1;
+    c->state = S_IDLE;
+    if (!u->armed[i] && lg->phase != P_DONE)
+        connect_chain(lg, i, now);   /* at once; a failed slot rests (sweep_slots) */
+}
+
+/* connect mode: a chain past connect_timeout is cancelled (a timeout); a rested slot starts again. */
+static void sweep_slots(struct lg *lg, uint64_t now)
+{
+    struct lg_uring *u = lg->uring;
+    for (int i = 0; i < lg->cfg->connections; i++) {
+        struct lconn *c = &lg->conns[i];
+        if (c->state == S_CONNECTING && now - c->started >= lg->timeout_ns && !u->armed[i]) {
+            chain_failed(lg, i, AL_LOAD_ERR_TIMEOUT, ETIMEDOUT);
+            struct io_uring_sqe *sqe = sqe_get(u);
+            if (sqe != NULL) {
+                io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+                io_uring_sqe_set_data64(sqe, UD(i, OP_CANCEL));
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            }
+        } else if (c->state == S_IDLE && now >= c->retry_at && lg->phase != P_DONE) {
+            connect_chain(lg, i, now);
+        }
+    }
+}
+
+static void connect_load(struct lg *lg)
+{
+    struct lg_uring *u = lg->uring;
+    uint64_t now = lg_now_ns(), next_sweep = now + SWEEP_NS, drain_until = 0;
+    for (int i = 0; i < lg->cfg->connections; i++)
+        connect_chain(lg, i, now);
+    lg->started = lg->cfg->connections;
+    for (;;) {
+        now = lg_now_ns();
+        int draining = lg->phase == P_DONE;
+        if (draining && (u->inflight == 0 || now >= drain_until))
+            break;
+        uint64_t wake = draining ? now + 10 * LG_MS : (lg->phase_end < next_sweep ? lg->phase_end : next_sweep);
+        uint64_t left = wake > now ? wake - now : 0;
+        struct __kernel_timespec ts = { .tv_sec = (long long)(left / 1000000000u), .tv_nsec = (long long)(left % 1000000000u) };
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        now = lg_now_ns();
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe) {
+            on_connect_cqe(lg, cqe, now);
+            n++;
+        }
+        io_uring_cq_advance(&u->ring, n);
+        if (draining)
+            continue;
+        if (now >= next_sweep) {
+            sweep_slots(lg, now);
+            next_sweep = now + SWEEP_NS;
+        }
+        lg_check(lg, now);
+        if (lg->phase == P_DONE) {
+            /* Over: cancel every chain still waiting; their closes end them. */
+            drain_until = now + DRAIN_NS;
+            struct io_uring_sqe *sqe = sqe_get(u);
+            if (sqe != NULL) {
+                io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+                io_uring_sqe_set_data64(sqe, UD(0, OP_CANCEL));
+            }
+        }
+    }
+    /* A chain that did not end in time: its descriptor is closed here (the ring's exit
+     * cancels its requests), and the closing (close_all) finds nothing left to do. */
+    for (int i = 0; i < lg->cfg->connections; i++) {
+        struct lconn *c = &lg->conns[i];
+        if (c->state == S_CONNECTING && c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        c->state = S_DEAD;
+    }
+    lg->connecting = lg->open = 0;
+}
+
 void lg_uring_load(struct lg *lg)
 {
     struct lg_uring *u = lg->uring;
     uint64_t now = lg_now_ns();
+    if (lg->cfg->mode == AL_LOAD_CONNECT) {
+        connect_load(lg);
+        return;
+    }
     for (int i = 0; i < lg->cfg->connections; i++) {
         struct lconn *c = &lg->conns[i];
         if (c->state != S_OPEN)

@@ -112,10 +112,34 @@ def test_the_uring_mode_ends_cleanly_so_the_server_keeps_serving(servers):
     assert r["io"] == "epoll" and r["ops"] > 0 and r["errors"] == {kind: 0 for kind in LOAD_ERRORS}
 
 
-def test_the_uring_mode_drives_echo_only(servers):
-    host, port = servers("daytime")
-    with pytest.raises(ValueError, match="io: uring drives echo only"):
-        run_load(host, port, "connect", 1, duration=0.1, io="uring")
+def test_the_uring_mode_drives_echo_and_connect_only(servers):
+    host, port = servers("discard")
+    with pytest.raises(ValueError, match="io: uring drives echo and connect only"):
+        run_load(host, port, "ingest", 1, duration=0.1, io="uring")
+
+
+def test_the_uring_mode_counts_whole_daytime_connections(servers):
+    uring_or_skip(servers)
+    r = run(servers, "connect", 4, io="uring")
+    assert r["io"] == "uring"
+    assert_a_sound_window(r, 4)
+    assert r["ops"] > 0 and r["bytes_sent"] == 0
+    assert_latency_in_order(r)
+    assert 20 * (r["ops"] - 4) <= r["bytes_received"] <= 64 * (r["ops"] + 4)
+
+
+def test_the_uring_mode_counts_refused_connects_and_rests_the_slot():
+    started = time.monotonic()
+    try:
+        r = run_load("127.0.0.1", free_port(), "connect", 2, warmup=0, duration=0.3, io="uring")
+    except OSError as e:
+        if getattr(e, "step", None) == "io_uring":
+            pytest.skip(f"no io_uring here: {e}")
+        raise
+    # A refused slot rests 10 ms before it tries again: some tens of refusals, not thousands.
+    assert 2 <= r["errors"]["refused"] <= 2 * (0.3 / 0.01 + 5), r
+    assert r["ops"] == 0 and sum(r["errors"].values()) == r["errors"]["refused"]
+    assert time.monotonic() - started < 3
 
 
 def test_connect_counts_whole_daytime_connections(servers):
