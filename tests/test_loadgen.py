@@ -128,6 +128,16 @@ def test_the_uring_mode_counts_whole_daytime_connections(servers):
     assert 20 * (r["ops"] - 4) <= r["bytes_received"] <= 64 * (r["ops"] + 4)
 
 
+@pytest.mark.parametrize("mode", ["echo", "connect"])
+def test_the_uring_mode_leaves_no_descriptor_behind(servers, mode):
+    uring_or_skip(servers)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        r = run(servers, mode, 32, io="uring")
+        assert r["ops"] > 0 and not any(r["errors"].values()), r
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_the_uring_mode_counts_refused_connects_and_rests_the_slot():
     started = time.monotonic()
     try:
