@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--duration", type=float, help="seconds in the measured window (default 5)")
     loadgen.add_argument("--cpu", type=int, default=-1, help="pin the generator to this CPU")
     loadgen.add_argument("--watch-pid", type=int, default=0, help="read this server's CPU and RSS at the window's edges")
+    loadgen.add_argument("--io", default="epoll", help="epoll (default) or uring (io_uring; echo and connect)")
     return parser
 
 
@@ -207,7 +208,8 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
 
     try:
         result = run_load(args.host, args.port, args.mode, args.connections, message_size=args.size,
-                          warmup=args.warmup, duration=args.duration, cpu=args.cpu, watch_pid=args.watch_pid)
+                          warmup=args.warmup, duration=args.duration, cpu=args.cpu, watch_pid=args.watch_pid,
+                          io=args.io)
     except ValueError as e:
         print(f"acceptloop loadgen: {e}", file=sys.stderr)
         return P.EXIT_USAGE
