@@ -25,6 +25,7 @@
 #define LG_MAX_BATCH 4                /* full-size reads or writes in a row before others get a turn */
 #define LG_MS UINT64_C(1000000)
 #define LG_RETRY_NS (10 * LG_MS)      /* connect mode: a failed slot rests this long, so a dead server is not hammered */
+#define LG_LOSS_NS (200 * LG_MS)      /* datagram mode: a request unanswered this long is lost */
 
 /* A log-linear histogram of nanoseconds, after HdrHistogram: values below
  * 2 * LG_SUB are counted exactly; above, every power of two [2^k, 2^(k+1))
@@ -78,6 +79,7 @@ struct lconn {
     size_t sent, got;       /* echo: this message's bytes sent and received; connect: got = line bytes */
     uint64_t started;       /* ns: the connect's start, or the echo message's first send */
     uint64_t retry_at;      /* connect mode, S_IDLE: connect again no sooner than this */
+    uint64_t seq;           /* datagram mode: the sequence number the awaited reply carries */
 };
 
 #define LG_MAX_COUNTED 512   /* server threads whose instructions are counted; more: not counted */
@@ -181,6 +183,10 @@ void lg_conn_fail(struct lg *lg, struct lconn *c, int kind, int code, uint64_t n
  * message. Connections established while others are still connecting wait
  * for it until the connect phase is over. */
 void lg_start_load(struct lg *lg, struct lconn *c, uint64_t now);
+
+/* datagram mode: the awaited reply did not come within LG_LOSS_NS; counts it lost
+ * (AL_LOAD_ERR_TIMEOUT) and sends the next request. */
+void lg_datagram_lost(struct lg *lg, struct lconn *c, uint64_t now);
 
 /* Does what c's state and mode ask, for the epoll events reported. */
 void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now);

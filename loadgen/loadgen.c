@@ -24,7 +24,7 @@
 #define SWEEP_NS (10 * LG_MS)       /* how often connect timeouts and retries are looked at */
 #define DRAIN_NS (1000 * LG_MS)     /* closing: how long to wait for the server's EOF */
 
-static const char *const mode_names[AL_LOAD_MODES] = { "echo", "connect", "ingest", "egress", "idle" };
+static const char *const mode_names[AL_LOAD_MODES] = { "echo", "connect", "ingest", "egress", "idle", "datagram" };
 static const char *const io_names[AL_LOAD_IOS] = { "epoll", "uring" };
 static const char *const error_names[AL_LOAD_ERR_KINDS] = {
     "refused", "reset", "broken_pipe", "timeout", "closed_early", "mismatch", "other",
@@ -105,6 +105,9 @@ static void sweep(struct lg *lg, uint64_t now)
             lg_conn_fail(lg, c, AL_LOAD_ERR_TIMEOUT, ETIMEDOUT, now);
         else if (connect_mode && c->state == S_IDLE && now >= c->retry_at)
             lg_slot_connect(lg, c, now);
+        else if (lg->cfg->mode == AL_LOAD_DATAGRAM && c->state == S_OPEN && lg->phase != P_CONNECT
+                 && now - c->started >= LG_LOSS_NS)
+            lg_datagram_lost(lg, c, now);
     }
 }
 
@@ -119,13 +122,14 @@ static int wait_ms(uint64_t now, uint64_t until)
  * handshake and only their report is pending; shutdown fails (ENOTCONN) for
  * the others, which are simply closed. Egress cannot end cleanly (chargen
  * ignores our FIN and sends until a send fails), so it closes at once and
- * the server sees a reset. */
+ * the server sees a reset; a datagram socket has nothing to end. */
 static void close_all(struct lg *lg, struct epoll_event *evs)
 {
     uint64_t now = lg_now_ns(), until = now + DRAIN_NS;
     for (int i = 0; i < lg->started; i++) {
         struct lconn *c = &lg->conns[i];
         if ((c->state == S_OPEN || c->state == S_CONNECTING) && lg->cfg->mode != AL_LOAD_EGRESS
+            && lg->cfg->mode != AL_LOAD_DATAGRAM
             && shutdown(c->fd, SHUT_WR) == 0 && lg_watch(lg, c, EPOLLIN) == 0) {
             if (c->state == S_CONNECTING) {
                 lg->connecting--;
@@ -246,6 +250,8 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
           cfg->connections >= 1 && cfg->connections <= AL_LOAD_MAX_CONNS)
     BOUND("message_size", cfg->message_size, 1, AL_LOAD_MAX_MESSAGE, cfg->mode != AL_LOAD_ECHO
           || (cfg->message_size >= 1 && cfg->message_size <= AL_LOAD_MAX_MESSAGE))
+    BOUND("message_size", cfg->message_size, 1, AL_LOAD_MAX_DATAGRAM, cfg->mode != AL_LOAD_DATAGRAM
+          || (cfg->message_size >= 1 && cfg->message_size <= AL_LOAD_MAX_DATAGRAM))
     BOUND("warmup", cfg->warmup, 0, AL_LOAD_MAX_SECONDS, cfg->warmup >= 0 && cfg->warmup <= AL_LOAD_MAX_SECONDS)
     BOUND("duration", cfg->duration, 0, AL_LOAD_MAX_SECONDS, cfg->duration > 0 && cfg->duration <= AL_LOAD_MAX_SECONDS)
     BOUND("connect_timeout", cfg->connect_timeout, 0, AL_LOAD_MAX_CONNECT_TIMEOUT,
@@ -275,7 +281,8 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
 static int resolve(struct lg_error *e, struct lg *lg)
 {
     char port[8], where[AL_LOAD_ERROR_LEN / 2];
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_flags = AI_NUMERICSERV,
+                              .ai_socktype = lg->cfg->mode == AL_LOAD_DATAGRAM ? SOCK_DGRAM : SOCK_STREAM };
     struct addrinfo *list;
     snprintf(port, sizeof port, "%d", lg->cfg->port);
     snprintf(where, sizeof where, strchr(lg->cfg->host, ':') ? "[%s]:%s" : "%s:%s", lg->cfg->host, port);
@@ -326,7 +333,7 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     lg->ep = -1;
     lg->self_counters[0] = lg->self_counters[1] = -1;
     lg->timeout_ns = (uint64_t)(cfg->connect_timeout * 1e9);
-    lg->pattern_len = cfg->mode == AL_LOAD_ECHO ? (size_t)cfg->message_size : LG_CHUNK;
+    lg->pattern_len = cfg->mode == AL_LOAD_ECHO || cfg->mode == AL_LOAD_DATAGRAM ? (size_t)cfg->message_size : LG_CHUNK;
     if (resolve(&e, lg) != AL_LOAD_OK)
         goto out;
     lg->conns = calloc((size_t)cfg->connections, sizeof *lg->conns);

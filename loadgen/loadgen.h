@@ -55,6 +55,14 @@
  *   idle     opens the connections, sends nothing, holds them for warmup +
  *            duration seconds, closes them. `connections` says how many
  *            were established; no ops.
+ *   datagram (UDP echo) each of `connections` UDP sockets, connected to the
+ *            server, sends a datagram of message_size bytes, waits for it to
+ *            come back whole and equal, then sends the next. One op = one
+ *            request/response; latency = send to reply. The first 8 bytes
+ *            carry the socket's sequence number (from 8 bytes on), so a late
+ *            reply is not taken for the current one. A datagram not answered
+ *            within 200 ms is counted lost (timeout) and the next is sent.
+ *            A socket's replies are read in one recvmmsg per readiness report.
  * In the other modes a connection that fails is not replaced.
  */
 #ifndef AL_LOADGEN_H
@@ -72,7 +80,9 @@
 #define AL_LOAD_INGEST 2
 #define AL_LOAD_EGRESS 3
 #define AL_LOAD_IDLE 4
-#define AL_LOAD_MODES 5
+#define AL_LOAD_DATAGRAM 5
+#define AL_LOAD_MODES 6
+#define AL_LOAD_MAX_DATAGRAM 65507   /* bytes: the most a UDP datagram over IPv4 holds */
 
 /* How the load generator drives its sockets (al_load_config.io). */
 #define AL_LOAD_IO_EPOLL 0    /* readiness: epoll_wait, then a send or recv per operation (every mode) */
@@ -91,7 +101,8 @@
 #define AL_LOAD_ERR_REFUSED 0          /* ECONNREFUSED */
 #define AL_LOAD_ERR_RESET 1            /* ECONNRESET */
 #define AL_LOAD_ERR_PIPE 2             /* EPIPE */
-#define AL_LOAD_ERR_TIMEOUT 3          /* not established (connect: not at EOF) within connect_timeout; ETIMEDOUT */
+#define AL_LOAD_ERR_TIMEOUT 3          /* not established (connect: not at EOF) within connect_timeout; ETIMEDOUT;
+                                          datagram: a datagram not answered within 200 ms (lost) */
 #define AL_LOAD_ERR_CLOSED_EARLY 4     /* EOF before the echo or the daytime line was complete, or at all (ingest, egress, idle) */
 #define AL_LOAD_ERR_MISMATCH 5         /* echoed bytes differ from what was sent */
 #define AL_LOAD_ERR_OTHER 6            /* anything else; other_errno names the last one */
@@ -100,9 +111,10 @@
 struct al_load_config {
     const char *host;        /* a name or numeric address; the first address getaddrinfo gives is used */
     int port;                /* 1..65535 */
-    int mode;                /* AL_LOAD_ECHO ... AL_LOAD_IDLE */
+    int mode;                /* AL_LOAD_ECHO ... AL_LOAD_DATAGRAM */
     int connections;         /* 1..AL_LOAD_MAX_CONNS: connections (connect: slots) at once */
-    int message_size;        /* echo: bytes per message, 1..AL_LOAD_MAX_MESSAGE; unused otherwise */
+    int message_size;        /* echo: bytes per message, 1..AL_LOAD_MAX_MESSAGE; datagram: bytes per
+                                datagram, 1..AL_LOAD_MAX_DATAGRAM; unused otherwise */
     double warmup;           /* seconds of load before the window, 0..AL_LOAD_MAX_SECONDS */
     double duration;         /* seconds in the window, > 0 and <= AL_LOAD_MAX_SECONDS */
     int cpu;                 /* pin the calling thread to this CPU for the run, restored after; -1: no pinning */

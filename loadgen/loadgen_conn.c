@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,8 +105,36 @@ int lg_watch(struct lg *lg, struct lconn *c, uint32_t events)
     return 0;
 }
 
+static void on_established(struct lg *lg, struct lconn *c, uint64_t now);
+
+/* datagram: a connected UDP socket, "established" at once (connect only sets its peer). */
+static void datagram_open(struct lg *lg, struct lconn *c, uint64_t now)
+{
+    int fd = socket(lg->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = fd;
+    c->state = S_CONNECTING;
+    lg->connecting++;
+    c->started = now;
+    c->sent = c->got = 0;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&lg->addr, lg->addrlen) < 0) {
+        lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
+        return;
+    }
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+    if (epoll_ctl(lg->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        lg_conn_fail(lg, c, AL_LOAD_ERR_OTHER, errno, now);
+        return;
+    }
+    c->events = EPOLLIN;
+    on_established(lg, c, now);
+}
+
 void lg_slot_connect(struct lg *lg, struct lconn *c, uint64_t now)
 {
+    if (lg->cfg->mode == AL_LOAD_DATAGRAM) {
+        datagram_open(lg, c, now);
+        return;
+    }
     int fd = socket(lg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         c->fd = -1;
@@ -240,6 +269,80 @@ static void connect_read(struct lg *lg, struct lconn *c, int fin, uint64_t now)
     lg_slot_connect(lg, c, done);
 }
 
+/* datagram: sends the request, its first 8 bytes (or fewer) the sequence number. */
+static void datagram_send(struct lg *lg, struct lconn *c, uint64_t now)
+{
+    size_t size = lg->pattern_len, head = size < 8 ? size : 8;
+    struct iovec iov[2] = { { &c->seq, head }, { lg->pattern + head, size - head } };
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = size > head ? 2 : 1 };
+    c->started = now;
+    c->sent = 0;
+    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ENOBUFS)
+            return;   /* the send buffer is full: the loss timer sends again */
+        lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
+        return;
+    }
+    c->sent = size;
+    count_io(lg, &lg->res->bytes_sent, n, 0);
+}
+
+void lg_datagram_lost(struct lg *lg, struct lconn *c, uint64_t now)
+{
+    if (c->sent)
+        lg_count_error(lg, AL_LOAD_ERR_TIMEOUT, ETIMEDOUT);
+    c->seq++;
+    datagram_send(lg, c, now);
+}
+
+#define DGRAM_BATCH 8
+
+/* datagram: every reply waiting on the socket, in one recvmmsg. The one that
+ * carries the awaited sequence number completes the op; a late one (lost,
+ * then answered) is dropped; a reply of the right number but the wrong size
+ * or bytes is a mismatch. */
+static void datagram_read(struct lg *lg, struct lconn *c, uint64_t now)
+{
+    size_t size = lg->pattern_len, head = size < 8 ? size : 8;
+    size_t slot = size + 1;   /* one byte more, so that a longer datagram shows */
+    unsigned vlen = (unsigned)(LG_RECV_BUF / slot < DGRAM_BATCH ? LG_RECV_BUF / slot : DGRAM_BATCH);
+    struct mmsghdr msgs[DGRAM_BATCH];
+    struct iovec iov[DGRAM_BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (unsigned k = 0; k < vlen; k++) {
+        iov[k].iov_base = lg->rbuf + k * slot;
+        iov[k].iov_len = slot;
+        msgs[k].msg_hdr.msg_iov = &iov[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(c->fd, msgs, vlen, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            lg_conn_fail(lg, c, lg_error_kind(errno), errno, now);
+        return;
+    }
+    int answered = 0;
+    for (int k = 0; k < n; k++) {
+        const unsigned char *d = lg->rbuf + (size_t)k * slot;
+        size_t len = msgs[k].msg_len;
+        count_io(lg, &lg->res->bytes_received, (ssize_t)len, 0);
+        if (answered || !c->sent || len < head || memcmp(d, &c->seq, head) != 0)
+            continue;   /* not the awaited reply: a late one */
+        if (len != size || memcmp(d + head, lg->pattern + head, size - head) != 0) {
+            lg_conn_fail(lg, c, AL_LOAD_ERR_MISMATCH, 0, now);
+            return;
+        }
+        answered = 1;
+    }
+    if (answered) {
+        uint64_t done = lg_now_ns();
+        op_done(lg, c, done);
+        c->seq++;
+        datagram_send(lg, c, done);
+    }
+}
+
 /* ingest (write) and egress (read): up to LG_MAX_BATCH full chunks, one op each. */
 static void stream_io(struct lg *lg, struct lconn *c, int writing, uint64_t now)
 {
@@ -296,6 +399,8 @@ void lg_start_load(struct lg *lg, struct lconn *c, uint64_t now)
     if (mode == AL_LOAD_ECHO) {
         c->started = now;
         echo_send(lg, c, now);
+    } else if (mode == AL_LOAD_DATAGRAM) {
+        datagram_send(lg, c, now);
     }
 }
 
@@ -351,6 +456,7 @@ void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now)
         case AL_LOAD_ECHO: echo_read(lg, c, now); break;
         case AL_LOAD_CONNECT: connect_read(lg, c, (events & EPOLLRDHUP) != 0, now); return;   /* the slot may hold a new socket now */
         case AL_LOAD_EGRESS: stream_io(lg, c, 0, now); break;
+        case AL_LOAD_DATAGRAM: datagram_read(lg, c, now); break;
         default: watch_read(lg, c, now); break;
         }
     }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -22,7 +24,8 @@ from acceptloop.suite.process import ServerProcess, free_port
 
 CHUNK = P.READ_SIZE  # ingest's writes and egress's reads (loadgen/lg.h)
 WARMUP, DURATION = 0.1, 0.3
-SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
+SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo",
+           "datagram": "echo over UDP (udp_echo below)"}
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +262,84 @@ def test_the_run_releases_the_gil_and_restores_the_thread_affinity(servers):
 
 
 def test_modes_are_named_by_the_c_side():
-    assert LOAD_MODES == ("echo", "connect", "ingest", "egress", "idle")
+    assert LOAD_MODES == ("echo", "connect", "ingest", "egress", "idle", "datagram")
     assert LOAD_IOS == ("epoll", "uring")
     assert set(SERVICE) == set(LOAD_MODES)
+
+
+# -- datagram mode: UDP request/response, against a UDP echo of the test's own (the servers'
+# UDP support is not the load generator's business) ------------------------------------------
+UDP_ECHO = """
+import socketserver, sys
+class Echo(socketserver.BaseRequestHandler):
+    n = 0
+    def handle(self):
+        data, sock = self.request
+        Echo.n += 1
+        if DROP and Echo.n % DROP == 0:
+            return
+        sock.sendto(data[:-1] + bytes([data[-1] ^ 1]) if CORRUPT and len(data) > 8 else data, self.client_address)
+DROP, CORRUPT = int(sys.argv[1]), sys.argv[2] == "corrupt"
+server = socketserver.UDPServer(("127.0.0.1", 0), Echo)
+server.max_packet_size = 65536
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.fixture
+def udp_echo():
+    """Starts `python -c UDP_ECHO DROP KIND` (DROP: answer no datagram of every DROP-th, 0: none;
+    KIND "corrupt": flip the last byte); yields (port, pid) for each started."""
+    started: list[subprocess.Popen] = []
+
+    def start(drop: int = 0, kind: str = "echo") -> tuple[int, int]:
+        proc = subprocess.Popen([sys.executable, "-c", UDP_ECHO, str(drop), kind], stdout=subprocess.PIPE, text=True)
+        started.append(proc)
+        return int(proc.stdout.readline()), proc.pid
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("size", [1, 64, 1400, 65507])
+def test_datagrams_are_counted_and_checked(udp_echo, size):
+    port, pid = udp_echo()
+    # Four 64 KiB datagrams at once overflow the server socket's default receive buffer (real
+    # UDP loss, counted as timeouts): the largest size runs one socket.
+    sockets = 1 if size > 16384 else 4
+    r = run_load("127.0.0.1", port, "datagram", sockets, message_size=size, warmup=WARMUP, duration=DURATION,
+                 watch_pid=pid)
+    assert_a_sound_window(r, sockets)
+    assert r["ops"] > 0
+    assert_latency_in_order(r)
+    for key in ("bytes_sent", "bytes_received"):
+        assert abs(r[key] - r["ops"] * size) <= sockets * size, (key, r)
+    assert r["server_cpu_s"] > 0   # server CPU per datagram: server_cpu_s / ops
+
+
+def test_a_lost_datagram_is_counted_and_the_socket_goes_on(udp_echo):
+    port, _ = udp_echo(drop=5)
+    r = run_load("127.0.0.1", port, "datagram", 2, message_size=64, warmup=0, duration=1.0)
+    # Every fifth goes unanswered: each costs its socket 200 ms, so a few per second per socket.
+    assert 1 <= r["errors"]["timeout"] <= 2 * (1.0 / 0.2 + 1), r
+    assert r["ops"] >= 4 * r["errors"]["timeout"] - 4
+    assert sum(r["errors"].values()) == r["errors"]["timeout"]
+
+
+def test_a_changed_datagram_is_a_mismatch(udp_echo):
+    port, _ = udp_echo(kind="corrupt")
+    r = run_load("127.0.0.1", port, "datagram", 3, message_size=64, warmup=0, duration=0.2)
+    assert r["errors"]["mismatch"] == 3 and r["ops"] == 0
+
+
+def test_datagrams_to_a_port_nobody_listens_on_are_refused():
+    r = run_load("127.0.0.1", free_port(), "datagram", 2, message_size=64, warmup=0, duration=0.3)
+    assert r["errors"]["refused"] == 2 and r["ops"] == 0
+
+
+def test_a_datagram_larger_than_udp_allows_is_a_bad_argument():
+    with pytest.raises(ValueError, match="message_size"):
+        run_load("127.0.0.1", 7, "datagram", 1, message_size=65508, duration=0.1)

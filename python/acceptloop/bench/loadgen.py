@@ -47,7 +47,10 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     says what each mode does). `mode` is one of LOAD_MODES:
     echo (message_size bytes back and forth), connect (daytime: one op = one
     whole connection), ingest (discard: write 64 KiB chunks), egress (chargen:
-    read), idle (hold the connections open, send nothing). Arguments left at
+    read), idle (hold the connections open, send nothing), datagram (UDP
+    echo: `connections` connected UDP sockets, each a message_size-byte
+    request and its reply at a time, at most 65507 bytes; a reply not back
+    within 200 ms is counted lost, errors["timeout"]). Arguments left at
     None take the C defaults: message_size 64, warmup 1 s, duration 5 s,
     connect_timeout 3 s. `cpu` pins the calling thread for the run (-1: not).
     `io` is how it drives the sockets, one of LOAD_IOS: "epoll" (a send or recv
