@@ -5,7 +5,7 @@
  *
  * The connections are made as in the epoll mode (the connect phase is
  * loadgen.c's); then each gets one multishot receive into a ring of provided
- * buffers, armed once for the whole run, and each message is one send
+ * buffers (sized to the message, 4-64 KiB), armed once for the whole run, and each message is one send
  * (MSG_WAITALL, so a short send is finished by the kernel, not by us). One
  * io_uring_enter per loop turn submits every send queued since the last and
  * waits for the next completion; the kernel runs the receives' work at that
@@ -56,8 +56,12 @@ void lg_uring_teardown(struct lg *lg)
 #include <liburing.h>
 
 #define BGID 1
-#define NBUFS 4096            /* provided buffers: a power of two */
-#define BUF_SIZE 4096         /* bytes each: 16 MiB in all */
+/* The provided buffers: each the message's size rounded up to a power of two within
+ * 4 KiB..64 KiB (a large echo comes back in few completions), as many as fill 16 MiB,
+ * a power of two between 256 and 4096. */
+#define MIN_BUF 4096
+#define MAX_BUF 65536
+#define BUF_BYTES (16u << 20)
 #define OP_SEND 0u
 #define OP_RECV 1u
 #define OP_CANCEL 2u
@@ -72,6 +76,7 @@ struct lg_uring {
     struct io_uring_buf_ring *br;
     size_t br_size;
     unsigned char *bufs;
+    unsigned nbufs, buf_size; /* the provided buffers: how many, and their size */
     int inflight;             /* requests whose last completion has not come */
     unsigned recycled;        /* buffers given back since the last advance */
     unsigned char *armed;     /* per connection: its multishot receive is armed (connect: its chain failed) */
@@ -97,7 +102,13 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
     }
     u->armed = calloc((size_t)lg->cfg->connections, 1);
     int connect_mode = lg->cfg->mode == AL_LOAD_CONNECT;
-    u->bufs = malloc(connect_mode ? 1 : (size_t)NBUFS * BUF_SIZE);
+    u->buf_size = MIN_BUF;
+    while (u->buf_size < lg->pattern_len && u->buf_size < MAX_BUF)
+        u->buf_size *= 2;
+    u->nbufs = BUF_BYTES / u->buf_size;
+    if (u->nbufs > 4096)
+        u->nbufs = 4096;
+    u->bufs = malloc(connect_mode ? 1 : (size_t)u->nbufs * u->buf_size);
     u->lines = connect_mode ? malloc((size_t)lg->cfg->connections * LINE_MAX) : NULL;
     if (u->armed == NULL || u->bufs == NULL || (connect_mode && u->lines == NULL)) {
         free(u->lines);
@@ -134,7 +145,7 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
         lg->uring = u;
         return AL_LOAD_OK;
     }
-    u->br_size = (size_t)NBUFS * sizeof(struct io_uring_buf);
+    u->br_size = (size_t)u->nbufs * sizeof(struct io_uring_buf);
     if (posix_memalign((void **)&u->br, (size_t)sysconf(_SC_PAGESIZE), u->br_size) != 0) {
         io_uring_queue_exit(&u->ring);
         free(u->armed);
@@ -144,7 +155,7 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
         return AL_LOAD_ERR;
     }
     io_uring_buf_ring_init(u->br);
-    struct io_uring_buf_reg reg = { .ring_addr = (unsigned long)u->br, .ring_entries = NBUFS, .bgid = BGID };
+    struct io_uring_buf_reg reg = { .ring_addr = (unsigned long)u->br, .ring_entries = u->nbufs, .bgid = BGID };
     rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
     if (rc < 0) {
         io_uring_queue_exit(&u->ring);
@@ -155,10 +166,10 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
         lg_error_set(e, "io_uring", "io_uring_register_buf_ring", -rc);
         return AL_LOAD_ERR;
     }
-    int mask = io_uring_buf_ring_mask(NBUFS);
-    for (int i = 0; i < NBUFS; i++)
-        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i, mask, i);
-    io_uring_buf_ring_advance(u->br, NBUFS);
+    int mask = io_uring_buf_ring_mask(u->nbufs);
+    for (unsigned i = 0; i < u->nbufs; i++)
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->buf_size, u->buf_size, (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(u->br, (int)u->nbufs);
     lg->uring = u;
     return AL_LOAD_OK;
 }
@@ -228,8 +239,8 @@ static void fail(struct lg *lg, int i, int kind, int code, uint64_t now)
 
 static void give_back(struct lg_uring *u, unsigned bid)
 {
-    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
-                          io_uring_buf_ring_mask(NBUFS), (int)u->recycled);
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->buf_size, u->buf_size, (unsigned short)bid,
+                          io_uring_buf_ring_mask(u->nbufs), (int)u->recycled);
     u->recycled++;
 }
 
@@ -268,7 +279,7 @@ static void on_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
     if (op == OP_RECV && (cqe->flags & IORING_CQE_F_BUFFER)) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (res > 0 && c->state == S_OPEN && lg->phase != P_DONE)
-            on_data(lg, i, u->bufs + (size_t)bid * BUF_SIZE, (size_t)res, now);
+            on_data(lg, i, u->bufs + (size_t)bid * u->buf_size, (size_t)res, now);
         give_back(u, bid);
     }
     if (op == OP_RECV && (cqe->flags & IORING_CQE_F_MORE))

@@ -72,6 +72,23 @@ def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
             assert 0 < user["median"] < work["median"], cell["id"]
 
 
+def test_each_run_records_the_load_generators_io_mode_by_the_rule(quick):
+    doc, _ = quick
+    assert doc["method"]["client_io"] == bench_plan.IO_RULE
+    for cell in doc["cells"]:
+        w = bench_plan.workload(cell["kind"], cell["connections"], cell["size"])
+        for r in cell["runs"]:
+            # The rule's mode, or epoll where this machine has no io_uring (and the run says why).
+            assert r["io"] == w.io or (r["io"] == "epoll" and r.get("io_fallback")), (cell["id"], r.get("io"))
+        assert cell["io"] == ", ".join(dict.fromkeys(r["io"] for r in cell["runs"])), cell["id"]
+
+
+def test_the_io_rule_takes_io_uring_for_echo_and_connect_at_16_connections_and_more():
+    io = {w.id: w.io for w in (*bench_plan.FULL.event, *bench_plan.FULL.other)}
+    assert io["echo-64B-c256"] == io["echo-1KiB-c16"] == io["connect-c16"] == "uring"
+    assert io["echo-64B-c1"] == io["connect-c1"] == io["ingest-c16"] == io["egress-c16"] == io["idle-c1000"] == "epoll"
+
+
 def test_interleaving_alternates_implementations_within_a_workload(quick):
     doc, _ = quick
     assert doc["method"]["interleaving"].startswith("each round runs every cell once")
