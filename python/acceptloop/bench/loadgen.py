@@ -19,7 +19,7 @@ from acceptloop._loadgen import ffi, lib
 
 # The load generator's modes and error kinds, named by the C side (loadgen/loadgen.h).
 LOAD_MODES: tuple[str, ...] = tuple(ffi.string(lib.al_load_mode_name(i)).decode() for i in range(lib.AL_LOAD_MODES))
-# How it drives its sockets: "epoll" (every mode) or "uring" (echo and connect; loadgen/loadgen_uring.c).
+# How it drives its sockets: "epoll" (every mode) or "uring" (echo and connect only).
 LOAD_IOS: tuple[str, ...] = tuple(ffi.string(lib.al_load_io_name(i)).decode() for i in range(lib.AL_LOAD_IOS))
 LOAD_ERRORS: tuple[str, ...] = tuple(
     ffi.string(lib.al_load_error_name(i)).decode() for i in range(lib.AL_LOAD_ERR_KINDS)
