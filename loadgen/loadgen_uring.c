@@ -68,7 +68,10 @@ void lg_uring_teardown(struct lg *lg)
 #define OP_CLOSE 3u           /* connect mode: a chain's last link */
 #define LINE_MAX 512          /* connect mode: room for the daytime line, per slot */
 #define SWEEP_NS (10 * LG_MS)
+/* A request's user_data: the connection's index and the request's kind; connect mode adds
+ * the chain's number (its slot's seq), so a stale completion is known for one. */
 #define UD(i, op) (((uint64_t)(i) << 2) | (op))
+#define UD_CHAIN(i, op, seq) (((uint64_t)(uint32_t)(seq) << 32) | UD(i, op))
 #define DRAIN_NS (1000 * LG_MS)
 
 struct lg_uring {
@@ -272,7 +275,7 @@ static void on_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
 {
     struct lg_uring *u = lg->uring;
     uint64_t ud = io_uring_cqe_get_data64(cqe);
-    int i = (int)(ud >> 2);
+    int i = (int)((ud & 0xffffffffu) >> 2);
     unsigned op = (unsigned)(ud & 3u);
     int res = cqe->res;
     struct lconn *c = &lg->conns[i];
@@ -360,10 +363,11 @@ static void connect_chain(struct lg *lg, int i, uint64_t now)
     sqe[0]->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
     sqe[1]->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
     sqe[2]->flags |= IOSQE_IO_LINK;
-    io_uring_sqe_set_data64(sqe[0], UD(i, OP_SEND));
-    io_uring_sqe_set_data64(sqe[1], UD(i, OP_SEND));
-    io_uring_sqe_set_data64(sqe[2], UD(i, OP_RECV));
-    io_uring_sqe_set_data64(sqe[3], UD(i, OP_CLOSE));
+    c->seq++;
+    io_uring_sqe_set_data64(sqe[0], UD_CHAIN(i, OP_SEND, c->seq));
+    io_uring_sqe_set_data64(sqe[1], UD_CHAIN(i, OP_SEND, c->seq));
+    io_uring_sqe_set_data64(sqe[2], UD_CHAIN(i, OP_RECV, c->seq));
+    io_uring_sqe_set_data64(sqe[3], UD_CHAIN(i, OP_CLOSE, c->seq));
     c->fd = fd;
     c->state = S_CONNECTING;
     lg->connecting++;
@@ -382,20 +386,28 @@ static void on_connect_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now
 {
     struct lg_uring *u = lg->uring;
     uint64_t ud = io_uring_cqe_get_data64(cqe);
-    int i = (int)(ud >> 2), res = cqe->res;
+    int i = (int)((ud & 0xffffffffu) >> 2), res = cqe->res;
     unsigned op = (unsigned)(ud & 3u);
     struct lconn *c = &lg->conns[i];
-    if (op == OP_CANCEL)
-        return;
-    if (op != OP_CLOSE) {
-        if (res == -ECANCELED)
-            return;
-        if (res < 0) {
+    if (op == OP_CANCEL || (uint32_t)(ud >> 32) != (uint32_t)c->seq || c->state != S_CONNECTING)
+        return;   /* a cancel's own report, or a chain already ended */
+    if (op == OP_SEND) {
+        /* The connect or the poll failed (it reports only then: CQE_SKIP_SUCCESS). The kernel
+         * cancels the rest of the chain without reports (a skipped link's failure skips the
+         * reports of those after it), the close included: the chain ends here. */
+        if (res != -ECANCELED)
             chain_failed(lg, i, lg_error_kind(-res), -res);
+        else
+            chain_failed(lg, i, AL_LOAD_ERR_TIMEOUT, ETIMEDOUT);   /* only sweep_slots cancels */
+        close(c->fd);
+        goto ended;
+    }
+    if (op != OP_CLOSE) {
+        if (res < 0) {   /* the recv failed: the close is cancelled and reports it */
+            if (res != -ECANCELED)
+                chain_failed(lg, i, lg_error_kind(-res), -res);
             return;
         }
-        if (op != OP_RECV)
-            return;
         /* The line, read at the FIN: whole if it ends the line. */
         if (res == 0 || u->lines[(size_t)i * LINE_MAX + (size_t)res - 1] != '\n') {
             chain_failed(lg, i, AL_LOAD_ERR_CLOSED_EARLY, 0);
@@ -414,6 +426,7 @@ static void on_connect_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now
     /* The chain is over; its descriptor is closed, by the chain or here. */
     if (res == -ECANCELED || res < 0)
         close(c->fd);
+ended:
     u->inflight--;
     lg->connecting--;
     c->fd = -1;
