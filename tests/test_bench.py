@@ -81,6 +81,8 @@ def test_each_run_records_the_load_generators_io_mode_by_the_rule(quick):
             # The rule's mode, or epoll where this machine has no io_uring (and the run says why).
             assert r["io"] == w.io or (r["io"] == "epoll" and r.get("io_fallback")), (cell["id"], r.get("io"))
         assert cell["io"] == ", ".join(dict.fromkeys(r["io"] for r in cell["runs"])), cell["id"]
+        if cell["kind"] != "idle":   # the generator's cost per op, to hold beside the server's
+            assert cell["client_cpu_us_per_op"]["median"] > 0, cell["id"]
 
 
 def test_the_io_rule_takes_io_uring_for_echo_and_connect_at_16_connections_and_more():

@@ -96,6 +96,9 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
     ops = per_op_count(w.kind, load)
     cpu = load.get("server_cpu_s")
     record["server_cpu_us_per_op"] = cpu / ops * 1e6 if ops and cpu is not None and cpu >= 0 else None
+    # The generator's own CPU per operation, beside the server's: where it is the larger, a
+    # generator with a core of its own saturates before the server does (client-bound).
+    record["client_cpu_us_per_op"] = load["client_cpu_s"] / ops * 1e6 if ops else None
     user, kernel = load.get("server_instructions_user"), load.get("server_instructions_kernel")
     record["server_user_instructions_per_op"] = user / ops if ops and user is not None else None
     record["server_instructions_per_op"] = (user + kernel) / ops if ops and user is not None and kernel is not None else None

@@ -19,7 +19,7 @@ SCHEMA = "acceptloop.bench/1"
 NOISY = 1.25            # max/min of a cell's primary figure above this: noisy
 CLIENT_BOUND = 90.0     # the generator's CPU above this (% of one CPU): client-bound
 FIGURES = ("ops_per_s", "mb_per_s", "server_cpu_us_per_op", "server_instructions_per_op",
-           "server_user_instructions_per_op", "client_cpu_pct")
+           "server_user_instructions_per_op", "client_cpu_pct", "client_cpu_us_per_op")
 INSTRUCTIONS = "server_instructions_per_op"
 PERCENTILES = ("p50", "p90", "p99", "p999")
 
