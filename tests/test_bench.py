@@ -91,6 +91,26 @@ def test_the_io_rule_takes_io_uring_for_echo_and_connect_at_16_connections_and_m
     assert io["echo-64B-c1"] == io["connect-c1"] == io["ingest-c16"] == io["egress-c16"] == io["idle-c1000"] == "epoll"
 
 
+def test_a_machine_without_io_uring_runs_the_cell_on_epoll_and_says_why(monkeypatch):
+    from acceptloop.bench import runner
+
+    real = runner.run_load
+
+    def no_uring(*args, io="epoll", **kwargs):
+        if io == "uring":
+            error = OSError(38, "io_uring io_uring_queue_init: Function not implemented (ENOSYS)")
+            error.step = "io_uring"
+            raise error
+        return real(*args, io=io, **kwargs)
+
+    monkeypatch.setattr(runner, "run_load", no_uring)
+    c = {i.name: i for i in registry.load()}["c"]
+    cell = bench_plan.Cell(bench_plan.workload("echo", 16, 64), c, "event")
+    assert cell.workload.io == "uring"
+    record = runner.measure(cell, 1, bench_plan.Plan(bench_plan.QUICK, [cell], 1), runner.pinning())
+    assert record["io"] == "epoll" and "ENOSYS" in record["io_fallback"] and record["ops"] > 0
+
+
 def test_interleaving_alternates_implementations_within_a_workload(quick):
     doc, _ = quick
     assert doc["method"]["interleaving"].startswith("each round runs every cell once")
