@@ -20,7 +20,8 @@ setup: php liburing venv c floor lib
 php:
 	@command -v php >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q php-cli; }
 
-# Debian's liburing-dev when absent: the C core's uring model (cext/loop_uring.c) links -luring.
+# Debian's liburing-dev when absent: the C core's uring model (cext/loop_uring.c) links -luring,
+# and the load generator's io_uring mode (loadgen/loadgen_uring.c) builds on it.
 liburing:
 	@{ dpkg-query -W -f='$${Status}' liburing-dev 2>/dev/null | grep -q 'ok installed'; } || \
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q liburing-dev; }

@@ -73,6 +73,45 @@ def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
             assert 0 < user["median"] < work["median"], cell["id"]
 
 
+def test_each_run_records_the_load_generators_io_mode_by_the_rule(quick):
+    doc, _ = quick
+    assert doc["method"]["client_io"] == bench_plan.IO_RULE
+    for cell in doc["cells"]:
+        w = bench_plan.workload(cell["kind"], cell["connections"], cell["size"])
+        for r in cell["runs"]:
+            # The rule's mode, or epoll where this machine has no io_uring (and the run says why).
+            assert r["io"] == w.io or (r["io"] == "epoll" and r.get("io_fallback")), (cell["id"], r.get("io"))
+        assert cell["io"] == ", ".join(dict.fromkeys(r["io"] for r in cell["runs"])), cell["id"]
+        if cell["kind"] != "idle":   # the generator's cost per op, to hold beside the server's
+            assert cell["client_cpu_us_per_op"]["median"] > 0, cell["id"]
+
+
+def test_the_io_rule_takes_io_uring_for_echo_and_connect_at_16_connections_and_more():
+    io = {w.id: w.io for w in (*bench_plan.FULL.event, *bench_plan.FULL.other)}
+    assert io["echo-64B-c256"] == io["echo-1KiB-c16"] == io["connect-c16"] == "uring"
+    assert io["echo-64B-c1"] == io["connect-c1"] == io["ingest-c16"] == io["egress-c16"] == io["idle-c1000"] == "epoll"
+
+
+def test_a_machine_without_io_uring_runs_the_cell_on_epoll_and_says_why(monkeypatch):
+    from acceptloop.bench import runner
+
+    real = runner.run_load
+
+    def no_uring(*args, io="epoll", **kwargs):
+        if io == "uring":
+            error = OSError(38, "io_uring io_uring_queue_init: Function not implemented (ENOSYS)")
+            error.step = "io_uring"
+            raise error
+        return real(*args, io=io, **kwargs)
+
+    monkeypatch.setattr(runner, "run_load", no_uring)
+    c = {i.name: i for i in registry.load()}["c"]
+    cell = bench_plan.Cell(bench_plan.workload("echo", 16, 64), c, "event")
+    assert cell.workload.io == "uring"
+    record = runner.measure(cell, 1, bench_plan.Plan(bench_plan.QUICK, [cell], 1), runner.pinning())
+    assert record["io"] == "epoll" and "ENOSYS" in record["io_fallback"] and record["ops"] > 0
+
+
 def test_interleaving_alternates_implementations_within_a_workload(quick):
     doc, _ = quick
     assert doc["method"]["interleaving"].startswith("each round runs every cell once")

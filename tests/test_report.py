@@ -679,6 +679,7 @@ def test_every_cell_and_every_flag_is_in_the_table(benched):
         if c["kind"] != "idle":
             assert numbers.si(c["ops_per_s"]["median"]) in text
         assert numbers.size(c["rss_per_conn"]["median"]) in text
+        assert row.find("td")[-5].text() == (c.get("io") or "–"), c["id"]   # client I/O
         if c["flags"]:
             assert section.find("a", href=f"#{row.attrs['id']}") and all(f in listed for f in c["flags"])
 

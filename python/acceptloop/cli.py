@@ -58,7 +58,8 @@ def _add_loadgen_parser(sub: argparse._SubParsersAction) -> None:
                                          "Prints the result as JSON.")
     loadgen.add_argument("--host", default="127.0.0.1")
     loadgen.add_argument("--port", type=int, required=True)
-    loadgen.add_argument("--mode", default="echo", help="echo, connect, ingest, egress or idle")
+    loadgen.add_argument("--mode", default="echo", help="echo, connect, ingest, egress, idle or datagram (UDP echo)")
+    loadgen.add_argument("--io", default="epoll", help="epoll (default) or uring (io_uring; echo and connect)")
     loadgen.add_argument("--connections", type=int, default=1)
     loadgen.add_argument("--size", type=int, help="echo: bytes per message (default 64)")
     loadgen.add_argument("--warmup", type=float, help="seconds before the measured window (default 1)")
@@ -238,7 +239,8 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
 
     try:
         result = run_load(args.host, args.port, args.mode, args.connections, message_size=args.size,
-                          warmup=args.warmup, duration=args.duration, cpu=args.cpu, watch_pid=args.watch_pid)
+                          warmup=args.warmup, duration=args.duration, cpu=args.cpu, watch_pid=args.watch_pid,
+                          io=args.io)
     except ValueError as e:
         print(f"acceptloop loadgen: {e}", file=sys.stderr)
         return P.EXIT_USAGE

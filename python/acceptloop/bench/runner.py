@@ -104,10 +104,17 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
         return {**record, "error": f"the server did not start: {e}"}
     try:
         host, port = srv.address
-        load = run_load(host, port, w.kind, w.connections, message_size=w.size or None,
-                        warmup=plan.profile.warmup, duration=plan.profile.duration,
-                        cpu=pins["client_cpu"] if pins["pinned"] else -1,
-                        connect_timeout=CONNECT_TIMEOUT, watch_pid=srv.pid)
+        options = dict(message_size=w.size or None, warmup=plan.profile.warmup, duration=plan.profile.duration,
+                       cpu=pins["client_cpu"] if pins["pinned"] else -1, connect_timeout=CONNECT_TIMEOUT,
+                       watch_pid=srv.pid)
+        try:
+            load = run_load(host, port, w.kind, w.connections, io=w.io, **options)
+        except OSError as e:
+            if getattr(e, "step", None) != "io_uring":
+                raise
+            # No io_uring on this machine (kernel, sysctl, seccomp): epoll, and the record says why.
+            load = run_load(host, port, w.kind, w.connections, io="epoll", **options)
+            record["io_fallback"] = str(e)
         record.update(load)
         alive = srv.alive()
     finally:
@@ -119,6 +126,9 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
     ops = per_op_count(w.kind, load)
     cpu = load.get("server_cpu_s")
     record["server_cpu_us_per_op"] = cpu / ops * 1e6 if ops and cpu is not None and cpu >= 0 else None
+    # The generator's own CPU per operation, beside the server's: where it is the larger, a
+    # generator with a core of its own saturates before the server does (client-bound).
+    record["client_cpu_us_per_op"] = load["client_cpu_s"] / ops * 1e6 if ops else None
     user, kernel = load.get("server_instructions_user"), load.get("server_instructions_kernel")
     record["server_user_instructions_per_op"] = user / ops if ops and user is not None else None
     record["server_instructions_per_op"] = (user + kernel) / ops if ops and user is not None and kernel is not None else None

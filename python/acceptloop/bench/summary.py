@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 from acceptloop.bench import spec as bench_spec
-from acceptloop.bench.plan import Cell, Plan
+from acceptloop.bench.plan import IO_RULE, Cell, Plan
 from acceptloop.bench.runner import Run
 from acceptloop.suite.registry import Implementation
 
@@ -19,7 +19,7 @@ SCHEMA = "acceptloop.bench/1"
 NOISY = 1.25            # max/min of a cell's primary figure above this: noisy
 CLIENT_BOUND = 90.0     # the generator's CPU above this (% of one CPU): client-bound
 FIGURES = ("ops_per_s", "mb_per_s", "server_cpu_us_per_op", "server_instructions_per_op",
-           "server_user_instructions_per_op", "client_cpu_pct")
+           "server_user_instructions_per_op", "client_cpu_pct", "client_cpu_us_per_op")
 INSTRUCTIONS = "server_instructions_per_op"
 PERCENTILES = ("p50", "p90", "p99", "p999")
 
@@ -45,6 +45,8 @@ def summarize_cell(cell: Cell, runs: list[dict[str, Any]]) -> dict[str, Any]:
                          for p in PERCENTILES}
     out["rss_peak"] = max((r.get("server_rss_end") or 0 for r in good), default=None)
     out["rss_per_conn"] = spread([r.get("rss_per_conn") for r in good])
+    # How the load generator drove the sockets (bench/plan.py IO_RULE), as the runs used it.
+    out["io"] = ", ".join(dict.fromkeys(r["io"] for r in good if r.get("io"))) or None
     errors: dict[str, int] = defaultdict(int)
     for r in good:
         for kind, n in r.get("errors", {}).items():
@@ -334,6 +336,7 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
             "server": "a fresh server per run",
             "noisy": f"max/min of a cell's primary figure above {NOISY}",
             "client_bound": f"the load generator's own CPU above {CLIENT_BOUND:g}% of one CPU",
+            "client_io": IO_RULE,
             "server_cpu": "utime+stime of the server and its children (live and reaped) from /proc, "
                           "read by the load generator at the window's edges",
             "per_op": "echo: one round trip; connect: one connection; ingest/egress: one MB (10^6 bytes)",

@@ -66,6 +66,8 @@ def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
                            if lat.get("p50") else "", _range(lat.get("p99"), numbers.micros),
                            _range(lat.get("p999"), numbers.micros)],
         "client": numbers.percent(_median(c.get("client_cpu_pct"))),
+        "client_io": c.get("io") or "–",
+        "client_title": _client_title(c),
         "rss_peak": numbers.size(c.get("rss_peak")),
         "rss_conn": numbers.size(_median(rss_conn)), "rss_conn_title": _range(rss_conn, numbers.size),
         "errors": ", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "0",
@@ -73,6 +75,18 @@ def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
         "flags": [flag(f) for f in c.get("flags") or ()],
         **floor_column(c),
     }
+
+
+def _client_title(c: dict[str, Any]) -> str:
+    """The generator's CPU per operation beside the server's: above 1, one core of client
+    cannot saturate one core of this server, however quiet the machine."""
+    client, server = _median(c.get("client_cpu_us_per_op")), _median(c.get("server_cpu_us_per_op"))
+    if client is None:
+        return "the load generator's CPU, % of one CPU"
+    text = f"the load generator's CPU per op: {numbers.sig(client)} µs"
+    if server:
+        text += f", {numbers.sig(client / server)}× the server's"
+    return text
 
 
 def floor_column(c: dict[str, Any]) -> dict[str, str]:

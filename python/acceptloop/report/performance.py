@@ -113,6 +113,7 @@ def fairness(f: dict[str, Any]) -> list[tuple[str, str]]:
 
 METHOD_LABELS = {"interleaving": "rounds", "server": "servers", "server_cpu": "server CPU",
                  "per_op": "one operation", "noisy": "flagged noisy", "client_bound": "flagged client-bound",
+                 "client_io": "client I/O",
                  "within_noise": "within noise"}
 
 
