@@ -50,7 +50,7 @@ def test_every_implementation_and_model_is_measured(quick):
     expected = {c.id for c in bench_plan.plan(impls, bench_plan.QUICK, floors=floors).cells}
     assert {c["id"] for c in doc["cells"]} == expected
     assert {"asyncio", "c", "c-cffi", "php", "python"} <= {c["impl"] for c in doc["cells"]}
-    assert {c["model"] for c in doc["cells"]} == {"iterative", "fork", "threads", "event", "uring"}
+    assert {c["model"] for c in doc["cells"]} >= {"iterative", "event", "uring"}   # the others: --full
 
 
 def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
