@@ -31,8 +31,7 @@ def _cffi(service, model, handler, **options):
 
 
 def _ctypes(service, model, handler, **options):
-    if not (BUILD / "libacceptloop.so").exists():
-        pytest.skip("make lib builds build/libacceptloop.so")
+    assert (BUILD / "libacceptloop.so").exists(), "make lib builds build/libacceptloop.so (make test does)"
     from acceptloop.ctypes_handler import CtypesServer
     return CtypesServer(default_config(service=service, model=model, host="127.0.0.1", port=0, **options), handler)
 

@@ -18,7 +18,7 @@ from acceptloop.paths import ROOT
 PHP = shutil.which("php")
 HEADER = ROOT / "cext" / "acceptloop.h"
 LIBRARY = ROOT / "build" / "libacceptloop.so"
-pytestmark = pytest.mark.skipif(PHP is None, reason="no php")
+assert PHP is not None, "make php installs php-cli (make test does)"
 
 
 def php(code: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,8 +29,7 @@ def php(code: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_header_constants_reach_php_as_cffi_sees_them():
-    if not LIBRARY.exists():
-        pytest.skip("no build/libacceptloop.so: make lib")
+    assert LIBRARY.exists(), "make lib builds build/libacceptloop.so (make test does)"
     from acceptloop.cserver import lib
     out = php("$f = AcceptLoop\\Ffi\\Core::load($argv[1], $argv[2]);"
               "echo json_encode(['AL_OK' => $f->AL_OK, 'AL_ERR' => $f->AL_ERR,"
