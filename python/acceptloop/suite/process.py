@@ -163,6 +163,7 @@ class ServerProcess:
         self.started_at = 0.0
         self.ready_after = 0.0
         self.told_to_stop = False      # a scenario signalled it; its exit is expected
+        self.unheard: str | None = None  # the stop signal it was sent while ignoring it (SIG_IGN)
 
     # -- starting ---------------------------------------------------------------------------
     @property
@@ -393,6 +394,26 @@ class ServerProcess:
         code = self.wait_exit(1.0)
         return "exited" if code is None else f"exited with {code}"
 
+    def signal_disposition(self, signum: int) -> str:
+        """How the live server stands towards `signum`, from /proc: its state, where it sleeps, and
+        whether the signal is ignored, blocked, still pending or caught; "" once it has gone. What a
+        check that waited in vain for an exit shows, so that "killed after 2 s" says why."""
+        try:
+            status = dict(line.split(":", 1) for line in
+                          Path(f"/proc/{self.pid}/status").read_text().splitlines() if ":" in line)
+            wchan = Path(f"/proc/{self.pid}/wchan").read_text().strip().strip("0") or "user space"
+        except (OSError, ValueError):
+            return ""
+        bit = 1 << (signum - 1)
+        masks = {k: int(status.get(k, "0").strip(), 16) & bit for k in ("SigIgn", "SigBlk", "SigPnd", "ShdPnd", "SigCgt")}
+        name = signal.Signals(signum).name
+        how = ("ignored" if masks["SigIgn"] else "caught" if masks["SigCgt"] else "default action")
+        if masks["SigBlk"]:
+            how += ", blocked"
+        if masks["SigPnd"] or masks["ShdPnd"]:
+            how += ", pending"
+        return f"state {status.get('State', '?').strip()}, in {wchan}, {status.get('Threads', '?').strip()} thread(s), {name} {how}"
+
     def children(self) -> list[tuple[int, str]]:
         """(pid, state) of the server's child processes, zombies included, its worker processes
         (--workers) and their children not among them; none once it has exited and been reaped."""
@@ -422,7 +443,22 @@ class ServerProcess:
         if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
             self.told_to_stop = True
         if self.proc is not None and self.proc.poll() is None:
+            ignored = signum in (signal.SIGTERM, signal.SIGINT) and self.ignores(signum)
             self.proc.send_signal(signum)
+            if ignored and self.ignores(signum):
+                # The kernel discards a signal its target ignores: it cannot end the process, so no
+                # wait for that exit (wait_exit) can succeed, and none is spent on it.
+                self.unheard = signal.Signals(signum).name
+
+    def ignores(self, signum: int) -> bool:
+        """Whether the server's disposition for `signum` is SIG_IGN (/proc: SigIgn)."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+        except (OSError, ValueError):
+            pass
+        return False
 
     def signal_group(self, signum: int) -> None:
         """`signum` to the server and everything in its process group (it leads a session of its
@@ -439,6 +475,8 @@ class ServerProcess:
         """The exit code once the process has exited, or None if it is still running at `timeout`."""
         if self.proc is None:
             return None
+        if self.unheard is not None:
+            timeout = 0.0   # the exit waited for is the stop's, and that stop was discarded: look once
         try:
             self.exit_code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

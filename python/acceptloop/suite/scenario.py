@@ -446,10 +446,14 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
     for own in stopping:
         # Idle by now (every client is closed): the contract says it exits at once.
         code = own.wait_exit(max(0.0, deadline - time.monotonic()))
+        observed: Any = code
+        if code is None and own.unheard:
+            observed = f"killed at once: it ignores {own.unheard} (SIG_IGN), so the kernel discards it"
+        elif code is None:
+            observed = f"killed after {STOP_GRACE:g} s ({own.signal_disposition(signal.SIGTERM) or 'gone by then'})"
         if code is None:
             own.kill()
-        ctx.check(code == P.EXIT_OK, "the server then exits 0 on SIGTERM", 0,
-                  f"killed after {STOP_GRACE:g} s" if code is None else code, level=MUST,
+        ctx.check(code == P.EXIT_OK, "the server then exits 0 on SIGTERM", 0, observed, level=MUST,
                   basis=BASIS_CONTRACT)
     for own in ctx.own_servers:
         if own.proc is not None and own.proc.poll() is None:
