@@ -5,19 +5,26 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CC ?= gcc
 CFLAGS_CORE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -pthread
+LIBS_CORE := -luring
 # The C server is the folder cext/: its core (every .c but main.c, the standalone front end), and
 # main.c. The load generator is the folder loadgen/, built only into its cffi module.
 C_CORE := $(filter-out cext/main.c,$(wildcard cext/*.c))
 C_HEADERS := $(wildcard cext/*.h)
 LOADGEN := $(wildcard loadgen/*.c loadgen/*.h) loadgen/build_ffi.py
 
-.PHONY: setup php venv c lib floor asan asan-cffi chromium thirdparty mingw-wine winsock compare test clean
+.PHONY: setup php liburing venv c lib floor asan asan-cffi chromium thirdparty mingw-wine winsock compare test clean
 
-setup: php venv c floor lib
+setup: php liburing venv c floor lib
 
 # Debian's php-cli (with ext-sockets and pcntl) when php is absent.
 php:
 	@command -v php >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q php-cli; }
+
+# Debian's liburing-dev when absent: the C core's uring model (cext/loop_uring.c) links -luring,
+# and the load generator's io_uring mode (loadgen/loadgen_uring.c) builds on it.
+liburing:
+	@{ dpkg-query -W -f='$${Status}' liburing-dev 2>/dev/null | grep -q 'ok installed'; } || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q liburing-dev; }
 
 # Debian's chromium when it is absent: tests/test_report.py opens the report in it, headless.
 chromium:
@@ -40,6 +47,7 @@ mingw-wine:
 
 # The virtualenv; `pip install -e .` compiles the C core and the load generator through cffi.
 venv: $(VENV)/.installed
+$(VENV)/.installed: | liburing
 $(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.c) $(C_HEADERS) $(LOADGEN)
 	@python3 -c 'import ensurepip' 2>/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -49,16 +57,20 @@ $(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.
 
 # The standalone C executable.
 c: build/acceptloop-c
-build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS)
+build/acceptloop-c: $(C_CORE) cext/main.c $(C_HEADERS) | liburing
 	@mkdir -p build
-	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c
+	$(CC) $(CFLAGS_CORE) -Icext -o $@ $(C_CORE) cext/main.c $(LIBS_CORE)
 
 # The same core for Windows: build/acceptloop-c.exe, against Winsock 2 (WSAPoll needs Vista, 0x0600;
 # WSA_FLAG_NO_HANDLE_INHERIT 7 SP1, 0x0601), linked statically so that Wine needs no mingw DLL.
-# Left out: what only POSIX has (poller_epoll.c, loop_fork.c, platform_posix.c); platform.h says
+# Left out: what only POSIX or only Linux has (poller_epoll.c, loop_fork.c, platform_posix.c, the
+# sigaction stop signals.c; io_uring's loop_uring.c, SO_REUSEPORT's workers.c, and datagram.c),
+# each refused cleanly by the Winsock build (platform_winsock.c, docs/winsock.md); platform.h says
 # what differs. Then the Wine prefix under build/, made once (winsock/run uses it, WINEDEBUG=-all).
 MINGW_CC := x86_64-w64-mingw32-gcc-posix
-C_WINSOCK := $(filter-out cext/poller_epoll.c cext/loop_fork.c cext/platform_posix.c,$(C_CORE))
+C_POSIX_ONLY := cext/poller_epoll.c cext/loop_fork.c cext/platform_posix.c cext/signals.c cext/loop_uring.c \
+	cext/workers.c cext/datagram.c
+C_WINSOCK := $(filter-out $(C_POSIX_ONLY),$(C_CORE))
 CFLAGS_WINSOCK := -std=c11 -D_WIN32_WINNT=0x0601 -D_POSIX_THREAD_SAFE_FUNCTIONS=200112L -O2 -g -Wall -Wextra -Werror
 winsock: build/acceptloop-c.exe build/wineprefix/.made
 build/acceptloop-c.exe: $(C_WINSOCK) cext/main.c $(C_HEADERS) | mingw-wine
@@ -72,9 +84,9 @@ build/wineprefix/.made: | mingw-wine
 
 # The C core as a shared library: ctypes (c-ctypes-handler) and PHP's FFI (php-ffi) load it.
 lib: build/libacceptloop.so
-build/libacceptloop.so: $(C_CORE) $(C_HEADERS)
+build/libacceptloop.so: $(C_CORE) $(C_HEADERS) | liburing
 	@mkdir -p build
-	$(CC) $(CFLAGS_CORE) -fPIC -shared -Icext -o $@ $(C_CORE)
+	$(CC) $(CFLAGS_CORE) -fPIC -shared -Icext -o $@ $(C_CORE) $(LIBS_CORE)
 
 # The floor (floor/floor.c): the least a Linux server can do, the benchmark's physical
 # reference in every run; not a port, never graded.
@@ -85,10 +97,10 @@ build/floor-server: floor/floor.c
 
 # The same sources under AddressSanitizer and UBSan; any report ends the process.
 asan: build/acceptloop-c-asan
-build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS)
+build/acceptloop-c-asan: $(C_CORE) cext/main.c $(C_HEADERS) | liburing
 	@mkdir -p build
 	$(CC) $(CFLAGS_CORE) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
-		-Icext -o $@ $(C_CORE) cext/main.c
+		-Icext -o $@ $(C_CORE) cext/main.c $(LIBS_CORE)
 
 # The cffi extension under the same sanitizers, as a module of its own beside the normal one:
 # build/asan/_acceptloop_cserver_asan.*.so, which acceptloop.cserver loads instead when

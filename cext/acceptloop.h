@@ -4,7 +4,9 @@
  * (main.c) and the Python binding (python/acceptloop/cserver.py, through cffi).
  * The part between the "cdef" markers is plain declarations, because
  * cext/build_ffi.py hands exactly that text to cffi; keep it free of
- * preprocessor conditionals and of system types.
+ * preprocessor conditionals and of system types. PHP's FFI (php-ffi) reads the
+ * same text at start-up (php/ffi/Core.php), which takes a #define only when its
+ * value is an integer (it becomes an enum constant there).
  *
  * Conventions, after redis anet.c: a function that can fail takes the caller's
  * error record first, returns a descriptor, a count or AL_OK, or AL_ERR after
@@ -40,6 +42,7 @@ struct al_config {
     long long daytime_epoch;
     const struct al_handler *handler;   /* NULL: the service runs in C; else this handler replaces it
                                            (see "The handler API" below); not copied: keep it alive */
+    int transport;           /* an index into al_transport_names: tcp (0, the default) or udp (datagram.c) */
 };
 
 /* Fills *cfg with the contract's defaults (protocol.h). */
@@ -48,6 +51,7 @@ void al_config_defaults(struct al_config *cfg);
 /* The index of a service or model name, or AL_ERR when there is no such name. */
 int al_service_index(const char *name);
 int al_model_index(const char *name);
+int al_transport_index(const char *name);
 
 typedef struct al_server al_server;
 
@@ -86,6 +90,18 @@ void al_server_stop(al_server *srv);
 /* Wakes the loop so it reaps children now (fork model). Async-signal-safe:
  * meant for a SIGCHLD handler. */
 void al_server_wake(al_server *srv);
+
+/* For a front end whose own signal handlers cannot run while al_server_run
+ * blocks (main.c; PHP through FFI): installs C handlers (signals.c) that call
+ * al_server_stop on SIGTERM and SIGINT and, for the fork model, al_server_wake
+ * on SIGCHLD. One server per process. Returns AL_OK, or AL_ERR with errno set
+ * and the previous handlers back. Python's binding never calls it: Python owns
+ * its signals. */
+int al_server_stop_on_signals(al_server *srv);
+
+/* Before al_server_free: blocks those signals in the calling thread (a late
+ * one waits, unheard) and puts the previous handlers back. */
+void al_server_signals_release(void);
 
 /* Closes whatever is still open and frees the server. Not while it runs. */
 void al_server_free(al_server *srv);

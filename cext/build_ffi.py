@@ -87,6 +87,7 @@ def make_ffibuilder(module: str = MODULE, *, sanitize: bool = False) -> cffi.FFI
         '#include "acceptloop.h"',
         sources=[path(p) for p in core_sources()],
         include_dirs=[path(HERE)],
+        libraries=["uring"],   # liburing (Debian's liburing-dev): the uring model, loop_uring.c
         extra_compile_args=flags,
         extra_link_args=["-pthread", *(SANITIZE if sanitize else [])],
     )

@@ -13,6 +13,7 @@
 
 static void settle(struct al_conn *c, double now);
 static void shutdown_conn(struct al_conn *c, double now);
+static int keep(struct al_conn *c, const char *data, size_t len);
 
 void al_conn_open(struct al_conn *c, int fd, const char *peer, const struct al_config *cfg,
                   struct al_poller *poller, double now)
@@ -24,6 +25,7 @@ void al_conn_open(struct al_conn *c, int fd, const char *peer, const struct al_c
     c->service = cfg->handler != NULL ? al_handler_service(cfg) : al_services[cfg->service];   /* handler.c */
     c->cfg = cfg;
     c->poller = poller;
+    c->ring = cfg->model == AL_MODEL_URING;   /* output waits in `out` for the ring (loop_uring.c) */
     c->last_active = now;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     if (c->service->on_open != NULL)
@@ -70,6 +72,13 @@ void al_conn_on_readable(struct al_conn *c, char *buf, double now)
             al_conn_fail(c, "recv", code);
         return;
     }
+    al_conn_on_data(c, buf, (size_t)n, now);
+}
+
+void al_conn_on_data(struct al_conn *c, const char *buf, size_t n, double now)
+{
+    if (c->phase == AL_CLOSED || !c->input_open)
+        return;
     c->last_active = now;
     if (n == 0) {
         c->input_open = 0;
@@ -80,13 +89,21 @@ void al_conn_on_readable(struct al_conn *c, char *buf, double now)
     } else if (c->phase == AL_SERVING) {
         /* The service's output goes out at once (al_conn_emit): write-through,
          * so the poller is asked for writability only after a short write. */
-        c->service->on_data(c, buf, (size_t)n, now);
+        c->service->on_data(c, buf, n, now);
     }
     settle(c, now);
 }
 
 ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double now)
 {
+    if (c->ring) {
+        /* uring: copied for the ring's next batch of sends (the loop takes `out`). */
+        if (keep(c, data, len) < 0) {
+            al_conn_fail(c, "send", ENOMEM);
+            return -1;
+        }
+        return (ssize_t)len;
+    }
     /* Never SIGPIPE: a reset peer is an error here (MSG_NOSIGNAL, platform.h). */
     ssize_t n = al_sock_send(c->fd, data, len);
     if (n < 0) {
@@ -103,7 +120,7 @@ ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double no
 /* Keeps what a short write left behind, after what already waits. */
 static int keep(struct al_conn *c, const char *data, size_t len)
 {
-    size_t pending = al_conn_pending(c);
+    size_t pending = c->out_len - c->out_off;   /* what `out` keeps; in_flight is elsewhere */
     if (c->out_off > 0 && c->out_len + len > c->out_cap) {
         memmove(c->out, c->out + c->out_off, pending);
         c->out_off = 0;
@@ -150,7 +167,7 @@ void al_conn_emit(struct al_conn *c, const char *data, size_t len, double now)
 
 static void send_output(struct al_conn *c, double now)
 {
-    ssize_t sent = al_conn_offer(c, c->out + c->out_off, al_conn_pending(c), now);
+    ssize_t sent = al_conn_offer(c, c->out + c->out_off, c->out_len - c->out_off, now);
     if (sent <= 0)
         return;
     c->out_off += (uint32_t)sent;
@@ -164,6 +181,13 @@ void al_conn_on_writable(struct al_conn *c, double now)
         return;
     if (al_conn_pending(c) > 0)
         send_output(c, now);
+    al_conn_on_sent(c, now);
+}
+
+void al_conn_on_sent(struct al_conn *c, double now)
+{
+    if (c->phase == AL_CLOSED)
+        return;
     if (c->phase == AL_SERVING && al_conn_pending(c) == 0 && c->service->refill != NULL)
         c->service->refill(c, now);
     settle(c, now);

@@ -37,6 +37,12 @@ struct al_service_ops {
     void (*release)(struct al_conn *c);               /* free the service's own memory */
 };
 
+/* The protocol's bytes, shared with the datagram forms (datagram.c): RFC 867's line for the second
+ * `epoch`, line ending included (its length; 0 when the second has no calendar date), and the
+ * chargen pattern from its first line (at least one period of 95 lines). */
+size_t al_daytime_line(char *line, size_t len, time_t epoch);
+const char *al_chargen_cycle(void);
+
 /* The handler tables, indexed like al_service_names (services.c). */
 extern const struct al_service_ops *const al_services[];
 
@@ -46,6 +52,7 @@ struct al_conn {
     unsigned char input_open;       /* the client has not sent its FIN */
     unsigned char reading_paused;   /* backpressure: too much output waiting */
     unsigned char poll_mask;        /* event model: what the poller watches, AL_IN_POLLER once added */
+    unsigned char ring;             /* uring model: output is kept for the ring, never sent here */
     const struct al_service_ops *service;
     const struct al_config *cfg;
     struct al_poller *poller;       /* event model: forget the fd there before closing it */
@@ -54,6 +61,7 @@ struct al_conn {
     double stop_by;                 /* the grace deadline once the server is stopping; 0: none */
     char *out;                      /* unsent output [out_off, out_len); NULL when none waits */
     uint32_t out_off, out_len, out_cap;
+    uint32_t in_flight;             /* uring model: bytes the ring is sending (taken from out) */
     union {
         size_t chargen_pos;         /* where in the pattern's period the next byte is */
         struct {
@@ -82,13 +90,22 @@ double al_conn_deadline(const struct al_conn *c);
  * the service, sending its output at once; drops input once the service is done. */
 void al_conn_on_readable(struct al_conn *c, char *buf, double now);
 
+/* What al_conn_on_readable does once recv returned: n bytes of buf for the
+ * service (0: the client's FIN). The uring model calls it with what the ring received. */
+void al_conn_on_data(struct al_conn *c, const char *buf, size_t n, double now);
+
 /* Sends as much unsent output as the socket takes; a short write keeps the rest. */
 void al_conn_on_writable(struct al_conn *c, double now);
+
+/* After output went out (a send, or the ring's send completed): a producer
+ * refills when nothing waits, then backpressure and the flush move on. */
+void al_conn_on_sent(struct al_conn *c, double now);
 
 /* Closes the connection if its idle, linger or grace time is up. */
 void al_conn_on_timer(struct al_conn *c, double now);
 
-/* For the services: output (emit: sent now if nothing waits, the rest kept),
+/* For the services: output (emit: sent now if nothing waits, the rest kept;
+ * with c->ring set "sent" means copied into `out` for the ring's next batch),
  * a producer's offer (sent now, nothing kept: returns bytes sent, 0 if the
  * socket is full, -1 once closed after an error), "nothing more to say"
  * (finish), and a failure of this connection (fail). */
@@ -97,9 +114,10 @@ ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double no
 void al_conn_finish(struct al_conn *c);
 void al_conn_fail(struct al_conn *c, const char *step, int code);
 
+/* Output not yet sent: what `out` keeps and what the ring is sending. */
 static inline size_t al_conn_pending(const struct al_conn *c)
 {
-    return (size_t)(c->out_len - c->out_off);
+    return (size_t)(c->out_len - c->out_off) + c->in_flight;
 }
 
 /* Closes the socket (once) and frees what the connection holds. */

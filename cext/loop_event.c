@@ -28,6 +28,8 @@ static void update(struct event_loop *loop, struct al_conn *c)
     if (c->phase == AL_CLOSED) {
         loop->conns[c->fd] = NULL;
         loop->count--;
+        if (loop->srv->shared_count != NULL)
+            atomic_fetch_sub(loop->srv->shared_count, 1);
         free(c);
         return;
     }
@@ -61,6 +63,21 @@ static int make_room(struct event_loop *loop, int fd)
     return AL_OK;
 }
 
+/* Whether one more connection fits under --max-conns, and if so counts it: in this loop's own
+ * count, or (--workers) in the count every worker shares, taken exactly by compare-and-swap. */
+static int take_slot(struct event_loop *loop)
+{
+    atomic_int *shared = loop->srv->shared_count;
+    int max = loop->srv->cfg.max_conns;
+    if (shared == NULL)
+        return loop->count < max;
+    int held = atomic_load(shared);
+    while (held < max)
+        if (atomic_compare_exchange_weak(shared, &held, held + 1))
+            return 1;
+    return 0;
+}
+
 /* Up to ACCEPT_BATCH connections from one listener that reported readiness. */
 static void accept_batch(struct event_loop *loop, int listener, struct al_pause *pause, double now)
 {
@@ -72,7 +89,7 @@ static void accept_batch(struct event_loop *loop, int listener, struct al_pause 
             al_log_accept_error(&accept_err);
             return;
         }
-        if (loop->count >= loop->srv->cfg.max_conns) {
+        if (!take_slot(loop)) {
             al_reject(fd);
             continue;
         }
@@ -81,6 +98,8 @@ static void accept_batch(struct event_loop *loop, int listener, struct al_pause 
             al_log_error("accept", peer, ENOMEM);
             free(c);
             al_sock_close(fd);
+            if (loop->srv->shared_count != NULL)
+                atomic_fetch_sub(loop->srv->shared_count, 1);
             continue;
         }
         loop->conns[fd] = c;
@@ -167,6 +186,8 @@ static void close_all(struct event_loop *loop)
         if (loop->conns[fd] != NULL) {
             al_conn_close(loop->conns[fd]);
             free(loop->conns[fd]);
+            if (loop->srv->shared_count != NULL)
+                atomic_fetch_sub(loop->srv->shared_count, 1);
         }
     }
     free(loop->conns);
@@ -180,7 +201,8 @@ int al_run_event(struct al_server *srv, struct al_error *err)
     int rc = AL_OK, stopped = 0;
     double next_tick = 0.0;
     loop.buf = malloc(AL_READ_SIZE);
-    loop.poller = al_poll_create();
+    loop.poller = srv->poller != NULL ? srv->poller : al_poll_create();
+    srv->poller = NULL;   /* the loop's from now on */
     if (loop.buf == NULL || loop.poller == NULL || al_poll_add(loop.poller, srv->stop_r, AL_READABLE) < 0 ||
         al_poll_add(loop.poller, srv->wake_r, AL_READABLE) < 0) {
         al_error_set(err, "epoll", "loop", al_sock_error());

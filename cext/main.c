@@ -5,9 +5,9 @@
  * It follows the contract exactly like `python -m acceptloop.server`: the
  * options come from the generated al_options table; bad arguments print usage
  * and one line and exit 2; a failing step prints one line and exits 1; SIGTERM
- * or SIGINT stop gracefully and exit 0. This file is the only caller of
- * al_stops_install (platform.h: signal handlers on POSIX, a console control
- * handler on Winsock): the core also runs inside Python, which owns them.
+ * or SIGINT stop gracefully and exit 0. The stop comes through the core's
+ * own handlers, al_server_stop_on_signals (signals.c on POSIX; a console
+ * control handler in platform_winsock.c on Winsock), which Python never calls.
  * Built for Windows too (build/acceptloop-c.exe, issue 15).
  */
 #include <errno.h>
@@ -21,17 +21,29 @@
 #include "platform.h"
 #include "protocol.h"
 #include "server.h"
+#include "workers.h"
 
-/* Which field of struct al_config each option fills: the field is named
+/* The server main runs, or with --workers N > 1 its workers; the signal handlers (signals.c) stop them. */
+static al_server *the_server;
+static al_workers *the_workers;
+
+/* What the command line gives: one server's settings, and how many workers run them. */
+struct options {
+    struct al_config cfg;
+    int workers;
+};
+
+/* Which field of struct options each option fills: the field is named
  * like the option, with '_' for '-', so the names are written only once, in
  * protocol.toml, and a field missing for a new option is found at start-up. */
-#define FIELD(name) { #name, offsetof(struct al_config, name) }
+#define FIELD(name) { #name, offsetof(struct options, cfg.name) }
 static const struct field {
     const char *name;
     size_t offset;
 } fields[] = {
     FIELD(service), FIELD(model), FIELD(host), FIELD(port), FIELD(backlog),
-    FIELD(grace), FIELD(max_conns), FIELD(idle_timeout), FIELD(ipv6_only),
+    FIELD(grace), FIELD(max_conns), FIELD(idle_timeout), FIELD(ipv6_only), FIELD(transport),
+    { "workers", offsetof(struct options, workers) },
 };
 
 static const struct field *field_for(const char *option)
@@ -181,15 +193,15 @@ static int parse_number(enum al_option_kind kind, const char *text, double low, 
     return 0;
 }
 
-/* Stores one option's value in cfg; 0, or the exit code after a usage error. */
-static int store(const char *prog, const struct al_option_spec *spec, const char *text, struct al_config *cfg)
+/* Stores one option's value in opts; 0, or the exit code after a usage error. */
+static int store(const char *prog, const struct al_option_spec *spec, const char *text, struct options *opts)
 {
     const struct field *field = field_for(spec->name);
     if (field == NULL) {
-        fprintf(stderr, "%s: option --%s has no field in struct al_config\n", prog, spec->name);
+        fprintf(stderr, "%s: option --%s has no field in struct options\n", prog, spec->name);
         return AL_EXIT_FAILURE;
     }
-    char *where = (char *)cfg + field->offset;
+    char *where = (char *)opts + field->offset;
     if (spec->kind == AL_OPT_FLAG) {
         *(int *)where = 1;
     } else if (spec->kind == AL_OPT_STRING) {
@@ -290,14 +302,30 @@ static int read_epoch(const char *prog, struct al_config *cfg)
     return -1;
 }
 
-/* The contract's options into cfg. Returns -1 to run, or the exit code: 0 after
+/* --workers N > 1 only with a model that runs an event loop (protocol.toml [workers]):
+ * -1 to go on, or the exit code after the usage line saying so. */
+static int check_workers(const char *prog, const struct options *opts)
+{
+    if (opts->workers <= 1)
+        return -1;
+    for (int i = 0; i < AL_WORKER_MODEL_COUNT; i++)
+        if (strcmp(al_worker_models[i], al_model_names[opts->cfg.model]) == 0) {
+            /* The contract allows it; this build may not (Winsock: no SO_REUSEPORT). */
+            const char *lacks = al_platform_refusal(AL_LACKS_WORKERS);
+            return lacks != NULL ? usage_error(prog, "%s", lacks) : -1;
+        }
+    return usage_error(prog, AL_WORKERS_REFUSAL, al_model_names[opts->cfg.model]);
+}
+
+/* The contract's options into opts. Returns -1 to run, or the exit code: 0 after
  * --help, 2 after one usage line. */
-static int parse_args(int argc, char **argv, struct al_config *cfg)
+static int parse_args(int argc, char **argv, struct options *opts)
 {
     const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     char unknown[512] = "";
     size_t unknown_len = 0;
-    al_config_defaults(cfg);
+    al_config_defaults(&opts->cfg);
+    opts->workers = AL_DEFAULT_WORKERS;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
@@ -329,13 +357,28 @@ static int parse_args(int argc, char **argv, struct al_config *cfg)
                 return usage_error(prog, "argument --%s: expected one argument", spec->name);
             value = argv[++i];
         }
-        code = store(prog, spec, value, cfg);
+        code = store(prog, spec, value, opts);
         if (code != 0)
             return code;
     }
     if (unknown_len > 0)
         return usage_error(prog, "unrecognized arguments:%s", unknown);
-    return read_epoch(prog, cfg);
+    const struct al_config *cfg = &opts->cfg;
+    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_MODEL(cfg->model))
+        return usage_error(prog, "%s", AL_DATAGRAM_WRONG_MODEL);
+    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_SERVICE(cfg->service))
+        return usage_error(prog, "%s", AL_DATAGRAM_NO_DATAGRAM_FORM);
+    /* What this build lacks (Winsock) only once the contract's own refusals are passed. */
+    if (cfg->transport == AL_TRANSPORT_UDP && al_platform_refusal(AL_LACKS_DATAGRAMS) != NULL)
+        return usage_error(prog, "%s", al_platform_refusal(AL_LACKS_DATAGRAMS));
+    int code = check_workers(prog, opts);
+    return code >= 0 ? code : read_epoch(prog, &opts->cfg);
+}
+
+/* SIGTERM and SIGINT stop every worker (al_signals_install, signals.c). */
+static void stop_workers(void *w)
+{
+    al_workers_stop(w);
 }
 
 /* Prints the failure, one line on stderr, and gives the exit code for it (1). */
@@ -359,49 +402,77 @@ static const char *describe(int code)
     return text;
 }
 
+/* What main runs: one server, or the workers; the same steps either way. */
+struct runner {
+    void *it;
+    int (*open)(void *it, char *err, size_t errlen);
+    al_server *(*first)(void *it);   /* whose listeners are announced */
+    int (*run)(void *it, char *err, size_t errlen);
+};
+
+static int open_server(void *it, char *err, size_t errlen) { return al_server_open(it, err, errlen); }
+static al_server *the_one(void *it) { return it; }
+static int run_server(void *it, char *err, size_t errlen) { return al_server_run(it, err, errlen); }
+static int open_workers(void *it, char *err, size_t errlen) { return al_workers_open(it, err, errlen); }
+static al_server *first_worker(void *it) { return al_workers_first(it); }
+static int run_workers(void *it, char *err, size_t errlen) { return al_workers_run(it, err, errlen); }
+
+/* Opens, announces once every listener of every worker is open, runs; the exit code. */
+static int open_announce_run(const struct runner *r, int model)
+{
+    char err[AL_ERROR_LEN];
+    struct al_error announce_err;
+    int count;
+    const int *fds;
+    if (r->open(r->it, err, sizeof err) != AL_OK)
+        return fail("%s", err);
+    fds = al_server_listeners(r->first(r->it), &count);
+    if (al_announce(&announce_err, stdout, fds, count) != AL_OK)
+        return fail("%s", announce_err.message);
+    if (r->run(r->it, err, sizeof err) != AL_OK)
+        return fail("%s loop: %s", al_model_names[model], err);
+    return AL_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
-    struct al_config cfg;
-    al_platform_stdio();   /* "\n", never "\r\n" (Windows' text mode) */
-    int code = parse_args(argc, argv, &cfg);
+    struct options opts;
+    /* "\n", never "\r\n" (Windows' text mode); SIGPIPE ignored (POSIX): a write to a
+     * reset peer must be an error, never the end of the server. */
+    al_platform_stdio();
+    int code = parse_args(argc, argv, &opts);
     if (code >= 0)
         return code;
+    struct al_config cfg = opts.cfg;
     /* Nothing on POSIX; WSAStartup on Winsock. */
     int started = al_platform_start();
     if (started != 0)
         return fail("WSAStartup: %s", describe(started));
-    al_server *the_server = al_server_new(&cfg);
-    if (the_server == NULL) {
+    struct runner r = { NULL, open_server, the_one, run_server };
+    if (opts.workers > 1) {
+        the_workers = al_workers_new(&cfg, opts.workers);
+        r = (struct runner){ the_workers, open_workers, first_worker, run_workers };
+    } else {
+        r.it = the_server = al_server_new(&cfg);
+    }
+    if (r.it == NULL) {
         /* The arguments are checked already: what is left to fail is making the stop and
          * wake-up pipes (EMFILE at a low descriptor limit; socket pairs on Winsock) or memory. */
         code = fail("pipe control: %s", describe(errno));
         al_platform_end();
         return code;
     }
-    /* SIGTERM and SIGINT (POSIX; SIGPIPE ignored, SIGCHLD for fork), or console control events. */
-    if (al_stops_install(the_server, cfg.model == AL_MODEL_FORK) < 0) {
+    /* SIGTERM and SIGINT (signals.c; SIGCHLD for fork), or console control events (Winsock). */
+    if ((the_workers != NULL ? al_signals_install(stop_workers, NULL, the_workers)
+                             : al_server_stop_on_signals(the_server)) != AL_OK) {
         code = fail("sigaction: %s", describe(errno));
-        al_server_free(the_server);
-        al_platform_end();
-        return code;
-    }
-    char err[AL_ERROR_LEN];
-    struct al_error announce_err;
-    int count;
-    const int *fds;
-    if (al_server_open(the_server, err, sizeof err) != AL_OK) {
-        code = fail("%s", err);
-    } else if (fds = al_server_listeners(the_server, &count),
-               al_announce(&announce_err, stdout, fds, count) != AL_OK) {
-        code = fail("%s", announce_err.message);
-    } else if (al_server_run(the_server, err, sizeof err) != AL_OK) {
-        code = fail("%s loop: %s", al_model_names[cfg.model], err);
     } else {
-        code = AL_EXIT_OK;
+        code = open_announce_run(&r, cfg.model);
     }
     /* No handler may touch the server once it is freed: a late stop waits, unheard. */
-    al_stops_uninstall();
+    al_server_signals_release();
     al_server_free(the_server);
+    al_workers_free(the_workers);
     al_platform_end();
     return code;
 }

@@ -63,13 +63,13 @@ static void set_port(struct sockaddr_storage *ss, int port)
 }
 
 /* step: resolve */
-int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out)
+int al_resolve(struct al_error *err, const char *host, int port, int socktype, struct al_address **out)
 {
     struct addrinfo hints, *infos, *ai;
     char service[16], where[AL_ERROR_LEN];   /* the whole host, however long the contract lets it be */
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_socktype = socktype;
     hints.ai_flags = AI_PASSIVE;
     snprintf(service, sizeof service, "%d", port);
     int rc = getaddrinfo(host != NULL && host[0] != '\0' ? host : NULL, service, &hints, &infos);
@@ -117,7 +117,7 @@ int al_resolve(struct al_error *err, const char *host, int port, struct al_addre
  * With *port 0 the kernel chooses, and *port gets its choice for the next ones.
  * Returns the descriptor, or AL_ERR with err filled and the socket closed. */
 static int open_listener(struct al_error *err, const struct al_config *cfg, struct al_address *a, int v6only,
-                         int *port)
+                         int reuse_port, int *port)
 {
     struct sockaddr *sa = (struct sockaddr *)&a->addr;
     char where[AL_ADDRESS_LEN + 8];
@@ -132,8 +132,9 @@ static int open_listener(struct al_error *err, const struct al_config *cfg, stru
     }
     /* end step */
     /* step: options */
-    /* SO_REUSEADDR on POSIX, SO_EXCLUSIVEADDRUSE on Winsock (platform.h). */
-    if (al_sock_listener_options(fd) < 0 ||
+    /* SO_REUSEADDR on POSIX, SO_EXCLUSIVEADDRUSE on Winsock (platform.h); SO_REUSEPORT
+     * for --workers (POSIX only). */
+    if (al_sock_listener_options(fd) < 0 || (reuse_port && al_sock_reuse_port(fd) < 0) ||
         (a->family == AF_INET6 && al_sock_setopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only) < 0) ||
         al_sock_nonblocking(fd) < 0) {
         al_error_set(err, "setsockopt", where, al_sock_error());
@@ -169,10 +170,10 @@ fail:
     return AL_ERR;
 }
 
-int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds_out)
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reuse_port, int **fds_out)
 {
     struct al_address *addrs;
-    int n = al_resolve(err, cfg->host, cfg->port, &addrs);
+    int n = al_resolve(err, cfg->host, cfg->port, SOCK_STREAM, &addrs);
     if (n == AL_ERR)
         return AL_ERR;
     int also_ipv4 = 0;
@@ -188,7 +189,7 @@ int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **f
         return AL_ERR;
     }
     for (int i = 0; i < n; i++) {
-        int fd = open_listener(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, &port);
+        int fd = open_listener(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, reuse_port, &port);
         if (fd == AL_ERR) {
             for (int j = 0; j < count; j++)
                 al_sock_close(fds[j]);
@@ -234,29 +235,38 @@ int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
     err->message[0] = '\0';
     /* Non-blocking and not inherited (accept4 on Linux, platform.h). */
     int fd = al_sock_accept(listener, (struct sockaddr *)&ss, &len);
-    if (fd < 0) {
-        int code = al_sock_error();
-        if (al_accept_error_is_per_connection(code))
-            return AL_ERR;
-        /* Out of descriptors (or worse): the connection stays queued in the
-         * kernel, so rest the listeners instead of waking on it forever. */
-        int first = al_pause_extend(pause, al_now());
-        if (first || !al_accept_error_is_resources(code)) {
-            struct sockaddr_storage mine;
-            socklen_t mine_len = sizeof mine;
-            char where[AL_ADDRESS_LEN + 8] = "listener";
-            if (getsockname(listener, (struct sockaddr *)&mine, &mine_len) == 0)
-                describe_sockaddr(where, sizeof where, (struct sockaddr *)&mine);
-            al_error_set(err, "accept", where, code);
-            size_t used = strlen(err->message);
-            snprintf(err->message + used, sizeof err->message - used, "; accepting paused");
-        }
+    if (fd < 0)
+        return al_accept_failed(err, listener, pause, al_sock_error());
+    al_accepted(fd, (struct sockaddr *)&ss, pause, peer, peerlen);
+    return fd;
+}
+
+int al_accept_failed(struct al_error *err, int listener, struct al_pause *pause, int code)
+{
+    err->message[0] = '\0';
+    if (al_accept_error_is_per_connection(code))
         return AL_ERR;
+    /* Out of descriptors (or worse): the connection stays queued in the
+     * kernel, so rest the listeners instead of waking on it forever. */
+    int first = al_pause_extend(pause, al_now());
+    if (first || !al_accept_error_is_resources(code)) {
+        struct sockaddr_storage mine;
+        socklen_t mine_len = sizeof mine;
+        char where[AL_ADDRESS_LEN + 8] = "listener";
+        if (getsockname(listener, (struct sockaddr *)&mine, &mine_len) == 0)
+            describe_sockaddr(where, sizeof where, (struct sockaddr *)&mine);
+        al_error_set(err, "accept", where, code);
+        size_t used = strlen(err->message);
+        snprintf(err->message + used, sizeof err->message - used, "; accepting paused");
     }
+    return AL_ERR;
+}
+
+void al_accepted(int fd, const struct sockaddr *peer_addr, struct al_pause *pause, char *peer, size_t peerlen)
+{
     al_pause_clear(pause);
     /* A failure means the peer is gone already; the first recv will say so. */
     (void)al_sock_setopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    describe_sockaddr(peer, peerlen, (struct sockaddr *)&ss);
-    return fd;
+    describe_sockaddr(peer, peerlen, peer_addr);
 }
 /* end step */

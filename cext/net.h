@@ -19,16 +19,22 @@ struct al_address {
     struct sockaddr_storage addr;
 };
 
-/* Every address getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, AI_PASSIVE)
- * gives, without repeats. Returns their number (at least 1) and a malloc'd
- * array in *out that the caller frees, or AL_ERR with err filled. */
-int al_resolve(struct al_error *err, const char *host, int port, struct al_address **out);
+/* Every address getaddrinfo(host, port, AF_UNSPEC, socktype (SOCK_STREAM, or
+ * SOCK_DGRAM for --transport udp), AI_PASSIVE) gives, without repeats. Returns
+ * their number (at least 1) and a malloc'd array in *out that the caller
+ * frees, or AL_ERR with err filled. */
+int al_resolve(struct al_error *err, const char *host, int port, int socktype, struct al_address **out);
+
+/* --transport udp (datagram.c): as al_open_listeners, with SOCK_DGRAM, no
+ * SO_REUSEADDR and no listen: bound, non-blocking, close-on-exec sockets. */
+int al_open_datagram_sockets(struct al_error *err, const struct al_config *cfg, int **fds);
 
 /* A listening, non-blocking, close-on-exec socket for every address cfg->host
- * resolves to (design.md "Start-up"). Returns their number and a malloc'd
- * array of descriptors in *fds, or AL_ERR with err filled and every socket it
- * opened closed. */
-int al_open_listeners(struct al_error *err, const struct al_config *cfg, int **fds);
+ * resolves to (design.md "Start-up"), with SO_REUSEPORT when reuse_port is
+ * nonzero (--workers). Returns their number and a malloc'd array of
+ * descriptors in *fds, or AL_ERR with err filled and every socket it opened
+ * closed. */
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reuse_port, int **fds);
 
 /* Prints "LISTENING <address> <port>" per listener, then "READY", to out and
  * flushes. Returns AL_OK, or AL_ERR with err filled when out fails. */
@@ -41,6 +47,14 @@ int al_announce(struct al_error *err, FILE *out, const int *fds, int count);
  * line (a pause begins, or an unexpected error), that line. */
 int al_accept_client(struct al_error *err, int listener, struct al_pause *pause,
                      char *peer, size_t peerlen);
+
+/* al_accept_client's two halves, for a loop that accepts elsewhere (uring: the
+ * ring's multishot accept). al_accept_failed takes accept's errno: it begins
+ * or lengthens the pause where the process is out of something and fills err
+ * like al_accept_client; always AL_ERR. al_accepted sets up an accepted socket
+ * (the pause ends, TCP_NODELAY) and writes its peer. */
+int al_accept_failed(struct al_error *err, int listener, struct al_pause *pause, int code);
+void al_accepted(int fd, const struct sockaddr *peer_addr, struct al_pause *pause, char *peer, size_t peerlen);
 
 /* "127.0.0.1:7" or "[::1]:7". */
 void al_format_address(char *buf, size_t len, const char *host, int port);

@@ -37,8 +37,11 @@
 
 struct al_server;
 
-/* First thing in main: stdout and stderr write "\n" as it is (nothing on POSIX;
- * binary mode on Windows, where the CRT's text mode writes "\r\n"). */
+/* First thing in main: stdout and stderr write "\n" as it is (binary mode on
+ * Windows, where the CRT's text mode writes "\r\n"), and a write to a closed
+ * pipe or a reset peer is an error, never the end of the server (SIGPIPE
+ * ignored on POSIX, where the core also passes MSG_NOSIGNAL; Windows has no
+ * SIGPIPE). Not for a host such as Python, which owns its signals. */
 void al_platform_stdio(void);
 
 /* Before any socket call: nothing on POSIX, WSAStartup(2.2) on Winsock.
@@ -59,6 +62,11 @@ int al_sock_close(int fd);
 
 /* O_NONBLOCK through fcntl, or FIONBIO through ioctlsocket. 0 or -1. */
 int al_sock_nonblocking(int fd);
+
+/* SO_REUSEPORT, for --workers (several listeners on one port, workers.c);
+ * Winsock has no such option (it fails with WSAEOPNOTSUPP; the Winsock build
+ * refuses --workers > 1 before, al_platform_refusal). 0 or -1. */
+int al_sock_reuse_port(int fd);
 
 /* What a listener sets so that a restart binds at once and nobody else
  * can bind its port: SO_REUSEADDR on POSIX (which never lets a second
@@ -125,13 +133,11 @@ int al_gai_is_system(int code);
  * exactly those two patterns; any other pattern is refused. */
 int al_grammar_match(const char *pattern, const char *text);
 
-/* The standalone front end's graceful stop: SIGTERM and SIGINT stop srv,
- * SIGCHLD (with children) wakes it, SIGPIPE is ignored (POSIX); console
- * control events (CTRL_C, CTRL_BREAK, CTRL_CLOSE, CTRL_SHUTDOWN) stop it
- * (Winsock: Windows has no SIGTERM). 0, or -1 with errno set. */
-int al_stops_install(struct al_server *srv, int children);
-/* Once the server is about to be freed: no stop may reach it any more. */
-void al_stops_uninstall(void);
+/* The standalone front end's graceful stop is acceptloop.h's al_server_stop_on_signals and
+ * al_server_signals_release, and server.h's al_signals_install behind them: on POSIX they are
+ * signals.c (sigaction: SIGTERM and SIGINT stop, SIGCHLD with children wakes); on Winsock,
+ * which has no such signals, platform_winsock.c installs a console control handler instead
+ * (CTRL_C, CTRL_BREAK, CTRL_CLOSE, CTRL_SHUTDOWN stop; signals.c is not built). */
 
 /* The UTC calendar date and time of the second `epoch`: gmtime_r on POSIX; on
  * Winsock computed here, since the CRT's gmtime_s stops at the year 3000 and
@@ -142,5 +148,14 @@ int al_utc_time(long long epoch, struct tm *out);
 /* Fork, where there is one (POSIX); Winsock has no fork, so the fork
  * model's run is a failure there (the registry does not offer it). */
 int al_platform_has_fork(void);
+
+/* What of the contract this build does not offer, as the reason for its usage
+ * line, or NULL where it does: AL_LACKS_WORKERS, --workers N > 1 (SO_REUSEPORT,
+ * workers.c), and AL_LACKS_DATAGRAMS, --transport udp (datagram.c). NULL for
+ * both on POSIX; on Winsock neither is built (platform_winsock.c says why).
+ * The uring model needs no entry: its start-up fails as on a Linux kernel
+ * without io_uring ("io_uring_setup ring: ... (ENOSYS)", exit 1). */
+enum al_lack { AL_LACKS_WORKERS, AL_LACKS_DATAGRAMS };
+const char *al_platform_refusal(enum al_lack what);
 
 #endif /* AL_PLATFORM_H */

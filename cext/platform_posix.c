@@ -1,5 +1,6 @@
 /* The platform layer on POSIX (see platform.h): descriptors, errno, pipes,
- * fcntl, poll, sigaction. Compiled everywhere but Windows. */
+ * fcntl, poll. Compiled everywhere but Windows. The stop signals
+ * (sigaction) are signals.c's, POSIX only too. */
 #ifndef _WIN32
 
 #include <errno.h>
@@ -16,7 +17,9 @@
 
 void al_platform_stdio(void)
 {
-    /* POSIX streams write bytes as they are */
+    /* POSIX streams write bytes as they are. A write to a reset peer must be an error, never
+     * the end of the server; the core also passes MSG_NOSIGNAL, this covers stdout and stderr. */
+    signal(SIGPIPE, SIG_IGN);
 }
 
 /* posix step: start-up */
@@ -84,6 +87,12 @@ int al_sock_listener_options(int fd)
     return al_sock_setopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 }
 /* end posix step */
+
+int al_sock_reuse_port(int fd)
+{
+    /* Every worker's listener on the one port; the kernel spreads the connections. */
+    return al_sock_setopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+}
 
 int al_sock_setopt_int(int fd, int level, int name, int value)
 {
@@ -228,56 +237,6 @@ int al_grammar_match(const char *pattern, const char *text)
     return match;
 }
 
-/* The server the signal handlers stop or wake. */
-static struct al_server *stops_for;
-
-static void on_stop_signal(int signo)
-{
-    (void)signo;
-    al_server_stop(stops_for);
-}
-
-static void on_child_signal(int signo)
-{
-    (void)signo;
-    al_server_wake(stops_for);
-}
-
-static int install(int signo, void (*handler)(int), int flags)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    /* SA_RESTART for the calls that may restart; poll and epoll_wait never
-     * restart whatever it says, and the loops look at the stop flag then. */
-    sa.sa_flags = SA_RESTART | flags;
-    return sigaction(signo, &sa, NULL);
-}
-
-/* posix step: stop signals */
-int al_stops_install(struct al_server *srv, int children)
-{
-    stops_for = srv;
-    /* A write to a reset peer must be an error, never the end of the server;
-     * the core also passes MSG_NOSIGNAL, this covers stdout and stderr. */
-    install(SIGPIPE, SIG_IGN, 0);
-    if (install(SIGTERM, on_stop_signal, 0) < 0 || install(SIGINT, on_stop_signal, 0) < 0 ||
-        (children && install(SIGCHLD, on_child_signal, SA_NOCLDSTOP) < 0))
-        return -1;
-    return 0;
-}
-/* end posix step */
-
-void al_stops_uninstall(void)
-{
-    /* No handler may touch the server once it is freed: a late signal waits, unheard. */
-    sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGTERM), sigaddset(&stops, SIGINT), sigaddset(&stops, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &stops, NULL);
-}
-
 int al_utc_time(long long epoch, struct tm *out)
 {
     time_t t = (time_t)epoch;
@@ -287,6 +246,12 @@ int al_utc_time(long long epoch, struct tm *out)
 int al_platform_has_fork(void)
 {
     return 1;
+}
+
+const char *al_platform_refusal(enum al_lack what)
+{
+    (void)what;
+    return NULL;   /* POSIX builds workers.c and datagram.c */
 }
 
 #endif /* !_WIN32 */

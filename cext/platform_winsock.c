@@ -15,8 +15,11 @@
  *   shutdown     SD_SEND for SHUT_WR
  *   readiness    WSAPoll (poll's struct pollfd, sockets only)
  *   wake-up      no pipe can be polled: a loopback TCP socket pair
- *   signals      none: console control events (SetConsoleCtrlHandler)
+ *   signals      none: console control events (SetConsoleCtrlHandler), in
+ *                place of signals.c's al_signals_install
  *   fork         none: the fork model is not offered
+ *   left out     io_uring (loop_uring.c), SO_REUSEPORT workers (workers.c) and
+ *                the datagram path (datagram.c): stand-ins at the end refuse them
  */
 #ifdef _WIN32
 
@@ -32,8 +35,10 @@
 #include "errors.h"
 #include "platform.h"   /* winsock2.h, which must come before windows.h */
 #include <windows.h>
+#include "net.h"
 #include "protocol.h"
 #include "server.h"
+#include "workers.h"
 
 /* winsock step: start-up */
 void al_platform_stdio(void)
@@ -114,6 +119,15 @@ int al_sock_listener_options(int fd)
     return al_sock_setopt_int(fd, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);
 }
 /* end winsock step */
+
+int al_sock_reuse_port(int fd)
+{
+    /* Winsock has no SO_REUSEPORT: two listeners cannot share a port to have
+     * the system spread connections over them (never called: no workers.c). */
+    (void)fd;
+    WSASetLastError(WSAEOPNOTSUPP);
+    return -1;
+}
 
 int al_sock_setopt_int(int fd, int level, int name, int value)
 {
@@ -439,39 +453,62 @@ int al_grammar_match(const char *pattern, const char *text)
 /* Windows has no SIGTERM: a console program learns of Ctrl-C, Ctrl-Break,
  * its console closing or a shutdown through a handler that the system runs
  * on a thread of its own. Each stops the server gracefully (al_server_stop
- * only marks the stop and writes to the stop pair). What Wine turns a Unix
+ * only marks the stop and writes to the stop pair). This is the Winsock form
+ * of signals.c's al_signals_install (server.h), which is not built here; no
+ * fork, so no SIGCHLD and `wake` is never called. What Wine turns a Unix
  * SIGTERM or SIGINT into is recorded in docs/winsock.md. */
-static struct al_server *volatile stops_for;
+static void (*volatile stop_target)(void *);
+static void *volatile signal_target;
 
 static BOOL WINAPI on_console_event(DWORD event)
 {
-    struct al_server *srv = stops_for;
+    void (*stop)(void *) = stop_target;
+    void *target = signal_target;
     switch (event) {
     case CTRL_C_EVENT: case CTRL_BREAK_EVENT: case CTRL_CLOSE_EVENT:
     case CTRL_LOGOFF_EVENT: case CTRL_SHUTDOWN_EVENT:
-        if (srv != NULL)
-            al_server_stop(srv);
+        if (stop != NULL && target != NULL)
+            stop(target);
         return TRUE;   /* handled: the process is not ended for it */
     default:
         return FALSE;
     }
 }
 
-int al_stops_install(struct al_server *srv, int children)
+int al_signals_install(void (*stop)(void *), void (*wake)(void *), void *target)
 {
-    (void)children;   /* no fork, so no SIGCHLD */
-    stops_for = srv;
-    if (!SetConsoleCtrlHandler(on_console_event, TRUE)) {
+    (void)wake;   /* no fork, so no SIGCHLD */
+    if (target == NULL || stop == NULL) {
         errno = EINVAL;
-        return -1;
+        return AL_ERR;
     }
-    return 0;
+    stop_target = stop, signal_target = target;   /* before the handler can run */
+    if (!SetConsoleCtrlHandler(on_console_event, TRUE)) {
+        stop_target = NULL, signal_target = NULL;
+        errno = EINVAL;
+        return AL_ERR;
+    }
+    return AL_OK;
 }
 /* end winsock step */
 
-void al_stops_uninstall(void)
+static void stop_server(void *srv) { al_server_stop(srv); }
+
+int al_server_stop_on_signals(al_server *srv)
 {
-    stops_for = NULL;
+    if (srv == NULL) {
+        errno = EINVAL;
+        return AL_ERR;
+    }
+    return al_signals_install(stop_server, NULL, srv);
+}
+
+void al_server_signals_release(void)
+{
+    /* Only forgets the target: a console event that arrives now finds none
+     * (docs/winsock.md, "What is not there"). */
+    signal_target = NULL;
+    stop_target = NULL;
 }
 
 /* The proleptic Gregorian calendar from a day count: eras of 400 years
@@ -507,6 +544,27 @@ int al_platform_has_fork(void)
     return 0;
 }
 
+/* What the Winsock build leaves out, besides fork (docs/winsock.md):
+ *   --workers N > 1  workers.c binds one listener per worker to the same port with
+ *                    SO_REUSEPORT and lets the kernel spread connections; Winsock
+ *                    has no such option (SO_REUSEADDR there lets a socket take a
+ *                    port over, not share it), so --workers > 1 is a usage error
+ *   --transport udp  datagram.c is not ported to the platform layer yet (recvfrom
+ *                    with MSG_TRUNC, sendto with MSG_NOSIGNAL, errno's datagram
+ *                    errors), so udp is a usage error and c-winsock lists tcp only
+ *   --model uring    Linux's io_uring: loop_uring.c is not built, and the model's
+ *                    start-up fails as on a kernel without io_uring (ENOSYS) */
+const char *al_platform_refusal(enum al_lack what)
+{
+    switch (what) {
+    case AL_LACKS_WORKERS:
+        return "argument --workers: more than one worker needs SO_REUSEPORT, which Winsock does not have";
+    case AL_LACKS_DATAGRAMS:
+        return "argument --transport: udp is not built for Winsock";
+    }
+    return NULL;
+}
+
 /* winsock step: fork */
 /* Winsock has no fork: the fork model cannot run, and the registry's
  * c-winsock does not offer it (its cells are MISSING). */
@@ -517,5 +575,79 @@ int al_run_fork(struct al_server *srv, struct al_error *err)
     return AL_ERR;
 }
 /* end winsock step */
+
+/* What stands in for the files the Winsock build leaves out (al_platform_refusal
+ * above), so that server.c and main.c are the same sources on both. */
+
+/* loop_uring.c: io_uring is Linux's. The same line as a Linux kernel without it,
+ * before any listener opens, so the kit's probe would call the model MISSING. */
+int al_uring_available(struct al_error *err)
+{
+    al_error_set(err, "io_uring_setup", "ring", ENOSYS);
+    return AL_ERR;
+}
+
+int al_run_uring(struct al_server *srv, struct al_error *err)
+{
+    al_close_listeners(srv);
+    al_error_set(err, "io_uring_setup", "ring", ENOSYS);
+    return AL_ERR;
+}
+
+/* datagram.c: main.c refuses --transport udp first (AL_LACKS_DATAGRAMS). */
+int al_open_datagram_sockets(struct al_error *err, const struct al_config *cfg, int **fds)
+{
+    (void)cfg, (void)fds;
+    al_error_set(err, "socket", "udp", ENOSYS);
+    return AL_ERR;
+}
+
+int al_run_datagram_iterative(struct al_server *srv, struct al_error *err)
+{
+    al_close_listeners(srv);
+    al_error_set(err, "recvfrom", "udp", ENOSYS);
+    return AL_ERR;
+}
+
+int al_run_datagram_event(struct al_server *srv, struct al_error *err)
+{
+    return al_run_datagram_iterative(srv, err);
+}
+
+/* workers.c: main.c refuses --workers > 1 first (AL_LACKS_WORKERS). */
+al_workers *al_workers_new(const struct al_config *cfg, int n)
+{
+    (void)cfg, (void)n;
+    errno = ENOSYS;
+    return NULL;
+}
+
+int al_workers_open(al_workers *w, char *err, size_t errlen)
+{
+    (void)w;
+    snprintf(err, errlen, "workers: Function not implemented (ENOSYS)");
+    return AL_ERR;
+}
+
+al_server *al_workers_first(al_workers *w)
+{
+    (void)w;
+    return NULL;
+}
+
+int al_workers_run(al_workers *w, char *err, size_t errlen)
+{
+    return al_workers_open(w, err, errlen);
+}
+
+void al_workers_stop(al_workers *w)
+{
+    (void)w;
+}
+
+void al_workers_free(al_workers *w)
+{
+    (void)w;   /* al_workers_new never made one */
+}
 
 #endif /* _WIN32 */

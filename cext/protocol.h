@@ -19,7 +19,19 @@ enum al_model {
     AL_MODEL_FORK,
     AL_MODEL_THREADS,
     AL_MODEL_EVENT,
+    AL_MODEL_URING,
     AL_MODEL_COUNT
+};
+
+enum al_transport {
+    AL_TRANSPORT_TCP,
+    AL_TRANSPORT_UDP,
+    AL_TRANSPORT_COUNT
+};
+
+static const char *const al_transport_names[AL_TRANSPORT_COUNT] = {
+    "tcp",
+    "udp",
 };
 
 static const char *const al_service_names[AL_SERVICE_COUNT] = {
@@ -35,7 +47,23 @@ static const char *const al_model_names[AL_MODEL_COUNT] = {
     "fork",
     "threads",
     "event",
+    "uring",
 };
+
+#define AL_DATAGRAM_RECV_BUFFER 65537
+#define AL_DATAGRAM_MAX_PAYLOAD 65507
+#define AL_DATAGRAM_CHARGEN_LINES 6
+#define AL_DATAGRAM_WRONG_MODEL "--transport udp: the model must be iterative or event"
+#define AL_DATAGRAM_NO_DATAGRAM_FORM "--transport udp: message has no datagram form"
+/* Nonzero for the models and services --transport udp takes. */
+#define AL_DATAGRAM_MODEL(m) ((m) == AL_MODEL_ITERATIVE || (m) == AL_MODEL_EVENT)
+#define AL_DATAGRAM_SERVICE(s) ((s) == AL_SERVICE_ECHO || (s) == AL_SERVICE_DISCARD || (s) == AL_SERVICE_CHARGEN || (s) == AL_SERVICE_DAYTIME)
+/* --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model). */
+#define AL_WORKER_MODEL_COUNT 1
+static const char *const al_worker_models[AL_WORKER_MODEL_COUNT] = {
+    "event"
+};
+#define AL_WORKERS_REFUSAL "argument --workers: more than one worker needs a model that runs an event loop, not %s"
 
 #define AL_CHARGEN_LINE_LENGTH 72
 #define AL_CHARGEN_FIRST_CHAR 32
@@ -90,7 +118,7 @@ struct al_option_spec {
     int choice_count;
     const char *help;
 };
-#define AL_OPTION_COUNT 9
+#define AL_OPTION_COUNT 11
 static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
     { "service", AL_OPT_CHOICE, "echo", 0, 0, al_service_names, AL_SERVICE_COUNT, "the service to offer" },
     { "model", AL_OPT_CHOICE, "event", 0, 0, al_model_names, AL_MODEL_COUNT, "the concurrency model" },
@@ -101,6 +129,8 @@ static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
     { "max-conns", AL_OPT_INT, "1000", 1, 1000000, NULL, 0, "connections served at once; one more is accepted and closed at once" },
     { "idle-timeout", AL_OPT_SECONDS, "60", 0, 86400, NULL, 0, "close a connection that neither sends nor receives for this long; 0 never" },
     { "ipv6-only", AL_OPT_FLAG, NULL, 0, 0, NULL, 0, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack" },
+    { "transport", AL_OPT_CHOICE, "tcp", 0, 0, al_transport_names, AL_TRANSPORT_COUNT, "tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)" },
+    { "workers", AL_OPT_INT, "1", 1, 256, NULL, 0, "event loops serving the port, each with listeners of its own (SO_REUSEPORT); --max-conns counts them all" },
 };
 #define AL_DEFAULT_SERVICE "echo"
 #define AL_DEFAULT_MODEL "event"
@@ -112,5 +142,7 @@ static const struct al_option_spec al_options[AL_OPTION_COUNT] = {
 #define AL_DEFAULT_MAX_CONNS 1000
 #define AL_DEFAULT_IDLE_TIMEOUT 60
 #define AL_DEFAULT_IPV6_ONLY 0
+#define AL_DEFAULT_TRANSPORT "tcp"
+#define AL_DEFAULT_WORKERS 1
 
 #endif /* AL_PROTOCOL_H */

@@ -27,6 +27,11 @@ int al_model_index(const char *name)
     return index_of(al_model_names, AL_MODEL_COUNT, name);
 }
 
+int al_transport_index(const char *name)
+{
+    return index_of(al_transport_names, AL_TRANSPORT_COUNT, name);
+}
+
 void al_config_defaults(struct al_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -39,13 +44,15 @@ void al_config_defaults(struct al_config *cfg)
     cfg->max_conns = AL_DEFAULT_MAX_CONNS;
     cfg->idle_timeout = AL_DEFAULT_IDLE_TIMEOUT;
     cfg->ipv6_only = AL_DEFAULT_IPV6_ONLY;
+    cfg->transport = al_transport_index(AL_DEFAULT_TRANSPORT);
 }
 
 al_server *al_server_new(const struct al_config *cfg)
 {
     if (cfg->service < 0 || cfg->service >= AL_SERVICE_COUNT || cfg->model < 0 ||
         cfg->model >= AL_MODEL_COUNT || cfg->max_conns < 1 || cfg->grace < 0.0 ||
-        cfg->idle_timeout < 0.0) {
+        cfg->idle_timeout < 0.0 || cfg->transport < 0 || cfg->transport >= AL_TRANSPORT_COUNT ||
+        (cfg->transport == AL_TRANSPORT_UDP && (!AL_DATAGRAM_MODEL(cfg->model) || !AL_DATAGRAM_SERVICE(cfg->service)))) {
         errno = EINVAL;
         return NULL;
     }
@@ -94,7 +101,12 @@ int al_server_open(al_server *srv, char *err, size_t errlen)
         al_error_set(&srv->error, "open", "server", EALREADY);
         return report(&srv->error, err, errlen);
     }
-    int n = al_open_listeners(&srv->error, &srv->cfg, &srv->listeners);
+    /* Before any listener: a machine without io_uring says so in one line, with nothing opened. */
+    if (srv->cfg.model == AL_MODEL_URING && al_uring_available(&srv->error) != AL_OK)
+        return report(&srv->error, err, errlen);
+    int n = srv->cfg.transport == AL_TRANSPORT_UDP
+                ? al_open_datagram_sockets(&srv->error, &srv->cfg, &srv->listeners)
+                : al_open_listeners(&srv->error, &srv->cfg, srv->reuse_port, &srv->listeners);
     if (n == AL_ERR)
         return report(&srv->error, err, errlen);
     srv->n_listeners = n;
@@ -152,13 +164,17 @@ int al_server_run(al_server *srv, char *err, size_t errlen)
         [AL_MODEL_FORK] = al_run_fork,
         [AL_MODEL_THREADS] = al_run_threads,
         [AL_MODEL_EVENT] = al_run_event,
+        [AL_MODEL_URING] = al_run_uring,
     };
     if (!srv->opened || srv->n_listeners == 0) {
         al_error_set(&srv->error, "run", "server", EBADF);   /* never opened, or already run */
         return report(&srv->error, err, errlen);
     }
     struct al_error e = { .step = "", .code = 0, .message = "" };
-    if (runs[srv->cfg.model](srv, &e) != AL_OK) {
+    int (*run)(struct al_server *, struct al_error *) = runs[srv->cfg.model];
+    if (srv->cfg.transport == AL_TRANSPORT_UDP)   /* datagram.c: no accept, recvfrom and sendto */
+        run = srv->cfg.model == AL_MODEL_EVENT ? al_run_datagram_event : al_run_datagram_iterative;
+    if (run(srv, &e) != AL_OK) {
         srv->error = e;
         return report(&srv->error, err, errlen);
     }

@@ -32,6 +32,14 @@ struct al_server {
     atomic_int stopping;         /* set after stopped_at, so a reader that sees it sees the time */
     double stopped_at;           /* monotonic seconds when the stop began */
     struct al_error error;       /* the last failure of open or run */
+    /* --workers N > 1 (workers.c): one server a worker, each with listeners of its own on
+     * the same port (SO_REUSEPORT), all counting their connections in one shared_count
+     * against --max-conns. A lone server: 0 and NULL (the event loop counts its own). */
+    int reuse_port;
+    atomic_int *shared_count;
+    /* A poller made before READY (workers.c), which the event loop takes instead of making its
+     * own: so that a worker never fails for want of a descriptor after the announcement. */
+    struct al_poller *poller;
 };
 
 /* Nonzero once a stop began; then al_stop_deadline is stopped_at + grace. */
@@ -93,11 +101,27 @@ int al_accept_loop(struct al_server *srv, struct al_hand_off *h, struct al_error
  * finishes). The connection is closed on return. */
 void al_serve_connection(struct al_server *srv, struct al_conn *conn, char *buf, void (*on_stop)(struct al_server *srv));
 
-/* The four models. Each returns AL_OK after a graceful stop, or AL_ERR with
+/* The five models (uring: loop_uring.c). Each returns AL_OK after a graceful stop, or AL_ERR with
  * err filled after an error it could not survive (it still stops gracefully). */
 int al_run_iterative(struct al_server *srv, struct al_error *err);
 int al_run_fork(struct al_server *srv, struct al_error *err);
 int al_run_threads(struct al_server *srv, struct al_error *err);
 int al_run_event(struct al_server *srv, struct al_error *err);
+int al_run_uring(struct al_server *srv, struct al_error *err);
+
+/* Whether this process may use io_uring: sets up a small ring and ends it.
+ * AL_ERR with err "io_uring_setup ring: TEXT (ENAME)" where it cannot (ENOSYS,
+ * EPERM from kernel.io_uring_disabled or a seccomp filter). */
+int al_uring_available(struct al_error *err);
+
+/* The datagram models (datagram.c, --transport udp): the same contract, over recvfrom and sendto. */
+int al_run_datagram_iterative(struct al_server *srv, struct al_error *err);
+int al_run_datagram_event(struct al_server *srv, struct al_error *err);
+
+/* The C signal handlers behind al_server_stop_on_signals, for any target: SIGTERM
+ * and SIGINT call stop(target), SIGCHLD wake(target) when wake is not NULL (a
+ * fork server). Both must be async-signal-safe. AL_OK, or AL_ERR with errno set
+ * and nothing installed. The standalone front end stops its workers so. */
+int al_signals_install(void (*stop)(void *), void (*wake)(void *), void *target);
 
 #endif /* AL_SERVER_H */

@@ -71,6 +71,12 @@ static void chargen_build(void)
     }
 }
 
+const char *al_chargen_cycle(void)
+{
+    pthread_once(&chargen_once, chargen_build);
+    return chargen_pattern;
+}
+
 static void chargen_on_open(struct al_conn *c, double now)
 {
     (void)now;
@@ -98,7 +104,7 @@ static const struct al_service_ops chargen_service = {
 
 /* RFC 867's line for the second `epoch`, line ending included, in line; returns its
  * length, 0 when the second has no calendar date (al_utc_time fails). */
-static size_t daytime_line(char *line, size_t len, time_t epoch)
+size_t al_daytime_line(char *line, size_t len, time_t epoch)
 {
     struct tm t;
     if (al_utc_time((long long)epoch, &t) < 0)
@@ -115,7 +121,7 @@ static void daytime_on_open(struct al_conn *c, double now)
 {
     time_t epoch = c->cfg->has_daytime_epoch ? (time_t)c->cfg->daytime_epoch : time(NULL);
     char line[128];
-    size_t n = daytime_line(line, sizeof line, epoch);
+    size_t n = al_daytime_line(line, sizeof line, epoch);
     if (n == 0) {
         al_conn_fail(c, "daytime", EOVERFLOW);
         return;

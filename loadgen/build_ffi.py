@@ -1,7 +1,8 @@
 """cffi build script for the load generator: API mode, out-of-line.
 
 `pip install .` runs it through setup.py (beside cext/build_ffi.py, the C server's) and
-compiles `acceptloop._loadgen` from every loadgen/*.c. Only the benchmark's Python side
+compiles `acceptloop._loadgen` from every loadgen/*.c, linked with liburing when its header
+is there (the io_uring mode, loadgen/loadgen_uring.c). Only the benchmark's Python side
 drives it (python/acceptloop/bench/loadgen.py). The cdef is loadgen.h's "cdef" section,
 read from the header itself so that the two can never disagree.
 
@@ -42,12 +43,22 @@ def public_cdef() -> str:
     return match.group(1)
 
 
+def have_liburing() -> bool:
+    """Whether liburing's header is installed (Debian's liburing-dev: `make setup` installs it).
+    Without it the module is built all the same, and its io_uring mode fails to start (ENOSYS)."""
+    return any(Path(d, "liburing.h").exists() for d in ("/usr/include", "/usr/local/include"))
+
+
 def make_ffibuilder() -> cffi.FFI:
     """An FFI that builds the load generator's module; returns it."""
     # Hidden visibility, as for the server's module: the lg_ internals are not exported,
     # and calls between the files go direct rather than through the PLT.
     flags = ["-O2", "-std=c11", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra",
              "-fvisibility=hidden", "-fno-semantic-interposition"]
+    libraries = []
+    if have_liburing():
+        flags.append("-DLG_HAVE_URING")
+        libraries.append("uring")
     builder = cffi.FFI()
     builder.cdef(public_cdef())
     builder.set_source(
@@ -56,6 +67,7 @@ def make_ffibuilder() -> cffi.FFI:
         sources=[_relative(p) for p in sources()],
         include_dirs=[_relative(HERE)],
         extra_compile_args=flags,
+        libraries=libraries,
         extra_link_args=["-pthread"],
     )
     return builder

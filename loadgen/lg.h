@@ -25,6 +25,7 @@
 #define LG_MAX_BATCH 4                /* full-size reads or writes in a row before others get a turn */
 #define LG_MS UINT64_C(1000000)
 #define LG_RETRY_NS (10 * LG_MS)      /* connect mode: a failed slot rests this long, so a dead server is not hammered */
+#define LG_LOSS_NS (200 * LG_MS)      /* datagram mode: a request unanswered this long is lost */
 
 /* A log-linear histogram of nanoseconds, after HdrHistogram: values below
  * 2 * LG_SUB are counted exactly; above, every power of two [2^k, 2^(k+1))
@@ -78,6 +79,7 @@ struct lconn {
     size_t sent, got;       /* echo: this message's bytes sent and received; connect: got = line bytes */
     uint64_t started;       /* ns: the connect's start, or the echo message's first send */
     uint64_t retry_at;      /* connect mode, S_IDLE: connect again no sooner than this */
+    uint64_t seq;           /* datagram mode: the sequence number the awaited reply carries */
 };
 
 #define LG_MAX_COUNTED 512   /* server threads whose instructions are counted; more: not counted */
@@ -89,6 +91,8 @@ struct lg_counters {
     int failed[2];                 /* [0] user, [1] kernel: some counter could not be opened */
     int fds[2][LG_MAX_COUNTED];
 };
+
+struct lg_uring;   /* loadgen_uring.c's state, for cfg->io == AL_LOAD_IO_URING */
 
 /* One run. */
 struct lg {
@@ -105,10 +109,12 @@ struct lg {
     double cpu_start;
     double server_cpu_start;      /* watch_pid's CPU when the window opened */
     struct lg_counters counters;  /* watch_pid's instruction counters, open during the window */
+    int self_counters[2];         /* this thread's, open during the window; -1: closed */
     unsigned char *pattern;       /* echo: the message; ingest: the chunk */
     size_t pattern_len;
     unsigned char *rbuf;          /* LG_RECV_BUF bytes */
     struct lg_hist hist;
+    struct lg_uring *uring;       /* the io_uring mode's ring and buffers; NULL in the epoll mode */
 };
 
 /* The CPU seconds (user + system, its reaped children's included) of a
@@ -127,8 +133,33 @@ void lg_counters_open(struct lg_counters *k, int pid);
  * closes them. */
 void lg_counters_close(struct lg_counters *k, double *user, double *kernel);
 
+/* The calling thread's own instruction counters (user, kernel), counting from
+ * now; a descriptor is -1 where the counter could not be opened. */
+void lg_self_counters_open(int fds[2]);
+
+/* Their sum (user + kernel instructions), or -1 when either could not be
+ * counted; closes them. */
+double lg_self_counters_close(int fds[2]);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lg_now_ns(void);
+
+/* The error kind (AL_LOAD_ERR_*) of an errno value. */
+int lg_error_kind(int code);
+
+/* Moves the run to `phase` (loadgen.c): opens and closes the window's measurements. */
+void lg_enter(struct lg *lg, int phase, uint64_t now);
+
+/* Moves through the phases as time and the connections say (loadgen.c). */
+void lg_check(struct lg *lg, uint64_t now);
+
+/* The io_uring mode (loadgen_uring.c). setup: the ring and its provided buffers,
+ * before the run (AL_LOAD_ERR with e filled: no io_uring here, or no memory);
+ * load: drives every open connection from the warm-up to the window's end, then
+ * leaves them quiet for the closing; teardown: frees what setup made. */
+int lg_uring_setup(struct lg_error *e, struct lg *lg);
+void lg_uring_load(struct lg *lg);
+void lg_uring_teardown(struct lg *lg);
 
 /* Counts an error of a kind (AL_LOAD_ERR_*), naming code for "other";
  * nothing once the run is closing. */
@@ -152,6 +183,10 @@ void lg_conn_fail(struct lg *lg, struct lconn *c, int kind, int code, uint64_t n
  * message. Connections established while others are still connecting wait
  * for it until the connect phase is over. */
 void lg_start_load(struct lg *lg, struct lconn *c, uint64_t now);
+
+/* datagram mode: the awaited reply did not come within LG_LOSS_NS; counts it lost
+ * (AL_LOAD_ERR_TIMEOUT) and sends the next request. */
+void lg_datagram_lost(struct lg *lg, struct lconn *c, uint64_t now);
 
 /* Does what c's state and mode ask, for the epoll events reported. */
 void lg_handle(struct lg *lg, struct lconn *c, uint32_t events, uint64_t now);

@@ -24,7 +24,8 @@
 #define SWEEP_NS (10 * LG_MS)       /* how often connect timeouts and retries are looked at */
 #define DRAIN_NS (1000 * LG_MS)     /* closing: how long to wait for the server's EOF */
 
-static const char *const mode_names[AL_LOAD_MODES] = { "echo", "connect", "ingest", "egress", "idle" };
+static const char *const mode_names[AL_LOAD_MODES] = { "echo", "connect", "ingest", "egress", "idle", "datagram" };
+static const char *const io_names[AL_LOAD_IOS] = { "epoll", "uring" };
 static const char *const error_names[AL_LOAD_ERR_KINDS] = {
     "refused", "reset", "broken_pipe", "timeout", "closed_early", "mismatch", "other",
 };
@@ -37,7 +38,7 @@ static double thread_cpu(void)
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static void enter(struct lg *lg, int phase, uint64_t now)
+void lg_enter(struct lg *lg, int phase, uint64_t now)
 {
     const struct al_load_config *cfg = lg->cfg;
     if (lg->phase == P_CONNECT && cfg->mode != AL_LOAD_CONNECT) {
@@ -53,7 +54,7 @@ static void enter(struct lg *lg, int phase, uint64_t now)
         }
         lg->started = cfg->connections;
         lg->phase = phase;   /* the load starts now, on every connection at once */
-        for (int i = 0; i < cfg->connections && phase != P_DONE; i++)
+        for (int i = 0; i < cfg->connections && phase != P_DONE && lg->uring == NULL; i++)
             if (lg->conns[i].state == S_OPEN)
                 lg_start_load(lg, &lg->conns[i], now);
     }
@@ -62,6 +63,7 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     } else if (phase == P_WINDOW) {
         lg->window_start = now;
         lg->cpu_start = thread_cpu();
+        lg_self_counters_open(lg->self_counters);
         if (cfg->watch_pid > 0) {
             lg_counters_open(&lg->counters, cfg->watch_pid);
             lg->server_cpu_start = lg_proc_cpu(cfg->watch_pid);
@@ -70,6 +72,7 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     } else if (phase == P_DONE && lg->phase == P_WINDOW) {
         lg->res->elapsed = (double)(now - lg->window_start) / 1e9;
         lg->res->client_cpu_s = thread_cpu() - lg->cpu_start;
+        lg->res->client_instructions = lg_self_counters_close(lg->self_counters);
         if (cfg->watch_pid > 0) {
             double end = lg_proc_cpu(cfg->watch_pid);
             lg->res->server_cpu_s = end < 0 || lg->server_cpu_start < 0 ? -1.0 : end - lg->server_cpu_start;
@@ -81,16 +84,15 @@ static void enter(struct lg *lg, int phase, uint64_t now)
     lg->phase = phase;
 }
 
-/* Moves through the phases as time and the connections say. */
-static void check(struct lg *lg, uint64_t now)
+void lg_check(struct lg *lg, uint64_t now)
 {
     if (lg->phase == P_CONNECT && lg->started == lg->cfg->connections && lg->connecting == 0)
-        enter(lg, P_WARMUP, now);
+        lg_enter(lg, P_WARMUP, now);
     while (lg->phase != P_DONE && now >= lg->phase_end)
-        enter(lg, lg->phase + 1, now);
+        lg_enter(lg, lg->phase + 1, now);
     if (lg->phase != P_DONE && lg->phase != P_CONNECT && lg->cfg->mode != AL_LOAD_CONNECT
         && lg->open == 0 && lg->connecting == 0)
-        enter(lg, P_DONE, now);   /* nothing left to measure */
+        lg_enter(lg, P_DONE, now);   /* nothing left to measure */
 }
 
 /* Connect timeouts, and connect mode's retries after a failure. */
@@ -103,6 +105,9 @@ static void sweep(struct lg *lg, uint64_t now)
             lg_conn_fail(lg, c, AL_LOAD_ERR_TIMEOUT, ETIMEDOUT, now);
         else if (connect_mode && c->state == S_IDLE && now >= c->retry_at)
             lg_slot_connect(lg, c, now);
+        else if (lg->cfg->mode == AL_LOAD_DATAGRAM && c->state == S_OPEN && lg->phase != P_CONNECT
+                 && now - c->started >= LG_LOSS_NS)
+            lg_datagram_lost(lg, c, now);
     }
 }
 
@@ -117,13 +122,14 @@ static int wait_ms(uint64_t now, uint64_t until)
  * handshake and only their report is pending; shutdown fails (ENOTCONN) for
  * the others, which are simply closed. Egress cannot end cleanly (chargen
  * ignores our FIN and sends until a send fails), so it closes at once and
- * the server sees a reset. */
+ * the server sees a reset; a datagram socket has nothing to end. */
 static void close_all(struct lg *lg, struct epoll_event *evs)
 {
     uint64_t now = lg_now_ns(), until = now + DRAIN_NS;
     for (int i = 0; i < lg->started; i++) {
         struct lconn *c = &lg->conns[i];
         if ((c->state == S_OPEN || c->state == S_CONNECTING) && lg->cfg->mode != AL_LOAD_EGRESS
+            && lg->cfg->mode != AL_LOAD_DATAGRAM
             && shutdown(c->fd, SHUT_WR) == 0 && lg_watch(lg, c, EPOLLIN) == 0) {
             if (c->state == S_CONNECTING) {
                 lg->connecting--;
@@ -153,8 +159,12 @@ static void run(struct lg *lg)
     lg->phase = P_CONNECT;
     lg->phase_end = now + lg->timeout_ns;
     if (mode == AL_LOAD_CONNECT)
-        enter(lg, P_WARMUP, now);   /* connecting is connect mode's load */
+        lg_enter(lg, P_WARMUP, now);   /* connecting is connect mode's load */
     while (lg->phase != P_DONE) {
+        if (lg->uring != NULL && lg->phase != P_CONNECT) {
+            lg_uring_load(lg);   /* the load, to the window's end */
+            break;
+        }
         while (lg->started < lg->cfg->connections && lg->connecting < MAX_HANDSHAKES
                && (lg->phase == P_CONNECT || mode == AL_LOAD_CONNECT)) {
             lg_slot_connect(lg, &lg->conns[lg->started++], now);
@@ -163,12 +173,12 @@ static void run(struct lg *lg)
         int n = epoll_wait(lg->ep, evs, MAX_EVENTS, wait_ms(now, wake));
         if (n < 0 && errno != EINTR) {
             lg_count_error(lg, AL_LOAD_ERR_OTHER, errno);   /* cannot happen with a valid epoll set */
-            enter(lg, P_DONE, lg_now_ns());
+            lg_enter(lg, P_DONE, lg_now_ns());
             break;
         }
         for (int i = 0; i < n; i++) {
             now = lg_now_ns();
-            check(lg, now);
+            lg_check(lg, now);
             if (lg->phase == P_DONE)
                 break;
             lg_handle(lg, evs[i].data.ptr, evs[i].events, now);
@@ -178,7 +188,7 @@ static void run(struct lg *lg)
             sweep(lg, now);
             next_sweep = now + SWEEP_NS;
         }
-        check(lg, now);
+        lg_check(lg, now);
     }
     close_all(lg, evs);
 }
@@ -201,6 +211,19 @@ int al_load_mode_index(const char *name)
         if (strcmp(name, mode_names[i]) == 0)
             return i;
     return AL_LOAD_ERR;
+}
+
+int al_load_io_index(const char *name)
+{
+    for (int i = 0; name != NULL && i < AL_LOAD_IOS; i++)
+        if (strcmp(name, io_names[i]) == 0)
+            return i;
+    return AL_LOAD_ERR;
+}
+
+const char *al_load_io_name(int io)
+{
+    return io >= 0 && io < AL_LOAD_IOS ? io_names[io] : NULL;
 }
 
 const char *al_load_mode_name(int mode)
@@ -227,10 +250,13 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
           cfg->connections >= 1 && cfg->connections <= AL_LOAD_MAX_CONNS)
     BOUND("message_size", cfg->message_size, 1, AL_LOAD_MAX_MESSAGE, cfg->mode != AL_LOAD_ECHO
           || (cfg->message_size >= 1 && cfg->message_size <= AL_LOAD_MAX_MESSAGE))
+    BOUND("message_size", cfg->message_size, 1, AL_LOAD_MAX_DATAGRAM, cfg->mode != AL_LOAD_DATAGRAM
+          || (cfg->message_size >= 1 && cfg->message_size <= AL_LOAD_MAX_DATAGRAM))
     BOUND("warmup", cfg->warmup, 0, AL_LOAD_MAX_SECONDS, cfg->warmup >= 0 && cfg->warmup <= AL_LOAD_MAX_SECONDS)
     BOUND("duration", cfg->duration, 0, AL_LOAD_MAX_SECONDS, cfg->duration > 0 && cfg->duration <= AL_LOAD_MAX_SECONDS)
     BOUND("connect_timeout", cfg->connect_timeout, 0, AL_LOAD_MAX_CONNECT_TIMEOUT,
           cfg->connect_timeout > 0 && cfg->connect_timeout <= AL_LOAD_MAX_CONNECT_TIMEOUT)
+    BOUND("io", cfg->io, 0, AL_LOAD_IOS - 1, cfg->io >= 0 && cfg->io < AL_LOAD_IOS)
     BOUND("cpu", cfg->cpu, -1, CPU_SETSIZE - 1, cfg->cpu >= -1 && cfg->cpu < CPU_SETSIZE)
 #undef BOUND
     e->step = "config";
@@ -243,6 +269,11 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
         snprintf(e->message, sizeof e->message, "config: %s: %.15g is outside %.15g..%.15g", bad, value, low, high);
         return AL_LOAD_ERR;
     }
+    if (cfg->io == AL_LOAD_IO_URING && cfg->mode != AL_LOAD_ECHO && cfg->mode != AL_LOAD_CONNECT) {
+        snprintf(e->message, sizeof e->message, "config: io: uring drives echo and connect only, not %s",
+                 mode_names[cfg->mode]);
+        return AL_LOAD_ERR;
+    }
     return AL_LOAD_OK;
 }
 
@@ -250,7 +281,8 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
 static int resolve(struct lg_error *e, struct lg *lg)
 {
     char port[8], where[AL_LOAD_ERROR_LEN / 2];
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_flags = AI_NUMERICSERV,
+                              .ai_socktype = lg->cfg->mode == AL_LOAD_DATAGRAM ? SOCK_DGRAM : SOCK_STREAM };
     struct addrinfo *list;
     snprintf(port, sizeof port, "%d", lg->cfg->port);
     snprintf(where, sizeof where, strchr(lg->cfg->host, ':') ? "[%s]:%s" : "%s:%s", lg->cfg->host, port);
@@ -288,6 +320,7 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     memset(res, 0, sizeof *res);
     res->error_step = "";
     res->server_cpu_s = res->server_instructions_user = res->server_instructions_kernel = -1.0;
+    res->client_instructions = -1.0;
     if (check_config(&e, cfg) != AL_LOAD_OK)
         goto out;
     lg = calloc(1, sizeof *lg);   /* the histogram makes it too big for a thread's stack */
@@ -298,8 +331,9 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     lg->cfg = cfg;
     lg->res = res;
     lg->ep = -1;
+    lg->self_counters[0] = lg->self_counters[1] = -1;
     lg->timeout_ns = (uint64_t)(cfg->connect_timeout * 1e9);
-    lg->pattern_len = cfg->mode == AL_LOAD_ECHO ? (size_t)cfg->message_size : LG_CHUNK;
+    lg->pattern_len = cfg->mode == AL_LOAD_ECHO || cfg->mode == AL_LOAD_DATAGRAM ? (size_t)cfg->message_size : LG_CHUNK;
     if (resolve(&e, lg) != AL_LOAD_OK)
         goto out;
     lg->conns = calloc((size_t)cfg->connections, sizeof *lg->conns);
@@ -321,6 +355,9 @@ int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, stru
     if (cfg->watch_pid > 0)
         res->server_rss_start = lg_proc_rss(cfg->watch_pid);
     lg_hist_init(&lg->hist);
+    res->io = cfg->io;
+    if (cfg->io == AL_LOAD_IO_URING && lg_uring_setup(&e, lg) != AL_LOAD_OK)
+        goto out;
     lg->ep = epoll_create1(EPOLL_CLOEXEC);
     if (lg->ep < 0) {
         lg_error_set(&e, "epoll", "epoll_create1", errno);
@@ -353,6 +390,9 @@ out:
             double unused_user, unused_kernel;
             lg_counters_close(&lg->counters, &unused_user, &unused_kernel);
         }
+        if (lg->self_counters[0] >= 0 || lg->self_counters[1] >= 0)
+            lg_self_counters_close(lg->self_counters);
+        lg_uring_teardown(lg);
         if (lg->ep >= 0)
             close(lg->ep);
         free(lg->conns);

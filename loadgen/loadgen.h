@@ -10,7 +10,8 @@
  * takes only the contract's facts (cext/protocol.h, generated from
  * protocol.toml). Its internals are in lg.h.
  *
- * ONE thread drives every connection through epoll,
+ * ONE thread drives every connection through epoll (or, for echo and connect,
+ * io_uring: cfg->io, loadgen_uring.c),
  * with non-blocking sockets and TCP_NODELAY on each, and makes no system call
  * it could avoid (an echo costs one send, one recv and a share of one
  * epoll_wait), so that the measuring tool is never the slowest thing in the
@@ -54,6 +55,14 @@
  *   idle     opens the connections, sends nothing, holds them for warmup +
  *            duration seconds, closes them. `connections` says how many
  *            were established; no ops.
+ *   datagram (UDP echo) each of `connections` UDP sockets, connected to the
+ *            server, sends a datagram of message_size bytes, waits for it to
+ *            come back whole and equal, then sends the next. One op = one
+ *            request/response; latency = send to reply. The first 8 bytes
+ *            carry the socket's sequence number (from 8 bytes on), so a late
+ *            reply is not taken for the current one. A datagram not answered
+ *            within 200 ms is counted lost (timeout) and the next is sent.
+ *            A socket's replies are read in one recvmmsg per readiness report.
  * In the other modes a connection that fails is not replaced.
  */
 #ifndef AL_LOADGEN_H
@@ -71,7 +80,17 @@
 #define AL_LOAD_INGEST 2
 #define AL_LOAD_EGRESS 3
 #define AL_LOAD_IDLE 4
-#define AL_LOAD_MODES 5
+#define AL_LOAD_DATAGRAM 5
+#define AL_LOAD_MODES 6
+#define AL_LOAD_MAX_DATAGRAM 65507   /* bytes: the most a UDP datagram over IPv4 holds */
+
+/* How the load generator drives its sockets (al_load_config.io). */
+#define AL_LOAD_IO_EPOLL 0    /* readiness: epoll_wait, then a send or recv per operation (every mode) */
+#define AL_LOAD_IO_URING 1    /* completions: io_uring, one io_uring_enter per loop turn. echo: the sends
+                                 batched, one multishot receive per connection; connect: one chain of
+                                 linked requests per connection (connect, poll for the FIN, recv, close);
+                                 not the other modes */
+#define AL_LOAD_IOS 2
 
 #define AL_LOAD_MAX_CONNS 2000
 #define AL_LOAD_MAX_MESSAGE 16777216   /* bytes; the pattern is allocated once */
@@ -82,7 +101,8 @@
 #define AL_LOAD_ERR_REFUSED 0          /* ECONNREFUSED */
 #define AL_LOAD_ERR_RESET 1            /* ECONNRESET */
 #define AL_LOAD_ERR_PIPE 2             /* EPIPE */
-#define AL_LOAD_ERR_TIMEOUT 3          /* not established (connect: not at EOF) within connect_timeout; ETIMEDOUT */
+#define AL_LOAD_ERR_TIMEOUT 3          /* not established (connect: not at EOF) within connect_timeout; ETIMEDOUT;
+                                          datagram: a datagram not answered within 200 ms (lost) */
 #define AL_LOAD_ERR_CLOSED_EARLY 4     /* EOF before the echo or the daytime line was complete, or at all (ingest, egress, idle) */
 #define AL_LOAD_ERR_MISMATCH 5         /* echoed bytes differ from what was sent */
 #define AL_LOAD_ERR_OTHER 6            /* anything else; other_errno names the last one */
@@ -91,9 +111,10 @@
 struct al_load_config {
     const char *host;        /* a name or numeric address; the first address getaddrinfo gives is used */
     int port;                /* 1..65535 */
-    int mode;                /* AL_LOAD_ECHO ... AL_LOAD_IDLE */
+    int mode;                /* AL_LOAD_ECHO ... AL_LOAD_DATAGRAM */
     int connections;         /* 1..AL_LOAD_MAX_CONNS: connections (connect: slots) at once */
-    int message_size;        /* echo: bytes per message, 1..AL_LOAD_MAX_MESSAGE; unused otherwise */
+    int message_size;        /* echo: bytes per message, 1..AL_LOAD_MAX_MESSAGE; datagram: bytes per
+                                datagram, 1..AL_LOAD_MAX_DATAGRAM; unused otherwise */
     double warmup;           /* seconds of load before the window, 0..AL_LOAD_MAX_SECONDS */
     double duration;         /* seconds in the window, > 0 and <= AL_LOAD_MAX_SECONDS */
     int cpu;                 /* pin the calling thread to this CPU for the run, restored after; -1: no pinning */
@@ -101,6 +122,7 @@ struct al_load_config {
     int watch_pid;           /* > 0: the server's pid, read from /proc (with its children's) at the
                                 window's edges for server_cpu_s, server_instructions_* and
                                 server_rss_*; 0: not */
+    int io;                  /* AL_LOAD_IO_EPOLL (the default) or AL_LOAD_IO_URING (echo and connect) */
 };
 
 /* What a run measured. Counts and rates are of the window only; errors and
@@ -118,7 +140,9 @@ struct al_load_result {
     double latency_p50_us, latency_p90_us, latency_p99_us, latency_p999_us;   /* within 0.8% */
     double client_cpu_s;                 /* this thread's user + system CPU over the window (RUSAGE_THREAD) */
     double client_cpu_pct;               /* client_cpu_s / elapsed * 100; 100 = one whole CPU */
-    int connections;                     /* the most connections established at once */
+    double client_instructions;          /* this thread's instructions over the window, user + kernel (the
+                                            CPU's counters); -1 when unavailable */
+    int connections;                     /* the most connections established at once (connect: slots under way) */
     double server_cpu_s;                 /* watch_pid: its user + system CPU, and its children's (live and
                                             reaped), over exactly the window; -1 when unreadable */
     double server_instructions_user;     /* watch_pid: instructions retired in user space over the window,
@@ -127,10 +151,12 @@ struct al_load_result {
                                             network stack's work done in its context) */
     unsigned long long server_rss_start; /* watch_pid: resident bytes (with live children) before connecting */
     unsigned long long server_rss_end;   /* ... and at the end of the window, all connections still open */
+    int io;                              /* the I/O mode the run used: AL_LOAD_IO_* */
     unsigned long long errors[AL_LOAD_ERR_KINDS];
     char other_errno[32];                /* name of the last AL_LOAD_ERR_OTHER errno ("EMFILE"), "" if none */
     int error_code;                      /* after AL_LOAD_ERR: an errno value, or an EAI_* code for "resolve" */
-    const char *error_step;              /* after AL_LOAD_ERR: "config", "resolve", "affinity", "epoll", "memory" */
+    const char *error_step;              /* after AL_LOAD_ERR: "config", "resolve", "affinity", "epoll", "io_uring",
+                                            "memory" */
 };
 
 /* Fills *cfg with the defaults: echo, 1 connection, 64-byte messages,
@@ -141,6 +167,10 @@ void al_load_config_defaults(struct al_load_config *cfg);
 /* The index of a mode name ("echo" ...), or AL_LOAD_ERR when there is no such mode. */
 int al_load_mode_index(const char *name);
 
+/* The index of an I/O mode's name ("epoll", "uring"), or AL_LOAD_ERR; and the name of an index (NULL out of range). */
+int al_load_io_index(const char *name);
+const char *al_load_io_name(int io);
+
 /* The name of a mode or of an error kind ("refused", "reset", "broken_pipe",
  * "timeout", "closed_early", "mismatch", "other"); NULL when out of range. */
 const char *al_load_mode_name(int mode);
@@ -150,7 +180,7 @@ const char *al_load_error_name(int kind);
  * Returns AL_LOAD_OK once the run has ended, with *res filled: socket errors are
  * results (res->errors), not failures, even when no connection could be made.
  * Returns AL_LOAD_ERR when the run could not start (bad config, resolve, pinning,
- * epoll or memory failure) after writing one line to err
+ * epoll, io_uring or memory failure) after writing one line to err
  * ("resolve nosuch.invalid:7: Name or service not known (EAI_NONAME)") and
  * setting res->error_code and res->error_step; nothing is left open. */
 int al_load_run(char *err, size_t errlen, const struct al_load_config *cfg, struct al_load_result *res);

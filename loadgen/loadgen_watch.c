@@ -236,6 +236,30 @@ static double sum_counters(const struct lg_counters *k, int kernel)
     return total;
 }
 
+void lg_self_counters_open(int fds[2])
+{
+    for (int kernel = 0; kernel < 2; kernel++) {
+        long fd = open_counter(0, kernel);   /* 0: the calling thread */
+        fds[kernel] = fd < 0 ? -1 : (int)fd;
+    }
+}
+
+double lg_self_counters_close(int fds[2])
+{
+    double total = 0.0;
+    for (int kernel = 0; kernel < 2; kernel++) {
+        uint64_t v[3];
+        if (fds[kernel] < 0 || read(fds[kernel], v, sizeof v) != (ssize_t)sizeof v)
+            total = -1.0;
+        else if (total >= 0)
+            total += v[2] > 0 && v[2] < v[1] ? (double)v[0] * (double)v[1] / (double)v[2] : (double)v[0];
+        if (fds[kernel] >= 0)
+            close(fds[kernel]);
+        fds[kernel] = -1;
+    }
+    return total;
+}
+
 void lg_counters_close(struct lg_counters *k, double *user, double *kernel)
 {
     *user = sum_counters(k, 0);

@@ -239,3 +239,42 @@ def test_an_interrupt_stops_at_once_writes_what_ran_and_leaves_no_server(tmp_pat
     assert doc["results"], "what ran before the interrupt is written"
     assert wait_until(lambda: not any(_alive(p) for p in servers), 5.0), \
         [p for p in servers if _alive(p)]
+
+
+# -- a server that will not stop -------------------------------------------------------------------
+
+def test_a_server_that_ignores_sigterm_fails_the_stop_check_and_is_killed_without_the_wait(tmp_path):
+    # SIG_IGN: the kernel discards the SIGTERM, so the kit reads /proc and does not wait 2 s per cell.
+    out = check("--implementations", str(KIT), "--impl", "ignores-sigterm", "-k",
+                "lifecycle.dual_stack or lifecycle.every_address", "--json", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert {r["scenario"] for r in results} == {"lifecycle.dual_stack", "lifecycle.every_address"}
+    for r in results:
+        assert r["grade"] == FAILED, r
+        stop = [c for c in r["checks"] if c["what"] == "the server then exits 0 on SIGTERM"]
+        assert stop and "ignores SIGTERM (SIG_IGN)" in str(stop[0]["observed"]), stop
+
+
+def _sleeper(handler: str) -> ServerProcess:
+    srv = ServerProcess(Implementation(name="x", language="x", models=("event",), services=("echo",),
+                                       command=("x",)), "echo", "event")
+    code = f"import signal, sys, time; signal.signal(signal.SIGTERM, {handler}); print('on', flush=True); time.sleep(60)"
+    srv.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert srv.proc.stdout.readline() == "on\n"
+    return srv
+
+
+@pytest.mark.parametrize("handler, want", [("lambda *a: None", "SIGTERM caught"),
+                                           ("signal.SIG_IGN", "SIGTERM ignored")])
+def test_a_stop_that_is_not_obeyed_is_explained_from_proc(handler, want):
+    srv = _sleeper(handler)
+    try:
+        srv.signal(signal.SIGTERM)
+        assert srv.proc.poll() is None
+        told = srv.signal_disposition(signal.SIGTERM)
+        assert want in told and told.startswith("state "), told
+        assert (srv.unheard == "SIGTERM") == (handler == "signal.SIG_IGN")
+    finally:
+        srv.proc.kill()
+        srv.proc.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from conftest import explain
 
+from acceptloop import _protocol as P
 from acceptloop.suite.scenario import INFO, MISSING, OK
 
 
@@ -52,3 +53,13 @@ def test_lifecycle(cell, run):
 
 def test_robustness(cell, run):
     _expect_ok(run(cell))
+
+
+def test_udp(cell, run):
+    # MISSING only where the datagram path cannot apply: a port that offers no udp (yet), or a
+    # model that needs an accept (fork, threads); everywhere else every udp cell is OK.
+    result = run(cell)
+    if "udp" not in cell.impl.transports or cell.model not in P.DATAGRAM_MODELS:
+        assert result.grade == MISSING, explain(result)
+        return
+    _expect_ok(result)

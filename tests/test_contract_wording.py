@@ -24,6 +24,8 @@ ARGUMENTS = [
     ["--grace", "+5"], ["--grace", " 5"], ["--port", "5\n"], ["--grace", "1e3"], ["--grace", "inf"],
     ["--grace", "nan"], ["--grace", "-1"], ["--port", "a'b"], ["--host", "h" * 1025],
     ["--grace", "3600.5"], ["--port", "99999999999999999999999"], ["--idle-timeout", "86400.5"],
+    ["--workers", "0"], ["--workers", "257"], ["--workers", "2x"],
+    ["--model", "iterative", "--workers", "2"],   # more than one worker needs a model that runs an event loop
 ]
 EPOCHS = ["1e17", str(P.DAYTIME_EPOCH_MAX + 1), "-1", " 1", "1_000", "1\n", "12.5", "99999999999999999999999"]
 
@@ -70,3 +72,23 @@ def test_a_host_getaddrinfo_refuses_is_the_same_resolve_line_everywhere():
 def test_the_ports_under_test_are_all_there():
     # The wording is only held equal if there is more than one port to compare.
     assert len(PORTS) >= 3, [i.name for i in PORTS]
+
+
+
+@pytest.mark.parametrize("model", ["fork", "threads"])
+def test_every_port_refuses_udp_in_a_model_that_accepts_in_the_same_words(model):
+    # Only the ports offering the model: the others refuse the model itself first.
+    seen = {impl.name: last_line(impl.argv("echo", "event", "127.0.0.1", 0) + ["--transport", "udp", "--model", model])
+            for impl in PORTS if model in impl.models}
+    assert len(seen) >= 2, seen
+    assert set(seen.values()) == {(P.EXIT_USAGE, f"PROG: {P.DATAGRAM_WRONG_MODEL}")}, seen
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--transport", "udp", "--model", "iterative", "--service", "message"], P.DATAGRAM_NO_DATAGRAM_FORM),
+    (["--transport", "tcpx"], "argument --transport: invalid choice: 'tcpx' (choose from 'tcp', 'udp')"),
+], ids=["udp-message", "bad-transport"])
+def test_every_port_refuses_a_transport_it_cannot_serve_in_the_same_words(args, words):
+    # The registry's command puts --model event first; the later --model wins, as argparse has it.
+    seen = each_port(args)
+    assert set(seen.values()) == {(P.EXIT_USAGE, f"PROG: {words}")}, seen

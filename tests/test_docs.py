@@ -42,4 +42,5 @@ def test_every_scenario_docs_failure_modes_names_exists():
                                                               for p in (ROOT / "docs").glob("*.md"))])
 def test_no_document_points_outside_the_checkout(document):
     text = (ROOT / document).read_text()
-    assert "../shared" not in text and "](../" not in text, f"{document} points outside the repository"
+    outside = "../" + "shared"      # spelled in two parts, so that this test is not itself a pointer there
+    assert outside not in text and "](../" not in text, f"{document} points outside the repository"

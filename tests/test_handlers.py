@@ -6,6 +6,7 @@ under AddressSanitizer and UBSan; the ctypes half loads the normal shared librar
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -30,8 +31,7 @@ def _cffi(service, model, handler, **options):
 
 
 def _ctypes(service, model, handler, **options):
-    if not (BUILD / "libacceptloop.so").exists():
-        pytest.skip("make lib builds build/libacceptloop.so")
+    assert (BUILD / "libacceptloop.so").exists(), "make lib builds build/libacceptloop.so (make test does)"
     from acceptloop.ctypes_handler import CtypesServer
     return CtypesServer(default_config(service=service, model=model, host="127.0.0.1", port=0, **options), handler)
 
@@ -206,3 +206,18 @@ def test_the_front_end_stops_on_a_signal_within_100_ms(module, signum):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_ctypes_spelling_of_the_config_is_the_headers():
+    """ctypes knows nothing of acceptloop.h: its AlConfig must list the same fields at the same
+    offsets as the struct cffi compiled against the header (a field added to the header and not
+    here would leave C reading past the end of what ctypes allocated)."""
+    from acceptloop import ctypes_handler
+    from acceptloop._cserver import ffi
+
+    c_fields = dict(ffi.typeof("struct al_config").fields)
+    spelled = [name for name, _ in ctypes_handler.AlConfig._fields_]
+    assert spelled == list(c_fields)
+    for name in spelled:
+        assert getattr(ctypes_handler.AlConfig, name).offset == c_fields[name].offset, name
+    assert ctypes.sizeof(ctypes_handler.AlConfig) == ffi.sizeof("struct al_config")

@@ -315,7 +315,9 @@ def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(bu
     walk = walkthrough.load()
     assert [s.name for s in walk.steps] == [n.attrs["data-step"] for n in page.root.find("details", "step")]
     expected_names = {"resolve", "socket", "options", "bind", "listen", "accept", "read/write", "shutdown and close",
-                      "loop iterative", "loop fork", "loop threads", "loop event",
+                      "loop iterative", "loop fork", "loop threads", "loop event", "loop uring",
+                      # the connectionless path (--transport udp)
+                      "dgram socket", "dgram bind", "recvfrom", "sendto",
                       # the section "The same loop from four hosts", with its own columns
                       "load the core", "pass a callback", "the interpreter lock", "stop the loop",
                       # the section "POSIX sockets and Winsock 2" (cext/platform_*.c, issue 15)
@@ -386,14 +388,18 @@ def test_the_walkthrough_is_coloured_when_written_by_pygments_with_the_pages_own
     for cls in classes:
         assert re.search(rf"pre\.code \.{cls}\b[^{{]*\{{[^}}]*color: #[0-9a-f]{{6}}", style), f"no colour for .{cls}"
     used: dict[str, set[str]] = {}
+    quoted: set[str] = set()                    # the languages whose code shown holds a string literal
     for fold in page.ids["walkthrough"].find("details", "step"):
         for col in fold.find("div", "code-col"):
             for line in col.find("span", "ln"):
                 for span in line.find("span"):
                     assert span.classes <= classes and not span.find("span")
                     used.setdefault(col.attrs["data-language"], set()).update(span.classes)
+            if '"' in col.text():
+                quoted.add(col.attrs["data-language"])
     for key in walk.languages:                  # every language is coloured: its keywords, strings, comments
-        assert {"k", "s", "c"} <= used[key], (key, used[key])
+        assert {"k", "c"} | ({"s"} if key in quoted else set()) <= used[key], (key, used[key])
+    assert {"python", "c", "php"} <= quoted
     assert "kt" in used["c"] and "nf" in used["python"] and "nb" in used["php"]
     # A keyword of each language, as Pygments sees it.
     code = {word for n in page.ids["walkthrough"].find("span", "k") for word in n.text().split()}
@@ -677,6 +683,7 @@ def test_every_cell_and_every_flag_is_in_the_table(benched):
         if c["kind"] != "idle":
             assert numbers.si(c["ops_per_s"]["median"]) in text
         assert numbers.size(c["rss_per_conn"]["median"]) in text
+        assert row.find("td")[-5].text() == (c.get("io") or "–"), c["id"]   # client I/O
         if c["flags"]:
             assert section.find("a", href=f"#{row.attrs['id']}") and all(f in listed for f in c["flags"])
 

@@ -176,8 +176,8 @@ def test_checks_observe_the_real_state_and_the_kit_never_fails_itself(checked):
 
 
 def test_the_readme_example_is_the_socat_entry_the_tests_run():
-    block = re.search(r"### Adding an implementation.*?```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    assert block, "README.md: no toml block under 'Adding an implementation'"
+    block = re.search(r"### Adding a server.*?```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block, "README.md: no toml block under 'Adding a server'"
     example = tomllib.loads(block.group(1))["implementation"][0]
     fixture = {e["name"]: e for e in tomllib.loads(THIRD_PARTY.read_text())["implementation"]}[example["name"]]
     assert example == {k: v for k, v in fixture.items() if k != "language"}

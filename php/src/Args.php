@@ -57,6 +57,18 @@ final class Args
             }
             $values[$name] = self::convert($name, $kind, $inline, $low, $high, $choices, $models);
         }
+        if ($values['transport'] === 'udp') {
+            // --transport udp: only the models that need no accept, only the services with a datagram form.
+            if (!in_array($values['model'], Protocol::DATAGRAM_MODELS, true)) {
+                throw new UsageError(Protocol::DATAGRAM_WRONG_MODEL);
+            }
+            if (!in_array($values['service'], Protocol::DATAGRAM_SERVICES, true)) {
+                throw new UsageError(Protocol::DATAGRAM_NO_DATAGRAM_FORM);
+            }
+        }
+        if ($values['workers'] > 1 && !in_array($values['model'], Protocol::WORKER_MODELS, true)) {
+            throw new UsageError(sprintf(Protocol::WORKERS_REFUSAL, $values['model']));
+        }
         return new Config(
             service: $values['service'],
             model: $values['model'],
@@ -68,6 +80,8 @@ final class Args
             idleTimeout: $values['idle-timeout'],
             ipv6Only: $values['ipv6-only'],
             daytimeEpoch: self::daytimeEpoch($epochText),
+            transport: $values['transport'],
+            workers: $values['workers'],
         );
     }
 
@@ -103,6 +117,20 @@ final class Args
         throw new UsageError("unrecognized arguments: --{$given}");
     }
 
+    /**
+     * The names a choice option offers: the port's models, the transports, or the services.
+     * @param list<string> $models
+     * @return list<string>
+     */
+    private static function choices(?string $choices, array $models): array
+    {
+        return match ($choices) {
+            'models' => $models,
+            'transports' => Protocol::TRANSPORTS,
+            default => Protocol::SERVICES,
+        };
+    }
+
     /** @param list<string> $models */
     private static function convert(
         string $name,
@@ -122,7 +150,7 @@ final class Args
             return $text;
         }
         if ($kind === 'choice') {
-            $allowed = $choices === 'models' ? $models : Protocol::SERVICES;
+            $allowed = self::choices($choices, $models);
             if (!in_array($text, $allowed, true)) {
                 $list = implode(', ', array_map(self::quote(...), $allowed));
                 $why = $choices === 'models' && in_array($text, Protocol::MODELS, true)
@@ -223,14 +251,17 @@ final class Args
         return $code;
     }
 
-    /** @param list<string> $models */
-    public static function usage(array $models): string
+    /**
+     * @param list<string> $models
+     * @param string $prog the program's name, as argparse's prog: another front end's (php-ffi)
+     */
+    public static function usage(array $models, string $prog = self::PROG): string
     {
         $parts = ['[-h]'];
         foreach (Protocol::OPTIONS as $name => [$kind, , , , $choices]) {
             $parts[] = '[' . self::synopsis($name, $kind, $choices, $models) . ']';
         }
-        $lead = 'usage: ' . self::PROG . ' ';
+        $lead = 'usage: ' . $prog . ' ';
         // Wrapped between options, never inside one: "\0" holds an option's own spaces meanwhile.
         $joined = implode(' ', array_map(static fn (string $p): string => str_replace(' ', "\0", $p), $parts));
         $wrapped = wordwrap($joined, 78 - strlen($lead), "\n" . str_repeat(' ', strlen($lead)));
@@ -238,9 +269,9 @@ final class Args
     }
 
     /** @param list<string> $models */
-    public static function help(array $models): string
+    public static function help(array $models, string $prog = self::PROG): string
     {
-        $lines = [self::usage($models), "\n" . self::DESCRIPTION . "\n", "\noptions:\n"];
+        $lines = [self::usage($models, $prog), "\n" . self::DESCRIPTION . "\n", "\noptions:\n"];
         $lines[] = self::helpEntry('-h, --help', 'show this help message and exit');
         foreach (Protocol::OPTIONS as $name => [$kind, $default, , , $choices, $help]) {
             $shown = $kind === 'flag' ? '' : ' (default: ' . var_export($default, true) . ')';
@@ -264,7 +295,7 @@ final class Args
     {
         return match ($kind) {
             'flag' => "--{$name}",
-            'choice' => "--{$name} {" . implode(',', $choices === 'models' ? $models : Protocol::SERVICES) . '}',
+            'choice' => "--{$name} {" . implode(',', self::choices($choices, $models)) . '}',
             default => "--{$name} " . strtoupper(str_replace('-', '_', $name)),
         };
     }

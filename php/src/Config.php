@@ -18,6 +18,10 @@ final class Config
         public readonly bool $ipv6Only,
         /** From ACCEPTLOOP_DAYTIME_EPOCH; null: use the clock. */
         public readonly ?int $daytimeEpoch,
+        /** --transport: 'tcp' (streams) or 'udp' (datagrams). */
+        public readonly string $transport = 'tcp',
+        /** Event loops on the port (Workers), SO_REUSEPORT when more than one. */
+        public readonly int $workers = 1,
     ) {
     }
 }

@@ -23,6 +23,8 @@ final class EventLoop
         private readonly Listeners $listeners,
         private readonly Config $config,
         private readonly Control $control,
+        /** --workers: the count every worker shares against --max-conns; null: this loop's own. */
+        private readonly ?SharedSlots $slots = null,
     ) {
         $this->pause = new AcceptPause();
     }
@@ -157,7 +159,8 @@ final class EventLoop
                 return;
             }
             [$sock, $peer] = $client;
-            if (count($this->conns) >= $this->config->maxConns) {
+            $full = $this->slots !== null ? !$this->slots->take() : count($this->conns) >= $this->config->maxConns;
+            if ($full) {
                 $this->listeners->reject($sock);
                 continue;
             }
@@ -171,6 +174,7 @@ final class EventLoop
     {
         if ($conn->closed()) {
             unset($this->conns[$conn->id]);
+            $this->slots?->give();
         }
     }
 }

@@ -1,6 +1,8 @@
 <?php
 // The server's listening sockets and the network steps done on them: resolve, openListeners,
-// announce, acceptClient, reject, closeListeners (Python: net.py; C: net.c).
+// announce, acceptClient, reject, closeListeners (Python: net.py; C: net.c). With
+// --transport udp the same steps open bound datagram sockets instead (SOCK_DGRAM, no listen),
+// which DatagramLoop serves.
 // Each step is marked (`// step: NAME` ... `// end step`) so the report can show it beside
 // the Python and C code that does the same thing.
 declare(strict_types=1);
@@ -33,8 +35,12 @@ final class Listeners
      */
     private array $sockets = [];
 
+    /** SOCK_STREAM, or SOCK_DGRAM with --transport udp: what resolve asks for and socket opens. */
+    private readonly int $socktype;
+
     public function __construct(private readonly Config $config)
     {
+        $this->socktype = $config->transport === 'udp' ? SOCK_DGRAM : SOCK_STREAM;
     }
 
     /** @return list<\Socket> the listeners still open */
@@ -59,13 +65,13 @@ final class Listeners
     public function resolve(string $host, int $port): array
     {
         // No ai_family: the hints start zeroed, which is AF_UNSPEC (PHP has no constant for it).
-        $hints = ['ai_socktype' => SOCK_STREAM, 'ai_flags' => AI_PASSIVE];
+        $hints = ['ai_socktype' => $this->socktype, 'ai_flags' => AI_PASSIVE];
         $seen = [];
         $out = [];
         foreach ($host === '' ? self::WILDCARD_HOSTS : [$host] as $name) {
             $infos = socket_addrinfo_lookup($name, (string) $port, $hints);
             if ($infos === false) {
-                [$code, $reason] = GaiReason::explain($name, (string) $port, AI_PASSIVE, SOCK_STREAM);
+                [$code, $reason] = GaiReason::explain($name, (string) $port, AI_PASSIVE, $this->socktype);
                 throw new SetupError('resolve', self::formatAddress($host, $port), $code, $reason);
             }
             foreach ($infos as $info) {
@@ -83,7 +89,8 @@ final class Listeners
     // end step
 
     /**
-     * One listening, non-blocking socket for each address the configured host resolves to.
+     * One listening, non-blocking socket for each address the configured host resolves to
+     * (with --transport udp: one bound datagram socket, bindDatagram).
      *
      * With port 0, the first socket's port is reused for the rest. An IPv6 socket is
      * dual-stack unless --ipv6-only is given or an IPv4 address is also being listened on
@@ -92,14 +99,16 @@ final class Listeners
      *
      * @throws SetupError
      */
-    public function openListeners(): void
+    public function openListeners(?int $port = null): void
     {
-        $addresses = $this->resolve($this->config->host, $this->config->port);
+        $port ??= $this->config->port;   // another worker's: the port the first worker's listeners have
+        $addresses = $this->resolve($this->config->host, $port);
         $v6Only = $this->config->ipv6Only || in_array(AF_INET, array_column($addresses, 0), true);
-        $port = $this->config->port;
         try {
             foreach ($addresses as [$family, $protocol, $address]) {
-                $sock = $this->listenOn($family, $protocol, $address, $port, $v6Only);
+                $sock = $this->socktype === SOCK_DGRAM
+                    ? $this->bindDatagram($family, $protocol, $address, $port, $v6Only)
+                    : $this->listenOn($family, $protocol, $address, $port, $v6Only);
                 $this->sockets[] = $sock;
                 if ($port === 0) {
                     [, $port] = self::localAddress($sock);
@@ -128,7 +137,9 @@ final class Listeners
             // step: options
             // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
             // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
+            $reusePort = $this->config->workers > 1;   // every worker's listeners share the port (Workers)
             $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
+                && (!$reusePort || socket_set_option($sock, SOL_SOCKET, SO_REUSEPORT, 1))
                 && ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
                 && socket_set_nonblock($sock));
             if ($ok === false) {
@@ -151,6 +162,41 @@ final class Listeners
             throw $e;
         }
         return $sock;
+    }
+
+    /**
+     * One datagram socket (--transport udp): socket, options, bind, and no listen (a datagram
+     * socket has no queue of connections). No SO_REUSEADDR either: nothing waits in TIME_WAIT,
+     * and on a UDP socket it would let a second server bind the same port without a word.
+     * A step that fails closes the socket and throws SetupError naming it.
+     */
+    private function bindDatagram(int $family, int $protocol, string $address, int $port, bool $v6Only): \Socket
+    {
+        $where = self::formatAddress($address, $port);
+        // step: dgram socket
+        $sock = self::attempt(static fn () => socket_create($family, SOCK_DGRAM, $protocol));
+        if ($sock === false) {
+            throw SetupError::fromSocket('socket', $where, null);
+        }
+        if (self::attempt(static fn () => ($family !== AF_INET6
+            || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only)) && socket_set_nonblock($sock)) === false) {
+            self::closeAndFail($sock, 'setsockopt', $where);
+        }
+        // end step
+        // step: dgram bind
+        if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
+            self::closeAndFail($sock, 'bind', $where);
+        }
+        // end step
+        return $sock;
+    }
+
+    /** The step that failed on $sock, as SetupError (errno read first), once $sock is closed. */
+    private static function closeAndFail(\Socket $sock, string $step, string $where): never
+    {
+        $error = SetupError::fromSocket($step, $where, $sock);
+        socket_close($sock);
+        throw $error;
     }
 
     /**
@@ -259,8 +305,14 @@ final class Listeners
         $this->sockets = [];
     }
 
+    /** The port the listeners have (the kernel's choice for --port 0), once open. */
+    public function port(): int
+    {
+        return self::localAddress($this->sockets[0])[1];
+    }
+
     /** @return array{string, int} where $sock listens: address and port */
-    private static function localAddress(\Socket $sock): array
+    public static function localAddress(\Socket $sock): array
     {
         $address = '';
         $port = 0;
@@ -269,7 +321,7 @@ final class Listeners
     }
 
     /** `127.0.0.1:7` or `[::1]:7`. */
-    private static function formatAddress(string $host, int $port): string
+    public static function formatAddress(string $host, int $port): string
     {
         return str_contains($host, ':') ? "[{$host}]:{$port}" : "{$host}:{$port}";
     }

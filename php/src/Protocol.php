@@ -8,8 +8,20 @@ namespace AcceptLoop;
 final class Protocol
 {
     public const SERVICES = ["echo", "discard", "chargen", "daytime", "message"];
-    public const MODELS = ["iterative", "fork", "threads", "event"];
+    public const MODELS = ["iterative", "fork", "threads", "event", "uring"];
 
+    public const TRANSPORTS = ["tcp", "udp"];
+    public const DATAGRAM_MODELS = ["iterative", "event"];
+    public const DATAGRAM_SERVICES = ["echo", "discard", "chargen", "daytime"];
+    public const DATAGRAM_RECV_BUFFER = 65537;
+    public const DATAGRAM_MAX_PAYLOAD = 65507;
+    public const DATAGRAM_CHARGEN_LINES = 6;
+    public const DATAGRAM_WRONG_MODEL = "--transport udp: the model must be iterative or event";
+    public const DATAGRAM_NO_DATAGRAM_FORM = "--transport udp: message has no datagram form";
+
+    /** --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model). */
+    public const WORKER_MODELS = ["event"];
+    public const WORKERS_REFUSAL = "argument --workers: more than one worker needs a model that runs an event loop, not %s";
     public const CHARGEN_LINE_LENGTH = 72;
     public const CHARGEN_FIRST_CHAR = 32;
     public const CHARGEN_LAST_CHAR = 126;
@@ -59,5 +71,7 @@ final class Protocol
         "max-conns" => ["int", 1000, 1, 1000000, null, "connections served at once; one more is accepted and closed at once"],
         "idle-timeout" => ["seconds", 60, 0, 86400, null, "close a connection that neither sends nor receives for this long; 0 never"],
         "ipv6-only" => ["flag", false, 0, 0, null, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack"],
+        "transport" => ["choice", "tcp", 0, 0, "transports", "tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)"],
+        "workers" => ["int", 1, 1, 256, null, "event loops serving the port, each with listeners of its own (SO_REUSEPORT); --max-conns counts them all"],
     ];
 }

@@ -1,6 +1,6 @@
 <?php
 // The PHP server's main: the contract's options, the signals, the listeners, the model's
-// loop (Python: server/__init__.py).
+// loop over connections or datagrams (Python: server/__init__.py).
 declare(strict_types=1);
 
 namespace AcceptLoop;
@@ -29,6 +29,9 @@ final class Server
             Os::writeAll(STDOUT, Args::help($models));
             return Protocol::EXIT_OK;
         }
+        if ($config->workers > 1) {
+            return Workers::serveWorkers($config);
+        }
         try {
             $control = new Control($config->grace);
             $control->installSignalHandlers(watchChildren: $config->model === 'fork');
@@ -39,11 +42,7 @@ final class Server
         }
         $listeners->announce();
         try {
-            match ($config->model) {
-                'iterative' => (new IterativeModel($listeners, $config, $control))->runIterative(),
-                'fork' => (new ForkModel($listeners, $config, $control))->runFork(),
-                'event' => (new EventLoop($listeners, $config, $control))->runEvent(),
-            };
+            self::run($listeners, $config, $control);
         } catch (\Throwable $e) {
             // One line, never a stack trace.
             return self::fail("{$config->model} loop: " . get_class($e) . ': ' . $e->getMessage());
@@ -52,8 +51,26 @@ final class Server
         return Protocol::EXIT_OK;
     }
 
+    /** The model's loop, over connections or (--transport udp, iterative or event) datagrams. */
+    private static function run(Listeners $listeners, Config $config, Control $control): void
+    {
+        if ($config->transport === 'udp') {
+            $datagrams = new DatagramLoop($listeners, $config, $control);
+            match ($config->model) {
+                'iterative' => $datagrams->runIterative(),
+                'event' => $datagrams->runEvent(),
+            };
+            return;
+        }
+        match ($config->model) {
+            'iterative' => (new IterativeModel($listeners, $config, $control))->runIterative(),
+            'fork' => (new ForkModel($listeners, $config, $control))->runFork(),
+            'event' => (new EventLoop($listeners, $config, $control))->runEvent(),
+        };
+    }
+
     /** Print one line on stderr and give the failure exit code. */
-    private static function fail(string $message): int
+    public static function fail(string $message): int
     {
         Os::log($message);
         return Protocol::EXIT_FAILURE;

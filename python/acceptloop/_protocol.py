@@ -11,13 +11,30 @@ SERVICE_SUMMARY = {
     'daytime': 'one line with the date and time, then close',
     'message': 'read one message, log it, reply once, close',
 }
-MODELS = ('iterative', 'fork', 'threads', 'event')
+MODELS = ('iterative', 'fork', 'threads', 'event', 'uring')
 MODEL_SUMMARY = {
     'iterative': "one client at a time, the tutorials' loop",
     'fork': 'a process per connection',
     'threads': 'a thread per connection',
     'event': 'one thread, non-blocking sockets, a readiness loop',
+    'uring': 'one thread, io_uring: multishot accept and receive, sends in batches (C core only)',
 }
+
+TRANSPORTS = ('tcp', 'udp')
+TRANSPORT_SUMMARY = {
+    'tcp': 'connection-oriented: listen, accept, then a byte stream per client',
+    'udp': 'connectionless: recvfrom a datagram, sendto its sender the answer',
+}
+DATAGRAM_MODELS = ('iterative', 'event')
+DATAGRAM_SERVICES = ('echo', 'discard', 'chargen', 'daytime')
+DATAGRAM_RECV_BUFFER = 65537
+DATAGRAM_MAX_PAYLOAD = 65507
+DATAGRAM_CHARGEN_LINES = 6
+DATAGRAM_WRONG_MODEL = '--transport udp: the model must be iterative or event'
+DATAGRAM_NO_DATAGRAM_FORM = '--transport udp: message has no datagram form'
+# --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model).
+WORKER_MODELS = ('event',)
+WORKERS_REFUSAL = 'argument --workers: more than one worker needs a model that runs an event loop, not %s'
 
 CHARGEN_LINE_LENGTH = 72
 CHARGEN_FIRST_CHAR = 32
@@ -68,6 +85,8 @@ OPTIONS = (
     ('max-conns', 'int', 1000, 1, 1000000, None, 'connections served at once; one more is accepted and closed at once'),
     ('idle-timeout', 'seconds', 60, 0, 86400, None, 'close a connection that neither sends nor receives for this long; 0 never'),
     ('ipv6-only', 'flag', False, None, None, None, "IPv6 listeners accept IPv6 only (IPV6_V6ONLY); by default '::' is dual-stack"),
+    ('transport', 'choice', 'tcp', None, None, 'transports', 'tcp: a stream per client; udp: one datagram answered per datagram (iterative or event)'),
+    ('workers', 'int', 1, 1, 256, None, 'event loops serving the port, each with listeners of its own (SO_REUSEPORT); --max-conns counts them all'),
 )
 DEFAULT_SERVICE = 'echo'
 DEFAULT_MODEL = 'event'
@@ -78,3 +97,5 @@ DEFAULT_GRACE = 5
 DEFAULT_MAX_CONNS = 1000
 DEFAULT_IDLE_TIMEOUT = 60
 DEFAULT_IPV6_ONLY = False
+DEFAULT_TRANSPORT = 'tcp'
+DEFAULT_WORKERS = 1

@@ -24,6 +24,50 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
                    help="only cells whose id (impl-model-scenario) matches, as pytest's -k: 'php and echo'")
 
 
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    """`acceptloop bench`: the profiles, the CPU sets, the rounds and where the results go."""
+    bench = sub.add_parser("bench", help="measure every implementation under load; write results/bench.json",
+                           description="The C load generator against every implementation (the ports and the peers): "
+                                       "server on --server-cpus (default CPU 0), client on --client-cpus (default "
+                                       "CPU 1), implementations interleaved round by round. Writes JSON that `acceptloop report` turns into charts and ratios.")
+    _add_selection(bench)
+    speed = bench.add_mutually_exclusive_group()
+    speed.add_argument("--quick", dest="profile", action="store_const", const="quick",
+                       help="the cells every target needs (the default; about a minute)")
+    speed.add_argument("--full", dest="profile", action="store_const", const="full",
+                       help="every workload (about 20 minutes)")
+    speed.add_argument("--scaling", dest="profile", action="store_const", const="scaling",
+                       help="64 B echo at 256 connections with --workers 1, 2, 4, ... up to the server CPUs")
+    speed.add_argument("--profile", dest="profile", choices=("quick", "full", "scaling"),
+                       help="the profile by name (the same as --quick, --full, --scaling)")
+    bench.add_argument("--server-cpus", metavar="LIST", help="the CPUs the server runs on, as 0, 0-3 or 0,2 "
+                       "(default: the first CPU this process may use)")
+    bench.add_argument("--client-cpus", metavar="LIST", help="the CPUs of the load generator, which runs on the "
+                       "first of them (default: the next CPU after the server's)")
+    bench.add_argument("--rounds", type=int, metavar="N", help="measured runs per cell (at least 3 for the report's "
+                       "median, min and max; default: the profile's)")
+    bench.add_argument("--json", metavar="FILE", type=Path, default=Path("results/bench.json"),
+                       help="where to write the results (default: results/bench.json)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_loadgen_parser(sub: argparse._SubParsersAction) -> None:
+    """`acceptloop loadgen`: the C load generator once, against a server already running."""
+    loadgen = sub.add_parser("loadgen", help="run the C load generator once against a server and print what it measured",
+                             description="One thread, epoll, non-blocking sockets with TCP_NODELAY, closed loop. "
+                                         "Prints the result as JSON.")
+    loadgen.add_argument("--host", default="127.0.0.1")
+    loadgen.add_argument("--port", type=int, required=True)
+    loadgen.add_argument("--mode", default="echo", help="echo, connect, ingest, egress, idle or datagram (UDP echo)")
+    loadgen.add_argument("--io", default="epoll", help="epoll (default) or uring (io_uring; echo and connect)")
+    loadgen.add_argument("--connections", type=int, default=1)
+    loadgen.add_argument("--size", type=int, help="echo: bytes per message (default 64)")
+    loadgen.add_argument("--warmup", type=float, help="seconds before the measured window (default 1)")
+    loadgen.add_argument("--duration", type=float, help="seconds in the measured window (default 5)")
+    loadgen.add_argument("--cpu", type=int, default=-1, help="pin the generator to this CPU")
+    loadgen.add_argument("--watch-pid", type=int, default=0, help="read this server's CPU and RSS at the window's edges")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acceptloop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -73,34 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--bench", metavar="FILE", type=Path,
                         help="the benchmark's results (default: results/bench.json when it exists)")
     report.add_argument("--out", metavar="DIR", type=Path, help="where to write the report (default: report/)")
-    bench = sub.add_parser("bench", help="measure every implementation under load; write results/bench.json",
-                           description="The C load generator against every implementation (the ports and the peers): "
-                                       "server on CPU 0, client on CPU 1, implementations interleaved round by "
-                                       "round. Writes JSON that `acceptloop report` turns into charts and ratios.")
-    _add_selection(bench)
-    speed = bench.add_mutually_exclusive_group()
-    speed.add_argument("--quick", dest="profile", action="store_const", const="quick",
-                       help="the cells every target needs (the default; about a minute)")
-    speed.add_argument("--full", dest="profile", action="store_const", const="full",
-                       help="every workload (about 20 minutes)")
-    bench.add_argument("--rounds", type=int, metavar="N", help="measured runs per cell (at least 3 for the report's "
-                       "median, min and max; default: the profile's)")
-    bench.add_argument("--json", metavar="FILE", type=Path, default=Path("results/bench.json"),
-                       help="where to write the results (default: results/bench.json)")
-    bench.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    loadgen = sub.add_parser("loadgen", help="run the C load generator once against a server and print what it measured",
-                             description="One thread, epoll, non-blocking sockets with TCP_NODELAY, closed loop. "
-                                         "Prints the result as JSON.")
-    loadgen.add_argument("--host", default="127.0.0.1")
-    loadgen.add_argument("--port", type=int, required=True)
-    loadgen.add_argument("--mode", default="echo", help="echo, connect, ingest, egress or idle")
-    loadgen.add_argument("--connections", type=int, default=1)
-    loadgen.add_argument("--size", type=int, help="echo: bytes per message (default 64)")
-    loadgen.add_argument("--warmup", type=float, help="seconds before the measured window (default 1)")
-    loadgen.add_argument("--duration", type=float, help="seconds in the measured window (default 5)")
-    loadgen.add_argument("--cpu", type=int, default=-1, help="pin the generator to this CPU")
-    loadgen.add_argument("--watch-pid", type=int, default=0, help="read this server's CPU and RSS at the window's edges")
+    _add_bench_parser(sub)
+    _add_loadgen_parser(sub)
     return parser
 
 
@@ -167,11 +185,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.rounds is not None and args.rounds < 1:
         print("acceptloop bench: --rounds must be at least 1", file=sys.stderr)
         return P.EXIT_USAGE
+    scaling = None
     try:
+        pins = bench_runner.pinning(*(None if text is None else bench_runner.parse_cpus(text)
+                                      for text in (args.server_cpus, args.client_cpus)))
         sel = session.Selection(implementations=args.implementations, impl=args.impl)
         impls = session.implementations(sel, include_peers=True)
+        if not args.impl:
+            impls = bench_plan.measured_by_default(impls)
         floors = session.floors(sel)
-        plan = bench_plan.plan(impls, profile, args.model, args.keyword, args.rounds, floors)
+        if profile is bench_plan.SCALING:
+            plan, scaling = bench_plan.scaling_plan(impls, len(pins["server_cpus"]) or 1, args.keyword,
+                                                    args.rounds, floors)
+        else:
+            plan = bench_plan.plan(impls, profile, args.model, args.keyword, args.rounds, floors)
     except (RegistryError, session.SelectionError, ValueError) as e:
         print(f"acceptloop bench: {e}", file=sys.stderr)
         return P.EXIT_USAGE
@@ -182,11 +209,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if all(c.impl.role == "floor" for c in plan.cells):
         print("acceptloop bench: nothing matches that selection", file=sys.stderr)
         return P.EXIT_USAGE
-    runs, fairness = bench_runner.run(plan, quiet=args.quiet)
+    runs, fairness = bench_runner.run(plan, quiet=args.quiet, pins=pins)
+    if scaling is not None:
+        fairness["many workers"] = scaling["verdict"]
     measured = {c.impl.name: c.impl for c in plan.cells}       # the control twin included
     impl_docs = [results_io.describe_impl(i) | {"role": i.role} for i in measured.values()]
     doc = summary.document(plan, runs, fairness, provenance.collect(), impl_docs)
     doc["left_out"] = unavailable
+    if scaling is not None:
+        doc["scaling"] = scaling
+        print(f"scaling: {scaling['verdict']}")
     results_io.write_json(args.json, doc)
     failed = [c["id"] for c in doc["cells"] if any(f.startswith("failed") for f in c["flags"])]
     for t in doc["targets"]:
@@ -207,7 +239,8 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
 
     try:
         result = run_load(args.host, args.port, args.mode, args.connections, message_size=args.size,
-                          warmup=args.warmup, duration=args.duration, cpu=args.cpu, watch_pid=args.watch_pid)
+                          warmup=args.warmup, duration=args.duration, cpu=args.cpu, watch_pid=args.watch_pid,
+                          io=args.io)
     except ValueError as e:
         print(f"acceptloop loadgen: {e}", file=sys.stderr)
         return P.EXIT_USAGE

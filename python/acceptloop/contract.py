@@ -32,6 +32,8 @@ class ServerConfig:
     idle_timeout: float
     ipv6_only: bool
     daytime_epoch: int | None   # from ACCEPTLOOP_DAYTIME_EPOCH; None: use the clock
+    transport: str = "tcp"      # --transport: "tcp" (streams) or "udp" (datagrams)
+    workers: int = 1            # event loops on the port (SO_REUSEPORT when more than one)
 
 
 # The contract's grammar for numbers (protocol.toml [grammar]): matched whole, before converting, so
@@ -84,7 +86,7 @@ class _ContractParser(argparse.ArgumentParser):
 def build_parser(prog: str, models: Sequence[str]) -> argparse.ArgumentParser:
     """An argparse parser for the contract, offering only `models`."""
     parser = _ContractParser(prog=prog, description="A TCP accept loop that follows the acceptloop contract.")
-    choices = {"services": P.SERVICES, "models": tuple(models)}
+    choices = {"services": P.SERVICES, "models": tuple(models), "transports": P.TRANSPORTS}
     for name, kind, default, low, high, choice_list, help_text in P.OPTIONS:
         flag = f"--{name}"
         if kind == "flag":
@@ -108,10 +110,23 @@ def daytime_epoch_from_env(parser: argparse.ArgumentParser) -> int | None:
     raise AssertionError("unreachable")
 
 
-def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str]) -> ServerConfig:
-    """Parse the contract's options; on a bad one print usage and exit 2."""
+def check_workers(parser: argparse.ArgumentParser, workers: int, model: str, several: bool) -> None:
+    """--workers N > 1 only with a model that runs an event loop (protocol.toml [workers]), and
+    only in a front end that can run several (`several`); else usage and exit 2."""
+    if workers > 1 and model not in P.WORKER_MODELS:
+        parser.error(P.WORKERS_REFUSAL % model)
+    if workers > 1 and not several:
+        parser.error(f"argument --workers: {parser.prog} runs one worker, not {workers}")
+
+
+def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str],
+               several_workers: bool = False) -> ServerConfig:
+    """Parse the contract's options; on a bad one print usage and exit 2. `several_workers`: this
+    front end can run more than one worker (--workers N > 1)."""
     parser = build_parser(prog, models)
     ns = parser.parse_args(argv)
+    check_transport(parser, ns.transport, ns.model, ns.service)
+    check_workers(parser, ns.workers, ns.model, several_workers)
     return ServerConfig(
         service=ns.service,
         model=ns.model,
@@ -123,4 +138,17 @@ def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str]) -> 
         idle_timeout=float(ns.idle_timeout),
         ipv6_only=ns.ipv6_only,
         daytime_epoch=daytime_epoch_from_env(parser),
+        transport=ns.transport,
+        workers=ns.workers,
     )
+
+
+def check_transport(parser: argparse.ArgumentParser, transport: str, model: str, service: str) -> None:
+    """--transport udp takes the models that need no accept and the services with a datagram form
+    (protocol.toml [datagram]); anything else is a usage error, in the same words in every port."""
+    if transport != "udp":
+        return
+    if model not in P.DATAGRAM_MODELS:
+        parser.error(P.DATAGRAM_WRONG_MODEL)
+    if service not in P.DATAGRAM_SERVICES:
+        parser.error(P.DATAGRAM_NO_DATAGRAM_FORM)

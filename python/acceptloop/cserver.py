@@ -71,6 +71,29 @@ def _check(config: ServerConfig) -> None:
         raise ValueError(f"model: no such model: {config.model!r}")
 
 
+def _c_config(config: ServerConfig, binding: Any) -> tuple[Any, Any]:
+    """The `struct al_config` for `config`, and the host's C string it points at (alive until
+    al_server_new has copied it)."""
+    cfg = ffi.new("struct al_config *")
+    lib.al_config_defaults(cfg)
+    host = ffi.new("char[]", config.host.encode())
+    cfg.service = lib.al_service_index(config.service.encode())
+    cfg.model = lib.al_model_index(config.model.encode())
+    cfg.host = host
+    cfg.port = config.port
+    cfg.backlog = config.backlog
+    cfg.grace = config.grace
+    cfg.max_conns = config.max_conns
+    cfg.idle_timeout = config.idle_timeout
+    cfg.ipv6_only = int(config.ipv6_only)
+    cfg.transport = lib.al_transport_index(config.transport.encode())
+    cfg.has_daytime_epoch = int(config.daytime_epoch is not None)
+    cfg.daytime_epoch = config.daytime_epoch or 0
+    if binding is not None:
+        cfg.handler = binding.struct
+    return cfg, host
+
+
 class CServer:
     """One C server: listening from construction, serving in a thread after `start()`.
 
@@ -110,23 +133,9 @@ class CServer:
         self.config = default_config(**options) if config is None else dataclasses.replace(config, **options)
         _check(self.config)
         self._binding = _bind(handler, self.config.model)   # alive as long as the server
-        cfg = ffi.new("struct al_config *")
-        lib.al_config_defaults(cfg)
-        host = ffi.new("char[]", self.config.host.encode())   # al_server_new copies it
-        cfg.service = lib.al_service_index(self.config.service.encode())
-        cfg.model = lib.al_model_index(self.config.model.encode())
-        cfg.host = host
-        cfg.port = self.config.port
-        cfg.backlog = self.config.backlog
-        cfg.grace = self.config.grace
-        cfg.max_conns = self.config.max_conns
-        cfg.idle_timeout = self.config.idle_timeout
-        cfg.ipv6_only = int(self.config.ipv6_only)
-        cfg.has_daytime_epoch = int(self.config.daytime_epoch is not None)
-        cfg.daytime_epoch = self.config.daytime_epoch or 0
-        if self._binding is not None:
-            cfg.handler = self._binding.struct
+        cfg, host = _c_config(self.config, self._binding)
         srv = lib.al_server_new(cfg)
+        del host            # al_server_new copied it
         if srv == ffi.NULL:
             code = ffi.errno
             # The config is checked already: what is left to fail is making the stop and

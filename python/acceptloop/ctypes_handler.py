@@ -31,7 +31,7 @@ from acceptloop.handlers import Handler, handler_failed, handler_for
 from acceptloop.paths import BUILD
 
 LIBRARY = os.environ.get("ACCEPTLOOP_LIBRARY") or str(BUILD / "libacceptloop.so")
-MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m != "fork")
+MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m not in ("fork", "uring"))
 _FRONT_END_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
 
 AL_OK, AL_ERR = 0, -1
@@ -54,7 +54,7 @@ class AlConfig(ctypes.Structure):
                 ("port", ctypes.c_int), ("backlog", ctypes.c_int), ("grace", ctypes.c_double),
                 ("max_conns", ctypes.c_int), ("idle_timeout", ctypes.c_double), ("ipv6_only", ctypes.c_int),
                 ("has_daytime_epoch", ctypes.c_int), ("daytime_epoch", ctypes.c_longlong),
-                ("handler", ctypes.POINTER(AlHandler))]
+                ("handler", ctypes.POINTER(AlHandler)), ("transport", ctypes.c_int)]
 
 
 # What this module calls, and how: ctypes knows nothing of the header.

@@ -25,8 +25,8 @@ from typing import Any, Sequence
 from acceptloop import _protocol as P
 from acceptloop.handlers import Handler, handler_failed, handler_for
 
-# Every model but fork (see above).
-MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m != "fork")
+# Every model but fork (see above) and uring (the registry does not list it for the handler hosts).
+MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m not in ("fork", "uring"))
 
 
 class CffiConn:

@@ -19,6 +19,8 @@ from acceptloop._loadgen import ffi, lib
 
 # The load generator's modes and error kinds, named by the C side (loadgen/loadgen.h).
 LOAD_MODES: tuple[str, ...] = tuple(ffi.string(lib.al_load_mode_name(i)).decode() for i in range(lib.AL_LOAD_MODES))
+# How it drives its sockets: "epoll" (every mode) or "uring" (echo and connect only).
+LOAD_IOS: tuple[str, ...] = tuple(ffi.string(lib.al_load_io_name(i)).decode() for i in range(lib.AL_LOAD_IOS))
 LOAD_ERRORS: tuple[str, ...] = tuple(
     ffi.string(lib.al_load_error_name(i)).decode() for i in range(lib.AL_LOAD_ERR_KINDS)
 )
@@ -37,7 +39,7 @@ def _number(name: str, value: Any, low: float, high: float, *, integer: bool = F
 
 def run_load(host: str, port: int, mode: str, connections: int, message_size: int | None = None,
              warmup: float | None = None, duration: float | None = None, cpu: int = -1,
-             connect_timeout: float | None = None, watch_pid: int = 0) -> dict[str, Any]:
+             connect_timeout: float | None = None, watch_pid: int = 0, io: str = "epoll") -> dict[str, Any]:
     """Run the C load generator once against a server and return what it measured.
 
     One thread, epoll, non-blocking sockets with TCP_NODELAY; closed loop: each
@@ -45,9 +47,19 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     says what each mode does). `mode` is one of LOAD_MODES:
     echo (message_size bytes back and forth), connect (daytime: one op = one
     whole connection), ingest (discard: write 64 KiB chunks), egress (chargen:
-    read), idle (hold the connections open, send nothing). Arguments left at
+    read), idle (hold the connections open, send nothing), datagram (UDP
+    echo: `connections` connected UDP sockets, each a message_size-byte
+    request and its reply at a time, at most 65507 bytes; a reply not back
+    within 200 ms is counted lost, errors["timeout"]). Arguments left at
     None take the C defaults: message_size 64, warmup 1 s, duration 5 s,
     connect_timeout 3 s. `cpu` pins the calling thread for the run (-1: not).
+    `io` is how it drives the sockets, one of LOAD_IOS: "epoll" (a send or recv
+    per operation, readiness from epoll_wait) or "uring" (echo and connect: one
+    io_uring_enter per loop turn; echo batches the turn's sends and keeps a
+    multishot receive per connection, connect submits each connection as one
+    chain of connect, poll for the FIN, recv and close; so the client spends
+    less CPU per operation); "uring" raises
+    OSError (step "io_uring") where the kernel or the build has no io_uring.
 
     Blocks for about warmup + duration seconds (plus connecting, at most
     connect_timeout, and closing, at most 1 s) with the GIL released, and
@@ -55,12 +67,15 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     the measured window only (MB = 10^6 bytes), errors and connections are of
     the whole run:
 
-        mode, connections (the most established at once), ops, ops_per_s,
+        mode, io (the I/O mode used), connections (the most established at
+        once), ops, ops_per_s,
         bytes_sent, bytes_received, elapsed_s, mb_per_s (received for echo,
         connect and egress; sent for ingest), latency_us {p50, p90, p99,
         p999, min, max, mean} (one sample per op, within 0.8%),
         latency_samples, client_cpu_s and client_cpu_pct (the generator
         thread's own user + system CPU over the window; 100 = one CPU),
+        client_instructions (the instructions it retired meanwhile, user and
+        kernel; None without the CPU's counters),
         errors {kind: count} for every kind in LOAD_ERRORS, other_errno
         (the errno name of the last "other" error, "" if none), and with
         `watch_pid` the server's CPU over the window (server_cpu_s, with its
@@ -79,6 +94,8 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     if not isinstance(host, str) or not host:
         raise ValueError(f"host: {host!r} is not a host name or address")
     _number("port", port, 1, 65535, integer=True)
+    if io not in LOAD_IOS:
+        raise ValueError(f"io: no such I/O mode: {io!r} (one of {', '.join(LOAD_IOS)})")
     if mode not in LOAD_MODES:
         raise ValueError(f"mode: no such mode: {mode!r} (one of {', '.join(LOAD_MODES)})")
     _number("connections", connections, 1, lib.AL_LOAD_MAX_CONNS, integer=True)
@@ -104,6 +121,7 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     cfg.mode = lib.al_load_mode_index(mode.encode())
     cfg.connections = connections
     cfg.cpu = cpu
+    cfg.io = lib.al_load_io_index(io.encode())
     if watch_pid:
         _number("watch_pid", watch_pid, 1, 2**31 - 1, integer=True)
         cfg.watch_pid = watch_pid
@@ -119,6 +137,7 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         raise error
     return {
         "mode": mode,
+        "io": LOAD_IOS[res.io],
         "connections": res.connections,
         "ops": res.ops,
         "ops_per_s": res.ops_per_s,
@@ -134,6 +153,7 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
         "latency_samples": res.latency_count,
         "client_cpu_s": res.client_cpu_s,
         "client_cpu_pct": res.client_cpu_pct,
+        "client_instructions": _counted(res.client_instructions),
         "errors": {name: res.errors[i] for i, name in enumerate(LOAD_ERRORS)},
         "other_errno": ffi.string(res.other_errno).decode(),
         "server_cpu_s": res.server_cpu_s if watch_pid else None,

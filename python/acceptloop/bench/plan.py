@@ -1,7 +1,8 @@
 """What the benchmark measures: the workloads, the profiles, and which cells each implementation runs.
 
 A cell is (workload, implementation, model). The event model of every
-implementation runs the whole matrix; the other models run a representative
+implementation runs the whole matrix, the uring model (the C core's) every echo
+workload in the full profile; the other models run a representative
 subset (1 KiB echo at 1 and 16 connections, and the connection rate).
 """
 from __future__ import annotations
@@ -37,11 +38,25 @@ class Workload:
         return "mb_per_s" if self.kind in ("ingest", "egress") else "ops_per_s"
 
     @property
+    def io(self) -> str:
+        """How the load generator drives this workload's sockets (IO_RULE): "uring" for echo and the
+        connection rate at URING_FROM connections or more, where the epoll generator would saturate
+        its core before an event-model server does; "epoll" for the rest (one connection waits on
+        the server whatever the client's cost; the streams and idle are not driven by io_uring)."""
+        return "uring" if self.kind in ("echo", "connect") and self.connections >= URING_FROM else "epoll"
+
+    @property
     def op(self) -> str:
         """What one operation is, for 'server CPU per operation'."""
         return {"echo": "round trip", "connect": "connection", "ingest": "MB received",
                 "egress": "MB sent", "idle": "connection held"}[self.kind]
 
+
+URING_FROM = 16
+IO_RULE = (f"echo and connect at {URING_FROM} connections or more: io_uring (echo: batched sends, one multishot "
+           f"receive per connection; connect: one chain of linked requests per connection), so that the generator "
+           f"spends less CPU per operation than with epoll; everything else: epoll; a machine without io_uring runs "
+           f"those cells on epoll, and each run records the mode it used")
 
 SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
 
@@ -54,11 +69,12 @@ def workload(kind: str, connections: int, size: int = 0) -> Workload:
 class Profile:
     name: str
     event: tuple[Workload, ...]          # for the event model of every implementation
-    other: tuple[Workload, ...]          # for every other model
+    other: tuple[Workload, ...]          # for the per-connection models (iterative, fork, threads)
     rounds: int
     warmup: float
     duration: float
     description: str = ""
+    uring: tuple[Workload, ...] = ()     # for the uring model (the C core's)
 
 
 SIZES = (64, KIB, 16 * KIB, 256 * KIB)
@@ -72,20 +88,33 @@ FULL = Profile(
            *(workload("egress", c) for c in (1, 16)),
            workload("idle", 1000)),
     other=(workload("echo", 1, KIB), workload("echo", 16, KIB), workload("connect", 1), workload("connect", 16)),
+    uring=tuple(workload("echo", c, s) for s in SIZES for c in CONCURRENCY),
     rounds=3, warmup=0.3, duration=1.0,
-    description="every workload on the event model, a representative subset on the others; 3 rounds",
+    description="every workload on the event model, every echo workload on uring, a representative subset on "
+                "the others; 3 rounds",
 )
 
 QUICK = Profile(
     name="quick",
-    event=(workload("echo", 16, 64), workload("echo", 256, 64), workload("connect", 1), workload("idle", 1000)),
-    other=(workload("connect", 1),),
+    event=(workload("echo", 16, 64), workload("echo", 256, 64), workload("connect", 1)),
+    other=(),
+    uring=(workload("echo", 256, 64),),
     rounds=3, warmup=0.05, duration=0.2,
-    description="64 B echo at 16 and 256 connections, the connection rate and 1,000 idle connections on the event "
-                "model, the connection rate on the others, and the cells the targets name; short windows",
+    description="64 B echo at 16 and 256 connections and the connection rate on the event model, 64 B echo at 256 "
+                "on uring, and the cells the targets name (the other models' connection rate, 1,000 idle "
+                "connections) for the implementations they compare; short windows",
 )
 
-PROFILES = {p.name: p for p in (QUICK, FULL)}
+SCALING = Profile(
+    name="scaling",
+    event=(workload("echo", 256, 64),),
+    other=(),
+    rounds=3, warmup=0.3, duration=1.0,
+    description="64 B echo at 256 connections on the event model of every implementation that takes --workers, "
+                "with --workers 1, 2, 4, ... up to the number of server CPUs (--server-cpus); 3 rounds",
+)
+
+PROFILES = {p.name: p for p in (QUICK, FULL, SCALING)}
 
 
 @dataclass(frozen=True)
@@ -132,8 +161,10 @@ def target_cells(impls: Sequence[Implementation]) -> dict[tuple[Workload, str], 
     for impl in impls:
         for t in impl.bench.targets if impl.bench else ():
             for model, workload_id in t.cells():
-                names = need.setdefault((parse_workload_id(workload_id), model), set())
-                names.update(n for n in (impl.name, t.against) if n)
+                w = parse_workload_id(workload_id)
+                need.setdefault((w, model), set()).add(impl.name)
+                if t.against:
+                    need.setdefault((w, t.against_model or model), set()).add(t.against)
     return need
 
 
@@ -156,6 +187,8 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
     for w in profile.other:
         for m in ("iterative", "fork", "threads"):
             groups.append((w, m, None))
+    for w in profile.uring:
+        groups.append((w, "uring", None))
     have = {(w, m) for w, m, _ in groups}
     for (w, m), names in target_cells(impls).items():
         if (w, m) not in have:
@@ -197,3 +230,46 @@ def add_floors(cells: list[Cell], floors: Sequence[Implementation]) -> list[Cell
                     if cell.workload.service in f.services and f.models]
         out.append(cell)
     return out
+
+
+def worker_counts(server_cpus: int) -> list[int]:
+    """--workers for the scaling profile: 1, 2, 4, ... up to the server CPUs (at least 1)."""
+    counts = [1]
+    while counts[-1] * 2 <= server_cpus:
+        counts.append(counts[-1] * 2)
+    return counts
+
+
+def with_workers(impl: Implementation, workers: int) -> Implementation:
+    """`impl` run with --workers N, under a name of its own (`NAME-workersN`); no bench stanza."""
+    assert impl.command is not None
+    return dataclasses.replace(impl, name=f"{impl.name}-workers{workers}",
+                               command=(*impl.command, "--workers", str(workers)), bench=None)
+
+
+def scaling_plan(impls: Sequence[Implementation], server_cpus: int, keyword: str | None = None,
+                 rounds: int | None = None, floors: Sequence[Implementation] = ()) -> tuple[Plan, dict]:
+    """The scaling profile: every implementation whose registry entry takes the contract's
+    --workers (options) on its event model, once per worker count; and the record of what could
+    be measured (the results' `scaling`: the counts, and whether more than one could be run)."""
+    counts = worker_counts(server_cpus)
+    scalable = [i for i in impls if "workers" in i.options and "event" in i.models and i.command is not None]
+    variants = [with_workers(i, n) for n in counts for i in scalable]
+    record = {
+        "server_cpus": server_cpus,
+        "workers": counts,
+        "scaled": len(counts) > 1,
+        "implementations": [i.name for i in scalable],
+        "verdict": (f"measured with --workers {', '.join(map(str, counts))} on {server_cpus} server CPUs"
+                    if len(counts) > 1 else
+                    f"could not scale: {server_cpus} server CPU, so --workers 1 only; scaling needs at least 2 "
+                    "server CPUs (--server-cpus 0-3 --client-cpus 4-7 on a larger machine)"),
+    }
+    return plan(variants, SCALING, None, keyword, rounds, floors), record
+
+
+def measured_by_default(impls: Sequence[Implementation]) -> list[Implementation]:
+    """What a bench run measures when no --impl names its implementations: every entry with a
+    bench stanza (an entry without one, such as a port run with --workers 2 for the suite, is
+    measured only when named, or by the scaling profile through the entry it derives from)."""
+    return [i for i in impls if i.bench is not None]

@@ -1,5 +1,6 @@
-"""Running the benchmark: one fresh server per run, pinned to CPU 0; the C load generator
-pinned to CPU 1; the server's CPU and memory read from /proc at the window's edges.
+"""Running the benchmark: one fresh server per run, pinned to the server's CPUs (default CPU 0);
+the C load generator pinned to the first of the client's CPUs (default CPU 1); the server's CPU
+and memory read from /proc at the window's edges.
 """
 from __future__ import annotations
 
@@ -8,22 +9,51 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from acceptloop.bench.plan import Cell, Plan
 from acceptloop.bench.loadgen import run_load
 from acceptloop.suite.process import ServerProcess, ServerStartError
 
-SERVER_CPU, CLIENT_CPU = 0, 1
 CONNECT_TIMEOUT = 5.0
 
 
-def pinning() -> dict[str, Any]:
-    """Server on CPU 0 and client on CPU 1 when there are at least two; otherwise no pinning."""
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """A CPU list as the kernel writes one (`0`, `0-3`, `0,2,4-5`): the CPUs, ascending, once
+    each. ValueError naming what is wrong."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError(f"not a CPU list: {text!r} (write it as 0, 0-3 or 0,2,4-5)")
+        first, last = int(low), int(high) if sep else int(low)
+        if last < first:
+            raise ValueError(f"not a CPU list: {text!r} ({part} runs backwards)")
+        cpus.update(range(first, last + 1))
+    return tuple(sorted(cpus))
+
+
+def pinning(server_cpus: Sequence[int] | None = None, client_cpus: Sequence[int] | None = None) -> dict[str, Any]:
+    """Where the server and the load generator run. Given: those CPU sets (each must be available
+    to this process, and the two must not overlap); not given: the server on the first available
+    CPU and the client on the second, or no pinning on a machine of one CPU. ValueError when a
+    given set cannot be used. The load generator is one thread: it runs on the first client CPU."""
     cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) >= 2:
-        return {"server_cpu": cpus[0], "client_cpu": cpus[1], "pinned": True}
-    return {"server_cpu": None, "client_cpu": None, "pinned": False}
+    given = server_cpus is not None or client_cpus is not None
+    if not given and len(cpus) < 2:
+        return {"server_cpu": None, "client_cpu": None, "server_cpus": [], "client_cpus": [],
+                "pinned": False, "given": False}
+    server = list(server_cpus) if server_cpus is not None else [c for c in cpus if c not in (client_cpus or ())][:1]
+    client = list(client_cpus) if client_cpus is not None else [c for c in cpus if c not in server][:1]
+    for what, chosen in (("--server-cpus", server), ("--client-cpus", client)):
+        missing = [c for c in chosen if c not in cpus]
+        if missing or not chosen:
+            raise ValueError(f"{what}: CPU {missing[0] if missing else '(none left)'} is not available to this "
+                             f"process (available: {','.join(map(str, cpus))})")
+    if set(server) & set(client):
+        raise ValueError(f"--server-cpus and --client-cpus share CPU {min(set(server) & set(client))}")
+    return {"server_cpu": server[0], "client_cpu": client[0], "server_cpus": server, "client_cpus": client,
+            "pinned": True, "given": given}
 
 
 def _read(path: str) -> str | None:
@@ -64,8 +94,8 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
     w = cell.workload
     preexec = None
     if pins["pinned"]:
-        cpu = pins["server_cpu"]
-        preexec = lambda: os.sched_setaffinity(0, {cpu})   # noqa: E731 - runs in the child before exec
+        server_cpus = set(pins["server_cpus"])
+        preexec = lambda: os.sched_setaffinity(0, server_cpus)   # noqa: E731 - runs in the child before exec
     srv = ServerProcess(cell.impl, w.service, cell.model, preexec=preexec)
     record: dict[str, Any] = {"round": round_no}
     try:
@@ -74,10 +104,17 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
         return {**record, "error": f"the server did not start: {e}"}
     try:
         host, port = srv.address
-        load = run_load(host, port, w.kind, w.connections, message_size=w.size or None,
-                        warmup=plan.profile.warmup, duration=plan.profile.duration,
-                        cpu=pins["client_cpu"] if pins["pinned"] else -1,
-                        connect_timeout=CONNECT_TIMEOUT, watch_pid=srv.pid)
+        options = dict(message_size=w.size or None, warmup=plan.profile.warmup, duration=plan.profile.duration,
+                       cpu=pins["client_cpu"] if pins["pinned"] else -1, connect_timeout=CONNECT_TIMEOUT,
+                       watch_pid=srv.pid)
+        try:
+            load = run_load(host, port, w.kind, w.connections, io=w.io, **options)
+        except OSError as e:
+            if getattr(e, "step", None) != "io_uring":
+                raise
+            # No io_uring on this machine (kernel, sysctl, seccomp): epoll, and the record says why.
+            load = run_load(host, port, w.kind, w.connections, io="epoll", **options)
+            record["io_fallback"] = str(e)
         record.update(load)
         alive = srv.alive()
     finally:
@@ -89,6 +126,9 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
     ops = per_op_count(w.kind, load)
     cpu = load.get("server_cpu_s")
     record["server_cpu_us_per_op"] = cpu / ops * 1e6 if ops and cpu is not None and cpu >= 0 else None
+    # The generator's own CPU per operation, beside the server's: where it is the larger, a
+    # generator with a core of its own saturates before the server does (client-bound).
+    record["client_cpu_us_per_op"] = load["client_cpu_s"] / ops * 1e6 if ops else None
     user, kernel = load.get("server_instructions_user"), load.get("server_instructions_kernel")
     record["server_user_instructions_per_op"] = user / ops if ops and user is not None else None
     record["server_instructions_per_op"] = (user + kernel) / ops if ops and user is not None and kernel is not None else None
@@ -134,10 +174,11 @@ class Progress:
         sys.stderr.flush()
 
 
-def run(plan: Plan, quiet: bool = False,
-        on_run: Callable[[Run], None] | None = None) -> tuple[list[Run], dict[str, Any]]:
-    """Every round of the plan, implementations interleaved; the runs and the fairness settings."""
-    pins = pinning()
+def run(plan: Plan, quiet: bool = False, on_run: Callable[[Run], None] | None = None,
+        pins: dict[str, Any] | None = None) -> tuple[list[Run], dict[str, Any]]:
+    """Every round of the plan, implementations interleaved; the runs and the fairness settings.
+    `pins`: pinning()'s answer (default: the default pinning)."""
+    pins = pins if pins is not None else pinning()
     rounds = plan.by_round()
     progress = Progress(sum(len(r) for r in rounds), quiet)
     runs = []

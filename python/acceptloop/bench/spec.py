@@ -38,7 +38,7 @@ KINDS = ("echo", "connect", "ingest", "egress", "idle")
 ANY_MODEL = "any"
 STANZA_KEYS = ("colour", "control", "compare", "targets", "binding", "only_targets")
 BINDING_KEYS = ("host", "core", "callback")
-TARGET_KEYS = ("words", "figure", "against", "measure", "workload", "model", "bound", "direction")
+TARGET_KEYS = ("words", "figure", "against", "measure", "workload", "model", "against_model", "bound", "direction")
 COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 # Workload ids as bench/plan.py writes them: echo-64B-c256, echo-16KiB-c1, connect-c16, idle-c1000.
 WORKLOAD_ID = re.compile(r"(?P<kind>echo)-(?P<size>\d+)(?P<unit>B|KiB)-c(?P<conns>\d+)"
@@ -65,6 +65,8 @@ class Target:
              "deviation": the largest |this / against - 1| over every cell of the workload kind
              `workload` ("echo") both were measured on, in any model (or only `model`'s);
              "value": this one's median figure on one cell
+    against_model  a ratio's model for `against`'s cell (default: `model`, or a floor's own model):
+             an implementation may then be divided by itself in another model
     bound    the figure's limit, and `direction` "at most" or "at least"; no bound: measured and shown
     words    how the report names the target
     """
@@ -74,6 +76,7 @@ class Target:
     workload: str
     model: str
     against: str | None = None
+    against_model: str | None = None
     bound: float | None = None
     direction: str = "at most"
 
@@ -145,10 +148,13 @@ def parse_target(t: Any, owner: str, i: int) -> Target:
     if figure not in FIGURES:
         raise ValueError(f"{what}.figure must be one of {', '.join(FIGURES)}, not {figure!r}")
     against = t.get("against")
+    against_model = t.get("against_model")
+    if against_model is not None and (against_model not in P.MODELS or t.get("measure", "ratio") != "ratio"):
+        raise ValueError(f"{what}.against_model: a ratio's model for its against, one of {', '.join(P.MODELS)}")
     if against is not None:
         _text(against, f"{what}.against")
-        if against == owner:
-            raise ValueError(f"{what}.against names the implementation itself")
+        if against == owner and against_model in (None, t.get("model", "event")):
+            raise ValueError(f"{what}.against names the implementation itself (in the same model)")
     measure = t.get("measure", "value" if against is None else "ratio")
     if measure not in MEASURES:
         raise ValueError(f"{what}.measure must be one of {', '.join(MEASURES)}, not {measure!r}")
@@ -177,7 +183,8 @@ def parse_target(t: Any, owner: str, i: int) -> Target:
     if measure == "deviation" and direction != "at most":
         raise ValueError(f"{what}.direction: a deviation is bounded from above ('at most')")
     return Target(words=words, figure=figure, measure=measure, workload=workload, model=model, against=against,
-                  bound=float(bound) if bound is not None else None, direction=direction)
+                  against_model=against_model, bound=float(bound) if bound is not None else None,
+                  direction=direction)
 
 
 def parse(stanza: Any, owner: str) -> Bench | None:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 from acceptloop.bench import spec as bench_spec
-from acceptloop.bench.plan import Cell, Plan
+from acceptloop.bench.plan import IO_RULE, Cell, Plan
 from acceptloop.bench.runner import Run
 from acceptloop.suite.registry import Implementation
 
@@ -19,7 +19,7 @@ SCHEMA = "acceptloop.bench/1"
 NOISY = 1.25            # max/min of a cell's primary figure above this: noisy
 CLIENT_BOUND = 90.0     # the generator's CPU above this (% of one CPU): client-bound
 FIGURES = ("ops_per_s", "mb_per_s", "server_cpu_us_per_op", "server_instructions_per_op",
-           "server_user_instructions_per_op", "client_cpu_pct")
+           "server_user_instructions_per_op", "client_cpu_pct", "client_cpu_us_per_op")
 INSTRUCTIONS = "server_instructions_per_op"
 PERCENTILES = ("p50", "p90", "p99", "p999")
 
@@ -45,6 +45,8 @@ def summarize_cell(cell: Cell, runs: list[dict[str, Any]]) -> dict[str, Any]:
                          for p in PERCENTILES}
     out["rss_peak"] = max((r.get("server_rss_end") or 0 for r in good), default=None)
     out["rss_per_conn"] = spread([r.get("rss_per_conn") for r in good])
+    # How the load generator drove the sockets (bench/plan.py IO_RULE), as the runs used it.
+    out["io"] = ", ".join(dict.fromkeys(r["io"] for r in good if r.get("io"))) or None
     errors: dict[str, int] = defaultdict(int)
     for r in good:
         for kind, n in r.get("errors", {}).items():
@@ -227,6 +229,17 @@ def _how_cell(t: bench_spec.Target) -> str:
     return f"{t.model} model, {t.workload}"
 
 
+def _against_model(cells: dict[str, dict[str, Any]], t: bench_spec.Target) -> str:
+    """The model of the cell a ratio target divides by: its against_model, else a floor's own model
+    (a floor measures one model only, whatever the target's), else the target's model."""
+    if t.against_model is not None:
+        return t.against_model
+    for c in cells.values():
+        if c["impl"] == t.against and c["workload"] == t.workload and c.get("role") == FLOOR:
+            return c["model"]
+    return t.model
+
+
 def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, noise: dict[str, Any],
             names: set[str]) -> dict[str, Any]:
     words = bench_spec.FIGURES[t.figure][1]
@@ -252,13 +265,15 @@ def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, 
                         f"at {work['at']}, geometric mean {work['mean_ratio']:.3f}"
                         + (f", against {floor['worst']:.3f} for the control {floor['control']}" if floor else ""))
     else:
-        def read(impl: str, figure: str) -> float | None:
-            return _median(cells, impl, t.model, t.workload, _key(figure, cells, t.model, t.workload))
+        def read(impl: str, figure: str, model: str = t.model) -> float | None:
+            return _median(cells, impl, model, t.workload, _key(figure, cells, model, t.workload))
         if t.measure == "ratio":
-            value, unit = _ratio(read(owner, t.figure), read(t.against, t.figure)), "x"
-            how = f"{owner}'s median {words} divided by {t.against}'s, {_how_cell(t)}"
+            theirs = entry["against_model"] = _against_model(cells, t)
+            value, unit = _ratio(read(owner, t.figure), read(t.against, t.figure, theirs)), "x"
+            how = f"{owner}'s median {words} divided by {t.against}'s ({theirs} model), {_how_cell(t)}"
             if t.figure == "cpu_per_op":
-                entry["instructions"] = _ratio(read(owner, "instructions_per_op"), read(t.against, "instructions_per_op"))
+                entry["instructions"] = _ratio(read(owner, "instructions_per_op"),
+                                               read(t.against, "instructions_per_op", theirs))
         else:
             value = read(owner, t.figure)
             unit = {"rss_per_conn": "bytes", "cpu_per_op": "µs", "instructions_per_op": "instructions"}.get(t.figure, "")
@@ -321,6 +336,7 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
             "server": "a fresh server per run",
             "noisy": f"max/min of a cell's primary figure above {NOISY}",
             "client_bound": f"the load generator's own CPU above {CLIENT_BOUND:g}% of one CPU",
+            "client_io": IO_RULE,
             "server_cpu": "utime+stime of the server and its children (live and reaped) from /proc, "
                           "read by the load generator at the window's edges",
             "per_op": "echo: one round trip; connect: one connection; ingest/egress: one MB (10^6 bytes)",

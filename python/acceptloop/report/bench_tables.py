@@ -61,9 +61,13 @@ def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
             f"of which user space: {numbers.si(_median(c.get('server_user_instructions_per_op')))}"
             if _median(c.get("server_user_instructions_per_op")) is not None else "") if x),
         "latency": [numbers.micros(_median(lat.get(p))) for p in ("p50", "p99", "p999")],
-        "latency_title": "; ".join(f"{p}: {_range(lat.get(p), numbers.micros)}" for p in ("p50", "p90", "p99", "p999")
-                                   if lat.get(p)),
+        # Each percentile's cell carries its own spread (p90's rides on p50's): one tooltip each, not all four thrice.
+        "latency_titles": [f"p50: {_range(lat.get('p50'), numbers.micros)}; p90: {_range(lat.get('p90'), numbers.micros)}"
+                           if lat.get("p50") else "", _range(lat.get("p99"), numbers.micros),
+                           _range(lat.get("p999"), numbers.micros)],
         "client": numbers.percent(_median(c.get("client_cpu_pct"))),
+        "client_io": c.get("io") or "–",
+        "client_title": _client_title(c),
         "rss_peak": numbers.size(c.get("rss_peak")),
         "rss_conn": numbers.size(_median(rss_conn)), "rss_conn_title": _range(rss_conn, numbers.size),
         "errors": ", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "0",
@@ -71,6 +75,18 @@ def row(c: dict[str, Any], palette: Palette) -> dict[str, Any]:
         "flags": [flag(f) for f in c.get("flags") or ()],
         **floor_column(c),
     }
+
+
+def _client_title(c: dict[str, Any]) -> str:
+    """The generator's CPU per operation beside the server's: above 1, one core of client
+    cannot saturate one core of this server, however quiet the machine."""
+    client, server = _median(c.get("client_cpu_us_per_op")), _median(c.get("server_cpu_us_per_op"))
+    if client is None:
+        return "the load generator's CPU, % of one CPU"
+    text = f"the load generator's CPU per op: {numbers.sig(client)} µs"
+    if server:
+        text += f", {numbers.sig(client / server)}× the server's"
+    return text
 
 
 def floor_column(c: dict[str, Any]) -> dict[str, str]:
@@ -81,7 +97,7 @@ def floor_column(c: dict[str, Any]) -> dict[str, str]:
     f = c.get("floor") or {}
     cpu, work = f.get("cpu_per_op"), f.get("instructions_per_op")
     if cpu is None and work is None:
-        return {"floor": "–", "floor_title": "this run has no floor cell for this workload"}
+        return {"floor": "–", "floor_title": "no floor cell in this run"}
     return {"floor": numbers.ratio(cpu) if cpu is not None else "–",
             "floor_title": f"server CPU per op ÷ {f.get('impl')}'s on the same workload: "
                            f"{numbers.sig(cpu) if cpu is not None else '–'}; instructions per op: "

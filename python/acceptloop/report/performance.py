@@ -84,7 +84,10 @@ def palette(bench: dict[str, Any]) -> Palette:
 def fairness(f: dict[str, Any]) -> list[tuple[str, str]]:
     """The settings that make the comparison fair, in words."""
     pins = f.get("pinning") or {}
-    if pins.get("pinned"):
+    if pins.get("pinned") and max(len(pins.get("server_cpus") or ()), len(pins.get("client_cpus") or ())) > 1:
+        pinning = (f"server on CPUs {','.join(map(str, pins['server_cpus']))}, load generator on CPU "
+                   f"{pins.get('client_cpu')} (of {','.join(map(str, pins['client_cpus']))})")
+    elif pins.get("pinned"):
         pinning = f"server on CPU {pins.get('server_cpu')}, load generator on CPU {pins.get('client_cpu')}"
     elif pins:
         pinning = "none (fewer than two CPUs): server and load generator share the CPUs"
@@ -110,6 +113,7 @@ def fairness(f: dict[str, Any]) -> list[tuple[str, str]]:
 
 METHOD_LABELS = {"interleaving": "rounds", "server": "servers", "server_cpu": "server CPU",
                  "per_op": "one operation", "noisy": "flagged noisy", "client_bound": "flagged client-bound",
+                 "client_io": "client I/O",
                  "within_noise": "within noise"}
 
 

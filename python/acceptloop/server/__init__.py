@@ -13,6 +13,9 @@
                        (PerConnectionModel.accept_loop, its hook hand_off)
     loop_iterative.py  run_iterative      loop_fork.py     run_fork
     loop_threads.py    run_threads        loop_event.py    run_event (EventLoop)
+    datagram.py        --transport udp: open_datagram_sockets, run_datagram_iterative,
+                       run_datagram_event (recvfrom, then sendto the sender)
+    workers.py         serve_workers: --workers N > 1, N event-loop processes on one port
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig, parse_args
 from acceptloop.errors import SetupError, describe_error, fail
 from acceptloop.server.control import Control
+from acceptloop.server.datagram import DATAGRAM_MODELS, open_datagram_sockets
 from acceptloop.server.loop_event import run_event
 from acceptloop.server.loop_fork import run_fork
 from acceptloop.server.loop_iterative import run_iterative
@@ -35,16 +39,21 @@ MODELS: dict[str, Callable[..., None]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one server until SIGTERM/SIGINT; return the exit code (0, 1 or 2: see protocol.toml)."""
-    config: ServerConfig = parse_args(argv, prog="python -m acceptloop.server", models=tuple(MODELS))
+    config: ServerConfig = parse_args(argv, prog="python -m acceptloop.server", models=tuple(MODELS),
+                                      several_workers=True)
+    if config.workers > 1:
+        from acceptloop.server.workers import serve_workers
+        return serve_workers(config)
     try:
         control = Control(config.grace)
         control.install_signal_handlers(watch_children=config.model == "fork")
-        listeners = open_listeners(config)
+        udp = config.transport == "udp"
+        listeners = open_datagram_sockets(config) if udp else open_listeners(config)
     except SetupError as e:
         return fail(str(e))
     announce(listeners)
     try:
-        MODELS[config.model](listeners, config, control)
+        (DATAGRAM_MODELS if udp else MODELS)[config.model](listeners, config, control)
     except OSError as e:
         return fail(f"{config.model} loop: {describe_error(e)}")
     except Exception as e:  # noqa: BLE001 - one line, never a traceback

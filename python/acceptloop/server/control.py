@@ -90,6 +90,10 @@ class Control:
         signal.set_wakeup_fd(-1)
         self._close_pipes()
 
+    def close_pipes(self) -> None:
+        """Close both pipes, leaving the signal handlers as they are (another process's copy)."""
+        self._close_pipes()
+
     def _close_pipes(self) -> None:
         for fd in (self.wake_r, self.wake_w, self.stop_r, self.stop_w):
             os.close(fd)

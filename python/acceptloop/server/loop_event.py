@@ -20,14 +20,31 @@ from acceptloop.server.net import AcceptPause, accept_client, reject
 from acceptloop.server.serve import close_listeners
 
 
+class OwnSlots:
+    """--max-conns counted by one loop alone: the connections it holds (workers.py shares a count)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def take(self, held: int) -> bool:
+        """Whether one more connection fits, `held` being this loop's; if so it is counted."""
+        return held < self.limit
+
+    def give(self) -> None:
+        """A counted connection has ended."""
+
+
 class EventLoop:
     """The selector and what it holds; `run` is the loop, each of its steps a method."""
 
-    def __init__(self, listeners: list[socket.socket], config: ServerConfig, control: Control) -> None:
-        """Opens the selector (after READY: a failure here is the loop's, an OSError)."""
+    def __init__(self, listeners: list[socket.socket], config: ServerConfig, control: Control,
+                 slots: OwnSlots | None = None) -> None:
+        """Opens the selector (after READY: a failure here is the loop's, an OSError). `slots`
+        counts the connections against --max-conns (by default this loop's own)."""
         self.listeners = listeners
         self.config = config
         self.control = control
+        self.slots = slots if slots is not None else OwnSlots(config.max_conns)
         self.pause = AcceptPause()
         self.conns: dict[int, Connection] = {}
         self.registered: dict[int, int] = {}   # what the selector asks of each connection's descriptor
@@ -63,7 +80,7 @@ class EventLoop:
             if client is None:
                 return
             sock, peer = client
-            if len(self.conns) >= self.config.max_conns:
+            if not self.slots.take(len(self.conns)):
                 reject(sock)
                 continue
             conn = Connection(sock, peer, self.config, now)
@@ -94,6 +111,7 @@ class EventLoop:
         if conn.phase is CLOSED:
             if self.conns.get(conn.fd) is conn:   # not yet forgotten (its fd may be reused at once)
                 del self.conns[conn.fd]
+                self.slots.give()
                 if self.registered.pop(conn.fd, None) is not None:   # else closed as it opened
                     self.selector.unregister(conn)
             return
@@ -132,9 +150,10 @@ class EventLoop:
         self.selector.close()
 
 
-def run_event(listeners: list[socket.socket], config: ServerConfig, control: Control) -> None:
+def run_event(listeners: list[socket.socket], config: ServerConfig, control: Control,
+              slots: OwnSlots | None = None) -> None:
     """Serve every connection from one thread until a stop; return once they have all ended.
 
     Raises OSError when the selector cannot be opened or fails: the loop cannot go on."""
-    EventLoop(listeners, config, control).run()
+    EventLoop(listeners, config, control, slots).run()
 # end step

@@ -26,7 +26,7 @@ RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EN
 
 
 # step: resolve
-def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple]]:
+def resolve(host: str, port: int, socktype: int = socket.SOCK_STREAM) -> list[tuple[int, int, int, tuple]]:
     """Return every (family, type, proto, sockaddr) getaddrinfo(AI_PASSIVE) gives for host, without repeats.
 
     Raises SetupError("resolve", ...) when the name does not resolve. The name goes to getaddrinfo
@@ -35,7 +35,7 @@ def resolve(host: str, port: int) -> list[tuple[int, int, int, tuple]]:
     """
     try:
         infos = socket.getaddrinfo(os.fsencode(host) if host else None, port, socket.AF_UNSPEC,
-                                   socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+                                   socktype, 0, socket.AI_PASSIVE)
     except socket.gaierror as e:
         raise SetupError("resolve", format_address(host, port), e) from None
     seen: set[tuple] = set()
@@ -74,6 +74,8 @@ def open_listeners(config: ServerConfig) -> list[socket.socket]:
             # step: options
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if config.workers > 1:   # every worker's listeners share the port (workers.py)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(config.ipv6_only or also_ipv4))
                 sock.setblocking(False)

@@ -175,6 +175,38 @@ class MessageService(Service):
         self.conn.finish()
 
 
+# The datagram forms (--transport udp, docs/protocol.md "The connectionless path"): what one
+# received datagram is answered with, or None for no answer. Stateless: nothing is kept per sender.
+# chargen: 6 whole lines from the pattern's first (444 bytes <= RFC 864's 512).
+CHARGEN_DATAGRAM = _CYCLE[:P.DATAGRAM_CHARGEN_LINES * (P.CHARGEN_LINE_LENGTH + len(P.CHARGEN_LINE_ENDING))]
+
+
+def datagram_echo(data: memoryview, config: ServerConfig) -> bytes | memoryview | None:
+    """RFC 862: the data of the datagram, sent back whole."""
+    return data
+
+
+def datagram_discard(data: memoryview, config: ServerConfig) -> None:
+    """RFC 863: thrown away; no response."""
+    return None
+
+
+def datagram_chargen(data: memoryview, config: ServerConfig) -> bytes:
+    """RFC 864: the data is ignored; always the same 6 lines (no state per sender)."""
+    return CHARGEN_DATAGRAM
+
+
+def datagram_daytime(data: memoryview, config: ServerConfig) -> bytes:
+    """RFC 867: the data is ignored; the daytime line."""
+    return daytime_line(config.daytime_epoch if config.daytime_epoch is not None else time.time())
+
+
+DATAGRAM_SERVICES: dict[str, Callable[[memoryview, ServerConfig], bytes | memoryview | None]] = {
+    "echo": datagram_echo, "discard": datagram_discard, "chargen": datagram_chargen, "daytime": datagram_daytime,
+}
+assert tuple(DATAGRAM_SERVICES) == P.DATAGRAM_SERVICES, "every datagram service has its answer"
+
+
 SERVICES: dict[str, Callable[[Connection, ServerConfig], Service]] = {
     "echo": EchoService, "discard": DiscardService, "chargen": ChargenService, "daytime": DaytimeService,
     "message": MessageService,

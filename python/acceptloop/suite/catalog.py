@@ -15,7 +15,7 @@ def scenario(id: str, description: str, level: str, source: str, text: str, serv
              shared: bool = True, needs: Iterable[str] = (), fingerprint: Iterable[str] = (),
              timeout: float = 60.0, basis: str | None = None, wants: Iterable[str] = (),
              chooses: Iterable[str] = (), uses: Iterable[str] = (),
-             exclusive: bool = False) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+             exclusive: bool = False, transport: str = "tcp") -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
     """Register the decorated function as the client steps of scenario `id`.
 
     `basis` is what its checks rest on unless a check says otherwise (BASES); by default what its
@@ -26,6 +26,10 @@ def scenario(id: str, description: str, level: str, source: str, text: str, serv
             raise ValueError(f"scenario {id} is defined twice")
         if service not in P.SERVICES:
             raise ValueError(f"scenario {id}: unknown service {service}")
+        if transport not in P.TRANSPORTS:
+            raise ValueError(f"scenario {id}: unknown transport {transport}")
+        if transport != "tcp" and shared:
+            raise ValueError(f"scenario {id}: a {transport} scenario starts its own servers (shared=False)")
         chosen = basis or default_basis(source)
         if chosen not in BASES:
             raise ValueError(f"scenario {id}: unknown basis {chosen!r}")
@@ -33,7 +37,7 @@ def scenario(id: str, description: str, level: str, source: str, text: str, serv
                                   run=run, service=service, shared=shared, needs=frozenset(needs),
                                   fingerprint=tuple(fingerprint), timeout=timeout, basis=chosen,
                                   wants=frozenset(wants), chooses=frozenset(chooses), uses=frozenset(uses),
-                                  exclusive=exclusive)
+                                  exclusive=exclusive, transport=transport)
         return run
     return register
 

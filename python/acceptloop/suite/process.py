@@ -138,8 +138,10 @@ class ServerProcess:
     def __init__(self, impl: Implementation, service: str, model: str, host: str = "127.0.0.1",
                  port: int = 0, options: dict[str, str | None] | None = None,
                  env: dict[str, str] | None = None, argv: list[str] | None = None,
-                 preexec: Callable[[], None] | None = None, prefix: list[str] | None = None) -> None:
+                 preexec: Callable[[], None] | None = None, prefix: list[str] | None = None,
+                 transport: str = "tcp") -> None:
         self.impl = impl
+        self.transport = transport     # "udp": --transport udp is appended (the registry's `transports`)
         self.service = service
         self.model = model
         self.host = host
@@ -150,6 +152,7 @@ class ServerProcess:
         self.prefix = list(prefix or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.listening: list[Listening] = []
+        self.workers: set[int] = set()    # its worker processes (registry: worker_processes)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout_after_ready: list[str] = []
         self.exit_code: int | None = None
@@ -160,6 +163,7 @@ class ServerProcess:
         self.started_at = 0.0
         self.ready_after = 0.0
         self.told_to_stop = False      # a scenario signalled it; its exit is expected
+        self.unheard: str | None = None  # the stop signal it was sent while ignoring it (SIG_IGN)
 
     # -- starting ---------------------------------------------------------------------------
     @property
@@ -170,7 +174,10 @@ class ServerProcess:
                 self.port = fixed              # its command takes no {port}: it listens where it always does
             elif self.impl.ready == "port" and self.port == 0:
                 self.port = free_port(self.host)
-            self._argv = self.prefix + self.impl.argv(self.service, self.model, self.host, self.port, self.options)
+            options = dict(self.options)
+            if self.transport != "tcp":
+                options["transport"] = self.transport
+            self._argv = self.prefix + self.impl.argv(self.service, self.model, self.host, self.port, options)
         return self._argv
 
     @property
@@ -241,6 +248,7 @@ class ServerProcess:
                 if not self.listening:
                     self.kill()
                     raise ServerStartError(f"{P.ANNOUNCE_READY} without any LISTENING line", stderr=self.stderr())
+                self._note_workers()
                 threading.Thread(target=self._collect_rest, daemon=True).start()
                 return
             parts = line.split(" ")
@@ -303,13 +311,35 @@ class ServerProcess:
     def stderr_since_mark(self) -> str:
         return self.stderr().encode("utf-8", "replace")[self._stderr_mark:].decode("utf-8", "replace")
 
+    def _note_workers(self) -> None:
+        """A server whose registry entry says it runs worker processes (--workers) has them from
+        READY on: they are the server, counted in its descriptors, never children left behind."""
+        if self.impl.worker_processes:
+            wait_until(lambda: len(self._direct_children()) >= self.impl.worker_processes, 5.0)
+            self.workers = {pid for pid, _state in self._direct_children()}
+
+    def _own_processes(self) -> list[int]:
+        return [self.pid, *sorted(self.workers)]
+
     def fd_count(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        """Descriptors the server holds: its process's, and its worker processes' if it has any."""
+        return sum(self._fds_of(pid) for pid in self._own_processes())
+
+    def busiest_fd_count(self) -> int:
+        """The most descriptors one of the server's processes holds (one process: fd_count())."""
+        return max(self._fds_of(pid) for pid in self._own_processes())
+
+    @staticmethod
+    def _fds_of(pid: int) -> int:
+        try:
+            return len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            return 0
 
     def tree_fd_count(self) -> int:
         """Descriptors held by the server and its children (fork model): 0 once it has exited."""
         total = 0
-        for pid in [self.pid, *(child for child, _ in self.children())]:
+        for pid in [*self._own_processes(), *(child for child, _ in self.children())]:
             try:
                 total += len(os.listdir(f"/proc/{pid}/fd"))
             except OSError:
@@ -364,9 +394,32 @@ class ServerProcess:
         code = self.wait_exit(1.0)
         return "exited" if code is None else f"exited with {code}"
 
+    def signal_disposition(self, signum: int) -> str:
+        """How the live server stands towards `signum`, from /proc: its state, where it sleeps, and
+        whether the signal is ignored, blocked, still pending or caught; "" once it has gone. What a
+        check that waited in vain for an exit shows, so that "killed after 2 s" says why."""
+        try:
+            status = dict(line.split(":", 1) for line in
+                          Path(f"/proc/{self.pid}/status").read_text().splitlines() if ":" in line)
+            wchan = Path(f"/proc/{self.pid}/wchan").read_text().strip().strip("0") or "user space"
+        except (OSError, ValueError):
+            return ""
+        bit = 1 << (signum - 1)
+        masks = {k: int(status.get(k, "0").strip(), 16) & bit for k in ("SigIgn", "SigBlk", "SigPnd", "ShdPnd", "SigCgt")}
+        name = signal.Signals(signum).name
+        how = ("ignored" if masks["SigIgn"] else "caught" if masks["SigCgt"] else "default action")
+        if masks["SigBlk"]:
+            how += ", blocked"
+        if masks["SigPnd"] or masks["ShdPnd"]:
+            how += ", pending"
+        return f"state {status.get('State', '?').strip()}, in {wchan}, {status.get('Threads', '?').strip()} thread(s), {name} {how}"
+
     def children(self) -> list[tuple[int, str]]:
-        """(pid, state) of the server's child processes, zombies included; none once it has exited
-        and been reaped (its /proc entry is gone)."""
+        """(pid, state) of the server's child processes, zombies included, its worker processes
+        (--workers) and their children not among them; none once it has exited and been reaped."""
+        return [(pid, state) for pid, state in self._direct_children() if pid not in self.workers]
+
+    def _direct_children(self) -> list[tuple[int, str]]:
         out = []
         try:
             tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
@@ -390,7 +443,22 @@ class ServerProcess:
         if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
             self.told_to_stop = True
         if self.proc is not None and self.proc.poll() is None:
+            ignored = signum in (signal.SIGTERM, signal.SIGINT) and self.ignores(signum)
             self.proc.send_signal(signum)
+            if ignored and self.ignores(signum):
+                # The kernel discards a signal its target ignores: it cannot end the process, so no
+                # wait for that exit (wait_exit) can succeed, and none is spent on it.
+                self.unheard = signal.Signals(signum).name
+
+    def ignores(self, signum: int) -> bool:
+        """Whether the server's disposition for `signum` is SIG_IGN (/proc: SigIgn)."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+        except (OSError, ValueError):
+            pass
+        return False
 
     def graceful(self, signum: int) -> int:
         """The signal to send for a graceful stop by `signum`: itself, except SIGTERM to a server whose
@@ -415,6 +483,8 @@ class ServerProcess:
         """The exit code once the process has exited, or None if it is still running at `timeout`."""
         if self.proc is None:
             return None
+        if self.unheard is not None:
+            timeout = 0.0   # the exit waited for is the stop's, and that stop was discarded: look once
         try:
             self.exit_code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -439,7 +509,7 @@ class ServerProcess:
         """SIGKILL the server and everything in its process group (forked children), by its pid."""
         if self.proc is None:
             return
-        pids = [pid for pid, _ in self.children()] if self.proc.poll() is None else []
+        pids = [*self.workers, *(pid for pid, _ in self.children())] if self.proc.poll() is None else []
         self.signal_group(signal.SIGKILL)
         for pid in pids:   # a child that left the group (setsid) is still the server's to end
             try:

@@ -23,12 +23,13 @@ from acceptloop.paths import IMPLEMENTATIONS_TOML, ROOT
 READY_KINDS = ("line", "port")
 ROLES = ("port", "peer", "floor")
 FLOOR = "floor"   # the role of the benchmark's physical reference: measured in every run, never graded
-CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port"))
+# --transport is not among them: the `transports` key says which an implementation takes.
+CONTRACT_OPTIONS = tuple(name for name, *_ in P.OPTIONS if name not in ("service", "model", "host", "port", "transport"))
 BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenario.py)
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
-        "requires", "follows", "port", "bench", "stop_signal", "stop_signal_why",
-        "sockets_not_descriptors", "thread_cost_why", "poll_cost_why")
+        "requires", "follows", "port", "bench", "worker_processes", "transports", "probe", "stop_signal",
+        "stop_signal_why", "sockets_not_descriptors", "thread_cost_why", "poll_cost_why")
 # The signals a registry entry may name as the one that stops it gracefully (stop_signal).
 STOP_SIGNALS = ("SIGTERM", "SIGINT")
 
@@ -56,6 +57,9 @@ class Implementation:
     port: int | dict[str, int] | None = None   # where it always listens, when its command takes no {port}
     placeholders: frozenset[str] = frozenset()  # what its command lets the kit choose
     bench: bench_spec.Bench | None = None       # its `bench` stanza: colour, control twin, pairs, targets
+    worker_processes: int = 0                   # --workers as processes: the children it has from READY on
+    transports: tuple[str, ...] = ("tcp",)      # what --transport it takes: "tcp" (no option needed), "udp"
+    probes: tuple[tuple[str, str], ...] = ()    # (model, start-up step) pairs: suite/probe.py
     stop_signal: str = "SIGTERM"               # the signal the kit stops it with (the contract: SIGTERM or SIGINT)
     stop_signal_why: str = ""                  # why SIGTERM cannot stop it gracefully, when stop_signal is not SIGTERM
     sockets_not_descriptors: str = ""          # why its sockets are not descriptors of its process ("": they are)
@@ -144,6 +148,43 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
     if role not in ROLES:
         raise RegistryError(f"{where}: role must be one of {', '.join(ROLES)}")
     requires = _strings(entry, "requires", where, ())
+    transports = _strings(entry, "transports", where, ("tcp",))
+    for t in transports:
+        if t not in P.TRANSPORTS:
+            raise RegistryError(f"{where}: unknown transport {t!r} (known: {', '.join(P.TRANSPORTS)})")
+    parsed_command, parsed_address, used = _command_or_address(entry, where, services, models)
+    port = _fixed_port(entry.get("port"), where, services)
+    if parsed_command is not None and ready == "port" and "port" not in used and port is None:
+        raise RegistryError(f"{where}: its command takes no {{port}} and it prints no LISTENING line: "
+                            "give 'port', where it listens")
+    # A server that prints no READY line, or runs elsewhere, promises the RFC's service only,
+    # unless its entry says more.
+    default_follows = BASES if parsed_command is not None and ready == "line" else ("rfc",)
+    follows = _strings(entry, "follows", where, default_follows)
+    for b in follows:
+        if b not in BASES:
+            raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
+    stop_signal, stop_signal_why = _stop_signal(entry, where)
+    try:
+        bench = bench_spec.parse(entry.get("bench"), name)
+    except ValueError as e:
+        raise RegistryError(f"{where}: {e}") from None
+    return Implementation(
+        name=name, language=str(entry.get("language", name)), models=models, services=services,
+        ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
+        source=entry.get("source"), role=role, requires=requires, origin=origin,
+        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
+        worker_processes=_worker_processes(entry.get("worker_processes", 0), where), transports=transports,
+        probes=_probes(entry.get("probe", {}), where, models), stop_signal=stop_signal,
+        stop_signal_why=stop_signal_why, sockets_not_descriptors=str(entry.get("sockets_not_descriptors", "")),
+        thread_cost_why=str(entry.get("thread_cost_why", "")), poll_cost_why=str(entry.get("poll_cost_why", "")),
+    )
+
+
+def _command_or_address(entry: dict[str, Any], where: str, services: tuple[str, ...], models: tuple[str, ...]
+                        ) -> tuple[tuple[str, ...] | None, tuple[str, int] | None, set[str]]:
+    """The entry's command (split like a shell would) and the placeholders it uses, or the address
+    of a server already running; RegistryError unless exactly one of them is given, and usable."""
     command = entry.get("command")
     address = entry.get("address")
     if (command is None) == (address is None):
@@ -169,37 +210,35 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         parsed_address = (host.strip("[]"), int(port))
         if len(services) != 1 or len(models) != 1:
             raise RegistryError(f"{where}: a running server offers one service and one model")
-    port = _fixed_port(entry.get("port"), where, services)
-    if parsed_command is not None and ready == "port" and "port" not in used and port is None:
-        raise RegistryError(f"{where}: its command takes no {{port}} and it prints no LISTENING line: "
-                            "give 'port', where it listens")
-    # A server that prints no READY line, or runs elsewhere, promises the RFC's service only,
-    # unless its entry says more.
-    default_follows = BASES if parsed_command is not None and ready == "line" else ("rfc",)
-    follows = _strings(entry, "follows", where, default_follows)
-    for b in follows:
-        if b not in BASES:
-            raise RegistryError(f"{where}: follows: unknown basis {b!r} (known: {', '.join(BASES)})")
+    return parsed_command, parsed_address, used
+
+
+def _stop_signal(entry: dict[str, Any], where: str) -> tuple[str, str]:
+    """stop_signal (SIGTERM unless said) and stop_signal_why, which another signal needs."""
     stop_signal = entry.get("stop_signal", "SIGTERM")
     if stop_signal not in STOP_SIGNALS:
         raise RegistryError(f"{where}: stop_signal must be one of {', '.join(STOP_SIGNALS)}")
     stop_signal_why = str(entry.get("stop_signal_why", ""))
     if stop_signal != "SIGTERM" and not stop_signal_why:
         raise RegistryError(f"{where}: stop_signal {stop_signal} needs stop_signal_why: why SIGTERM cannot stop it")
-    try:
-        bench = bench_spec.parse(entry.get("bench"), name)
-    except ValueError as e:
-        raise RegistryError(f"{where}: {e}") from None
-    return Implementation(
-        name=name, language=str(entry.get("language", name)), models=models, services=services,
-        ready=ready, command=parsed_command, address=parsed_address, options=frozenset(options),
-        source=entry.get("source"), role=role, requires=requires, origin=origin,
-        follows=frozenset(follows), port=port, placeholders=frozenset(used), bench=bench,
-        stop_signal=stop_signal, stop_signal_why=stop_signal_why,
-        sockets_not_descriptors=str(entry.get("sockets_not_descriptors", "")),
-        thread_cost_why=str(entry.get("thread_cost_why", "")),
-        poll_cost_why=str(entry.get("poll_cost_why", "")),
-    )
+    return stop_signal, stop_signal_why
+
+
+def _probes(value: Any, where: str, models: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """'probe': a table of model = the start-up step whose failure means "not on this machine"."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise RegistryError(f"{where}: 'probe' must be a table of model = step name")
+    for m in value:
+        if m not in models:
+            raise RegistryError(f"{where}: probe: it does not offer the model {m!r}")
+    return tuple(sorted(value.items()))
+
+
+def _worker_processes(value: object, where: str) -> int:
+    """worker_processes: a whole number from 0 (a server with no workers of its own, or threads)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RegistryError(f"{where}: worker_processes must be a whole number from 0, not {value!r}")
+    return value
 
 
 def _placeholders(command: tuple[str, ...], where: str) -> set[str]:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from acceptloop.suite import probe
 from acceptloop.suite.catalog import all_scenarios
 from acceptloop.suite.process import STOP_GRACE, LaunchError, ServerProcess, ServerStartError
 from acceptloop.suite.registry import Implementation
@@ -117,6 +118,14 @@ class ServerPool:
         self.env = env
         self.servers: dict[tuple[str, str, str], ServerProcess] = {}
         self.start_errors: dict[tuple[str, str, str], ServerStartError] = {}
+        self.unavailable: dict[tuple[str, str], str | None] = {}
+
+    def model_unavailable(self, impl: Implementation, model: str) -> str | None:
+        """Why this model cannot run here (the registry's probe, run once per pool), or None."""
+        key = (impl.name, model)
+        if key not in self.unavailable:
+            self.unavailable[key] = probe.model_unavailable(impl, model, self.env)
+        return self.unavailable[key]
 
     def get(self, impl: Implementation, model: str, service: str) -> ServerProcess:
         """The live server for this key, started (or started again) if need be."""
@@ -145,7 +154,7 @@ class ServerPool:
 
 def run_cell(pool: ServerPool, cell: Cell) -> Result:
     """Run one cell: MISSING if it cannot apply, else the scenario against a (shared or own) server."""
-    reason = cell.scenario.missing_reason(cell.impl)
+    reason = cell.scenario.missing_reason(cell.impl, cell.model) or pool.model_unavailable(cell.impl, cell.model)
     if reason is not None:
         return missing(cell.scenario, cell.impl, cell.model, reason)
     server = None

@@ -96,6 +96,7 @@ class Scenario:
     uses: frozenset[str] = frozenset()     # services it starts servers of besides its own
     exclusive: bool = False       # its bounds are tight in real time (a fraction of a second, both
                                   # sides): it runs with no other lane beside it
+    transport: str = "tcp"        # "udp": its servers are started with --transport udp (suite/datagram.py)
 
     @property
     def group(self) -> str:
@@ -106,16 +107,23 @@ class Scenario:
                 "source": self.source, "text": self.text, "service": self.service, "shared": self.shared,
                 "needs": sorted(self.needs), "wants": sorted(self.wants), "chooses": sorted(self.chooses),
                 "uses": sorted(self.uses), "exclusive": self.exclusive,
-                "basis": self.basis}
+                "basis": self.basis, "transport": self.transport}
 
-    def missing_reason(self, impl: Implementation) -> str | None:
-        """Why `impl` cannot take part in this scenario, or None."""
+    def missing_reason(self, impl: Implementation, model: str | None = None) -> str | None:
+        """Why `impl` (in `model`, when given) cannot take part in this scenario, or None."""
         unavailable = impl.unavailable()
         if unavailable:
             return f"{impl.name}: {unavailable}"
         lacking_services = [s for s in (self.service, *sorted(self.uses)) if s not in impl.services]
         if lacking_services:
             return f"{impl.name} does not offer the {' and '.join(lacking_services)} service"
+        if self.transport not in impl.transports:
+            return f"{impl.name} offers no {self.transport}"
+        if self.transport == "udp" and model is not None and model not in P.DATAGRAM_MODELS:
+            return f"a udp server has no accept: the {model} model does not apply (udp: iterative or event)"
+        if self.transport != "tcp" and impl.ready != "line":
+            return (f"{impl.name} prints no READY line, and a {self.transport} port cannot be polled by "
+                    "connecting to it")
         if not self.shared and not impl.launchable:
             return f"{impl.name} runs elsewhere ({impl.address[0]}:{impl.address[1]}); the kit cannot start or stop it"
         lacking = sorted(self.needs - impl.options)
@@ -216,6 +224,7 @@ class Context:
             raise KitError(f"{self.scenario.id} passes {', '.join('--' + o for o in undeclared)} "
                            "without declaring it in needs or wants")
         given = {name: value for name, value in given.items() if name in self.impl.options}
+        kw.setdefault("transport", self.scenario.transport)
         proc = ServerProcess(self.impl, service, self.model, host=host, port=port,
                              options=given, env=env, argv=argv, **kw)
         self.own_servers.append(proc)
@@ -461,10 +470,14 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
     for own in stopping:
         # Idle by now (every client is closed): the contract says it exits at once.
         code = own.wait_exit(max(0.0, deadline - time.monotonic()))
+        observed: Any = code
+        if code is None and own.unheard:
+            observed = f"killed at once: it ignores {own.unheard} (SIG_IGN), so the kernel discards it"
+        elif code is None:
+            observed = f"killed after {STOP_GRACE:g} s ({own.signal_disposition(signal.SIGTERM) or 'gone by then'})"
         if code is None:
             own.kill()
-        ctx.check(code == P.EXIT_OK, "the server then exits 0 on SIGTERM", 0,
-                  f"killed after {STOP_GRACE:g} s" if code is None else code, level=MUST,
+        ctx.check(code == P.EXIT_OK, "the server then exits 0 on SIGTERM", 0, observed, level=MUST,
                   basis=BASIS_CONTRACT)
     for own in ctx.own_servers:
         if own.proc is not None and own.proc.poll() is None:
