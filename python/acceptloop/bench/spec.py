@@ -113,12 +113,20 @@ class Batching:
     against_model: str = "iterative"
 
 
-def parse_batching(table: Any) -> Batching | None:
+def _table(table: Any, keys: tuple[str, ...], what: str) -> dict[str, Any] | None:
+    """A stanza's sub-table `what`, checked to be a table of known keys; None when it is absent."""
     if table is None:
         return None
     if not isinstance(table, dict):
-        raise ValueError("bench.batching must be a table (words, model, against_model)")
-    _unknown(table, BATCHING_KEYS, "bench.batching")
+        raise ValueError(f"{what} must be a table ({', '.join(keys)})")
+    _unknown(table, keys, what)
+    return table
+
+
+def parse_batching(value: Any) -> Batching | None:
+    table = _table(value, BATCHING_KEYS, "bench.batching")
+    if table is None:
+        return None
     words = _text(table.get("words"), "bench.batching.words")
     model, against = table.get("model", "event"), table.get("against_model", "iterative")
     for key, value in (("model", model), ("against_model", against)):
@@ -140,12 +148,10 @@ class Binding:
     callback: bool = False
 
 
-def parse_binding(table: Any, owner: str) -> Binding | None:
+def parse_binding(value: Any, owner: str) -> Binding | None:
+    table = _table(value, BINDING_KEYS, "bench.binding")
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ValueError("bench.binding must be a table (host, core, callback)")
-    _unknown(table, BINDING_KEYS, "bench.binding")
     host = _text(table.get("host"), "bench.binding.host")
     core = _text(table.get("core"), "bench.binding.core")
     if core == owner:
