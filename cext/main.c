@@ -306,15 +306,15 @@ static int read_epoch(const char *prog, struct al_config *cfg)
     return -1;
 }
 
-/* --workers N > 1 only with a model that runs an event loop (protocol.toml [workers]):
- * -1 to go on, or the exit code after the usage line saying so. */
+/* --workers N > 1 only with a model that runs an event loop, and over tcp (protocol.toml
+ * [workers]): -1 to go on, or the exit code after the usage line saying so. */
 static int check_workers(const char *prog, const struct options *opts)
 {
     if (opts->workers <= 1)
         return -1;
     for (int i = 0; i < AL_WORKER_MODEL_COUNT; i++)
         if (strcmp(al_worker_models[i], al_model_names[opts->cfg.model]) == 0)
-            return -1;
+            return opts->cfg.transport == AL_TRANSPORT_TCP ? -1 : usage_error(prog, "%s", AL_WORKERS_UDP_REFUSAL);
     return usage_error(prog, AL_WORKERS_REFUSAL, al_model_names[opts->cfg.model]);
 }
 
