@@ -22,7 +22,7 @@ from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import STEP_TIMEOUT, StepTimeout
 from acceptloop.suite.process import wait_until
-from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context
+from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, Pace
 from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, chargen_lines, echo_through_sigterm,
                                                server_closed, served)
 
@@ -259,6 +259,10 @@ def idle_timeout(ctx: Context) -> None:
     idle_end = stalled_end = None
     cut: list[float] = []      # when the server closed the reader, seen by the reader's own thread
     proc_net = [True]
+    # The kit's own punctuality: a reader or sender not run for half the timeout may have left the
+    # server idle for real (a busy machine), and a watcher that late sees a close late.
+    reader_pace = Pace(ctx, "chargen reader (it must read all along)", IDLE / 2)
+    main_pace = Pace(ctx, "discard sender and close watcher (they must send and look all along)", IDLE / 2)
 
     def keep_reading() -> None:
         # The reader drains what is there each turn (up to READER_TURN), in a thread of its own so
@@ -267,6 +271,7 @@ def idle_timeout(ctx: Context) -> None:
         # What the client has not read yet hides a FIN from it: the kernel's view of the server's
         # end of the connection says when the server closed it.
         while time.monotonic() - started < IDLE_WINDOW and not cut:
+            reader_pace.turn()
             got, turn = reader.recv_ready(), 0
             while got and (turn := turn + len(got)) < READER_TURN and reader.transcript.received.count < READER_BYTES:
                 got = reader.recv_ready()
@@ -283,6 +288,7 @@ def idle_timeout(ctx: Context) -> None:
     reader_thread.start()
     next_send = started
     while True:
+        main_pace.turn()
         now = time.monotonic()
         in_window = now - started < IDLE_WINDOW
         if not in_window and (idle_end is not None or now - idle_since > IDLE + IDLE_LATE + 0.5) \
@@ -303,6 +309,8 @@ def idle_timeout(ctx: Context) -> None:
         select.select([], [], [], 0.005)
     done.set()
     reader_thread.join(2 * AT_ONCE)
+    reader_pace.done()
+    main_pace.done()
     reader_cut = cut[0] if cut else None
     if busy is not None:
         busy_thread.join(2 * AT_ONCE)
