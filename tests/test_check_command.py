@@ -322,3 +322,25 @@ def test_a_stall_beside_checks_that_all_passed_changes_nothing():
     pace.done()
     ctx.check(True, "fine")
     assert ctx.stalls and grade(ctx.scenario, ctx) == (OK, "")
+
+
+def test_a_server_already_in_its_exit_is_waited_for_not_killed():
+    # Its main thread has exited (SYS_exit) and the kernel marks it PF_EXITING, while a second thread
+    # holds the process until the test closes its stdin, well after wait_exit's own timeout: as an
+    # exit the kernel takes seconds to tear down on a busy machine. Without the extra wait: None.
+    srv = ServerProcess(Implementation(name="x", language="x", models=("event",), services=("echo",),
+                                       command=("x",)), "echo", "event")
+    code = ("import ctypes, sys, threading; threading.Thread(target=sys.stdin.read).start(); "
+            "print('on', flush=True); ctypes.CDLL(None).syscall(60, 0)")
+    srv.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert srv.proc.stdout.readline() == "on\n"
+        assert wait_until(srv.exiting, 10.0)
+        release = threading.Timer(1.0, srv.proc.stdin.close)
+        release.start()
+        assert srv.wait_exit(0.1) == 0
+        release.join()
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+        srv.proc.wait()
