@@ -302,19 +302,29 @@ static int read_epoch(const char *prog, struct al_config *cfg)
     return -1;
 }
 
-/* --workers N > 1 only with a model that runs an event loop (protocol.toml [workers]):
- * -1 to go on, or the exit code after the usage line saying so. */
+/* --workers N > 1 only with a model that runs an event loop, and over tcp (protocol.toml
+ * [workers]): -1 to go on, or the exit code after the usage line saying so. */
 static int check_workers(const char *prog, const struct options *opts)
 {
     if (opts->workers <= 1)
         return -1;
     for (int i = 0; i < AL_WORKER_MODEL_COUNT; i++)
-        if (strcmp(al_worker_models[i], al_model_names[opts->cfg.model]) == 0) {
-            /* The contract allows it; this build may not (Winsock: no SO_REUSEPORT). */
-            const char *lacks = al_platform_refusal(AL_LACKS_WORKERS);
-            return lacks != NULL ? usage_error(prog, "%s", lacks) : -1;
-        }
+        if (strcmp(al_worker_models[i], al_model_names[opts->cfg.model]) == 0)
+            return opts->cfg.transport == AL_TRANSPORT_TCP ? -1 : usage_error(prog, "%s", AL_WORKERS_UDP_REFUSAL);
     return usage_error(prog, AL_WORKERS_REFUSAL, al_model_names[opts->cfg.model]);
+}
+
+/* What this build does not offer (Winsock: --workers N > 1, --transport udp), once the
+ * contract's own refusals are passed, so that every port words those alike: -1 to go
+ * on, or the exit code after the usage line (al_platform_refusal, platform.h). */
+static int check_platform(const char *prog, const struct options *opts)
+{
+    const char *lacks = NULL;
+    if (opts->workers > 1)
+        lacks = al_platform_refusal(AL_LACKS_WORKERS);
+    if (lacks == NULL && opts->cfg.transport == AL_TRANSPORT_UDP)
+        lacks = al_platform_refusal(AL_LACKS_DATAGRAMS);
+    return lacks != NULL ? usage_error(prog, "%s", lacks) : -1;
 }
 
 /* The contract's options into opts. Returns -1 to run, or the exit code: 0 after
@@ -368,11 +378,10 @@ static int parse_args(int argc, char **argv, struct options *opts)
         return usage_error(prog, "%s", AL_DATAGRAM_WRONG_MODEL);
     if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_SERVICE(cfg->service))
         return usage_error(prog, "%s", AL_DATAGRAM_NO_DATAGRAM_FORM);
-    /* What this build lacks (Winsock) only once the contract's own refusals are passed. */
-    if (cfg->transport == AL_TRANSPORT_UDP && al_platform_refusal(AL_LACKS_DATAGRAMS) != NULL)
-        return usage_error(prog, "%s", al_platform_refusal(AL_LACKS_DATAGRAMS));
     int code = check_workers(prog, opts);
-    return code >= 0 ? code : read_epoch(prog, &opts->cfg);
+    if (code < 0)
+        code = read_epoch(prog, &opts->cfg);
+    return code >= 0 ? code : check_platform(prog, opts);
 }
 
 /* SIGTERM and SIGINT stop every worker (al_signals_install, signals.c). */

@@ -64,6 +64,8 @@ static const char *const al_worker_models[AL_WORKER_MODEL_COUNT] = {
     "event"
 };
 #define AL_WORKERS_REFUSAL "argument --workers: more than one worker needs a model that runs an event loop, not %s"
+/* --workers N > 1 with --transport udp: refused in these words. */
+#define AL_WORKERS_UDP_REFUSAL "argument --workers: more than one worker needs --transport tcp"
 
 #define AL_CHARGEN_LINE_LENGTH 72
 #define AL_CHARGEN_FIRST_CHAR 32

@@ -25,7 +25,7 @@
 #define LG_MAX_BATCH 4                /* full-size reads or writes in a row before others get a turn */
 #define LG_MS UINT64_C(1000000)
 #define LG_RETRY_NS (10 * LG_MS)      /* connect mode: a failed slot rests this long, so a dead server is not hammered */
-#define LG_LOSS_NS (200 * LG_MS)      /* datagram mode: a request unanswered this long is lost */
+#define LG_LOSS_NS (AL_LOAD_DATAGRAM_LOSS_MS * LG_MS)   /* datagram mode: a request unanswered this long is lost */
 
 /* A log-linear histogram of nanoseconds, after HdrHistogram: values below
  * 2 * LG_SUB are counted exactly; above, every power of two [2^k, 2^(k+1))

@@ -61,7 +61,7 @@
  *            request/response; latency = send to reply. The first 8 bytes
  *            carry the socket's sequence number (from 8 bytes on), so a late
  *            reply is not taken for the current one. A datagram not answered
- *            within 200 ms is counted lost (timeout) and the next is sent.
+ *            within AL_LOAD_DATAGRAM_LOSS_MS (200 ms) is counted lost (timeout) and the next is sent.
  *            A socket's replies are read in one recvmmsg per readiness report.
  * In the other modes a connection that fails is not replaced.
  */
@@ -83,6 +83,7 @@
 #define AL_LOAD_DATAGRAM 5
 #define AL_LOAD_MODES 6
 #define AL_LOAD_MAX_DATAGRAM 65507   /* bytes: the most a UDP datagram over IPv4 holds */
+#define AL_LOAD_DATAGRAM_LOSS_MS 200 /* datagram: a request unanswered this long is counted lost */
 
 /* How the load generator drives its sockets (al_load_config.io). */
 #define AL_LOAD_IO_EPOLL 0    /* readiness: epoll_wait, then a send or recv per operation (every mode) */
@@ -102,7 +103,7 @@
 #define AL_LOAD_ERR_RESET 1            /* ECONNRESET */
 #define AL_LOAD_ERR_PIPE 2             /* EPIPE */
 #define AL_LOAD_ERR_TIMEOUT 3          /* not established (connect: not at EOF) within connect_timeout; ETIMEDOUT;
-                                          datagram: a datagram not answered within 200 ms (lost) */
+                                          datagram: a datagram not answered within AL_LOAD_DATAGRAM_LOSS_MS (lost) */
 #define AL_LOAD_ERR_CLOSED_EARLY 4     /* EOF before the echo or the daytime line was complete, or at all (ingest, egress, idle) */
 #define AL_LOAD_ERR_MISMATCH 5         /* echoed bytes differ from what was sent */
 #define AL_LOAD_ERR_OTHER 6            /* anything else; other_errno names the last one */

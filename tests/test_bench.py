@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from acceptloop import _protocol as P
 from acceptloop.bench import plan as bench_plan, summary
+from acceptloop.bench.loadgen import DATAGRAM_LOSS_MS
 from acceptloop.paths import ROOT
 from acceptloop.report import bench_charts, bench_tables, performance
 from acceptloop.suite import registry
@@ -65,7 +67,7 @@ def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
             assert cell["server_cpu_us_per_op"]["median"] > 0, cell["id"]
         for r in cell["runs"]:
             assert r["server_exit"] == 0, (cell["id"], r)
-            assert sum(r["errors"].values()) == 0 or any(f.startswith(("errors", "unsupported")) for f in cell["flags"])
+            assert sum(r["errors"].values()) == 0 or any(f.startswith(("errors", "unsupported", "lost")) for f in cell["flags"])
         if cell["kind"] == "echo":
             assert cell["latency_us"]["p50"]["median"] <= cell["latency_us"]["p999"]["median"]
         if COUNTERS and cell["kind"] != "idle":
@@ -138,11 +140,14 @@ def test_fairness_provenance_ratios_and_targets_are_recorded(quick):
 def test_the_floor_is_measured_on_every_workload_and_every_cell_shows_its_ratio(quick):
     doc, _ = quick
     measured = {c["workload"]: c for c in doc["cells"] if c["role"] == registry.FLOOR}
-    services = {i.name: set(i.services) for i in registry.load() if i.role == registry.FLOOR}
+    floors_offered = [i for i in registry.load() if i.role == registry.FLOOR]
     assert measured, "the registry has a floor and the run measured it"
     for c in doc["cells"]:
-        if any(c["service"] in s for s in services.values()):
+        w = bench_plan.workload(c["kind"], c["connections"], c["size"])
+        if any(bench_plan.offers(f, w, f.models[0]) for f in floors_offered):
             assert c["workload"] in measured, c["id"]
+        else:   # a workload no floor offers (the datagram cells, a TCP-only floor): no ratio, not an error
+            assert c["workload"] not in measured and c["floor"] is None, c["id"]
     # A floor cell that failed to run (a loaded machine) gives no ratio: the summary's rule, kept here.
     floors = {w: c for w, c in measured.items() if not any(f.startswith(("failed", "unsupported")) for f in c["flags"])}
     assert len(floors) >= len(measured) - 1, [c["flags"] for c in measured.values()]
@@ -178,8 +183,12 @@ def test_the_floor_comes_first_on_each_workload_whatever_the_selection():
                             floors=floors).cells
     workloads = {c.workload for c in cells}
     assert workloads and all(c.impl.name != floors[0].name or c.model == floors[0].models[0] for c in cells)
+    assert any(w.kind == "datagram" for w in workloads)
     for w in workloads:
         here = [c for c in cells if c.workload == w]
+        if not bench_plan.offers(floors[0], w, floors[0].models[0]):   # a TCP-only floor: no datagram floor cell
+            assert [c.impl.name for c in here] == ["c"]
+            continue
         assert here[0].impl.role == registry.FLOOR and sum(c.impl.role == registry.FLOOR for c in here) == 1
         assert [c.impl.name for c in here[1:]] == ["c"]
 
@@ -443,6 +452,88 @@ def test_a_server_added_to_the_registry_appears_in_the_benchmarks_charts_tables_
     assert "Within noise" in section and summary.WITHIN_NOISE in section
     md = (report / "REPORT.md").read_text().split("## Performance", 1)[1]
     assert f"| {target['target']} |" in md and "| c-copy vs c |" in md
+
+
+# -- the datagram cells --------------------------------------------------------------------------------
+def test_datagram_cells_are_planned_only_where_the_registry_offers_udp_in_a_datagram_model():
+    impls, floors = _measured()
+    offering = {(i.name, m) for i in impls if "udp" in i.transports and i.ready == "line"
+                for m in P.DATAGRAM_MODELS if m in i.models}
+    assert offering and any(i.name not in {n for n, _ in offering} for i in impls)   # some entries are TCP only
+    for profile in (bench_plan.QUICK, bench_plan.FULL):
+        cells = [c for c in bench_plan.plan(impls, profile, floors=floors).cells if c.workload.kind == "datagram"]
+        assert {(c.impl.name, c.model) for c in cells} == offering, profile.name
+        for c in cells:
+            assert c.workload.transport == "udp" and c.workload.service == "echo" and c.workload.io == "epoll"
+            assert bench_plan.parse_workload_id(c.workload.id) == c.workload
+    assert {w.id for w in bench_plan.FULL.datagram} == {"datagram-64B-c1", "datagram-64B-c16", "datagram-1KiB-c1",
+                                                        "datagram-1KiB-c16"}
+    assert [w.id for w in bench_plan.QUICK.datagram] == ["datagram-64B-c16"]
+    # An entry that takes udp but prints no READY line, or offers no datagram model: no datagram cell.
+    silent = _impl("silent", 'transports = ["tcp", "udp"]\nready = "port"\n')
+    forks = registry.parse_entry({**tomllib.loads(BASE)["implementation"][0], "name": "forks", "models": ["fork"],
+                                  "transports": ["tcp", "udp"]}, "test")
+    w = bench_plan.workload("datagram", 16, 64)
+    assert not bench_plan.offers(silent, w, "event") and not bench_plan.offers(forks, w, "fork")
+
+
+def test_the_quick_run_has_its_datagram_cells_with_loss_and_a_batching_row(quick):
+    doc, _ = quick
+    cells = [c for c in doc["cells"] if c["kind"] == "datagram"]
+    assert {c["model"] for c in cells} == set(P.DATAGRAM_MODELS)
+    assert all(c["op"] == "datagram echoed" and c["lost"] is not None and c["floor"] is None for c in cells)
+    declared = {i.name for i in registry.load() if i.bench and i.bench.batching}
+    assert declared and {r["impl"] for r in doc["batching"]} == declared
+    assert "datagram" in doc["method"]["loss"] and "datagram" in doc["method"]["per_op"]
+
+
+def test_a_datagram_cells_lost_datagrams_are_counted_and_flagged_apart_from_errors():
+    udp = _impl("udp", 'transports = ["tcp", "udp"]\n')
+    cell = bench_plan.Cell(bench_plan.workload("datagram", 16, 64), udp, "event")
+    runs = [{"round": i, "ops_per_s": 1000.0, "connections": 16, "io": "epoll", "latency_samples": 0,
+             "errors": {"timeout": n, "refused": 0}} for i, n in ((1, 0), (2, 2), (3, 1))]
+    out = summary.summarize_cell(cell, runs)
+    assert out["lost"] == 3 and out["errors"] == {}
+    assert out["flags"] == [f"lost: 3 datagrams unanswered within {DATAGRAM_LOSS_MS} ms over 3 runs"]
+
+
+def test_the_batching_table_divides_the_batched_model_by_the_unbatched_one_on_each_datagram_cell():
+    core = _impl("core", '\n[implementation.bench.batching]\nwords = "many at once against one by one"\n')
+    other = _impl("other")
+    cells = {c["id"]: c for c in (
+        _cell("core", "datagram-64B-c16", 5.0), _cell("core", "datagram-64B-c16", 8.0, model="iterative"),
+        _cell("core", "datagram-1KiB-c1", 9.0),                                          # no iterative cell
+        _cell("core", "echo-64B-c16", 4.0), _cell("core", "echo-64B-c16", 6.0, model="iterative"),   # TCP
+        _cell("other", "datagram-64B-c16", 5.0), _cell("other", "datagram-64B-c16", 8.0, model="iterative"))}
+    cells["core-iterative-datagram-64B-c16"]["lost"] = 3
+    rows = summary.batching(cells, [core, other])
+    assert [(r["impl"], r["workload"], r["model"], r["against_model"]) for r in rows] == [
+        ("core", "datagram-64B-c16", "event", "iterative")]
+    assert rows[0]["cpu_per_op"] == {"batched": 5.0, "unbatched": 8.0, "ratio": pytest.approx(0.625)}
+    assert rows[0]["throughput"]["ratio"] == pytest.approx(1.6) and rows[0]["lost"] == {"event": None, "iterative": 3}
+    shown = bench_tables.batching(rows, performance.palette({"cells": list(cells.values())}))
+    assert shown[0]["cpu"] == {"batched": "5.00", "unbatched": "8.00", "ratio": "0.625×", "cls": "better"}
+    assert shown[0]["throughput"]["cls"] == "better" and shown[0]["lost"] == "iterative 3"
+
+
+@pytest.mark.parametrize("batching, message", [
+    ('words = "w"\nmodel = "fork"', "bench.batching.model must be a model a datagram server has"),
+    ('words = "w"\nmodel = "iterative"', "model and against_model are the same"),
+    ('model = "event"', "bench.batching.words must be a non-empty string"),
+    ('words = "w"\nhow = 1', "unknown key 'how'"),
+])
+def test_a_bad_batching_is_one_line_naming_the_key(batching, message):
+    with pytest.raises(registry.RegistryError, match=message):
+        _impl("x", f"\n[implementation.bench.batching]\n{batching}\n")
+
+
+def test_datagram_workload_ids_parse_and_name_size_and_sockets():
+    from acceptloop.bench import spec
+    assert spec.parse_workload("datagram-64B-c16") == ("datagram", 16, 64)
+    assert spec.parse_workload("datagram-1KiB-c1") == ("datagram", 1, 1024)
+    assert bench_plan.workload("datagram", 16, 1024).id == "datagram-1KiB-c16"
+    with pytest.raises(ValueError):
+        spec.parse_workload("datagram-c16")
 
 
 # -- the bindings table --------------------------------------------------------------------------------

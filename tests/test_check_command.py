@@ -8,18 +8,19 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from acceptloop.suite import matrix, registry
+from acceptloop.suite import matrix, registry, runner
 from acceptloop.suite.client import Stream
 from acceptloop.suite.process import ServerProcess, wait_until
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
-                                       Context, Result, Scenario, grade)
+                                       Context, Pace, Result, Scenario, grade)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KIT = FIXTURES / "kit.toml"
@@ -277,4 +278,69 @@ def test_a_stop_that_is_not_obeyed_is_explained_from_proc(handler, want):
         assert (srv.unheard == "SIGTERM") == (handler == "signal.SIG_IGN")
     finally:
         srv.proc.kill()
+        srv.proc.wait()
+
+
+# -- the kit's own punctuality -----------------------------------------------------------------------
+
+def _stalling_scenario(runs: list[int], stalls_on: set[int]) -> Scenario:
+    def body(ctx: Context) -> None:
+        runs.append(len(runs) + 1)
+        pace = Pace(ctx, "reader", 0.05)
+        pace.turn()
+        if len(runs) in stalls_on:
+            threading.Event().wait(0.1)   # the kit's loop not run for 0.1 s: over its bound
+        pace.turn()
+        pace.done()
+        ctx.check(len(runs) not in stalls_on, "the timer fired on time", "on time", "late")
+    return Scenario(id="robustness.t", description="", level=MUST, source="x", text="", run=body,
+                    service="echo", shared=False)
+
+
+@pytest.mark.parametrize("stalls_on, want, runs_wanted", [
+    (set(), OK, 1),            # no stall, no failure: one run
+    ({1}, OK, 2),              # the first run stalled and failed: run again, and that run stands
+    ({1, 2}, ERROR, 2),        # stalled twice: the kit's fault, never the server's FAILED
+])
+def test_a_failure_beside_the_kits_own_stall_is_error_and_the_cell_runs_once_more(stalls_on, want, runs_wanted):
+    runs: list[int] = []
+    impl = Implementation(name="x", language="x", models=("event",), services=("echo",), command=("x",))
+    result = runner.run_cell(runner.ServerPool(), runner.Cell(impl, "event", _stalling_scenario(runs, stalls_on)))
+    assert (result.grade, len(runs)) == (want, runs_wanted), result.reason
+    if want == ERROR:
+        assert result.reason.startswith("kit stalled: the kit's reader went"), result.reason
+    if runs_wanted == 2:
+        assert result.checks[0].what.startswith("run twice: the first run's kit stalled"), result.checks[0]
+
+
+def test_a_stall_beside_checks_that_all_passed_changes_nothing():
+    ctx = _context({"rfc"})
+    pace = Pace(ctx, "reader", 0.0)
+    pace.turn()
+    threading.Event().wait(0.01)
+    pace.turn()
+    pace.done()
+    ctx.check(True, "fine")
+    assert ctx.stalls and grade(ctx.scenario, ctx) == (OK, "")
+
+
+def test_a_server_already_in_its_exit_is_waited_for_not_killed():
+    # Its main thread has exited (SYS_exit) and the kernel marks it PF_EXITING, while a second thread
+    # holds the process until the test closes its stdin, well after wait_exit's own timeout: as an
+    # exit the kernel takes seconds to tear down on a busy machine. Without the extra wait: None.
+    srv = ServerProcess(Implementation(name="x", language="x", models=("event",), services=("echo",),
+                                       command=("x",)), "echo", "event")
+    code = ("import ctypes, sys, threading; threading.Thread(target=sys.stdin.read).start(); "
+            "print('on', flush=True); ctypes.CDLL(None).syscall(60, 0)")
+    srv.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert srv.proc.stdout.readline() == "on\n"
+        assert wait_until(srv.exiting, 10.0)
+        release = threading.Timer(1.0, srv.proc.stdin.close)
+        release.start()
+        assert srv.wait_exit(0.1) == 0
+        release.join()
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
         srv.proc.wait()

@@ -92,3 +92,11 @@ def test_every_port_refuses_a_transport_it_cannot_serve_in_the_same_words(args, 
     # The registry's command puts --model event first; the later --model wins, as argparse has it.
     seen = each_port(args)
     assert set(seen.values()) == {(P.EXIT_USAGE, f"PROG: {words}")}, seen
+
+
+def test_every_port_that_takes_workers_refuses_more_than_one_over_udp_in_the_same_words():
+    # Before the refusal, a second worker's datagram socket failed at bind (EADDRINUSE, exit 1).
+    seen = {impl.name: last_line(impl.argv("echo", "event", "127.0.0.1", 0) + ["--transport", "udp", "--workers", "2"])
+            for impl in PORTS if "workers" in impl.options and "udp" in impl.transports}
+    assert len(seen) >= 3, seen
+    assert set(seen.values()) == {(P.EXIT_USAGE, f"PROG: {P.WORKERS_UDP_REFUSAL}")}, seen

@@ -715,6 +715,43 @@ def test_failed_unsupported_and_error_flags_are_marked_and_a_failed_cell_draws_n
     assert "<b>oops</b>" in section.one("tr", data_cell=failed["id"]).text()   # escaped, not markup
 
 
+def _datagram_cell(echo: dict, model: str, cpu: float, ops: float, lost: int) -> dict:
+    """A datagram cell of c (UDP echo, 64 B at 16 sockets) made from an echo cell of the fixture."""
+    def figure(v: float) -> dict:
+        return {"median": v, "min": v, "max": v, "n": 3}
+    return {**copy.deepcopy(echo), "id": f"c-{model}-datagram-64B-c16", "workload": "datagram-64B-c16",
+            "kind": "datagram", "model": model, "op": "datagram echoed", "server_cpu_us_per_op": figure(cpu),
+            "ops_per_s": figure(ops), "server_instructions_per_op": None, "floor": None, "lost": lost, "errors": {},
+            "flags": [f"lost: {lost} datagrams unanswered within 200 ms over 3 runs"] if lost else []}
+
+
+def test_the_datagram_cells_are_in_the_cell_table_and_the_batching_table_sets_the_two_models_side_by_side(tmp_path):
+    from acceptloop.bench import summary
+    from acceptloop.suite import registry
+    bench = json.loads(BENCH.read_text())
+    echo = next(c for c in bench["cells"] if c["id"] == "c-event-echo-64B-c16")
+    bench["cells"] += [_datagram_cell(echo, "event", 6.0, 120e3, 0), _datagram_cell(echo, "iterative", 8.0, 100e3, 2)]
+    bench["batching"] = summary.batching({c["id"]: c for c in bench["cells"]}, registry.load())
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    out = tmp_path / "out"
+    section = Page(build.write_report(FIXTURE, tmp_path / "bench.json", out).read_text()).ids["performance"]
+    for model in ("event", "iterative"):
+        group = section.one("tbody", data_workload="datagram-64B-c16", data_model=model)
+        assert "one operation: one datagram echoed" in group.text() and "16 sockets" in group.text()
+        assert group.one("tr", data_cell=f"c-{model}-datagram-64B-c16").find("td", "num")[4].text() == "–"  # × floor
+    [flag] = section.one("tr", data_cell="c-iterative-datagram-64B-c16").find("span", "flag")
+    assert flag.text().startswith("lost: 2 datagrams") and "f-warn" in flag.classes
+    row = section.one("table", "batching").one("tr", data_impl="c", data_workload="datagram-64B-c16")
+    tds = [" ".join(td.text().split()) for td in row.find("td")]
+    assert tds[1:5] == ["event vs iterative", "120k vs 100k", "1.20×", "6.00 vs 8.00"] and tds[5] == "0.750×"
+    assert tds[-1] == "event 0, iterative 2"
+    words = bench["batching"][0]["words"]
+    assert "recvmmsg" in words and words in " ".join(section.text().split())
+    md = (out / "REPORT.md").read_text()
+    assert "### Datagrams: what batching buys" in md
+    assert "| c | datagram-64B-c16 | event vs iterative | 120k / 100k (1.20×) | 6.00 / 8.00 (0.750×) |" in md
+
+
 def test_a_document_without_cells_draws_no_empty_axes(tmp_path):
     (tmp_path / "bench.json").write_text(json.dumps({"schema": "acceptloop.bench/1", "profile": {"name": "quick"}}))
     section = Page(build.write_report(FIXTURE, tmp_path / "bench.json", tmp_path / "out").read_text()).ids["performance"]

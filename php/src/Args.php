@@ -69,6 +69,9 @@ final class Args
         if ($values['workers'] > 1 && !in_array($values['model'], Protocol::WORKER_MODELS, true)) {
             throw new UsageError(sprintf(Protocol::WORKERS_REFUSAL, $values['model']));
         }
+        if ($values['workers'] > 1 && $values['transport'] !== 'tcp') {
+            throw new UsageError(Protocol::WORKERS_UDP_REFUSAL);
+        }
         return new Config(
             service: $values['service'],
             model: $values['model'],

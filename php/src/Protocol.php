@@ -22,6 +22,8 @@ final class Protocol
     /** --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model). */
     public const WORKER_MODELS = ["event"];
     public const WORKERS_REFUSAL = "argument --workers: more than one worker needs a model that runs an event loop, not %s";
+    /** --workers N > 1 with --transport udp: refused in these words. */
+    public const WORKERS_UDP_REFUSAL = "argument --workers: more than one worker needs --transport tcp";
     public const CHARGEN_LINE_LENGTH = 72;
     public const CHARGEN_FIRST_CHAR = 32;
     public const CHARGEN_LAST_CHAR = 126;

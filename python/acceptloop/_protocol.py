@@ -35,6 +35,8 @@ DATAGRAM_NO_DATAGRAM_FORM = '--transport udp: message has no datagram form'
 # --workers N > 1: the models that run an event loop, and the words refusing any other (%s: the model).
 WORKER_MODELS = ('event',)
 WORKERS_REFUSAL = 'argument --workers: more than one worker needs a model that runs an event loop, not %s'
+# --workers N > 1 with --transport udp: refused in these words.
+WORKERS_UDP_REFUSAL = 'argument --workers: more than one worker needs --transport tcp'
 
 CHARGEN_LINE_LENGTH = 72
 CHARGEN_FIRST_CHAR = 32

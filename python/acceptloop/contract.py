@@ -110,11 +110,13 @@ def daytime_epoch_from_env(parser: argparse.ArgumentParser) -> int | None:
     raise AssertionError("unreachable")
 
 
-def check_workers(parser: argparse.ArgumentParser, workers: int, model: str, several: bool) -> None:
-    """--workers N > 1 only with a model that runs an event loop (protocol.toml [workers]), and
-    only in a front end that can run several (`several`); else usage and exit 2."""
+def check_workers(parser: argparse.ArgumentParser, workers: int, model: str, transport: str, several: bool) -> None:
+    """--workers N > 1 only with a model that runs an event loop and over tcp (protocol.toml
+    [workers]), and only in a front end that can run several (`several`); else usage and exit 2."""
     if workers > 1 and model not in P.WORKER_MODELS:
         parser.error(P.WORKERS_REFUSAL % model)
+    if workers > 1 and transport != "tcp":
+        parser.error(P.WORKERS_UDP_REFUSAL)
     if workers > 1 and not several:
         parser.error(f"argument --workers: {parser.prog} runs one worker, not {workers}")
 
@@ -126,7 +128,7 @@ def parse_args(argv: Sequence[str] | None, prog: str, models: Sequence[str],
     parser = build_parser(prog, models)
     ns = parser.parse_args(argv)
     check_transport(parser, ns.transport, ns.model, ns.service)
-    check_workers(parser, ns.workers, ns.model, several_workers)
+    check_workers(parser, ns.workers, ns.model, ns.transport, several_workers)
     return ServerConfig(
         service=ns.service,
         model=ns.model,

@@ -24,6 +24,8 @@ LOAD_IOS: tuple[str, ...] = tuple(ffi.string(lib.al_load_io_name(i)).decode() fo
 LOAD_ERRORS: tuple[str, ...] = tuple(
     ffi.string(lib.al_load_error_name(i)).decode() for i in range(lib.AL_LOAD_ERR_KINDS)
 )
+# datagram mode: a request unanswered this long (milliseconds) is counted lost, errors["timeout"].
+DATAGRAM_LOSS_MS: int = lib.AL_LOAD_DATAGRAM_LOSS_MS
 
 
 def _number(name: str, value: Any, low: float, high: float, *, integer: bool = False,
@@ -50,7 +52,7 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     read), idle (hold the connections open, send nothing), datagram (UDP
     echo: `connections` connected UDP sockets, each a message_size-byte
     request and its reply at a time, at most 65507 bytes; a reply not back
-    within 200 ms is counted lost, errors["timeout"]). Arguments left at
+    within DATAGRAM_LOSS_MS (200 ms) is counted lost, errors["timeout"]). Arguments left at
     None take the C defaults: message_size 64, warmup 1 s, duration 5 s,
     connect_timeout 3 s. `cpu` pins the calling thread for the run (-1: not).
     `io` is how it drives the sockets, one of LOAD_IOS: "epoll" (a send or recv

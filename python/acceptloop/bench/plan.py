@@ -3,7 +3,10 @@
 A cell is (workload, implementation, model). The event model of every
 implementation runs the whole matrix, the uring model (the C core's) every echo
 workload in the full profile; the other models run a representative
-subset (1 KiB echo at 1 and 16 connections, and the connection rate).
+subset (1 KiB echo at 1 and 16 connections, and the connection rate). The
+datagram workloads (UDP echo) run on every model a datagram server has
+(protocol.toml [datagram] models: iterative and event) of every implementation
+whose registry entry takes --transport udp.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from acceptloop import _protocol as P
 from acceptloop.bench.spec import Bench, parse_workload
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.runner import KeywordFilter
@@ -20,17 +24,22 @@ KIB = 1024
 
 @dataclass(frozen=True)
 class Workload:
-    kind: str              # the load generator's mode: echo, connect, ingest, egress, idle
+    kind: str              # the load generator's mode: echo, connect, ingest, egress, idle, datagram
     service: str
-    connections: int
-    size: int = 0          # echo: bytes per message
+    connections: int       # datagram: UDP sockets, each with one request in flight
+    size: int = 0          # echo: bytes per message; datagram: bytes per datagram
 
     @property
     def id(self) -> str:
         size = ""
-        if self.kind == "echo":
+        if self.kind in SIZED:
             size = f"-{self.size // KIB}KiB" if self.size >= KIB else f"-{self.size}B"
         return f"{self.kind}{size}-c{self.connections}"
+
+    @property
+    def transport(self) -> str:
+        """How the server is started: "udp" (--transport udp) for the datagram workloads, else "tcp"."""
+        return "udp" if self.kind == "datagram" else "tcp"
 
     @property
     def primary(self) -> str:
@@ -49,7 +58,10 @@ class Workload:
     def op(self) -> str:
         """What one operation is, for 'server CPU per operation'."""
         return {"echo": "round trip", "connect": "connection", "ingest": "MB received",
-                "egress": "MB sent", "idle": "connection held"}[self.kind]
+                "egress": "MB sent", "idle": "connection held", "datagram": "datagram echoed"}[self.kind]
+
+
+SIZED = ("echo", "datagram")   # the kinds whose id names a message size
 
 
 URING_FROM = 16
@@ -58,7 +70,8 @@ IO_RULE = (f"echo and connect at {URING_FROM} connections or more: io_uring (ech
            f"spends less CPU per operation than with epoll; everything else: epoll; a machine without io_uring runs "
            f"those cells on epoll, and each run records the mode it used")
 
-SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo"}
+SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo",
+           "datagram": "echo"}
 
 
 def workload(kind: str, connections: int, size: int = 0) -> Workload:
@@ -75,6 +88,7 @@ class Profile:
     duration: float
     description: str = ""
     uring: tuple[Workload, ...] = ()     # for the uring model (the C core's)
+    datagram: tuple[Workload, ...] = ()  # for every model a datagram server has (P.DATAGRAM_MODELS)
 
 
 SIZES = (64, KIB, 16 * KIB, 256 * KIB)
@@ -89,9 +103,11 @@ FULL = Profile(
            workload("idle", 1000)),
     other=(workload("echo", 1, KIB), workload("echo", 16, KIB), workload("connect", 1), workload("connect", 16)),
     uring=tuple(workload("echo", c, s) for s in SIZES for c in CONCURRENCY),
+    datagram=tuple(workload("datagram", c, s) for s in (64, KIB) for c in (1, 16)),
     rounds=3, warmup=0.3, duration=1.0,
     description="every workload on the event model, every echo workload on uring, a representative subset on "
-                "the others; 3 rounds",
+                "the others, UDP echo (64 B and 1 KiB at 1 and 16 sockets) on the iterative and event models; "
+                "3 rounds",
 )
 
 QUICK = Profile(
@@ -99,9 +115,10 @@ QUICK = Profile(
     event=(workload("echo", 16, 64), workload("echo", 256, 64), workload("connect", 1)),
     other=(),
     uring=(workload("echo", 256, 64),),
+    datagram=(workload("datagram", 16, 64),),
     rounds=3, warmup=0.05, duration=0.2,
     description="64 B echo at 16 and 256 connections and the connection rate on the event model, 64 B echo at 256 "
-                "on uring, and the cells the targets name (the other models' connection rate, 1,000 idle "
+                "on uring, 64 B UDP echo at 16 sockets on the iterative and event models, and the cells the targets name (the other models' connection rate, 1,000 idle "
                 "connections) for the implementations they compare; short windows",
 )
 
@@ -189,6 +206,8 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
             groups.append((w, m, None))
     for w in profile.uring:
         groups.append((w, "uring", None))
+    for w in profile.datagram:
+        groups += [(w, m, None) for m in P.DATAGRAM_MODELS]
     have = {(w, m) for w, m, _ in groups}
     for (w, m), names in target_cells(impls).items():
         if (w, m) not in have:
@@ -201,13 +220,22 @@ def plan(impls: Sequence[Implementation], profile: Profile, models: Sequence[str
                 continue
             if impl.bench is not None and impl.bench.only_targets and not _targets_name(impl, w, model):
                 continue   # measured only where its own targets say (bench.only_targets)
-            if model in impl.models and w.service in impl.services:
+            if offers(impl, w, model):
                 cell = Cell(w, impl, model)
                 if match(cell.id):
                     cells.append(cell)
                     if impl.bench and impl.bench.control and w.kind == "echo":
                         cells.append(Cell(w, control_twin(impl), model))
     return Plan(profile, add_floors(cells, floors), rounds or profile.rounds)
+
+
+def offers(impl: Implementation, w: Workload, model: str) -> bool:
+    """Whether `impl` can serve workload `w` in `model`: the model and the service, and for a datagram
+    workload --transport udp (the registry's `transports`), a model a datagram server has, and a READY
+    line (a datagram port cannot be polled by connecting to it)."""
+    if model not in impl.models or w.service not in impl.services or w.transport not in impl.transports:
+        return False
+    return w.transport == "tcp" or (model in P.DATAGRAM_MODELS and impl.ready == "line")
 
 
 def _targets_name(impl: Implementation, w: Workload, model: str) -> bool:
@@ -217,7 +245,8 @@ def _targets_name(impl: Implementation, w: Workload, model: str) -> bool:
 
 def add_floors(cells: list[Cell], floors: Sequence[Implementation]) -> list[Cell]:
     """The cells with, before the first cell of each workload, one cell per floor that offers the
-    workload's service (in the floor's first model): the physical reference of that workload."""
+    workload (in the floor's first model: its service, over its transport): the physical reference of
+    that workload. A TCP-only floor has no datagram cell, so datagram cells have no floor ratio."""
     out: list[Cell] = []
     seen: set[Workload] = set()
     names = {f.name for f in floors}
@@ -227,7 +256,7 @@ def add_floors(cells: list[Cell], floors: Sequence[Implementation]) -> list[Cell
         if cell.workload not in seen:
             seen.add(cell.workload)
             out += [Cell(cell.workload, f, f.models[0]) for f in floors
-                    if cell.workload.service in f.services and f.models]
+                    if f.models and offers(f, cell.workload, f.models[0])]
         out.append(cell)
     return out
 

@@ -96,7 +96,7 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
     if pins["pinned"]:
         server_cpus = set(pins["server_cpus"])
         preexec = lambda: os.sched_setaffinity(0, server_cpus)   # noqa: E731 - runs in the child before exec
-    srv = ServerProcess(cell.impl, w.service, cell.model, preexec=preexec)
+    srv = ServerProcess(cell.impl, w.service, cell.model, preexec=preexec, transport=w.transport)
     record: dict[str, Any] = {"round": round_no}
     try:
         srv.start()
@@ -141,7 +141,7 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
 
 def per_op_count(kind: str, load: dict[str, Any]) -> float:
     """How many operations the window held, as 'server CPU per operation' counts them:
-    round trips, connections, or (streams) megabytes moved."""
+    round trips, connections, datagrams echoed, or (streams) megabytes moved."""
     if kind == "ingest":
         return load["bytes_sent"] / 1e6
     if kind == "egress":

@@ -9,6 +9,8 @@
     only_targets  true: measure this implementation only in the cells its own targets name, not in
               every cell of the profile (a server under Wine takes seconds where the others
               take milliseconds, and its idle-c1000 cell alone would outlast a quick run)
+    batching  its datagram path reads and answers in batches in one model and one at a time in
+              another (Batching below): the report's batching table sets the two side by side
 
 The registry (suite/registry.py) calls parse() on every entry's stanza, so a mistake stops the
 run before any cell; the names a stanza mentions are resolved when the benchmark runs: a target
@@ -34,26 +36,29 @@ FIGURES = {
 }
 MEASURES = ("ratio", "deviation", "value")
 DIRECTIONS = ("at most", "at least")
-KINDS = ("echo", "connect", "ingest", "egress", "idle")
+KINDS = ("echo", "connect", "ingest", "egress", "idle", "datagram")
 ANY_MODEL = "any"
-STANZA_KEYS = ("colour", "control", "compare", "targets", "binding", "only_targets")
+STANZA_KEYS = ("colour", "control", "compare", "targets", "binding", "batching", "only_targets")
 BINDING_KEYS = ("host", "core", "callback")
+BATCHING_KEYS = ("words", "model", "against_model")
 TARGET_KEYS = ("words", "figure", "against", "measure", "workload", "model", "against_model", "bound", "direction")
 COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
-# Workload ids as bench/plan.py writes them: echo-64B-c256, echo-16KiB-c1, connect-c16, idle-c1000.
-WORKLOAD_ID = re.compile(r"(?P<kind>echo)-(?P<size>\d+)(?P<unit>B|KiB)-c(?P<conns>\d+)"
+# Workload ids as bench/plan.py writes them: echo-64B-c256, echo-16KiB-c1, connect-c16, idle-c1000,
+# datagram-64B-c16 (UDP echo: a size, and sockets for connections).
+WORKLOAD_ID = re.compile(r"(?P<kind>echo|datagram)-(?P<size>\d+)(?P<unit>B|KiB)-c(?P<conns>\d+)"
                          r"|(?P<other>connect|ingest|egress|idle)-c(?P<oconns>\d+)")
 
 
 def parse_workload(text: str) -> tuple[str, int, int]:
-    """'echo-64B-c256' -> ("echo", 256, 64); 'connect-c16' -> ("connect", 16, 0). ValueError otherwise."""
+    """'echo-64B-c256' -> ("echo", 256, 64); 'datagram-1KiB-c16' -> ("datagram", 16, 1024); 'connect-c16' ->
+    ("connect", 16, 0). ValueError otherwise."""
     m = WORKLOAD_ID.fullmatch(text)
     if not m:
         raise ValueError(f"workload {text!r} is not a workload id (echo-64B-c256, echo-1KiB-c16, connect-c1, "
-                         f"ingest-c16, egress-c1, idle-c1000)")
+                         f"ingest-c16, egress-c1, idle-c1000, datagram-64B-c16)")
     if m["kind"]:
         size = int(m["size"]) * (1024 if m["unit"] == "KiB" else 1)
-        return "echo", int(m["conns"]), size
+        return m["kind"], int(m["conns"]), size
     return m["other"], int(m["oconns"]), 0
 
 
@@ -97,7 +102,44 @@ class Bench:
     targets: tuple[Target, ...] = ()
     twin_of: str | None = None                 # set on a control twin itself: the implementation it copies
     binding: "Binding | None" = None
+    batching: "Batching | None" = None
     only_targets: bool = False                 # measured only in the cells its own targets name
+
+
+@dataclass(frozen=True)
+class Batching:
+    """What a `batching` table says: in `model` this implementation reads and answers datagrams in
+    batches, in `against_model` one at a time; `words` says how ("recvmmsg/sendmmsg against
+    recvfrom/sendto"). The report's batching table divides the first by the second on every datagram
+    cell both ran: what batching buys."""
+    words: str
+    model: str = "event"
+    against_model: str = "iterative"
+
+
+def _table(table: Any, keys: tuple[str, ...], what: str) -> dict[str, Any] | None:
+    """A stanza's sub-table `what`, checked to be a table of known keys; None when it is absent."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ValueError(f"{what} must be a table ({', '.join(keys)})")
+    _unknown(table, keys, what)
+    return table
+
+
+def parse_batching(value: Any) -> Batching | None:
+    table = _table(value, BATCHING_KEYS, "bench.batching")
+    if table is None:
+        return None
+    words = _text(table.get("words"), "bench.batching.words")
+    model, against = table.get("model", "event"), table.get("against_model", "iterative")
+    for key, value in (("model", model), ("against_model", against)):
+        if value not in P.DATAGRAM_MODELS:
+            raise ValueError(f"bench.batching.{key} must be a model a datagram server has "
+                             f"({', '.join(P.DATAGRAM_MODELS)}), not {value!r}")
+    if model == against:
+        raise ValueError("bench.batching: model and against_model are the same")
+    return Batching(words=words, model=model, against_model=against)
 
 
 @dataclass(frozen=True)
@@ -110,12 +152,10 @@ class Binding:
     callback: bool = False
 
 
-def parse_binding(table: Any, owner: str) -> Binding | None:
+def parse_binding(value: Any, owner: str) -> Binding | None:
+    table = _table(value, BINDING_KEYS, "bench.binding")
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ValueError("bench.binding must be a table (host, core, callback)")
-    _unknown(table, BINDING_KEYS, "bench.binding")
     host = _text(table.get("host"), "bench.binding.host")
     core = _text(table.get("core"), "bench.binding.core")
     if core == owner:
@@ -215,4 +255,5 @@ def parse(stanza: Any, owner: str) -> Bench | None:
         raise ValueError("bench.only_targets must be true or false")
     return Bench(colour=colour, control=control, compare=tuple(dict.fromkeys(compare)),
                  targets=tuple(parse_target(t, owner, i) for i, t in enumerate(targets)),
-                 binding=parse_binding(stanza.get("binding"), owner), only_targets=only_targets)
+                 binding=parse_binding(stanza.get("binding"), owner), batching=parse_batching(stanza.get("batching")),
+                 only_targets=only_targets)

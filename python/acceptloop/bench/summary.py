@@ -11,7 +11,8 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 from acceptloop.bench import spec as bench_spec
-from acceptloop.bench.plan import IO_RULE, Cell, Plan
+from acceptloop.bench.loadgen import DATAGRAM_LOSS_MS
+from acceptloop.bench.plan import IO_RULE, Cell, Plan, Workload
 from acceptloop.bench.runner import Run
 from acceptloop.suite.registry import Implementation
 
@@ -52,7 +53,15 @@ def summarize_cell(cell: Cell, runs: list[dict[str, Any]]) -> dict[str, Any]:
         for kind, n in r.get("errors", {}).items():
             errors[kind] += n
     out["errors"] = {k: v for k, v in errors.items() if v}
-    flags = out["flags"]
+    if w.kind == "datagram":   # a datagram unanswered within DATAGRAM_LOSS_MS: lost, the generator's "timeout"
+        out["lost"] = out["errors"].pop("timeout", 0)
+    out["flags"] = _flags(w, runs, good, out)
+    return out
+
+
+def _flags(w: Workload, runs: list[dict[str, Any]], good: list[dict[str, Any]], out: dict[str, Any]) -> list[str]:
+    """A cell's caveats: failed runs, connections not held, noisy, client-bound, datagrams lost, errors."""
+    flags: list[str] = []
     failed = [r["error"] for r in runs if "error" in r]
     if failed:
         flags.append(f"failed: {failed[0]}")
@@ -66,9 +75,11 @@ def summarize_cell(cell: Cell, runs: list[dict[str, Any]]) -> dict[str, Any]:
     client = out["client_cpu_pct"]
     if client and client["median"] > CLIENT_BOUND:
         flags.append(f"client-bound: the load generator used {client['median']:.0f}% of its CPU")
+    if out.get("lost"):
+        flags.append(f"lost: {out['lost']} datagrams unanswered within {DATAGRAM_LOSS_MS} ms over {len(good)} runs")
     if out["errors"] and not any(f.startswith("unsupported") for f in flags):
         flags.append("errors: " + ", ".join(f"{k} {v}" for k, v in out["errors"].items()))
-    return out
+    return flags
 
 
 def _median(cells: dict[str, dict[str, Any]], impl: str, model: str, workload: str, figure: str) -> float | None:
@@ -162,6 +173,34 @@ def bindings(cells: dict[str, dict[str, Any]], impls: Sequence[Implementation]) 
                 row[name] = None if mine is None or core is None else mine - core
                 row[f"{name}_noise"] = None if twin is None or core is None else abs(twin - core)
             if row["cpu_per_op"] is not None or row["instructions_per_op"] is not None:
+                rows.append(row)
+    return rows
+
+
+# -- the batching table ---------------------------------------------------------------------------
+BATCHING_FIGURES = {"throughput": "ops_per_s", "cpu_per_op": "server_cpu_us_per_op",
+                    "instructions_per_op": INSTRUCTIONS}
+
+
+def batching(cells: dict[str, dict[str, Any]], impls: Sequence[Implementation]) -> list[dict[str, Any]]:
+    """Per implementation whose stanza declares `batching`, per datagram workload it ran in both of
+    its models: the batched model's medians, the unbatched one's, and the first divided by the
+    second (throughput above 1 and CPU per datagram below 1: what batching buys)."""
+    rows = []
+    for impl in impls:
+        b = impl.bench.batching if impl.bench else None
+        if b is None:
+            continue
+        for w in sorted({c["workload"] for c in cells.values() if c["kind"] == "datagram" and c["impl"] == impl.name},
+                        key=_echo_order):
+            row: dict[str, Any] = {"impl": impl.name, "words": b.words, "model": b.model,
+                                   "against_model": b.against_model, "workload": w}
+            for name, key in BATCHING_FIGURES.items():
+                mine = _median(cells, impl.name, b.model, w, key)
+                theirs = _median(cells, impl.name, b.against_model, w, key)
+                row[name] = {"batched": mine, "unbatched": theirs, "ratio": _ratio(mine, theirs)}
+            row["lost"] = {m: (cells.get(f"{impl.name}-{m}-{w}") or {}).get("lost") for m in (b.model, b.against_model)}
+            if row["throughput"]["ratio"] is not None or row["cpu_per_op"]["ratio"] is not None:
                 rows.append(row)
     return rows
 
@@ -339,7 +378,10 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
             "client_io": IO_RULE,
             "server_cpu": "utime+stime of the server and its children (live and reaped) from /proc, "
                           "read by the load generator at the window's edges",
-            "per_op": "echo: one round trip; connect: one connection; ingest/egress: one MB (10^6 bytes)",
+            "per_op": "echo: one round trip; connect: one connection; ingest/egress: one MB (10^6 bytes); "
+                      "datagram: one datagram echoed (a request and its answer, UDP)",
+            "loss": f"datagram: each socket has one request in flight; one unanswered within {DATAGRAM_LOSS_MS} ms "
+                    "is counted lost (the cell's `lost`, flagged) and the socket sends its next",
             "within_noise": WITHIN_NOISE,
             "instructions": "instructions retired by the server and its children over the same window, in user "
                             "space and in the kernel, from the CPU's counters (perf_event_open, one counter per "
@@ -354,5 +396,6 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
         "core_table": core_table(cells, event_workloads, pairs(impls)),
         "noise_floor": noise,
         "bindings": bindings(cells, impls),
+        "batching": batching(cells, impls),
         "targets": targets(cells, impls, noise),
     }

@@ -27,12 +27,14 @@ def size_label(size: int) -> str:
 
 
 def workload_title(c: dict[str, Any]) -> str:
-    """'echo 64 B, 16 connections', 'connect (daytime), 1 connection'."""
+    """'echo 64 B, 16 connections', 'connect (daytime), 1 connection', 'datagram echo (UDP) 64 B, 16 sockets'."""
     n = c.get("connections", 0)
-    conns = f"{n} connection{'s' if n != 1 else ''}"
     kind = c.get("kind", "?")
+    conns = f"{n} {'socket' if kind == 'datagram' else 'connection'}{'s' if n != 1 else ''}"
     if kind == "echo":
         return f"echo {size_label(c.get('size', 0))}, {conns}"
+    if kind == "datagram":
+        return f"datagram echo (UDP) {size_label(c.get('size', 0))}, {conns}"
     return f"{kind} ({c.get('service', '?')}), {conns}"
 
 

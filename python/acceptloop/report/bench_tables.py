@@ -7,7 +7,7 @@ bench/summary.py when the benchmark runs; this module only formats and classifie
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from acceptloop.report import numbers
 from acceptloop.report.bench_charts import workload_title
@@ -15,7 +15,8 @@ from acceptloop.report.charts import Palette
 
 EVEN = 1.05          # a ratio within 5 % of 1 is neither better nor worse
 # A flag's kind (the words before its colon) and how loudly the table marks it.
-FLAG_SEVERITY = {"failed": "bad", "errors": "bad", "unsupported": "gone", "noisy": "warn", "client-bound": "warn"}
+FLAG_SEVERITY = {"failed": "bad", "errors": "bad", "unsupported": "gone", "noisy": "warn", "client-bound": "warn",
+                 "lost": "warn"}
 UNITS = {"ops_per_s": "ops/s", "mb_per_s": "MB/s"}
 
 
@@ -192,6 +193,32 @@ def bindings(entries: Sequence[dict[str, Any]], palette: Palette) -> list[dict[s
                     "cpu": _difference(e.get("cpu_per_op"), e.get("cpu_per_op_noise"), numbers.sig),
                     "instructions": _difference(e.get("instructions_per_op"), e.get("instructions_per_op_noise"),
                                                 numbers.si)})
+    return out
+
+
+# -- the batching table ------------------------------------------------------------------------------
+def _pair(figure: dict[str, Any] | None, fmt: Callable[[float | None], str], higher_is_better: bool) -> dict[str, str]:
+    """One figure of a batching row: the batched model's median, the unbatched one's, their ratio."""
+    f = figure or {}
+    ratio = f.get("ratio")
+    return {"batched": fmt(f.get("batched")), "unbatched": fmt(f.get("unbatched")),
+            "ratio": numbers.ratio(ratio), "cls": _judge(ratio, higher_is_better)}
+
+
+def batching(entries: Sequence[dict[str, Any]], palette: Palette) -> list[dict[str, Any]]:
+    """Per implementation and datagram workload: the batched model against the unbatched one
+    (bench.batching), in datagrams per second and in server CPU µs (and instructions) per datagram,
+    each with both medians and the ratio; green where batching wins by more than 5 %."""
+    out = []
+    for e in entries:
+        lost = e.get("lost") or {}
+        out.append({**palette.style(e.get("impl", "?")), "words": e.get("words", ""),
+                    "model": e.get("model", "?"), "against_model": e.get("against_model", "?"),
+                    "workload": e.get("workload", "?"),
+                    "throughput": _pair(e.get("throughput"), numbers.si, True),
+                    "cpu": _pair(e.get("cpu_per_op"), numbers.si, False),
+                    "instructions": _pair(e.get("instructions_per_op"), numbers.si, False),
+                    "lost": ", ".join(f"{m} {n}" for m, n in lost.items() if n is not None) or "–"})
     return out
 
 

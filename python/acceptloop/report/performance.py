@@ -113,7 +113,7 @@ def fairness(f: dict[str, Any]) -> list[tuple[str, str]]:
 
 METHOD_LABELS = {"interleaving": "rounds", "server": "servers", "server_cpu": "server CPU",
                  "per_op": "one operation", "noisy": "flagged noisy", "client_bound": "flagged client-bound",
-                 "client_io": "client I/O",
+                 "client_io": "client I/O", "loss": "datagram loss",
                  "within_noise": "within noise"}
 
 
@@ -157,6 +157,7 @@ def section(bench: dict[str, Any] | None, path: Path | None) -> dict[str, Any]:
         "charts": bench_charts.charts(cells, colours),
         "core": bench_tables.core_table(bench.get("core_table") or [], colours),
         "bindings": bench_tables.bindings(bench.get("bindings") or [], colours),
+        "batching": bench_tables.batching(bench.get("batching") or [], colours),
         "targets": bench_tables.targets(bench.get("targets") or []),
         "within_noise": method.get("within_noise"),
         "noise_floor": noise_floor(bench),

@@ -27,6 +27,8 @@ START_TIMEOUT = 15.0
 # server idle in accept exits at once), and how long the kit waits for its servers when it is
 # itself interrupted.
 STOP_GRACE = 2.0
+EXITING_GRACE = 10.0   # how long a server already in the kernel's exit path is given to be gone
+PF_EXITING = 0x4       # linux/sched.h: the task is exiting
 
 # Every server process the kit has started and not yet closed, so that an interrupted run
 # (Ctrl-C, SIGTERM) leaves none of them running: terminate_all(). SPAWNED and CLOSED are called
@@ -488,8 +490,24 @@ class ServerProcess:
         try:
             self.exit_code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            return None
+            if not self.exiting():
+                return None
+            # It has made its exit already and the kernel is tearing it down (unmapping its
+            # memory): on a busy machine that alone can take seconds, and none of it is the
+            # server's doing. Its exit code is set; wait for it, bounded.
+            try:
+                self.exit_code = self.proc.wait(EXITING_GRACE)
+            except subprocess.TimeoutExpired:
+                return None
         return self.exit_code
+
+    def exiting(self) -> bool:
+        """Whether the server's main thread is in the kernel's exit path (/proc stat flags: PF_EXITING)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return bool(int(fields[6]) & PF_EXITING)
+        except (OSError, ValueError, IndexError):
+            return False
 
     def stop(self, timeout: float = STOP_GRACE) -> int | None:
         """SIGTERM (or its registry entry's stop_signal), wait up to `timeout`; SIGKILL if it will not

@@ -15,7 +15,8 @@ from acceptloop.suite import probe
 from acceptloop.suite.catalog import all_scenarios
 from acceptloop.suite.process import STOP_GRACE, LaunchError, ServerProcess, ServerStartError
 from acceptloop.suite.registry import Implementation
-from acceptloop.suite.scenario import BASIS_CONTRACT, BASIS_RFC, ERROR, FAILED, INFO, MUST, execute, missing, Check, Result, Scenario
+from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_RFC, ERROR, FAILED, INFO, KIT_STALLED, MUST, execute,
+                                      missing, Check, Result, Scenario)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,16 @@ def run_cell(pool: ServerPool, cell: Cell) -> Result:
                           grade=FAILED if check.followed else INFO,
                           reason=f"the server did not start: {e}", checks=[check],
                           server={"exit_code": e.exit_code, "stderr": e.stderr[-4000:]})
-    return execute(cell.scenario, cell.impl, cell.model, server)
+    result = execute(cell.scenario, cell.impl, cell.model, server)
+    if result.grade == ERROR and result.reason.startswith(KIT_STALLED):
+        # The kit was not scheduled in time to judge a timer (a busy machine): once more, and
+        # what that run finds stands, a second stall included, with the first one's reason kept.
+        first = result.reason
+        if cell.scenario.shared:
+            server = pool.get(cell.impl, cell.model, cell.scenario.service)
+        result = execute(cell.scenario, cell.impl, cell.model, server)
+        result.checks.insert(0, Check(what=f"run twice: the first run's {first}", ok=True, level="INFO"))
+    return result
 
 
 def run(cells: Sequence[Cell], env: dict[str, str] | None = None,

@@ -49,6 +49,9 @@ BASIS_RFC, BASIS_PROTOCOL, BASIS_CONTRACT = "rfc", "protocol", "contract"
 BASES = (BASIS_RFC, BASIS_PROTOCOL, BASIS_CONTRACT)
 
 
+KIT_STALLED = "kit stalled"   # the start of an ERROR's reason when the kit's own loop was late (Pace)
+
+
 class KitError(Exception):
     """The kit could not do what a scenario asked (a bug, or a machine that does not let it):
     the cell is ERROR, never blamed on the server."""
@@ -184,6 +187,30 @@ class Result:
         return cls(**d)
 
 
+class Pace:
+    """The longest gap between two turns of one of the kit's own loops (a client that must read, send
+    or look all along). A timing check is only as good as the kit's own punctuality: a client that
+    was not scheduled for longer than `bound` (a fraction of the timer being judged) may have made
+    the server's timer fire for real, and then the check cannot say whose fault a failure is."""
+
+    def __init__(self, ctx: "Context", what: str, bound: float) -> None:
+        self.ctx, self.what, self.bound = ctx, what, bound
+        self.last: float | None = None
+        self.longest = 0.0
+
+    def turn(self) -> None:
+        now = time.monotonic()
+        if self.last is not None:
+            self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+    def done(self) -> None:
+        """Record the stall, if there was one, for grade()."""
+        if self.longest > self.bound:
+            self.ctx.stalls.append(f"the kit's {self.what} went {self.longest:.2f} s without a turn "
+                                   f"(its bound: {self.bound:g} s)")
+
+
 class Context:
     """What a scenario's steps work with: its server, its clients, and where its checks go."""
 
@@ -200,6 +227,7 @@ class Context:
         self.own_servers: list[ServerProcess] = []
         self.info_reason: str | None = None
         self.errors: list[str] = []   # the kit's own failures: the cell is ERROR
+        self.stalls: list[str] = []   # the kit's own loops that were not run in time (Pace)
 
     # -- servers ---------------------------------------------------------------------------
     @property
@@ -337,6 +365,10 @@ def grade(scenario: Scenario, ctx: Context) -> tuple[str, str]:
     if ctx.info_reason is not None:
         return INFO, ctx.info_reason
     failed = [c for c in ctx.checks if not c.ok]
+    if ctx.stalls and failed:
+        # A failure beside the kit's own stall is not the server's to carry (runner.run_cell runs
+        # such a cell once more).
+        return ERROR, f"{KIT_STALLED}: {ctx.stalls[0]}; so this cannot judge: {_reason(failed[0])}"
     if scenario.level == "INFO":
         return INFO, failed[0].what if failed else ""
     counted = [c for c in failed if c.followed]

@@ -404,6 +404,18 @@ def message_refused(ctx: Context) -> None:
               "the last line says message has no datagram form")
 
 
+@udp("workers_refused", "--transport udp --workers 2: a usage error, exit 2, in the contract's words.", MUST,
+     "contract (docs/protocol.md)", STARTUP + " More than one worker needs --transport tcp: `"
+     + P.WORKERS_UDP_REFUSAL + "` (in a model that runs no event loop, the model's refusal comes first).",
+     service="echo", needs=("workers",), fingerprint=("exit_code",))
+def workers_refused(ctx: Context) -> None:
+    proc = ctx.server_process(options={"workers": "2"})
+    proc.spawn()
+    code = proc.wait_exit(10.0)
+    words = P.WORKERS_UDP_REFUSAL if ctx.model in P.WORKER_MODELS else P.WORKERS_REFUSAL % ctx.model
+    _one_line(ctx, proc, code, P.EXIT_USAGE, r".+: " + re.escape(words), "the last line refuses the second worker")
+
+
 # -- fuzz -------------------------------------------------------------------------------------------
 
 # Sizes and contents: mostly small datagrams, some near the largest.
