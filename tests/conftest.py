@@ -62,13 +62,18 @@ def _cells_of(item: pytest.Item) -> list[runner.Cell]:
     return []
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Note every cell the selected tests need: the first of them runs them all."""
+    """Note every cell the selected tests need: the first of them runs them all. Last among the
+    hooks, so that `-k` and `-m` have deselected what they leave out: `-k c-event-round_trip` runs
+    that cell, not the whole matrix."""
     wanted: dict[str, runner.Cell] = {}
     for item in items:
         for cell in _cells_of(item):
             wanted.setdefault(cell.id, cell)
     config.stash[WANTED] = list(wanted.values())
+    if os.environ.get("ACCEPTLOOP_SHOW_WANTED"):   # for tests/test_docs.py: what a selection runs
+        print(f"acceptloop: {len(wanted)} cell(s) wanted", flush=True)
 
 
 WANTED = pytest.StashKey[list]()

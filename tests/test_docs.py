@@ -2,7 +2,10 @@
 scenarios docs/failure-modes.md names exist, and the README points at nothing outside the checkout."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,13 @@ def test_no_document_points_outside_the_checkout(document):
     text = (ROOT / document).read_text()
     outside = "../" + "shared"      # spelled in two parts, so that this test is not itself a pointer there
     assert outside not in text and "](../" not in text, f"{document} points outside the repository"
+
+
+def test_pytest_k_runs_only_the_cells_it_selects_as_the_readme_says():
+    # The matrix runs every cell the selected tests need at the first one's request: it must be
+    # told the selection after -k has deselected the rest, or one cell would run them all.
+    env = {**os.environ, "ACCEPTLOOP_SHOW_WANTED": "1"}
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-s", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "test_conformance.py"), "-k", "c-event-round_trip"],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert "acceptloop: 1 cell(s) wanted" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
