@@ -86,6 +86,10 @@ ERROR_PATH_LEAK = {"leaks.every_ending", "chargen.client_resets_mid_stream"}
 # g. fork: one waitpid per wake-up: children that exit together leave zombies. The sequential
 # thousand of leaks.sequential_connections exit one at a time and are all reaped.
 FORK_ONE_WAITPID = {"leaks.every_ending"}
+# Where a fixture's bug may also show, by timing, without being aimed at: a true catch, not a false
+# alarm. On a loaded machine two of the sequential thousand's children can exit within one wake-up
+# (seen in CI: make test at four lanes on two cores), and one waitpid per wake-up leaves a zombie.
+MAY_ALSO_FAIL = {"fork-one-waitpid": {"leaks.sequential_connections"}}
 
 # h. Only the first address getaddrinfo returns is listened on: lifecycle.every_address makes a
 # name with three addresses; localhost_families sees it too where localhost has two addresses.
@@ -155,9 +159,10 @@ def test_failed_exactly_where_broken(graded, name, broken, keyword):
     # INFO is a case that cannot apply to this model (it says why): neither a pass nor a miss.
     other = {(r.scenario, r.model, r.grade, r.reason) for r in results
              if r.grade not in (OK, FAILED, MISSING, INFO) or (r.grade == INFO and not r.reason)
-             or (r.grade == FAILED and r.scenario not in broken)}
-    assert failed == broken, f"FAILED on {sorted(failed)}; expected {sorted(broken)}"
+             or (r.grade == FAILED and r.scenario not in broken | MAY_ALSO_FAIL.get(name, set()))}
+    also = MAY_ALSO_FAIL.get(name, set())
+    assert broken <= failed <= broken | also, f"FAILED on {sorted(failed)}; expected {sorted(broken)}"
     # and FAILED under every model it runs, not only some
     for model in {r.model for r in results}:
-        assert {r.scenario for r in results if r.grade == FAILED and r.model == model} == broken
+        assert broken <= {r.scenario for r in results if r.grade == FAILED and r.model == model} <= broken | also
     assert not other, other
