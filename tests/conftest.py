@@ -4,7 +4,7 @@ Each `test_<group>` in test_conformance.py gets one test per cell of that group,
 with ids that read as sentences: `test_echo[php-event-half_close_flush]`.
 Cells run through the same runner as `acceptloop check`: the first test that asks for a
 cell's result runs every cell the session collected, in parallel lanes (one per
-implementation and model, ACCEPTLOOP_JOBS of them side by side, default 5: most cells wait on
+implementation and model, ACCEPTLOOP_JOBS of them side by side, default 4: most cells wait on
 sockets and timers, not a CPU; the few whose bounds are fractions of a second run alone after the
 others, whatever this says), and each test
 then grades its own cell.
@@ -78,7 +78,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 WANTED = pytest.StashKey[list]()
 RESULTS: dict[str, Result] = {}
-JOBS = int(os.environ.get("ACCEPTLOOP_JOBS", "5"))
+JOBS = int(os.environ.get("ACCEPTLOOP_JOBS", "4"))
 
 
 @pytest.fixture(scope="session")
