@@ -17,7 +17,7 @@ import pytest
 
 from acceptloop.suite import registry, runner
 from acceptloop.suite.process import raise_fd_limit
-from acceptloop.suite.scenario import Result
+from acceptloop.suite.scenario import ERROR, FAILED, Result
 
 raise_fd_limit()
 IMPLEMENTATIONS = [i for i in registry.load() if i.role == "port"]
@@ -78,6 +78,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 WANTED = pytest.StashKey[list]()
 RESULTS: dict[str, Result] = {}
+REPEATED: list[str] = []   # what _run_again_alone saw pass on its second run, for the session's summary
+RUN_AGAIN_AT_MOST = 12
 JOBS = int(os.environ.get("ACCEPTLOOP_JOBS", "4"))
 
 
@@ -90,7 +92,31 @@ def matrix_results(request) -> dict[str, Result]:
         wanted.sort(key=lambda c: (c.impl.name, c.model, not c.scenario.shared, c.scenario.service, order[c.id]))
         for result in runner.run(wanted, jobs=JOBS):
             RESULTS[result.cell] = result
+        _run_again_alone(wanted)
     return RESULTS
+
+
+def _run_again_alone(cells: list[runner.Cell]) -> None:
+    """A cell that FAILED or was ERROR in the parallel matrix runs once more, alone, with the machine
+    to itself (a few at most: a change that breaks many cells is not run twice). If it passes then,
+    that result stands and the first run's reason is listed at the end of the session (REPEATED):
+    a failure that does not repeat is shown, not hidden; one that repeats fails its test as before."""
+    bad = [c for c in cells if RESULTS[c.id].grade in (FAILED, ERROR)]
+    if not bad or len(bad) > RUN_AGAIN_AT_MOST:
+        return
+    for again in runner.run(bad, jobs=1):
+        first = RESULTS[again.cell]
+        if again.grade not in (FAILED, ERROR):
+            REPEATED.append(f"{again.cell}: {first.grade} in the parallel matrix ({first.reason[:300]}); "
+                            f"{again.grade} run again alone")
+            RESULTS[again.cell] = again
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if REPEATED:
+        terminalreporter.section("cells that failed in the parallel matrix and passed run again alone")
+        for line in REPEATED:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
