@@ -501,6 +501,16 @@ class ServerProcess:
                 return None
         return self.exit_code
 
+    def thread_count(self) -> int:
+        """The server process's threads (/proc status), 0 once it has gone."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
+
     def exiting(self) -> bool:
         """Whether the server's main thread is in the kernel's exit path (/proc stat flags: PF_EXITING)."""
         try:
