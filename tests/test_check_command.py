@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from acceptloop.suite import matrix, registry, runner
-from acceptloop.suite.client import Stream
+from acceptloop.suite.client import Client, Stream
 from acceptloop.suite.process import ServerProcess, wait_until
+from acceptloop.suite.scenarios import probes
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
                                        Context, Pace, Result, Scenario, grade)
@@ -84,6 +86,46 @@ def test_a_byte_mismatch_names_the_first_differing_offset_and_the_bytes_around_i
     whole.expect(b"abc")
     whole.add(b"abc")
     assert whole.mismatch() is None
+
+
+def test_a_repeating_expectation_takes_any_length_and_still_names_a_difference_cycles_later():
+    """chargen's pattern is endless: a reader of a fast server gets more than any fixed expectation
+    (idle_timeout's reader once read past its 48 MiB and was graded "the pattern broke")."""
+    cycle = bytes(range(7, 107))
+    stream = cycle * 40_000          # 4 MB: past the cycles expect() prepares
+    s = Stream(keep=False)
+    s.expect(cycle, repeating=True)
+    for i in range(0, len(stream), 65_536 + 13):
+        s.add(stream[i:i + 65_536 + 13])
+    assert s.mismatch() is None and s.count == len(stream)
+    broken = bytearray(stream[:2_000_050])
+    broken[2_000_033] ^= 0xFF
+    b = Stream(keep=False)
+    b.expect(cycle, repeating=True)
+    b.add(bytes(broken[:1_999_990]))
+    b.add(bytes(broken[1_999_990:]))
+    expected, observed = b.mismatch()
+    assert expected.startswith("@2000033: ") and f"[{stream[2_000_033]:02x}]" in expected
+    assert f"[{stream[2_000_033] ^ 0xFF:02x}]" in observed
+
+
+def test_a_connect_reset_by_a_closing_listener_is_an_ending_not_the_kits_exception(monkeypatch):
+    """A server that exits right after READY (an error it cannot survive) resets the connects still
+    queued on its listener: the client's connect() meets ECONNRESET. That is what the server did, so
+    it is the client's ending (RST), and a probe reports it (CI: c-cffi/uring descriptor_limit_at_start
+    was FAILED "the server keeps the connection usable: ConnectionResetError" for a server that did
+    what the contract allows)."""
+    from acceptloop.suite import client as client_module
+
+    class Resetting(socket.socket):
+        def connect(self, address):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(client_module.socket, "socket", Resetting)
+    c = Client(("127.0.0.1", 9), label="queued")
+    assert c.transcript.end == "RST" and c.sock is None and not c.refused
+    ok, exact, observed = probes.probe(c, "echo")
+    assert (ok, exact) == (False, False) and "RST" in observed
 
 
 def test_the_matrix_shows_implementation_names_whole_and_no_disagreements_for_one():
@@ -348,3 +390,66 @@ def test_a_server_already_in_its_exit_is_waited_for_not_killed():
         if srv.proc.poll() is None:
             srv.proc.kill()
         srv.proc.wait()
+
+
+def test_a_descriptor_count_is_graded_only_where_descriptors_are_the_servers_sockets(tmp_path):
+    """hidden-sockets keeps a descriptor per connection for good; its entry says its sockets are not
+    its descriptors, so no leaks case may grade the count (it notes it). The same server registered
+    without that sentence is FAILED on both: the fixture does leak, and the exemption is what passes."""
+    cells = ["hidden-sockets-event-leaks.sequential_connections", "hidden-sockets-event-leaks.every_ending"]
+    exempt = check("--implementations", str(KIT), "--cell", *cells, "--json", "exempt.json", cwd=tmp_path)
+    assert exempt.returncode == 0, exempt.stdout + exempt.stderr
+    for r in json.loads((tmp_path / "exempt.json").read_text())["results"]:
+        assert r["grade"] == OK, r["reason"]
+        assert any("not graded" in c["what"] for c in r["checks"]), r["checks"]
+    plain = tmp_path / "plain.toml"
+    plain.write_text("\n".join(line for line in KIT.read_text().splitlines()
+                               if not line.startswith("sockets_not_descriptors")) + "\n")
+    counted = check("--implementations", str(plain), "--cell", *cells, "--json", "counted.json", cwd=tmp_path)
+    assert counted.returncode == 1, counted.stdout + counted.stderr
+    grades = {r["scenario"]: r["grade"] for r in json.loads((tmp_path / "counted.json").read_text())["results"]}
+    assert grades == {"leaks.sequential_connections": FAILED, "leaks.every_ending": FAILED}
+
+
+class _Ends:
+    """What server_side reads of a client: its socket's two ends, kept after that socket is closed."""
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self._ends = self, (sock.getsockname(), sock.getpeername())
+        self.family = sock.family
+
+    def getsockname(self):
+        return self._ends[0]
+
+    def getpeername(self):
+        return self._ends[1]
+
+
+@pytest.mark.parametrize("family, host, diag", [(socket.AF_INET, "127.0.0.1", True), (socket.AF_INET6, "::1", True),
+                                                (socket.AF_INET, "127.0.0.1", False)])
+def test_the_servers_end_of_a_connection_is_seen_in_every_state(family, host, diag, monkeypatch):
+    """probes.server_side, by the kernel's sock_diag lookup and (diag False) by its /proc/net/tcp
+    fallback, which reads the IPv4 table: open, closed by the server (its FIN queued behind what the
+    client has not read), in TIME_WAIT or gone; a four-tuple the kernel answers with the listener is
+    no connection."""
+    monkeypatch.setattr(probes, "_DIAG", [diag])
+    with socket.create_server((host, 0), family=family) as listener:
+        client = socket.create_connection(listener.getsockname()[:2])
+        ends = _Ends(client)
+        server, _ = listener.accept()
+        assert probes.server_side(ends) == "ESTABLISHED" and not probes.server_closed(ends)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        server.setblocking(False)
+        try:
+            while True:
+                server.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+        server.close()
+        assert wait_until(lambda: probes.server_side(ends) in ("FIN_WAIT1", "FIN_WAIT2"), 2.0)
+        assert probes.server_closed(ends)
+        client.close()
+        assert wait_until(lambda: probes.server_side(ends) in ("TIME_WAIT", None), 2.0)
+        assert probes.server_closed(ends)
+        if diag:   # the kernel answers an unknown four-tuple with the listener on its local end
+            assert probes._diag_state(listener.getsockname(), (host, 1), family) is None
+    assert probes._DIAG == [diag]   # sock_diag answered throughout where it was asked

@@ -23,6 +23,7 @@ SMALL_SEGMENT = 88
 SMALL_BUFFER = 4096
 EDGE = 64   # bytes of each stream's head and tail kept in a transcript
 AROUND = 8  # bytes on each side of a first difference kept as its evidence
+RECV_MAX = 1 << 20   # the most one read of a client takes
 
 
 class StepTimeout(Exception):
@@ -44,10 +45,26 @@ class Stream:
     difference: int | None = None           # the offset of the first byte that differs
     _observed_around: bytearray = field(default_factory=bytearray)
 
-    def expect(self, expected: bytes) -> None:
+    _period: int = 0                        # expect(..., repeating=True): the cycle's length
+
+    def expect(self, expected: bytes, repeating: bool = False) -> None:
         """Compare what arrives from now on against `expected` (from the stream's start), keeping
-        the first difference and the bytes around it as evidence: see mismatch()."""
+        the first difference and the bytes around it as evidence: see mismatch(). `repeating`:
+        `expected` is one cycle of an endless stream (chargen's pattern), so any length is whole."""
+        self._period = len(expected) if repeating else 0
+        if repeating:   # a few cycles more than a read takes, so that a chunk's part is one slice
+            expected = bytes(expected) * (RECV_MAX // len(expected) + 2)
         self._expected = memoryview(bytes(expected))
+
+    def _want(self, start: int, size: int) -> bytes:
+        """The expected bytes at stream offsets start .. start + size."""
+        if not self._period:
+            return bytes(self._expected[start:start + size])
+        out = bytearray()
+        while len(out) < size:
+            at = (start + len(out)) % self._period
+            out += self._expected[at:at + size - len(out)]
+        return bytes(out)
 
     def add(self, chunk: bytes | memoryview) -> None:
         chunk = bytes(chunk)
@@ -66,7 +83,7 @@ class Stream:
     def _compare(self, chunk: bytes) -> None:
         assert self._expected is not None
         if self.difference is None:
-            want = self._expected[self.count:self.count + len(chunk)]
+            want = self._want(self.count, len(chunk))
             if chunk == want:
                 return   # the common case, compared at C speed
             at = next((i for i, (a, b) in enumerate(zip(chunk, want)) if a != b), None)
@@ -86,12 +103,12 @@ class Stream:
         if self._expected is None:
             return None
         if self.difference is None:
-            if self.count == len(self._expected):
+            if self._period or self.count == len(self._expected):
                 return None
             return (f"{len(self._expected)} bytes", f"{self.count} bytes: the stream ends at offset {self.count}")
         at = self.difference
         start = max(0, at - AROUND)
-        want = bytes(self._expected[start:at + AROUND + 1])
+        want = self._want(start, at + AROUND + 1 - start)
         return (f"@{at}: {_hex_marked(want, at - start)}", f"@{at}: {_hex_marked(bytes(self._observed_around), at - start)}")
 
     @property
@@ -167,6 +184,14 @@ class Client:
             self.transcript.end = "refused"
             self._finish()
             return
+        except ConnectionResetError:
+            # The listener closed while this connect was still queued on it (a server exiting):
+            # the kernel resets what it had not accepted. An ending, as a reset later is.
+            sock.close()
+            self.transcript.end, self.transcript.closed_first = "RST", "server"
+            self.transcript.notes.append("reset while connecting: the listener closed with this connection queued")
+            self._finish()
+            return
         except (socket.timeout, TimeoutError):
             sock.close()
             self.transcript.end = "timeout"
@@ -227,9 +252,10 @@ class Client:
         return self.sock
 
     # -- steps ----------------------------------------------------------------------------
-    def expect(self, data: bytes) -> None:
-        """What the server should send, from the start: compared as it arrives (Stream.mismatch)."""
-        self.transcript.received.expect(data)
+    def expect(self, data: bytes, repeating: bool = False) -> None:
+        """What the server should send, from the start: compared as it arrives (Stream.mismatch);
+        `repeating`: `data` is one cycle of an endless stream."""
+        self.transcript.received.expect(data, repeating)
 
     def send(self, data: bytes) -> None:
         """Send all of `data` (while not reading): for sizes the server can buffer.
@@ -355,7 +381,7 @@ class Client:
                 for _key, mask in sel.select(min(left, 1.0)):
                     if mask & selectors.EVENT_READ:
                         try:
-                            chunk = sock.recv(1 << 20)
+                            chunk = sock.recv(RECV_MAX)
                         except BlockingIOError:
                             chunk = None
                         except ConnectionResetError:

@@ -1,10 +1,10 @@
 """Discard (RFC 863): everything is read and dropped; nothing is ever sent."""
 from __future__ import annotations
 
-import random
 
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.scenario import BASIS_PROTOCOL, MUST, Context
+from acceptloop.suite.scenarios.probes import payload
 
 RFC = "RFC 863"
 WORDS = ("Once a connection is established any data received is thrown away. No response is sent. "
@@ -14,7 +14,7 @@ WORDS = ("Once a connection is established any data received is thrown away. No 
 @scenario("discard.ingest", "10 MiB goes in, not one byte comes back, and SHUT_WR brings the server's FIN.",
           MUST, RFC, WORDS, service="discard", fingerprint=("received_bytes", "end"))
 def ingest(ctx: Context) -> None:
-    data = random.Random(863).randbytes(10 << 20)
+    data = payload(863, 10 << 20)
     c = ctx.connect()
     c.exchange((data[i:i + (1 << 18)] for i in range(0, len(data), 1 << 18)), timeout=60)
     ctx.check(c.transcript.sent.count == len(data), "all 10 MiB is accepted", len(data), c.transcript.sent.count)

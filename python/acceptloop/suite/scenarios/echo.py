@@ -1,10 +1,10 @@
 """Echo (RFC 862): everything comes back, unchanged, until the client closes its side."""
 from __future__ import annotations
 
-import random
 
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.scenario import BASIS_PROTOCOL, BASIS_RFC, MUST, Context
+from acceptloop.suite.scenarios.probes import payload
 
 RFC = "RFC 862"
 WORDS = ("Once a connection is established any data received is sent back. "
@@ -53,7 +53,7 @@ def all_byte_values(ctx: Context) -> None:
 @scenario("echo.large_stream", "16 MiB, read while it is sent, comes back with the same SHA-256.",
           MUST, RFC, WORDS, service="echo", fingerprint=("received_sha256", "end"))
 def large_stream(ctx: Context) -> None:
-    data = random.Random(862).randbytes(16 << 20)
+    data = payload(862, 16 << 20)
     c = _echo_client(ctx, data, keep=False)
     c.exchange((data[i:i + (1 << 18)] for i in range(0, len(data), 1 << 18)), timeout=60)
     _check_echo(ctx, data, c)
@@ -81,7 +81,7 @@ def one_byte_fragments(ctx: Context) -> None:
           "every byte received is sent back until the client closes its side; the server then finishes sending and closes",
           service="echo", fingerprint=("received_sha256", "end"))
 def half_close_flush(ctx: Context) -> None:
-    data = random.Random(1122).randbytes(1 << 20)
+    data = payload(1122, 1 << 20)
     c = _echo_client(ctx, data, keep=False)
     c.exchange([data], half_close=True, timeout=30)
     _check_echo(ctx, data, c)
@@ -105,8 +105,8 @@ def _small(data: bytes, how: str):
 
 for _name, _what, _data, _how in (
     ("all_byte_values", "All 256 byte values, 4 KiB", bytes(range(256)) * 16, "send"),
-    ("large_stream", "4 MiB, read while it is sent,", random.Random(88).randbytes(4 << 20), "exchange"),
-    ("half_close_flush", "256 KiB then SHUT_WR", random.Random(89).randbytes(256 << 10), "exchange"),
+    ("large_stream", "4 MiB, read while it is sent,", payload(88, 4 << 20), "exchange"),
+    ("half_close_flush", "256 KiB then SHUT_WR", payload(89, 256 << 10), "exchange"),
 ):
     scenario(f"echo.{_name}_small_segments", f"{_what} from a client with TCP_MAXSEG 88 and 4 KiB buffers: "
              "partial reads and short writes, every byte back unchanged, then the server's FIN.",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -19,7 +18,7 @@ from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import connection_refused
 from acceptloop.suite.process import ServerProcess, ServerStartError, free_port
 from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, CONTRACT, MUST, SHOULD, Context
-from acceptloop.suite.scenarios.probes import echo_through_sigterm, served
+from acceptloop.suite.scenarios.probes import echo_through_sigterm, payload, served
 
 
 def _needs_ready_line(ctx: Context) -> bool:
@@ -399,7 +398,7 @@ def sigterm_grace(ctx: Context) -> None:
           "(at most `--grace` seconds), exit 0.", service="echo", shared=False, needs=("grace",),
           fingerprint=("received_sha256", "exit_code", "refused"))
 def sigterm_busy(ctx: Context) -> None:
-    echo_through_sigterm(ctx, random.Random(15).randbytes(8 << 20), signal_after=1 << 20)
+    echo_through_sigterm(ctx, payload(15, 8 << 20), signal_after=1 << 20)
 
 
 @scenario("lifecycle.restart_same_port", "Serve daytime on a fixed port, stop, start again at once on the same port.",

@@ -2,12 +2,16 @@
 protocol definition (never by calling a server's code), and the 'is it still serving?' probe."""
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import os
+import random
 import re
 import select
 import signal
 import socket
+import struct
 import threading
 import time
 from datetime import datetime, timezone
@@ -224,8 +228,58 @@ def quiet_for(ctx: Context, c: Client, seconds: float, what: str, basis: str | N
                      "data or the end arrived" if early else "nothing", level=MUST, basis=basis)
 
 
+@functools.lru_cache(maxsize=8)
+def payload(seed: int, size: int) -> bytes:
+    """`size` pseudo-random bytes from `seed`, the same in every run; made once per process (64 MiB
+    takes a third of a second of CPU, and the matrix asks for the same ones in every lane)."""
+    return random.Random(seed).randbytes(size)
+
+
 TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
               "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+# The kernel's sock_diag interface (linux/inet_diag.h): one request names one socket by its four-tuple
+# and the kernel looks it up in its hash table, so a lookup costs the same however many sockets the
+# machine holds. /proc/net/tcp, the fallback, prints every socket (tens of thousands in TIME_WAIT
+# after a busy run: megabytes per read).
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
+_NOCOOKIE = 0xFFFFFFFF
+
+
+def _sockid(local: tuple, remote: tuple, family: int) -> bytes:
+    """struct inet_diag_sockid of the socket whose own end is `local`: ports and addresses in network
+    order, the interface any, no cookie."""
+    def address(host: str) -> bytes:
+        return socket.inet_pton(family, host).ljust(16, b"\0")
+    return (struct.pack("!HH", local[1], remote[1]) + address(local[0]) + address(remote[0])
+            + struct.pack("=III", 0, _NOCOOKIE, _NOCOOKIE))
+
+
+def _diag_state(local: tuple, remote: tuple, family: int) -> str | None:
+    """The state of the TCP socket whose own end is `local` and whose peer is `remote` (sock_diag),
+    None when the kernel holds no such socket. OSError where sock_diag cannot answer."""
+    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + _sockid(local, remote, family)
+    header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(AT_ONCE)
+        nl.send(header + request)
+        reply = nl.recv(1 << 16)
+    length, kind = struct.unpack_from("=IH", reply)
+    if kind == _NLMSG_ERROR:
+        error = -struct.unpack_from("=i", reply, 16)[0]
+        if error == errno.ENOENT:
+            return None
+        raise OSError(error, f"sock_diag: {os.strerror(error)}")
+    # struct inet_diag_msg: family, state, timer, retrans, then the sockid. A four-tuple the kernel
+    # holds no connection for is answered with the listener on the local end: not that socket.
+    state, (peer_port,) = reply[16 + 1], struct.unpack_from("!H", reply, 16 + 4 + 2)
+    if peer_port != remote[1]:
+        return None
+    return TCP_STATES.get(f"{state:02X}", f"{state:02X}")
 
 
 def _proc_net_address(host: str, port: int) -> str:
@@ -245,13 +299,22 @@ def _proc_net_tcp() -> str:
     return b"".join(parts).decode("ascii", "replace")
 
 
+_DIAG = [True]   # whether sock_diag answers here (else /proc/net/tcp)
+
+
 def server_side(c: Client) -> str | None:
-    """The kernel's state (/proc/net/tcp) of the server's end of `c`'s IPv4 connection: ESTABLISHED
-    while the server holds it open, FIN_WAIT1 and on once it has closed it (even with output still
-    queued that the client has not read: a client that never reads cannot see the FIN itself), None
-    when the kernel holds no such socket (any more). OSError where /proc/net/tcp is not there."""
+    """The kernel's state of the server's end of `c`'s connection: ESTABLISHED while the server
+    holds it open, FIN_WAIT1 and on once it has closed it (even with output still queued that the
+    client has not read: a client that never reads cannot see the FIN itself), None when the
+    kernel holds no such socket (any more). OSError where neither sock_diag nor /proc/net/tcp is
+    there."""
     assert c.sock is not None
     local, remote = c.sock.getsockname(), c.sock.getpeername()
+    if _DIAG[0]:
+        try:
+            return _diag_state(remote, local, c.sock.family)
+        except OSError:
+            _DIAG[0] = False
     want = (_proc_net_address(remote[0], remote[1]), _proc_net_address(local[0], local[1]))
     for line in _proc_net_tcp().splitlines()[1:]:
         fields = line.split()
