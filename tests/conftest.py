@@ -4,9 +4,9 @@ Each `test_<group>` in test_conformance.py gets one test per cell of that group,
 with ids that read as sentences: `test_echo[php-event-half_close_flush]`.
 Cells run through the same runner as `acceptloop check`: the first test that asks for a
 cell's result runs every cell the session collected, in parallel lanes (one per
-implementation and model, ACCEPTLOOP_JOBS of them side by side, default 4: most cells wait on
-sockets and timers, not a CPU; the few whose bounds are fractions of a second run alone after the
-others, whatever this says), and each test
+implementation and model, ACCEPTLOOP_JOBS of them side by side, by default as many as
+`acceptloop check` runs, three per CPU: most cells wait on sockets and timers, not a CPU; the few
+whose bounds are fractions of a second run after the others, one per CPU), and each test
 then grades its own cell.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 
 import pytest
 
+from acceptloop.cli import DEFAULT_JOBS
 from acceptloop.suite import registry, runner
 from acceptloop.suite.process import raise_fd_limit
 from acceptloop.suite.scenario import ERROR, FAILED, Result
@@ -80,7 +81,7 @@ WANTED = pytest.StashKey[list]()
 RESULTS: dict[str, Result] = {}
 REPEATED: list[str] = []   # what _run_again_alone saw pass on its second run, for the session's summary
 RUN_AGAIN_AT_MOST = 12
-JOBS = int(os.environ.get("ACCEPTLOOP_JOBS", "4"))
+JOBS = int(os.environ.get("ACCEPTLOOP_JOBS", DEFAULT_JOBS))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -10,8 +11,9 @@ from acceptloop import _protocol as P
 
 
 # Lanes of the matrix run side by side: a cell mostly waits (for a timeout, a grace, a server to
-# start), so three lanes keep two cores busy without crowding the servers they measure.
-DEFAULT_JOBS = 3
+# start), so three lanes per CPU keep the CPUs busy without crowding the servers they measure
+# (on two CPUs: 6 lanes, the whole registry in about 5 minutes; 3 took 7 min 20 s).
+DEFAULT_JOBS = 3 * len(os.sched_getaffinity(0))
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:

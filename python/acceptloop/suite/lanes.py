@@ -23,6 +23,12 @@ from acceptloop.suite.scenario import Result
 WORKER_GRACE = 10.0
 
 
+def exclusive_jobs(jobs: int) -> int:
+    """How many exclusive cells run at once: one per CPU (at most `jobs`). Such a cell waits on its
+    timers almost all the time; what its bounds cannot take is a CPU it has to wait for."""
+    return max(1, min(jobs, len(os.sched_getaffinity(0))))
+
+
 def lanes_of(cells: Sequence) -> list[list[int]]:
     """The cells' indexes grouped by (implementation, model), in plan order."""
     lanes: dict[tuple[str, str], list[int]] = {}
@@ -69,20 +75,15 @@ def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
         progress: Callable[[int, int, object, Result], None] | None = None,
         results: list[Result] | None = None, stop: Callable[[Result], bool] | None = None) -> list[Result]:
     """Run the cells in lanes, `jobs` at a time, then the exclusive ones (tight real-time bounds)
-    one after another with the machine to themselves; results are appended to `results` as they
+    with the machine to themselves, one per CPU (exclusive_jobs); results are appended to `results` as they
     come and the list is put back in plan order at the end. `stop(result)` true ends the run: the
     other lanes are stopped."""
-    from acceptloop.suite import runner
-
     results = [] if results is None else results
     shared = [c for c in cells if not c.scenario.exclusive]
     alone = [c for c in cells if c.scenario.exclusive]
     stopped = _in_lanes(shared, jobs, env, progress, results, stop, offset=0, total=len(cells))
     if alone and not stopped:
-        counted = len(results)
-        runner.run(alone, env=env, results=results, stop=stop,
-                   progress=None if progress is None else
-                   lambda done, _total, cell, result: progress(counted + done, len(cells), cell, result))
+        _in_lanes(alone, exclusive_jobs(jobs), env, progress, results, stop, offset=0, total=len(cells))
     order = {c.id: i for i, c in enumerate(cells)}
     results.sort(key=lambda r: order.get(r.cell, len(cells)))
     return results
