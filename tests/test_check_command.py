@@ -453,3 +453,26 @@ def test_the_servers_end_of_a_connection_is_seen_in_every_state(family, host, di
         if diag:   # the kernel answers an unknown four-tuple with the listener on its local end
             assert probes._diag_state(listener.getsockname(), (host, 1), family) is None
     assert probes._DIAG == [diag]   # sock_diag answered throughout where it was asked
+
+
+def test_a_build_missing_on_the_machine_is_error_naming_the_file_and_how_to_make_it(tmp_path):
+    """An entry's `built` files are the machine's setup: one missing (a c-winsock .exe before `make
+    winsock`) is the kit's ERROR, exit 3, with the file and the command, never the server's FAILED."""
+    entry = tmp_path / "unbuilt.toml"
+    entry.write_text(KIT.read_text() + '''
+[[implementation]]
+name = "unbuilt"
+language = "Python (needs a file nobody made)"
+command = "{python} -m acceptloop.server --service {service} --model {model} --host {host} --port {port}"
+models = ["event"]
+services = ["echo"]
+options = ["backlog", "grace", "max-conns", "idle-timeout", "ipv6-only"]
+built = ["build/no-such-output"]
+built_by = "make no-such-target"
+''')
+    out = check("--implementations", str(entry), "--impl", "unbuilt", "-k", "echo.round_trip or lifecycle.sigint_idle",
+                "--json", "r.json", cwd=tmp_path)
+    assert out.returncode == 3, out.stdout + out.stderr
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert {r["grade"] for r in results} == {ERROR}
+    assert all("build/no-such-output missing: run `make no-such-target`" in r["reason"] for r in results)

@@ -192,6 +192,8 @@ class ServerProcess:
         env = dict(os.environ)
         env.update(self.env or {})
         self.started_at = time.monotonic()
+        if (not_built := self.impl.not_built()) is not None:
+            raise LaunchError(not_built)
         try:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file,

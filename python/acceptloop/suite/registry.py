@@ -29,7 +29,7 @@ BASES = ("rfc", "protocol", "contract")   # what a check rests on (suite/scenari
 PLACEHOLDERS = ("service", "model", "host", "port", "python", "root", "php")
 KEYS = ("name", "language", "command", "address", "models", "services", "ready", "options", "source", "role",
         "requires", "follows", "port", "bench", "worker_processes", "transports", "probe", "stop_signal",
-        "stop_signal_why", "sockets_not_descriptors", "thread_cost_why", "poll_cost_why")
+        "stop_signal_why", "sockets_not_descriptors", "thread_cost_why", "poll_cost_why", "built", "built_by")
 # The signals a registry entry may name as the one that stops it gracefully (stop_signal).
 STOP_SIGNALS = ("SIGTERM", "SIGINT")
 
@@ -65,6 +65,8 @@ class Implementation:
     sockets_not_descriptors: str = ""          # why its sockets are not descriptors of its process ("": they are)
     thread_cost_why: str = ""                  # why its threads cost more than the kit's bounds allow ("": they do not)
     poll_cost_why: str = ""                    # why one wait on a thousand sockets is slow on its host ("": it is not)
+    built: tuple[str, ...] = ()                # files its command needs (under the repository), made by built_by
+    built_by: str = ""                         # the command that makes them ("make winsock")
 
     @property
     def stop_signum(self) -> int:
@@ -86,6 +88,14 @@ class Implementation:
         lacking = [m for m in self.requires if importlib.util.find_spec(m) is None]
         if lacking:
             return f"{', '.join(lacking)} is not installed (pip install -e '.[peers]')"
+        return None
+
+    def not_built(self) -> str | None:
+        """What its command needs that is not built on this machine (one line), or None: a setup
+        fault of the machine, never the server's behaviour."""
+        missing = [f for f in self.built if not (ROOT / f).exists()]
+        if missing:
+            return f"{', '.join(missing)} missing: run `{self.built_by}` ({self.origin}: {self.name})"
         return None
 
     @property
@@ -178,6 +188,7 @@ def parse_entry(entry: dict[str, Any], origin: str) -> Implementation:
         probes=_probes(entry.get("probe", {}), where, models), stop_signal=stop_signal,
         stop_signal_why=stop_signal_why, sockets_not_descriptors=str(entry.get("sockets_not_descriptors", "")),
         thread_cost_why=str(entry.get("thread_cost_why", "")), poll_cost_why=str(entry.get("poll_cost_why", "")),
+        built=_strings(entry, "built", where, ()), built_by=str(entry.get("built_by", "make")),
     )
 
 
