@@ -91,26 +91,16 @@ def matrix_results(request) -> dict[str, Result]:
     if wanted:
         order = {c.id: i for i, c in enumerate(wanted)}
         wanted.sort(key=lambda c: (c.impl.name, c.model, not c.scenario.shared, c.scenario.service, order[c.id]))
-        for result in runner.run(wanted, jobs=JOBS):
+        # A cell that FAILED or was ERROR in the parallel matrix runs once more, alone (the runner's
+        # one rule, run_again_alone; a few at most). If it passes then, that result stands and the
+        # first run's reason is listed at the end of the session: a failure that does not repeat is
+        # shown, not hidden; one that repeats fails its test as before.
+        for result in runner.run(wanted, jobs=JOBS, failures_again=RUN_AGAIN_AT_MOST):
             RESULTS[result.cell] = result
-        _run_again_alone(wanted)
+            first = result.checks[0].what if result.checks else ""
+            if first.startswith(runner.RUN_AGAIN) and result.grade not in (FAILED, ERROR):
+                REPEATED.append(f"{result.cell}: {first[:400]}; {result.grade} the second time")
     return RESULTS
-
-
-def _run_again_alone(cells: list[runner.Cell]) -> None:
-    """A cell that FAILED or was ERROR in the parallel matrix runs once more, alone, with the machine
-    to itself (a few at most: a change that breaks many cells is not run twice). If it passes then,
-    that result stands and the first run's reason is listed at the end of the session (REPEATED):
-    a failure that does not repeat is shown, not hidden; one that repeats fails its test as before."""
-    bad = [c for c in cells if RESULTS[c.id].grade in (FAILED, ERROR)]
-    if not bad or len(bad) > RUN_AGAIN_AT_MOST:
-        return
-    for again in runner.run(bad, jobs=1):
-        first = RESULTS[again.cell]
-        if again.grade not in (FAILED, ERROR):
-            REPEATED.append(f"{again.cell}: {first.grade} in the parallel matrix ({first.reason[:300]}); "
-                            f"{again.grade} run again alone")
-            RESULTS[again.cell] = again
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -351,12 +351,33 @@ def _stalling_scenario(runs: list[int], stalls_on: set[int]) -> Scenario:
 def test_a_failure_beside_the_kits_own_stall_is_error_and_the_cell_runs_once_more(stalls_on, want, runs_wanted):
     runs: list[int] = []
     impl = Implementation(name="x", language="x", models=("event",), services=("echo",), command=("x",))
-    result = runner.run_cell(runner.ServerPool(), runner.Cell(impl, "event", _stalling_scenario(runs, stalls_on)))
+    [result] = runner.run([runner.Cell(impl, "event", _stalling_scenario(runs, stalls_on))])
     assert (result.grade, len(runs)) == (want, runs_wanted), result.reason
     if want == ERROR:
         assert result.reason.startswith("kit stalled: the kit's reader went"), result.reason
     if runs_wanted == 2:
-        assert result.checks[0].what.startswith("run twice: the first run's kit stalled"), result.checks[0]
+        assert result.checks[0].what.startswith("run again alone: the first run was ERROR: kit stalled"), \
+            result.checks[0]
+
+
+def test_under_pytest_a_few_failed_cells_run_again_alone_and_the_second_result_stands():
+    """The same rule with failures_at_most (the pytest suite's): a FAILED cell runs once more; more
+    failures than that and none does (a change that breaks many cells is not run twice)."""
+    impl = Implementation(name="x", language="x", models=("event",), services=("echo",), command=("x",))
+    runs: list[int] = []
+
+    def body(ctx: Context) -> None:
+        runs.append(1)
+        ctx.check(len(runs) > 1, "passes the second time", "ok", "not yet")
+
+    flaky = runner.Cell(impl, "event", Scenario(id="robustness.flaky", description="", level=MUST, source="x", text="",
+                                                run=body, service="echo", shared=False))
+    [again] = runner.run([flaky], failures_again=1)
+    assert again.grade == OK and len(runs) == 2
+    assert again.checks[0].what.startswith("run again alone: the first run was FAILED: passes the second time")
+    runs.clear()
+    [once] = runner.run([flaky], failures_again=0)
+    assert once.grade == FAILED and len(runs) == 1
 
 
 def test_a_stall_beside_checks_that_all_passed_changes_nothing():

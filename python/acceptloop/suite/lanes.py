@@ -60,9 +60,9 @@ def _worker(cells: Sequence, tasks: "multiprocessing.Queue", out: "multiprocessi
         while (lane := tasks.get()) is not None:
             lane_cells = [cells[i] for i in lane]
             positions = iter(lane)
-            runner.run(lane_cells, env=env,
-                       progress=lambda done, total, cell, result: out.put(("result", next(positions),
-                                                                           result.to_dict())))
+            runner.run_in_order(lane_cells, env,   # what to run again alone, the parent decides
+                                lambda done, total, cell, result: out.put(("result", next(positions),
+                                                                           result.to_dict())), [], None)
     except _Stop:
         pass
     finally:

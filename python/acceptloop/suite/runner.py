@@ -3,7 +3,8 @@
 Scenarios that talk to a shared server get one server per (implementation,
 model, service), kept by the ServerPool; a server that died during a scenario
 is blamed on that scenario and started afresh for the next. The CLI and the
-pytest suite run cells through the same `run_cell`.
+pytest suite run cells through the same `run_cell`, and rerun them by the same rule
+(`run_again_alone`).
 """
 from __future__ import annotations
 
@@ -174,35 +175,62 @@ def run_cell(pool: ServerPool, cell: Cell) -> Result:
                           grade=FAILED if check.followed else INFO,
                           reason=f"the server did not start: {e}", checks=[check],
                           server={"exit_code": e.exit_code, "stderr": e.stderr[-4000:]})
-    result = execute(cell.scenario, cell.impl, cell.model, server)
-    if result.grade == ERROR and result.reason.startswith(KIT_STALLED):
-        # The kit was not scheduled in time to judge a timer (a busy machine): once more, and
-        # what that run finds stands, a second stall included, with the first one's reason kept.
-        first = result.reason
-        if cell.scenario.shared:
-            server = pool.get(cell.impl, cell.model, cell.scenario.service)
-        result = execute(cell.scenario, cell.impl, cell.model, server)
-        result.checks.insert(0, Check(what=f"run twice: the first run's {first}", ok=True, level="INFO"))
-    return result
+    return execute(cell.scenario, cell.impl, cell.model, server)
+
+
+# The start of the INFO check a cell run again alone carries: what its first run found.
+RUN_AGAIN = "run again alone"
+
+
+def run_again_alone(cells: Sequence[Cell], results: list[Result], env: dict[str, str] | None = None,
+                    failures_at_most: int = 0) -> list[Result]:
+    """One rule for a result that may be the machine's and not the server's: it runs once more,
+    alone, after every other cell, and what that run finds stands (a second failure included),
+    carrying the first run's grade and reason as its first check, so nothing is hidden.
+
+    Such a result is a cell graded ERROR because the kit itself was not scheduled in time to judge a
+    timer (KIT_STALLED: a busy machine); with `failures_at_most` > 0 (the pytest suite), every
+    FAILED or ERROR cell while there are no more than that many (a change that breaks many cells
+    is not run twice). Returns the second runs' results; `results` is updated in place."""
+    by_id = {c.id: c for c in cells}
+    failed = [r for r in results if r.grade in (FAILED, ERROR) and r.cell in by_id]
+    again = failed if 0 < len(failed) <= failures_at_most else \
+        [r for r in failed if r.grade == ERROR and r.reason.startswith(KIT_STALLED)]
+    if not again:
+        return []
+    where = {r.cell: i for i, r in enumerate(results)}
+    seconds = run_in_order([by_id[r.cell] for r in again], env, None, [], None)
+    for first, second in zip(again, seconds):
+        second.checks.insert(0, Check(what=f"{RUN_AGAIN}: the first run was {first.grade}: {first.reason}",
+                                      ok=True, level="INFO"))
+        results[where[first.cell]] = second
+    return seconds
 
 
 def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
         progress: Callable[[int, int, Cell, Result], None] | None = None,
         results: list[Result] | None = None,
-        stop: Callable[[Result], bool] | None = None, jobs: int = 1) -> list[Result]:
+        stop: Callable[[Result], bool] | None = None, jobs: int = 1, failures_again: int = 0) -> list[Result]:
     """Run every cell in order; servers are released as soon as no later cell needs them.
 
     Results are appended to `results` (a list the caller may keep, so that what ran is still
     there when an interrupt stops the run); `stop(result)` true ends the run after that cell.
     With `jobs` > 1 the cells run in lanes, one per (implementation, model), that many at a
-    time (suite/lanes.py); the results come back in plan order all the same."""
+    time (suite/lanes.py); the results come back in plan order all the same. Then the cells whose
+    result may be the machine's run again alone (run_again_alone; `failures_again` is its
+    `failures_at_most`)."""
+    results = [] if results is None else results
     if jobs > 1:
         from acceptloop.suite import lanes
-        return lanes.run(cells, jobs, env=env, progress=progress, results=results, stop=stop)
-    return _run_in_order(cells, env, progress, [] if results is None else results, stop)
+        lanes.run(cells, jobs, env=env, progress=progress, results=results, stop=stop)
+    else:
+        run_in_order(cells, env, progress, results, stop)
+    if stop is None or not any(stop(r) for r in results):
+        run_again_alone(cells, results, env, failures_at_most=failures_again)
+    return results
 
 
-def _run_in_order(cells: Sequence[Cell], env: dict[str, str] | None,
+def run_in_order(cells: Sequence[Cell], env: dict[str, str] | None,
                   progress: Callable[[int, int, Cell, Result], None] | None, results: list[Result],
                   stop: Callable[[Result], bool] | None) -> list[Result]:
     pool = ServerPool(env)
