@@ -497,3 +497,37 @@ built_by = "make no-such-target"
     results = json.loads((tmp_path / "r.json").read_text())["results"]
     assert {r["grade"] for r in results} == {ERROR}
     assert all("build/no-such-output missing: run `make no-such-target`" in r["reason"] for r in results)
+
+
+def test_a_threads_server_still_ending_its_threads_is_waited_for_while_their_number_falls():
+    """Told to stop with 40 threads alive, it ends one every 50 ms (2 s in all, past wait_exit's own
+    timeout) and exits 0: wait_exit waits while the count falls (CI: c-ctypes-handler/threads with
+    523 threads at SIGTERM was graded killed). One whose threads do not fall is not waited for."""
+    def start(falling: bool) -> ServerProcess:
+        srv = ServerProcess(Implementation(name="x", language="x", models=("threads",), services=("echo",),
+                                           command=("x",)), "echo", "threads")
+        code = ("import signal, sys, threading, time\n"
+                "stop = threading.Event(); gates = [threading.Event() for _ in range(40)]\n"
+                "threads = [threading.Thread(target=g.wait) for g in gates]\n"
+                "[t.start() for t in threads]\n"
+                "signal.signal(signal.SIGTERM, lambda *a: stop.set())\n"
+                "print('on', flush=True)\n"
+                "stop.wait()\n"
+                f"for g, t in zip(gates, threads):\n"
+                f"    time.sleep(0.05)\n"
+                f"    if {falling}: g.set(); t.join()\n"
+                "sys.exit(0)\n")
+        srv.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert srv.proc.stdout.readline() == "on\n"
+        return srv
+
+    for falling, want in ((True, 0), (False, None)):
+        srv = start(falling)
+        try:
+            srv.signal(signal.SIGTERM)
+            assert srv.threads_at_stop == 41
+            assert srv.wait_exit(0.5) == want
+        finally:
+            if srv.proc.poll() is None:
+                srv.proc.kill()
+            srv.proc.wait()

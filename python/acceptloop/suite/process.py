@@ -166,6 +166,7 @@ class ServerProcess:
         self.ready_after = 0.0
         self.told_to_stop = False      # a scenario signalled it; its exit is expected
         self.unheard: str | None = None  # the stop signal it was sent while ignoring it (SIG_IGN)
+        self.threads_at_stop = 0         # its threads when it was told to stop (SIGTERM or SIGINT)
 
     # -- starting ---------------------------------------------------------------------------
     @property
@@ -448,6 +449,8 @@ class ServerProcess:
             self.told_to_stop = True
         if self.proc is not None and self.proc.poll() is None:
             ignored = signum in (signal.SIGTERM, signal.SIGINT) and self.ignores(signum)
+            if signum in (signal.SIGTERM, signal.SIGINT) and not self.threads_at_stop:
+                self.threads_at_stop = self.thread_count()
             self.proc.send_signal(signum)
             if ignored and self.ignores(signum):
                 # The kernel discards a signal its target ignores: it cannot end the process, so no
@@ -492,16 +495,22 @@ class ServerProcess:
         try:
             self.exit_code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            if not self.exiting():
+            if not self.exiting() and not self._ending_threads():
                 return None
             # It has made its exit already and the kernel is tearing it down (unmapping its
             # memory): on a busy machine that alone can take seconds, and none of it is the
-            # server's doing. Its exit code is set; wait for it, bounded.
+            # server's doing. Its exit code is set; wait for it, bounded. So, too, a threads
+            # server told to stop while it still ended the threads of connections just closed
+            # (hundreds, on a busy machine): finishing, not stuck, while their number falls.
             try:
                 self.exit_code = self.proc.wait(EXITING_GRACE)
             except subprocess.TimeoutExpired:
                 return None
         return self.exit_code
+
+    def _ending_threads(self) -> bool:
+        """Told to stop, it has fewer threads than it had then, and more than its main one."""
+        return 1 < self.thread_count() < self.threads_at_stop
 
     def thread_count(self) -> int:
         """The server process's threads (/proc status), 0 once it has gone."""

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout
-from acceptloop.suite.process import (EXITING_GRACE, STOP_GRACE, LaunchError, ServerProcess, ServerStartError,
+from acceptloop.suite.process import (STOP_GRACE, LaunchError, ServerProcess, ServerStartError,
                                       wait_until)
 from acceptloop.suite.registry import Implementation
 
@@ -509,15 +509,12 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
                       f"exited with {own.wait_exit(1.0)}", level=MUST, basis=scenario.basis)
         else:
             own.signal(own.graceful(signal.SIGTERM))
-            stopping.append((own, own.thread_count()))
+            stopping.append(own)
     deadline = time.monotonic() + STOP_GRACE
-    for own, threads in stopping:
-        # Idle by now (every client is closed): the contract says it exits at once. A threads server
-        # still ending the threads of connections the scenario closed a moment ago (hundreds, on a
-        # busy machine) is finishing, not stuck: while their number falls, it is given EXITING_GRACE.
+    for own in stopping:
+        # Idle by now (every client is closed): the contract says it exits at once (wait_exit gives
+        # more time to one already exiting, or still ending the threads of closed connections).
         code = own.wait_exit(max(0.0, deadline - time.monotonic()))
-        if code is None and 1 < own.thread_count() < threads:
-            code = own.wait_exit(EXITING_GRACE)
         observed: Any = code
         if code is None and own.unheard:
             observed = f"killed at once: it ignores {own.unheard} (SIG_IGN), so the kernel discards it"
