@@ -508,6 +508,13 @@ class ServerProcess:
                 return None
         return self.exit_code
 
+    def still_running(self, waited: float | None = None) -> str:
+        """What a check that waited in vain for its exit shows: how long it waited, or, when the stop
+        signal was discarded (the server ignores it), that no wait was spent at all."""
+        if self.unheard is not None:
+            return f"still running: it ignores {self.unheard} (SIG_IGN), so the kernel discards it"
+        return "still running" if waited is None else f"still running after {waited:g} s"
+
     def _ending_threads(self) -> bool:
         """Told to stop, it has fewer threads than it had then, and more than its main one."""
         return 1 < self.thread_count() < self.threads_at_stop

@@ -289,7 +289,7 @@ def sigint_idle(ctx: Context) -> None:
     started = time.monotonic()
     srv.signal(signal.SIGINT)
     code = srv.wait_exit(1.0)
-    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, "still running after 1 s" if code is None else code)
+    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, srv.still_running(1.0) if code is None else code)
     ctx.figure("exit after SIGINT", round(time.monotonic() - started, 3), "s")
     ctx.observe("exit_code", code)
 
@@ -370,7 +370,7 @@ def sigterm_grace(ctx: Context) -> None:
     code = busy_server.wait_exit(AT_ONCE)
     ctx.check(code == P.EXIT_OK, f"the default --grace: once its last connection has finished, the server exits 0 "
               f"within {AT_ONCE:g} s (it does not wait out the grace)", f"exit 0 within {AT_ONCE:g} s",
-              f"still running {AT_ONCE:g} s later" if code is None else f"exit {code}")
+              busy_server.still_running(AT_ONCE) if code is None else f"exit {code}")
     ctx.figure("exit after the last connection finished", round(time.monotonic() - finished, 3), "s", "default --grace")
     codes = {"default": code}
     for w in watchers:
@@ -387,7 +387,7 @@ def sigterm_grace(ctx: Context) -> None:
         code = srv.wait_exit(max(0.0, started + high + 0.5 - time.monotonic()))
         codes[grace] = code
         ctx.check(code == P.EXIT_OK, f"--grace {grace}, {name}: then exit 0", 0,
-                  "still running" if code is None else code)
+                  srv.still_running() if code is None else code)
         if took is not None:
             ctx.figure(f"idle client let go, --grace {grace}", round(took, 3), "s")
     ctx.observe("exit_codes", codes)

@@ -188,7 +188,7 @@ def echo_through_sigterm(ctx: Context, data: bytes, signal_after: int, pace: flo
                   "new connects are refused while the transfer is still going",
                   f"refused before the last chunk is sent, {last:.2f} s after SIGTERM",
                   "still accepted" if refused is None else f"refused after {refused:.3f} s", basis=BASIS_CONTRACT)
-    ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, "still running" if code is None else code,
+    ctx.check(code == P.EXIT_OK, "exit status 0 within the grace", 0, srv.still_running(grace + 2) if code is None else code,
               basis=BASIS_CONTRACT)
     if "refused" in marks:
         ctx.figure("new connects refused after SIGTERM", round(marks["refused"] * 1000, 1), "ms")

@@ -475,13 +475,13 @@ def sigterm_in_accept(ctx: Context) -> None:
         # SIGTERM cannot stop this one gracefully on its host (its registry entry says why): what
         # SIGTERM did is shown, and the graceful stop is graded through its stop_signal elsewhere
         # (lifecycle.sigint_idle, robustness.sigterm_transfer, ...).
-        observed = "still running after 1 s" if code is None else (
+        observed = srv.still_running(1.0) if code is None else (
             f"killed by signal {-code}" if code < 0 else f"exit {code}")
         ctx.observe("exit_code", code)
         ctx.info(f"SIGTERM cannot stop {ctx.impl.name} gracefully: {ctx.impl.stop_signal_why}; "
                  f"observed: {observed}; the kit stops it with {ctx.impl.stop_signal}")
         return
-    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, "still running after 1 s" if code is None else code,
+    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, srv.still_running(1.0) if code is None else code,
               basis=BASIS_CONTRACT)
     ctx.figure("exit after SIGTERM", round((time.monotonic() - started) * 1000, 1), "ms")
 
@@ -720,7 +720,7 @@ def sigterm_after_accept(ctx: Context) -> None:
         for s in socks:
             s.close()
         if not ctx.check(code == P.EXIT_OK, f"round {round_ + 1}: exit 0 within 2 s of SIGTERM with --grace 0", 0,
-                         "still running after 2 s" if code is None else code):
+                         srv.still_running(2.0) if code is None else code):
             break
         if not ctx.check(not left, f"round {round_ + 1}: no child outlives the server", "none", left):
             break

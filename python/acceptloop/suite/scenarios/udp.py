@@ -350,7 +350,7 @@ def stop_sigterm(ctx: Context) -> None:
     if code is None:
         srv.kill()
     ctx.check(code == P.EXIT_OK, f"the server exits 0 within {STOP_GRACE:g} s of SIGTERM", 0,
-              f"still running after {STOP_GRACE:g} s" if code is None else f"{code} after {took:.2f} s")
+              srv.still_running(STOP_GRACE) if code is None else f"{code} after {took:.2f} s")
     ctx.observe("exit", code)
 
 
