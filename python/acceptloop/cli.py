@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from acceptloop import _protocol as P
+from acceptloop.suite.lanes import usable_cpus
 
 
 # Lanes of the matrix run side by side: a cell mostly waits (for a timeout, a grace, a server to
 # start), so three lanes per CPU keep the CPUs busy without crowding the servers they measure
 # (on two CPUs: 6 lanes, the whole registry in about 5 minutes; 3 took 7 min 20 s).
-DEFAULT_JOBS = 3 * len(os.sched_getaffinity(0))
+DEFAULT_JOBS = 3 * usable_cpus()
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:

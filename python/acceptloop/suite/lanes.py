@@ -23,10 +23,23 @@ from acceptloop.suite.scenario import Result
 WORKER_GRACE = 10.0
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, and no more than its cgroup's CPU quota
+    (cpu.max: a container given two CPUs of a larger machine)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
 def exclusive_jobs(jobs: int) -> int:
     """How many exclusive cells run at once: one per CPU (at most `jobs`). Such a cell waits on its
     timers almost all the time; what its bounds cannot take is a CPU it has to wait for."""
-    return max(1, min(jobs, len(os.sched_getaffinity(0))))
+    return max(1, min(jobs, usable_cpus()))
 
 
 def lanes_of(cells: Sequence) -> list[list[int]]:
@@ -75,7 +88,7 @@ def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
         progress: Callable[[int, int, object, Result], None] | None = None,
         results: list[Result] | None = None, stop: Callable[[Result], bool] | None = None) -> list[Result]:
     """Run the cells in lanes, `jobs` at a time, then the exclusive ones (tight real-time bounds)
-    with the machine to themselves, one per CPU (exclusive_jobs); results are appended to `results` as they
+    with no other cell beside them, one per CPU (exclusive_jobs); results are appended to `results` as they
     come and the list is put back in plan order at the end. `stop(result)` true ends the run: the
     other lanes are stopped."""
     results = [] if results is None else results

@@ -28,6 +28,7 @@ START_TIMEOUT = 15.0
 # itself interrupted.
 STOP_GRACE = 2.0
 EXITING_GRACE = 10.0   # how long a server already in the kernel's exit path is given to be gone
+THREADS_FALLING = 0.5   # a stopping threads server is waited for while it has fewer threads this often
 PF_EXITING = 0x4       # linux/sched.h: the task is exiting
 
 # Every server process the kit has started and not yet closed, so that an interrupted run
@@ -486,8 +487,13 @@ class ServerProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def wait_exit(self, timeout: float) -> int | None:
-        """The exit code once the process has exited, or None if it is still running at `timeout`."""
+    def wait_exit(self, timeout: float, settle: bool = False) -> int | None:
+        """The exit code once the process has exited, or None if it is still running at `timeout`.
+
+        A process already in the kernel's exit path is waited for (EXITING_GRACE). With `settle` (the
+        stop that ends a scenario, after its clients have gone; never a check of how fast a stop
+        is), so is a threads server still ending the threads of connections just closed, for as
+        long as their number keeps falling (at most EXITING_GRACE)."""
         if self.proc is None:
             return None
         if self.unheard is not None:
@@ -495,13 +501,13 @@ class ServerProcess:
         try:
             self.exit_code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            if not self.exiting() and not self._ending_threads():
+            if settle and not self.exiting():
+                return self._wait_while_threads_fall()
+            if not self.exiting():
                 return None
             # It has made its exit already and the kernel is tearing it down (unmapping its
             # memory): on a busy machine that alone can take seconds, and none of it is the
-            # server's doing. Its exit code is set; wait for it, bounded. So, too, a threads
-            # server told to stop while it still ended the threads of connections just closed
-            # (hundreds, on a busy machine): finishing, not stuck, while their number falls.
+            # server's doing. Its exit code is set; wait for it, bounded.
             try:
                 self.exit_code = self.proc.wait(EXITING_GRACE)
             except subprocess.TimeoutExpired:
@@ -515,9 +521,24 @@ class ServerProcess:
             return f"still running: it ignores {self.unheard} (SIG_IGN), so the kernel discards it"
         return "still running" if waited is None else f"still running after {waited:g} s"
 
-    def _ending_threads(self) -> bool:
-        """Told to stop, it has fewer threads than it had then, and more than its main one."""
-        return 1 < self.thread_count() < self.threads_at_stop
+    def _wait_while_threads_fall(self) -> int | None:
+        """Told to stop while it still ended the threads of connections just closed (hundreds, on a
+        busy machine), a threads server is finishing, not stuck: wait while their number keeps
+        falling below what it was at the stop signal (looked at every THREADS_FALLING seconds),
+        EXITING_GRACE at most; the exit code, or None."""
+        assert self.proc is not None
+        deadline = time.monotonic() + EXITING_GRACE
+        last = self.threads_at_stop
+        while 1 < (now := self.thread_count()) < last and time.monotonic() < deadline:
+            last = now
+            try:
+                self.exit_code = self.proc.wait(min(THREADS_FALLING, max(0.0, deadline - time.monotonic())))
+                return self.exit_code
+            except subprocess.TimeoutExpired:
+                continue
+        if self.exiting():   # it got as far as its exit meanwhile
+            return self.wait_exit(0.0)
+        return self.proc.poll()
 
     def thread_count(self) -> int:
         """The server process's threads (/proc status), 0 once it has gone."""

@@ -199,12 +199,16 @@ def run_again_alone(cells: Sequence[Cell], results: list[Result], env: dict[str,
     if not again:
         return []
     where = {r.cell: i for i, r in enumerate(results)}
-    seconds = run_in_order([by_id[r.cell] for r in again], env, None, [], None)
-    for first, second in zip(again, seconds):
+    firsts = {r.cell: r for r in again}
+
+    def replace(_done: int, _total: int, _cell: Cell, second: Result) -> None:
+        # As each second run ends, so that an interrupt meanwhile keeps what was run again.
+        first = firsts[second.cell]
         second.checks.insert(0, Check(what=f"{RUN_AGAIN}: the first run was {first.grade}: {first.reason}",
                                       ok=True, level="INFO"))
-        results[where[first.cell]] = second
-    return seconds
+        results[where[second.cell]] = second
+
+    return run_in_order([by_id[r.cell] for r in again], env, replace, [], None)
 
 
 def run(cells: Sequence[Cell], env: dict[str, str] | None = None,

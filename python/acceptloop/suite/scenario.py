@@ -99,7 +99,7 @@ class Scenario:
                                            # with several servers at once chooses their ports
     uses: frozenset[str] = frozenset()     # services it starts servers of besides its own
     exclusive: bool = False       # its bounds are tight in real time (a fraction of a second, both
-                                  # sides): it runs with no other lane beside it
+                                  # sides): it runs after the others, one such cell per CPU
     transport: str = "tcp"        # "udp": its servers are started with --transport udp (suite/datagram.py)
 
     @property
@@ -305,7 +305,8 @@ class Context:
         expected, observed = found
         return self.check(False, what, expected, observed, level=level, basis=basis)
 
-    def check_descriptors(self, held: int, bound: int, what: str, expected: Any = None) -> bool:
+    def check_descriptors(self, held: int, bound: int, what: str, expected: Any = None,
+                          basis: str | None = None) -> bool:
         """Check a descriptor count the scenario read once (`held` at most `bound`). When the registry
         entry says the server's sockets are not descriptors of its process (c-winsock: Wine keeps
         them in the wineserver), the count says nothing of its connections: it is shown as a note,
@@ -314,7 +315,8 @@ class Context:
         if why:
             self.note(f"{what}: not graded ({held} descriptors, {bound} before): {why}")
             return True
-        return self.check(held <= bound, what, f"<= {bound} descriptors" if expected is None else expected, held)
+        return self.check(held <= bound, what, f"<= {bound} descriptors" if expected is None else expected, held,
+                          basis=basis)
 
     def follows(self, basis: str) -> bool:
         """Whether the implementation follows `basis` (a scenario may skip what would only be shown)."""
@@ -514,7 +516,7 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
     for own in stopping:
         # Idle by now (every client is closed): the contract says it exits at once (wait_exit gives
         # more time to one already exiting, or still ending the threads of closed connections).
-        code = own.wait_exit(max(0.0, deadline - time.monotonic()))
+        code = own.wait_exit(max(0.0, deadline - time.monotonic()), settle=True)
         observed: Any = code
         if code is None and own.unheard:
             observed = f"killed at once: it ignores {own.unheard} (SIG_IGN), so the kernel discards it"

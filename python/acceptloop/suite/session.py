@@ -22,7 +22,7 @@ from acceptloop.suite import matrix, results as results_io, runner
 from acceptloop.suite.catalog import all_scenarios
 from acceptloop.suite.process import terminate_all
 from acceptloop.suite.registry import Implementation, RegistryError, parse_entry
-from acceptloop.suite.scenario import ERROR, FAILED, NON_STRICT, Result
+from acceptloop.suite.scenario import ERROR, FAILED, KIT_STALLED, NON_STRICT, Result
 
 EXIT_OK, EXIT_FAILED, EXIT_SELECTION, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # Where every run leaves its results, for --last-failed (as pytest keeps its cache).
@@ -183,6 +183,12 @@ class _Interrupted(BaseException):
     """The kit was told to stop (SIGTERM); Ctrl-C arrives as KeyboardInterrupt."""
 
 
+def _first_failure(result: Result) -> bool:
+    """-x: a FAILED or ERROR cell ends the run; not one the kit's own stall made ERROR, which runs
+    again alone once the others are done (runner.run_again_alone) and may pass then."""
+    return result.grade == FAILED or (result.grade == ERROR and not result.reason.startswith(KIT_STALLED))
+
+
 def _raise_interrupted(signum: int, frame: object) -> None:
     raise _Interrupted()
 
@@ -218,7 +224,7 @@ def run(sel: Selection, *, json_path: Path | None, junit: Path | None, quiet: bo
     interrupted = False
     try:
         runner.run(cells, progress=progress, results=results,
-                   stop=(lambda r: r.grade in (FAILED, ERROR)) if first_failure else None, jobs=jobs)
+                   stop=_first_failure if first_failure else None, jobs=jobs)
     except (KeyboardInterrupt, _Interrupted):
         interrupted = True
         # Nothing more may interrupt the clean-up: it is bounded (SIGTERM, then SIGKILL).
