@@ -58,11 +58,11 @@ static void set_port(struct sockaddr_storage *ss, int port)
 
 /* One bound datagram socket on a (its port set to *port; 0: the kernel's choice, written back). */
 static int open_datagram_socket(struct al_error *err, const struct al_config *cfg, struct al_address *a,
-                                int v6only, int *port)
+                                int v6only, int reuse_port, int *port)
 {
     struct sockaddr *sa = (struct sockaddr *)&a->addr;
     char where[AL_ADDRESS_LEN + 8];
-    (void)cfg;
+    (void)cfg, (void)reuse_port;   /* one datagram loop per port: --workers refuses udp */
     set_port(&a->addr, *port);
     describe(where, sizeof where, sa);
     /* step: dgram socket */
@@ -102,36 +102,7 @@ fail:
 
 int al_open_datagram_sockets(struct al_error *err, const struct al_config *cfg, int **fds_out)
 {
-    struct al_address *addrs;
-    int n = al_resolve(err, cfg->host, cfg->port, SOCK_DGRAM, &addrs);
-    if (n == AL_ERR)
-        return AL_ERR;
-    int also_ipv4 = 0;
-    for (int i = 0; i < n; i++)
-        also_ipv4 |= addrs[i].family == AF_INET;
-    int *fds = malloc((size_t)n * sizeof *fds);
-    int count = 0, port = cfg->port;
-    if (fds == NULL) {
-        char where[AL_ADDRESS_LEN + 8];
-        al_format_address(where, sizeof where, cfg->host, port);
-        al_error_set(err, "socket", where, ENOMEM);
-        free(addrs);
-        return AL_ERR;
-    }
-    for (int i = 0; i < n; i++) {
-        int fd = open_datagram_socket(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, &port);
-        if (fd == AL_ERR) {
-            for (int j = 0; j < count; j++)
-                close(fds[j]);
-            free(fds);
-            free(addrs);
-            return AL_ERR;
-        }
-        fds[count++] = fd;
-    }
-    free(addrs);
-    *fds_out = fds;
-    return count;
+    return al_open_each(err, cfg, SOCK_DGRAM, open_datagram_socket, 0, fds_out);
 }
 
 /* What a failed recvfrom or sendto means for that one datagram: 0 say nothing (a port

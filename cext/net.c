@@ -170,10 +170,11 @@ fail:
     return AL_ERR;
 }
 
-int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reuse_port, int **fds_out)
+int al_open_each(struct al_error *err, const struct al_config *cfg, int socktype, al_open_one open_one,
+                 int reuse_port, int **fds_out)
 {
     struct al_address *addrs;
-    int n = al_resolve(err, cfg->host, cfg->port, SOCK_STREAM, &addrs);
+    int n = al_resolve(err, cfg->host, cfg->port, socktype, &addrs);
     if (n == AL_ERR)
         return AL_ERR;
     int also_ipv4 = 0;
@@ -189,7 +190,7 @@ int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reu
         return AL_ERR;
     }
     for (int i = 0; i < n; i++) {
-        int fd = open_listener(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, reuse_port, &port);
+        int fd = open_one(err, cfg, &addrs[i], cfg->ipv6_only || also_ipv4, reuse_port, &port);
         if (fd == AL_ERR) {
             for (int j = 0; j < count; j++)
                 al_sock_close(fds[j]);
@@ -202,6 +203,11 @@ int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reu
     free(addrs);
     *fds_out = fds;
     return count;
+}
+
+int al_open_listeners(struct al_error *err, const struct al_config *cfg, int reuse_port, int **fds_out)
+{
+    return al_open_each(err, cfg, SOCK_STREAM, open_listener, reuse_port, fds_out);
 }
 
 int al_announce(struct al_error *err, FILE *out, const int *fds, int count)

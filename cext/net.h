@@ -25,6 +25,21 @@ struct al_address {
  * frees, or AL_ERR with err filled. */
 int al_resolve(struct al_error *err, const char *host, int port, int socktype, struct al_address **out);
 
+/* One socket on one resolved address a (its port set to *port; with *port 0 the
+ * kernel chooses, and *port gets its choice for the next ones): socket, options,
+ * bind (and listen, for a listener). Returns the descriptor, or AL_ERR with err
+ * filled and the socket closed. reuse_port: SO_REUSEPORT (--workers). */
+typedef int (*al_open_one)(struct al_error *err, const struct al_config *cfg, struct al_address *a,
+                           int v6only, int reuse_port, int *port);
+
+/* What al_open_listeners and al_open_datagram_sockets share: resolve cfg->host
+ * for socktype, then open_one on every address (one port for all of them; IPv6
+ * sockets IPV6_V6ONLY when an IPv4 address is among them, or --ipv6-only).
+ * Returns their number and a malloc'd array of descriptors in *fds, or AL_ERR
+ * with err filled and every socket it opened closed. */
+int al_open_each(struct al_error *err, const struct al_config *cfg, int socktype, al_open_one open_one,
+                 int reuse_port, int **fds);
+
 /* --transport udp (datagram.c): as al_open_listeners, with SOCK_DGRAM, no
  * SO_REUSEADDR and no listen: bound, non-blocking, close-on-exec sockets. */
 int al_open_datagram_sockets(struct al_error *err, const struct al_config *cfg, int **fds);

@@ -28,7 +28,7 @@ from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
 from acceptloop.errors import SetupError, describe_error, format_address, log
 from acceptloop.server.control import Control
-from acceptloop.server.net import resolve
+from acceptloop.server.net import open_each
 from acceptloop.server.services import DATAGRAM_SERVICES
 
 # What a failed recvfrom or sendto means for that datagram only: nothing said (a port unreachable
@@ -45,45 +45,37 @@ BATCH = 64   # the event model reads at most this many datagrams from one socket
 def open_datagram_sockets(config: ServerConfig) -> list[socket.socket]:
     """Return one bound, non-blocking datagram socket for each address `config.host` resolves to.
 
-    As open_listeners, with SOCK_DGRAM and no listen: port 0 reused for the rest, an IPv6 socket
-    dual-stack unless --ipv6-only or an IPv4 address is also bound. No SO_REUSEADDR: nothing sits
-    in TIME_WAIT, and on a UDP socket it would let a second server bind the same port silently.
-    On any failure the sockets opened so far are closed and SetupError names the step.
+    As open_listeners (net.open_each), with SOCK_DGRAM and no listen. No SO_REUSEADDR: nothing
+    sits in TIME_WAIT, and on a UDP socket it would let a second server bind the same port silently.
     """
-    addresses = resolve(config.host, config.port, socket.SOCK_DGRAM)
-    also_ipv4 = any(family == socket.AF_INET for family, *_ in addresses)
-    socks: list[socket.socket] = []
-    port = config.port
+    return open_each(config, socket.SOCK_DGRAM, open_datagram_socket)
+
+
+def open_datagram_socket(family: int, type_: int, proto: int, sockaddr: tuple, v6only: bool,
+                         config: ServerConfig) -> socket.socket:
+    """One bound datagram socket on `sockaddr`: socket, options, bind; closed again if a step fails."""
+    where = format_address(sockaddr[0], sockaddr[1])
+    # step: dgram socket
     try:
-        for family, type_, proto, sockaddr in addresses:
-            sockaddr = (sockaddr[0], port, *sockaddr[2:])
-            where = format_address(sockaddr[0], port)
-            # step: dgram socket
-            try:
-                sock = socket.socket(family, socket.SOCK_DGRAM, proto)
-            except OSError as e:
-                raise SetupError("socket", where, e) from None
-            socks.append(sock)
-            try:
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(config.ipv6_only or also_ipv4))
-                sock.setblocking(False)
-            except OSError as e:
-                raise SetupError("setsockopt", where, e) from None
-            # end step
-            # step: dgram bind
-            try:
-                sock.bind(sockaddr)
-            except OSError as e:
-                raise SetupError("bind", where, e) from None
-            # end step
-            if port == 0:
-                port = sock.getsockname()[1]
-    except BaseException:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks
+        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+    except OSError as e:
+        raise SetupError("socket", where, e) from None
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise SetupError("setsockopt", where, e) from None
+    # end step
+    # step: dgram bind
+    try:
+        sock.bind(sockaddr)
+    except OSError as e:
+        sock.close()
+        raise SetupError("bind", where, e) from None
+    # end step
+    return sock
 
 
 class DatagramServer:

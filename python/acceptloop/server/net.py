@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
@@ -48,59 +49,75 @@ def resolve(host: str, port: int, socktype: int = socket.SOCK_STREAM) -> list[tu
 # end step
 
 
-def open_listeners(config: ServerConfig) -> list[socket.socket]:
-    """Return one listening, non-blocking socket for each address `config.host` resolves to.
+# What one socket on one resolved address takes: its family, type, protocol and address (its port
+# already the one every socket shares), whether an IPv6 one is IPv6-only, and the configuration.
+OpenOne = Callable[[int, int, int, tuple, bool, ServerConfig], socket.socket]
 
-    With port 0, the first socket's port is reused for the rest. An IPv6 socket is
-    dual-stack unless --ipv6-only is given or an IPv4 address is also being
-    listened on (then the IPv4 socket takes IPv4). On any failure, the sockets
-    opened so far are closed and SetupError names the step.
-    """
-    addresses = resolve(config.host, config.port)
-    also_ipv4 = any(family == socket.AF_INET for family, *_ in addresses)
-    listeners: list[socket.socket] = []
+
+def open_each(config: ServerConfig, socktype: int, open_one: OpenOne) -> list[socket.socket]:
+    """What open_listeners and open_datagram_sockets share: resolve `config.host` for `socktype`, then
+    `open_one` on every address. With port 0, the first socket's port is reused for the rest. An IPv6
+    socket is dual-stack unless --ipv6-only is given or an IPv4 address is also among them (then the
+    IPv4 socket takes IPv4). On any failure, the sockets opened so far are closed and SetupError
+    names the step."""
+    addresses = resolve(config.host, config.port, socktype)
+    v6only = config.ipv6_only or any(family == socket.AF_INET for family, *_ in addresses)
+    socks: list[socket.socket] = []
     port = config.port
     try:
         for family, type_, proto, sockaddr in addresses:
-            sockaddr = (sockaddr[0], port, *sockaddr[2:])
-            where = format_address(sockaddr[0], port)
-            # step: socket
-            try:
-                sock = socket.socket(family, type_, proto)
-            except OSError as e:
-                raise SetupError("socket", where, e) from None
-            listeners.append(sock)
-            # end step
-            # step: options
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if config.workers > 1:   # every worker's listeners share the port (workers.py)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(config.ipv6_only or also_ipv4))
-                sock.setblocking(False)
-            except OSError as e:
-                raise SetupError("setsockopt", where, e) from None
-            # end step
-            # step: bind
-            try:
-                sock.bind(sockaddr)
-            except OSError as e:
-                raise SetupError("bind", where, e) from None
-            # end step
-            # step: listen
-            try:
-                sock.listen(config.backlog)
-            except OSError as e:
-                raise SetupError("listen", where, e) from None
-            # end step
+            socks.append(open_one(family, type_, proto, (sockaddr[0], port, *sockaddr[2:]), v6only, config))
             if port == 0:
-                port = sock.getsockname()[1]
+                port = socks[-1].getsockname()[1]
     except BaseException:
-        for sock in listeners:
+        for sock in socks:
             sock.close()
         raise
-    return listeners
+    return socks
+
+
+def open_listeners(config: ServerConfig) -> list[socket.socket]:
+    """Return one listening, non-blocking socket for each address `config.host` resolves to (open_each)."""
+    return open_each(config, socket.SOCK_STREAM, open_listener)
+
+
+def open_listener(family: int, type_: int, proto: int, sockaddr: tuple, v6only: bool,
+                  config: ServerConfig) -> socket.socket:
+    """One listener on `sockaddr`: socket, options, bind, listen; closed again if a step fails."""
+    where = format_address(sockaddr[0], sockaddr[1])
+    # step: socket
+    try:
+        sock = socket.socket(family, type_, proto)
+    except OSError as e:
+        raise SetupError("socket", where, e) from None
+    # end step
+    # step: options
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if config.workers > 1:   # every worker's listeners share the port (workers.py)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise SetupError("setsockopt", where, e) from None
+    # end step
+    # step: bind
+    try:
+        sock.bind(sockaddr)
+    except OSError as e:
+        sock.close()
+        raise SetupError("bind", where, e) from None
+    # end step
+    # step: listen
+    try:
+        sock.listen(config.backlog)
+    except OSError as e:
+        sock.close()
+        raise SetupError("listen", where, e) from None
+    # end step
+    return sock
 
 
 def announce(listeners: list[socket.socket]) -> None:
