@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from acceptloop.suite import lanes, matrix, registry, runner
+from acceptloop.suite import matrix, registry, runner
 from acceptloop.suite.client import Client, Stream
 from acceptloop.suite.process import ServerProcess, wait_until
 from acceptloop.suite.scenarios import probes
@@ -537,19 +537,3 @@ def test_a_threads_server_still_ending_its_threads_is_waited_for_while_their_num
             if srv.proc.poll() is None:
                 srv.proc.kill()
             srv.proc.wait()
-
-
-def test_the_lanes_an_earlier_run_found_longest_start_first():
-    """With each cell's seconds from the last run the longest lanes start first (the last to start is
-    short, so the run does not wait on one slow lane at its end); knowing under half of the cells, or
-    nothing, the lanes go by cell count."""
-    impls = [Implementation(name=n, language=n, models=("event",), services=("echo",), command=("x",))
-             for n in ("quick", "slow", "big")]
-    scenarios = [Scenario(id=f"echo.s{i}", description="", level=MUST, source="x", text="", run=lambda c: None,
-                          service="echo") for i in range(3)]
-    cells = [runner.Cell(i, "event", s) for i in impls for s in scenarios[:2]] + [runner.Cell(impls[2], "event", scenarios[2])]
-    names = lambda lanes: [cells[lane[0]].impl.name for lane in lanes]   # noqa: E731
-    assert names(lanes.lanes_of(cells)) == ["big", "quick", "slow"]
-    seconds = {c.id: (9.0 if c.impl.name == "slow" else 1.0) for c in cells}
-    assert names(lanes.lanes_of(cells, seconds)) == ["slow", "big", "quick"]
-    assert names(lanes.lanes_of(cells, {cells[2].id: 9.0})) == ["big", "quick", "slow"]

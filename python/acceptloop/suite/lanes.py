@@ -42,20 +42,13 @@ def exclusive_jobs(jobs: int) -> int:
     return max(1, min(jobs, usable_cpus()))
 
 
-def lanes_of(cells: Sequence, durations: dict[str, float] | None = None) -> list[list[int]]:
-    """The cells' indexes grouped by (implementation, model), in plan order, the longest lanes first
-    (so that the last lane to start is a short one): by the seconds `durations` gives each cell (an
-    earlier run's), a cell it does not know counting as their median; by cell count when it knows
-    fewer than half of them."""
+def lanes_of(cells: Sequence) -> list[list[int]]:
+    """The cells' indexes grouped by (implementation, model), in plan order."""
     lanes: dict[tuple[str, str], list[int]] = {}
     for i, cell in enumerate(cells):
         lanes.setdefault((cell.impl.name, cell.model), []).append(i)
-    if not durations or sum(cell.id in durations for cell in cells) < len(cells) / 2:
-        return sorted(lanes.values(), key=len, reverse=True)   # an earlier run of something else
-    known = sorted(durations.values())
-    typical = known[len(known) // 2]
-    return sorted(lanes.values(), key=lambda lane: sum(durations.get(cells[i].id, typical) for i in lane),
-                  reverse=True)
+    # The longest lanes first, so that the last lane to start is a short one.
+    return sorted(lanes.values(), key=len, reverse=True)
 
 
 class _Stop(BaseException):
@@ -93,19 +86,17 @@ def _worker(cells: Sequence, tasks: "multiprocessing.Queue", out: "multiprocessi
 
 def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
         progress: Callable[[int, int, object, Result], None] | None = None,
-        results: list[Result] | None = None, stop: Callable[[Result], bool] | None = None,
-        durations: dict[str, float] | None = None) -> list[Result]:
+        results: list[Result] | None = None, stop: Callable[[Result], bool] | None = None) -> list[Result]:
     """Run the cells in lanes, `jobs` at a time, then the exclusive ones (tight real-time bounds)
     with no other cell beside them, one per CPU (exclusive_jobs); results are appended to `results` as they
     come and the list is put back in plan order at the end. `stop(result)` true ends the run: the
-    other lanes are stopped. `durations`: each cell's seconds in an earlier run, to start the
-    longest lanes first (lanes_of)."""
+    other lanes are stopped."""
     results = [] if results is None else results
     shared = [c for c in cells if not c.scenario.exclusive]
     alone = [c for c in cells if c.scenario.exclusive]
-    stopped = _in_lanes(shared, jobs, env, progress, results, stop, len(cells), durations)
+    stopped = _in_lanes(shared, jobs, env, progress, results, stop, offset=0, total=len(cells))
     if alone and not stopped:
-        _in_lanes(alone, exclusive_jobs(jobs), env, progress, results, stop, len(cells), durations)
+        _in_lanes(alone, exclusive_jobs(jobs), env, progress, results, stop, offset=0, total=len(cells))
     order = {c.id: i for i, c in enumerate(cells)}
     results.sort(key=lambda r: order.get(r.cell, len(cells)))
     return results
@@ -113,13 +104,13 @@ def run(cells: Sequence, jobs: int, env: dict[str, str] | None = None,
 
 def _in_lanes(cells: Sequence, jobs: int, env: dict[str, str] | None,
               progress: Callable[[int, int, object, Result], None] | None, results: list[Result],
-              stop: Callable[[Result], bool] | None, total: int, durations: dict[str, float] | None) -> bool:
+              stop: Callable[[Result], bool] | None, offset: int, total: int) -> bool:
     """The lanes of `cells`, `jobs` at a time; True when `stop` ended them early."""
     if not cells:
         return False
     context = multiprocessing.get_context("fork")
     tasks, out = context.Queue(), context.Queue()
-    lanes = lanes_of(cells, durations)
+    lanes = lanes_of(cells)
     for lane in lanes:
         tasks.put(lane)
     workers = [context.Process(target=_worker, args=(cells, tasks, out, env), daemon=True)
@@ -145,7 +136,7 @@ def _in_lanes(cells: Sequence, jobs: int, env: dict[str, str] | None,
                 result = Result.from_dict(data)
                 results.append(result)
                 if progress:
-                    progress(len(results), total, cells[position], result)
+                    progress(offset + len(results), total, cells[position], result)
                 if stop is not None and stop(result):
                     stopped = True
                     break

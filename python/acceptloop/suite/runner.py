@@ -214,8 +214,7 @@ def run_again_alone(cells: Sequence[Cell], results: list[Result], env: dict[str,
 def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
         progress: Callable[[int, int, Cell, Result], None] | None = None,
         results: list[Result] | None = None,
-        stop: Callable[[Result], bool] | None = None, jobs: int = 1, failures_again: int = 0,
-        durations: dict[str, float] | None = None) -> list[Result]:
+        stop: Callable[[Result], bool] | None = None, jobs: int = 1, failures_again: int = 0) -> list[Result]:
     """Run every cell in order; servers are released as soon as no later cell needs them.
 
     Results are appended to `results` (a list the caller may keep, so that what ran is still
@@ -223,11 +222,11 @@ def run(cells: Sequence[Cell], env: dict[str, str] | None = None,
     With `jobs` > 1 the cells run in lanes, one per (implementation, model), that many at a
     time (suite/lanes.py); the results come back in plan order all the same. Then the cells whose
     result may be the machine's run again alone (run_again_alone; `failures_again` is its
-    `failures_at_most`). `durations`: each cell's seconds in an earlier run (lanes.lanes_of)."""
+    `failures_at_most`)."""
     results = [] if results is None else results
     if jobs > 1:
         from acceptloop.suite import lanes
-        lanes.run(cells, jobs, env=env, progress=progress, results=results, stop=stop, durations=durations)
+        lanes.run(cells, jobs, env=env, progress=progress, results=results, stop=stop)
     else:
         run_in_order(cells, env, progress, results, stop)
     if stop is None or not any(stop(r) for r in results):

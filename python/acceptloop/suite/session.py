@@ -109,15 +109,6 @@ def last_failed_cells(path: Path = LAST_RESULTS) -> list[str]:
     return [r.cell for r in document["results"] if r.grade in (FAILED, ERROR)]
 
 
-def last_durations(path: Path = LAST_RESULTS) -> dict[str, float]:
-    """Each cell's seconds in the last run (to start the longest lanes first); none when there is
-    no readable earlier run."""
-    try:
-        return {r.cell: r.duration_s for r in results_io.read_json(path)["results"]} if path.exists() else {}
-    except (results_io.ResultsError, OSError, KeyError, TypeError):
-        return {}
-
-
 def plan(sel: Selection) -> tuple[list[Implementation], list[runner.Cell]]:
     """The implementations and the cells to run; SelectionError (or RegistryError) when the selection
     cannot be run."""
@@ -233,7 +224,7 @@ def run(sel: Selection, *, json_path: Path | None, junit: Path | None, quiet: bo
     interrupted = False
     try:
         runner.run(cells, progress=progress, results=results,
-                   stop=_first_failure if first_failure else None, jobs=jobs, durations=last_durations())
+                   stop=_first_failure if first_failure else None, jobs=jobs)
     except (KeyboardInterrupt, _Interrupted):
         interrupted = True
         # Nothing more may interrupt the clean-up: it is bounded (SIGTERM, then SIGKILL).
