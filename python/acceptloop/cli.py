@@ -37,7 +37,7 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     speed.add_argument("--quick", dest="profile", action="store_const", const="quick",
                        help="the cells every target needs (the default; about a minute)")
     speed.add_argument("--full", dest="profile", action="store_const", const="full",
-                       help="every workload (about 20 minutes)")
+                       help="every workload (about 36 minutes on two CPUs)")
     speed.add_argument("--scaling", dest="profile", action="store_const", const="scaling",
                        help="64 B echo at 256 connections with --workers 1, 2, 4, ... up to the server CPUs")
     speed.add_argument("--profile", dest="profile", choices=("quick", "full", "scaling"),
