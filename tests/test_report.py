@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from acceptloop import cli
+from acceptloop import cli, render
 from acceptloop.report import build, cells, numbers, performance, walkthrough
 from acceptloop.report import charts as charts_mod
 from acceptloop.suite import matrix
@@ -64,12 +64,25 @@ class Node:
         return found[0]
 
 
+# A part of the page stored deflated (render.deflated): the page's script replaces it with its markup on load.
+DEFLATED = re.compile(r'<script type="application/x-acceptloop-html" class="deflated" data-what="([^"]*)" '
+                      r'data-bytes="(\d+)">([A-Za-z0-9+/=]*)</script>')
+
+
+def inflate(html: str) -> str:
+    """The page as its script makes it on load: every deflated part replaced by its markup."""
+    return DEFLATED.sub(lambda m: render.inflate_base64(m.group(3)).decode(), html)
+
+
 class Page(HTMLParser):
-    def __init__(self, html: str) -> None:
+    """The page parsed, after its deflated parts are inflated as the page's script does (packed=True:
+    as stored, with the placeholders)."""
+
+    def __init__(self, html: str, packed: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.root = Node("#document", {}, None)
         self.here = self.root
-        self.feed(html)
+        self.feed(html if packed else inflate(html))
         self.close()
         self.ids = {n.attrs["id"]: n for n in self.root.walk() if "id" in n.attrs}
 
@@ -106,9 +119,10 @@ def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     index = build.write_report(FIXTURE, out / "no-bench.json", out, command=["acceptloop", "report"],
                                bench_required=False)
-    html = index.read_text()
+    packed = index.read_text()
+    html = inflate(packed)
     page = Page(html)
-    return {"index": index, "html": html, "page": page, "md": (out / "REPORT.md").read_text(),
+    return {"index": index, "html": html, "packed": packed, "page": page, "md": (out / "REPORT.md").read_text(),
             "doc": results_io.read_json(FIXTURE), "raw": json.loads(FIXTURE.read_text()), "data": cell_data(page)}
 
 
@@ -127,7 +141,7 @@ def open_every_detail(index: Path, anchors: list[str], tmp_path: Path) -> dict:
             page = context.new_page()
             page.on("request", lambda request: requests.append(request.url))
             page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{index.as_uri()}#{anchors[0]}", wait_until="load")       # a link to a cell, from outside
+            load(page, f"{index.as_uri()}#{anchors[0]}")       # a link to a cell, from outside
             for anchor in anchors:
                 page.evaluate("id => { location.hash = id; }", anchor)
                 drawn = page.locator(f'section.detail[id="{anchor}"]')
@@ -310,6 +324,46 @@ def test_the_page_references_nothing_outside_itself(built):
     assert_self_contained(built["page"], built["html"])
 
 
+def test_the_large_parts_are_stored_deflated_and_inflating_them_gives_their_rows(benched):
+    """The matrix, the failures, the benchmark's tables and charts are in the file only deflated
+    (render.deflated), each in an inert script the page's own script replaces with its markup; the
+    walkthrough is not, so that it shows, coloured and folded, before any script runs."""
+    packed, page, raw = benched["packed"], benched["page"], Page(benched["packed"], packed=True)
+    blocks = raw.root.find("script", "deflated")
+    assert {"the conformance matrix", "the FAILED and NON-STRICT cells", "the MISSING cells", "the ratio table",
+            "these charts", "the table of every cell"} <= {b.attrs["data-what"] for b in blocks}
+    assert len(blocks) == len(DEFLATED.findall(packed))
+    # As stored: none of the rows, cells or charts, not even as text.
+    assert "matrix-table" not in raw.ids and not raw.root.find("tr", "row") and not raw.root.find("td", "cell")
+    assert not raw.root.find("tr", "bench-row") and not raw.root.find("svg", "chart")
+    for text in ('class="row ', 'class="cell ', 'class="bench-row', '<svg class="chart"', 'href="#cell-', 'id="bench-'):
+        assert text not in packed, text
+    # Inflated: every one of them.
+    doc = results_io.read_json(FIXTURE)
+    assert len(page.ids["matrix-table"].find("td", "cell")) == len(doc["results"])
+    assert len(page.root.find("tr", "bench-row")) == len(benched["bench"]["cells"])
+    assert page.root.find("svg", "chart") and page.ids["attention"].find("a")
+    for block in blocks:
+        assert block.attrs["type"] == render.DEFLATED_TYPE and re.fullmatch(r"[A-Za-z0-9+/]+=*", block.text())
+        markup = render.inflate_base64(block.text())
+        assert len(markup) == int(block.attrs["data-bytes"]) and len(block.text()) < len(markup)
+        assert "<script" not in markup.decode()          # the page's script unpacks each once: none is nested
+    # Not deflated: the walkthrough (coloured and folded as it is), and a line for a reader without script.
+    assert raw.ids["walkthrough"].find("details", "step") and raw.ids["walkthrough"].find("span", "k")
+    assert not raw.ids["walkthrough"].find("script", "deflated")
+    [noscript] = raw.root.find("noscript")
+    assert "REPORT.md" in noscript.text() and "script" in noscript.text()
+
+
+def test_the_deflated_filter_stores_the_templates_own_escaped_output():
+    env = render.environment(autoescape=True)
+    html = env.from_string('{% filter deflated("a <b> part") %}<p title="{{ v }}">{{ v }}</p>{% endfilter %}').render(v='<i>"&')
+    [(what, size, text)] = DEFLATED.findall(html)
+    assert what == "a &lt;b&gt; part" and html.count("<") == 2          # the script's tags, nothing else
+    assert render.inflate_base64(text).decode() == '<p title="&lt;i&gt;&#34;&amp;">&lt;i&gt;&#34;&amp;</p>'
+    assert int(size) == len(render.inflate_base64(text)) and inflate(html) == render.inflate_base64(text).decode()
+
+
 def test_every_walkthrough_step_has_code_for_every_language_it_is_declared_in(built):
     page = built["page"]
     walk = walkthrough.load()
@@ -428,7 +482,7 @@ def test_headless_chromium_opens_a_folded_step_from_the_table_of_contents(built,
             viewport={"width": 1400, "height": 900})
         try:
             page = context.new_page()
-            page.goto(built["index"].as_uri(), wait_until="load")
+            load(page, built["index"].as_uri())
             section = page.locator("#walkthrough")
             folded = section.evaluate("s => s.getBoundingClientRect().height")
             step = page.locator(f'details.step[data-step="{last.name}"]')
@@ -480,9 +534,10 @@ OLD_BENCH = Path(__file__).parent / "fixtures" / "bench-small.json"
 def benched(tmp_path_factory):
     out = tmp_path_factory.mktemp("report-bench")
     index = build.write_report(FIXTURE, BENCH, out, command=["acceptloop", "report"])
-    html = index.read_text()
+    packed = index.read_text()
+    html = inflate(packed)
     page = Page(html)
-    return {"index": index, "html": html, "page": page, "section": page.ids["performance"],
+    return {"index": index, "html": html, "packed": packed, "page": page, "section": page.ids["performance"],
             "md": (out / "REPORT.md").read_text(), "bench": json.loads(BENCH.read_text())}
 
 
@@ -826,12 +881,14 @@ def robust(tmp_path_factory):
     out = tmp_path_factory.mktemp("report-robustness")
     index = build.write_report(ROBUSTNESS, out / "no-bench.json", out, bench_required=False)
     page = Page(index.read_text())
-    return {"page": page, "section": page.ids["robustness"], "md": (out / "REPORT.md").read_text(),
+    return {"page": page, "packed": index.read_text(), "section": page.ids["robustness"], "md": (out / "REPORT.md").read_text(),
             "doc": results_io.read_json(ROBUSTNESS)}
 
 
 def test_the_robustness_table_shows_every_scenario_and_column_with_grade_and_figure(robust):
     doc, page, section = robust["doc"], robust["page"], robust["section"]
+    assert "robustness-table" not in Page(robust["packed"], packed=True).ids     # stored deflated
+    assert "robustness-table" in page.ids and not section.find("script", "deflated")
     results = doc["results"]
     scenarios = {s["id"]: s for s in doc["scenarios"]}
     assert {r.grade for r in results} >= {"OK", "FAILED"} and all(r.figures for r in results)
@@ -1095,6 +1152,16 @@ def playwright_api():
     return sync_playwright, expect
 
 
+# Whether the page's script has put every deflated part of the page into it.
+UNPACKED = "() => document.querySelector('script.deflated') === null"
+
+
+def load(page, url: str) -> None:
+    """Open `url` as a reader does and wait until the page's script has unpacked its deflated parts."""
+    page.goto(url, wait_until="load")
+    page.wait_for_function(UNPACKED, timeout=20_000)
+
+
 def test_headless_chromium_shows_the_matrix_and_the_filter_hides_agreeing_rows(built, tmp_path):
     sync_playwright, expect = playwright_api()
     index: Path = built["index"]
@@ -1109,7 +1176,7 @@ def test_headless_chromium_shows_the_matrix_and_the_filter_hides_agreeing_rows(b
         try:
             page = context.new_page()
             page.on("request", lambda request: requests.append(request.url))
-            page.goto(index.as_uri(), wait_until="load")
+            load(page, index.as_uri())
             row = lambda scenario: page.locator(f'tr.row[data-scenario="{scenario}"]')  # noqa: E731
             expect(page.locator("#matrix-table")).to_be_visible()
             for scenario in agreeing + differing:
@@ -1149,7 +1216,7 @@ def test_headless_chromium_shows_the_charts_and_a_robustness_cell_opens_its_deta
         try:
             page = context.new_page()
             page.on("request", lambda request: requests.append(request.url))
-            page.goto(index.as_uri(), wait_until="load")
+            load(page, index.as_uri())
             svgs = page.locator("#performance svg.chart")
             assert svgs.count() >= 4
             for i in range(svgs.count()):
@@ -1252,7 +1319,7 @@ def full_size(tmp_path_factory):
     check.write_bytes(lzma.decompress(FULL_CHECK.read_bytes()))
     bench.write_text(json.dumps(full_profile_bench(json.loads(BENCH.read_text()))))
     index = build.write_report(check, bench, out / "report")
-    html = index.read_text()
+    html = inflate(index.read_text())
     return {"index": index, "html": html, "page": Page(html), "doc": results_io.read_json(check),
             "bench": json.loads(bench.read_text())}
 
@@ -1267,6 +1334,7 @@ def test_the_full_size_documents_have_the_size_of_a_full_check_and_a_full_benchm
 def test_a_report_of_a_full_check_and_a_full_benchmark_is_under_the_size_bound(full_size):
     index, page, html = full_size["index"], full_size["page"], full_size["html"]
     size = index.stat().st_size
+    html = index.read_text()                  # the sections as stored
     elements = sum(1 for _ in page.root.walk())
     starts = sorted((html.index(f'<section id="{name}">'), name) for name in
                     ("summary", "provenance", "matrix", "attention", "robustness", "walkthrough", "performance"))
@@ -1308,7 +1376,7 @@ def test_headless_chromium_paints_the_full_size_report_and_opens_its_largest_det
             page = context.new_page()
             page.on("request", lambda request: requests.append(request.url))
             for _ in range(3):
-                page.goto(index.as_uri(), wait_until="load")
+                load(page, index.as_uri())
                 paints.append(page.evaluate("""() => new Promise(done => new PerformanceObserver((list, observer) => {
                     const fcp = list.getEntries().find(e => e.name === "first-contentful-paint");
                     if (fcp) { observer.disconnect(); done(fcp.startTime); }
@@ -1339,7 +1407,7 @@ def test_headless_chromium_fits_the_page_to_the_screen_and_a_detail_takes_and_gi
             viewport={"width": width, "height": 900})
         try:
             page = context.new_page()
-            page.goto(benched["index"].as_uri(), wait_until="load")
+            load(page, benched["index"].as_uri())
             # Wide tables scroll in their own box; the page itself never scrolls sideways.
             assert page.evaluate("document.documentElement.scrollWidth") <= width
             link = page.locator(f'#matrix-table a[href="#{anchor}"]')

@@ -1,10 +1,13 @@
 """The one jinja2 Environment every generated file and report is rendered with."""
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from acceptloop.paths import TEMPLATES
 
@@ -37,6 +40,32 @@ def php_string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def deflate_base64(data: bytes) -> str:
+    """`data` deflated (zlib, level 9) and in base64: how a page stores what its script inflates
+    with the browser's DecompressionStream("deflate") (report/cells.py's encode(), deflated())."""
+    return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+
+
+def inflate_base64(text: str) -> bytes:
+    """deflate_base64()'s inverse."""
+    return zlib.decompress(base64.b64decode(text))
+
+
+DEFLATED_TYPE = "application/x-acceptloop-html"
+
+
+def deflated(markup: str, what: str = "this part of the page") -> markupsafe.Markup:
+    """`{% filter deflated("the matrix") %}…{% endfilter %}`: the block's own output (escaped as
+    every other part of the page) stored deflated, in base64, in an inert
+    `<script type="application/x-acceptloop-html" class="deflated">` that the page's script
+    replaces with the inflated markup on load (report/script.js.j2). A table of thousands of
+    rows repeats the same markup in every one; deflate takes it to a tenth or less. `what` names
+    the part in the message a browser that cannot inflate it shows instead."""
+    packed = deflate_base64(str(markup).encode())
+    return markupsafe.Markup(f'<script type="{DEFLATED_TYPE}" class="deflated" data-what="{markupsafe.escape(what)}" '
+                             f'data-bytes="{len(str(markup).encode())}">{packed}</script>')
+
+
 def environment(autoescape: bool) -> jinja2.Environment:
     """The Environment: HTML templates autoescape, source templates do not; blocks trim."""
     env = jinja2.Environment(
@@ -52,6 +81,7 @@ def environment(autoescape: bool) -> jinja2.Environment:
     env.filters["py_repr"] = repr
     env.filters["py_tuple"] = lambda v: repr(tuple(v))
     env.filters["json"] = lambda v: json.dumps(v, sort_keys=True)
+    env.filters["deflated"] = deflated
     return env
 
 

@@ -8,14 +8,13 @@ when the cell is opened.
 """
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shlex
-import zlib
 from collections import Counter
 from typing import Any, Sequence
 
+from acceptloop import render
 from acceptloop.suite import matrix
 from acceptloop.suite.scenario import ERROR, FAILED, GRADES, INFO, MISSING, NON_STRICT, OK, Result
 
@@ -210,13 +209,12 @@ def encode(value: Any) -> str:
     full check are some 2 MB of JSON, most of it repeated (the same checks, commands and hex in
     every column), which deflate takes to under a tenth; the page's script inflates it with the
     browser's own DecompressionStream("deflate") when a cell is first opened."""
-    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+    return render.deflate_base64(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def decode(text: str) -> Any:
     """encode()'s inverse (for the tests and for anyone reading a page's data by hand)."""
-    return json.loads(zlib.decompress(base64.b64decode(text)))
+    return json.loads(render.inflate_base64(text))
 
 
 def attention(results: Sequence[Result], order: Sequence[str]) -> list[Result]:
