@@ -10,30 +10,51 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 from acceptloop import _protocol as P
 # The one-line error format is errors.py's; these names stay importable from here.
 from acceptloop.errors import SetupError, describe_error, fail, format_address  # noqa: F401
 
 
-@dataclass(frozen=True)
 class ServerConfig:
-    """One server's settings, as the contract's options give them."""
+    """One server's settings, as the contract's options give them; set once, never changed
+    (replace() makes another). A plain class, not a dataclass: every Python server imports this
+    module first, and dataclasses (inspect, ast and the generated methods' exec) cost each start
+    about as much as the rest of its imports; the kit starts some thousand of them a check."""
 
-    service: str
-    model: str
-    host: str
-    port: int
-    backlog: int
-    grace: float
-    max_conns: int
-    idle_timeout: float
-    ipv6_only: bool
-    daytime_epoch: int | None   # from ACCEPTLOOP_DAYTIME_EPOCH; None: use the clock
-    transport: str = "tcp"      # --transport: "tcp" (streams) or "udp" (datagrams)
-    workers: int = 1            # event loops on the port (SO_REUSEPORT when more than one)
+    __slots__ = ("service", "model", "host", "port", "backlog", "grace", "max_conns", "idle_timeout",
+                 "ipv6_only", "daytime_epoch", "transport", "workers")
+
+    def __init__(self, service: str, model: str, host: str, port: int, backlog: int, grace: float,
+                 max_conns: int, idle_timeout: float, ipv6_only: bool,
+                 daytime_epoch: int | None,     # from ACCEPTLOOP_DAYTIME_EPOCH; None: use the clock
+                 transport: str = "tcp",        # --transport: "tcp" (streams) or "udp" (datagrams)
+                 workers: int = 1) -> None:     # event loops on the port (SO_REUSEPORT when more than one)
+        values = (service, model, host, port, backlog, grace, max_conns, idle_timeout, ipv6_only,
+                  daytime_epoch, transport, workers)
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ServerConfig is set once: replace({name}=...) makes another")
+
+    def fields(self) -> dict[str, object]:
+        """Every setting by its name."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def replace(self, **changes: object) -> ServerConfig:
+        """Another ServerConfig: this one's settings, `changes` overriding them."""
+        return ServerConfig(**{**self.fields(), **changes})   # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ServerConfig) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.fields().values()))
+
+    def __repr__(self) -> str:
+        return "ServerConfig(" + ", ".join(f"{k}={v!r}" for k, v in self.fields().items()) + ")"
 
 
 # The contract's grammar for numbers (protocol.toml [grammar]): matched whole, before converting, so

@@ -22,18 +22,21 @@ thread, and only when it returns to Python).
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import signal
 import socket
 import sys
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig, parse_args
 from acceptloop.errors import fail
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing: a server imports this at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 # The cffi module: acceptloop._cserver, or the one the environment names (a sanitized build).
 CFFI_MODULE = os.environ.get("ACCEPTLOOP_CFFI_MODULE") or "acceptloop._cserver"
@@ -54,7 +57,7 @@ def default_config(**options: Any) -> ServerConfig:
         backlog=P.DEFAULT_BACKLOG, grace=float(P.DEFAULT_GRACE), max_conns=P.DEFAULT_MAX_CONNS,
         idle_timeout=float(P.DEFAULT_IDLE_TIMEOUT), ipv6_only=P.DEFAULT_IPV6_ONLY, daytime_epoch=None,
     )
-    return dataclasses.replace(config, **options)
+    return config.replace(**options)
 
 
 def _check(config: ServerConfig) -> None:
@@ -130,7 +133,7 @@ class CServer:
         self._done = threading.Event()
         self._run_claimed = False   # see _claim_run
         self._run_error: str | None = None
-        self.config = default_config(**options) if config is None else dataclasses.replace(config, **options)
+        self.config = default_config(**options) if config is None else config.replace(**options)
         _check(self.config)
         self._binding = _bind(handler, self.config.model)   # alive as long as the server
         cfg, host = _c_config(self.config, self._binding)

@@ -23,12 +23,16 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig, describe_error, fail, parse_args
 from acceptloop.handlers import Handler, handler_failed, handler_for
 from acceptloop.paths import BUILD
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing: a server imports this at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 LIBRARY = os.environ.get("ACCEPTLOOP_LIBRARY") or str(BUILD / "libacceptloop.so")
 MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m not in ("fork", "uring"))

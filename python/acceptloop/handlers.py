@@ -34,7 +34,6 @@ handlers and the C services cannot say different things.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
@@ -42,15 +41,19 @@ from acceptloop.server.services import CHARGEN_CHUNK, chargen_cycle, complete_me
 from acceptloop.errors import log
 
 
-class Conn(Protocol):
-    """What a binding hands a handler for one connection."""
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing: a server imports this at start-up
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
-    peer: str
-    state: Any
+    class Conn(Protocol):
+        """What a binding hands a handler for one connection."""
 
-    def write(self, data: bytes) -> bool: ...
-    def offer(self, data: bytes, start: int, length: int) -> int: ...
-    def end(self) -> None: ...
+        peer: str
+        state: Any
+
+        def write(self, data: bytes) -> bool: ...
+        def offer(self, data: bytes, start: int, length: int) -> int: ...
+        def end(self) -> None: ...
 
 
 class Handler:

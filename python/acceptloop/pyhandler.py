@@ -20,10 +20,14 @@ that instant (the GIL, stderr's buffer) stays held in the child for ever.
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from acceptloop import _protocol as P
 from acceptloop.handlers import Handler, handler_failed, handler_for
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing: a server imports this at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 # Every model but fork (see above) and uring (the registry does not list it for the handler hosts).
 MODELS: tuple[str, ...] = tuple(m for m in P.MODELS if m not in ("fork", "uring"))

@@ -19,41 +19,60 @@
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig, parse_args
 from acceptloop.errors import SetupError, describe_error, fail
 from acceptloop.server.control import Control
-from acceptloop.server.datagram import DATAGRAM_MODELS, open_datagram_sockets
-from acceptloop.server.loop_event import run_event
-from acceptloop.server.loop_fork import run_fork
-from acceptloop.server.loop_iterative import run_iterative
-from acceptloop.server.loop_threads import run_threads
 from acceptloop.server.net import announce, open_listeners
 
-MODELS: dict[str, Callable[..., None]] = {
-    "iterative": run_iterative, "fork": run_fork, "threads": run_threads, "event": run_event,
-}
+MODELS = ("iterative", "fork", "threads", "event")
+
+
+def model_loop(model: str, udp: bool) -> Callable[[list, ServerConfig, Control], None]:
+    """The chosen model's loop, imported once it is chosen: a server runs one model, and most of
+    a Python server's start-up is its imports (each loop module brings its own: threading,
+    selectors, the datagram services)."""
+    if udp:
+        from acceptloop.server.datagram import DATAGRAM_MODELS
+        return DATAGRAM_MODELS[model]
+    if model == "iterative":
+        from acceptloop.server.loop_iterative import run_iterative
+        return run_iterative
+    if model == "fork":
+        from acceptloop.server.loop_fork import run_fork
+        return run_fork
+    if model == "threads":
+        from acceptloop.server.loop_threads import run_threads
+        return run_threads
+    from acceptloop.server.loop_event import run_event
+    return run_event
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one server until SIGTERM/SIGINT; return the exit code (0, 1 or 2: see protocol.toml)."""
-    config: ServerConfig = parse_args(argv, prog="python -m acceptloop.server", models=tuple(MODELS),
+    config: ServerConfig = parse_args(argv, prog="python -m acceptloop.server", models=MODELS,
                                       several_workers=True)
     if config.workers > 1:
         from acceptloop.server.workers import serve_workers
         return serve_workers(config)
+    udp = config.transport == "udp"
+    # The model's module is imported before the first descriptor is taken: an import opens files,
+    # and a server started with few descriptors must fail at a step, in one line, not in an import.
+    run = model_loop(config.model, udp)
+    open_sockets = open_listeners
+    if udp:
+        from acceptloop.server.datagram import open_datagram_sockets as open_sockets
     try:
         control = Control(config.grace)
         control.install_signal_handlers(watch_children=config.model == "fork")
-        udp = config.transport == "udp"
-        listeners = open_datagram_sockets(config) if udp else open_listeners(config)
+        listeners = open_sockets(config)
     except SetupError as e:
         return fail(str(e))
     announce(listeners)
     try:
-        (DATAGRAM_MODELS if udp else MODELS)[config.model](listeners, config, control)
+        run(listeners, config, control)
     except OSError as e:
         return fail(f"{config.model} loop: {describe_error(e)}")
     except Exception as e:  # noqa: BLE001 - one line, never a traceback

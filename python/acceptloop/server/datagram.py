@@ -22,7 +22,7 @@ import errno
 import select
 import selectors
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig

@@ -9,8 +9,6 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import NoReturn
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
@@ -19,16 +17,21 @@ from acceptloop.server.connection import Connection
 from acceptloop.server.control import Control
 from acceptloop.server.serve import PerConnectionModel, close_listeners, serve_connection
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing: a server imports this at start-up
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 # The signals a fork must not let through to the child before it has reset their handlers.
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
 
 # step: loop fork
-@dataclass
 class ForkModel(PerConnectionModel):
     """The hand-off is a fork: the child serves the connection, the parent counts its children."""
 
-    children: set[int] = field(default_factory=set)
+    def __init__(self, listeners: list[socket.socket], config: ServerConfig, control: Control) -> None:
+        super().__init__(listeners, config, control)
+        self.children: set[int] = set()
 
     def open_connections(self) -> int:
         return len(self.children)

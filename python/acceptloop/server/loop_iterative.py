@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass
 
 from acceptloop.contract import ServerConfig
 from acceptloop.server.connection import Connection
@@ -13,7 +12,6 @@ from acceptloop.server.serve import PerConnectionModel, close_listeners, serve_c
 
 
 # step: loop iterative
-@dataclass
 class IterativeModel(PerConnectionModel):
     """The hand-off is the service itself: the next client waits in the backlog meanwhile."""
 

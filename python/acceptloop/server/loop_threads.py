@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 
 from acceptloop.contract import ServerConfig
 from acceptloop.errors import log
@@ -16,12 +15,13 @@ from acceptloop.server.serve import PerConnectionModel, serve_connection
 
 
 # step: loop threads
-@dataclass
 class ThreadsModel(PerConnectionModel):
     """The hand-off starts a thread; the threads alive are counted in a set under a lock."""
 
-    threads: set[threading.Thread] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, listeners: list[socket.socket], config: ServerConfig, control: Control) -> None:
+        super().__init__(listeners, config, control)
+        self.threads: set[threading.Thread] = set()
+        self.lock = threading.Lock()
 
     def open_connections(self) -> int:
         with self.lock:

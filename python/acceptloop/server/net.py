@@ -9,8 +9,7 @@ import errno
 import os
 import socket
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
@@ -128,14 +127,14 @@ def announce(listeners: list[socket.socket]) -> None:
     print(P.ANNOUNCE_READY, flush=True)
 
 
-@dataclass
 class AcceptPause:
     """The EMFILE strategy: when accept() runs out of descriptors, stop accepting for a
     while (5 ms, doubling to 1 s) instead of waking forever on a connection that
     stays queued. The first accept that succeeds clears it."""
 
-    delay: float = 0.0   # the current pause's length; 0: none since the last successful accept
-    until: float = 0.0   # when accepting may resume (monotonic time)
+    def __init__(self) -> None:
+        self.delay = 0.0   # the current pause's length; 0: none since the last successful accept
+        self.until = 0.0   # when accepting may resume (monotonic time)
 
     def active(self, now: float) -> bool:
         """Return whether the pause lasts at `now`."""

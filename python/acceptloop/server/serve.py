@@ -12,8 +12,7 @@ import math
 import select
 import socket
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from acceptloop.contract import ServerConfig
 from acceptloop.server.connection import Connection
@@ -89,7 +88,6 @@ def serve_connection(conn: Connection, control: Control | None, on_stop: Callabl
         conn.on_timer(now)
 
 
-@dataclass
 class PerConnectionModel:
     """The skeleton of the models that hand every connection away whole: `accept_loop`.
 
@@ -97,10 +95,11 @@ class PerConnectionModel:
     many it serves (`open_connections`), and the fork model reaps after every wait (`after_wait`).
     """
 
-    listeners: list[socket.socket]
-    config: ServerConfig
-    control: Control
-    pause: AcceptPause = field(default_factory=AcceptPause)
+    def __init__(self, listeners: list[socket.socket], config: ServerConfig, control: Control) -> None:
+        self.listeners = listeners
+        self.config = config
+        self.control = control
+        self.pause = AcceptPause()
 
     def accept_loop(self) -> None:
         """Until a stop: wait → accept → reject over --max-conns → hand off. Then close the listeners.

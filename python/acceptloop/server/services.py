@@ -19,12 +19,13 @@ kept), and `finish` ends it. The helpers (`chargen_cycle`, `daytime_line`, `esca
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
 from acceptloop.errors import log
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing: a server imports this at start-up
 if TYPE_CHECKING:
     from acceptloop.server.connection import Connection
 

@@ -18,12 +18,10 @@ listens by then), and supervises:
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import os
 import select
 import signal
 import socket
-from dataclasses import dataclass
 import time
 
 from acceptloop import _protocol as P
@@ -62,14 +60,14 @@ class SharedSlots:
             self.count.value -= 1
 
 
-@dataclass
 class Worker:
     """One worker, made whole in the parent before READY (so that a start-up failure is the
     server's, one line and exit 1): its listeners, its stop descriptors and its event loop."""
 
-    listeners: list[socket.socket]
-    control: Control
-    loop: EventLoop
+    def __init__(self, listeners: list[socket.socket], control: Control, loop: EventLoop) -> None:
+        self.listeners = listeners
+        self.control = control
+        self.loop = loop
 
     def release(self) -> None:
         """Close this worker's descriptors in a process that is not this worker."""
@@ -101,7 +99,7 @@ def make_workers(config: ServerConfig, slots: SharedSlots) -> list[Worker]:
         for _ in range(config.workers):
             workers.append(make_worker(config, slots))
             if config.port == 0:
-                config = dataclasses.replace(config, port=workers[0].listeners[0].getsockname()[1])
+                config = config.replace(port=workers[0].listeners[0].getsockname()[1])
     except (SetupError, OSError):
         for worker in workers:
             worker.release()
