@@ -39,23 +39,6 @@
 #define DATAGRAM_BATCH 64   /* the event model reads at most this many from one socket per report, in one recvmmsg */
 #define CHARGEN_LINE (AL_CHARGEN_LINE_LENGTH + sizeof AL_CHARGEN_LINE_ENDING - 1)
 
-static void describe(char *buf, size_t len, const struct sockaddr *sa)
-{
-    char host[AL_ADDRESS_LEN];
-    int port = 0;
-    if (al_sockaddr_host(sa, host, sizeof host, &port) != AL_OK)
-        strcpy(host, "?");
-    al_format_address(buf, len, host, port);
-}
-
-static void set_port(struct sockaddr_storage *ss, int port)
-{
-    if (ss->ss_family == AF_INET)
-        ((struct sockaddr_in *)ss)->sin_port = htons((unsigned short)port);
-    else if (ss->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((unsigned short)port);
-}
-
 /* One bound datagram socket on a (its port set to *port; 0: the kernel's choice, written back). */
 static int open_datagram_socket(struct al_error *err, const struct al_config *cfg, struct al_address *a,
                                 int v6only, int reuse_port, int *port)
@@ -63,8 +46,8 @@ static int open_datagram_socket(struct al_error *err, const struct al_config *cf
     struct sockaddr *sa = (struct sockaddr *)&a->addr;
     char where[AL_ADDRESS_LEN + 8];
     (void)cfg, (void)reuse_port;   /* one datagram loop per port: --workers refuses udp */
-    set_port(&a->addr, *port);
-    describe(where, sizeof where, sa);
+    al_set_port(&a->addr, *port);
+    al_describe_sockaddr(where, sizeof where, sa);
     /* step: dgram socket */
     /* No SO_REUSEADDR: nothing waits in TIME_WAIT, and on a UDP socket it would let
      * a second server bind the same port without a word. */
@@ -84,16 +67,8 @@ static int open_datagram_socket(struct al_error *err, const struct al_config *cf
         goto fail;
     }
     /* end step */
-    if (*port == 0) {
-        struct sockaddr_storage bound;
-        socklen_t len = sizeof bound;
-        char host[AL_ADDRESS_LEN];
-        if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
-            al_sockaddr_host((struct sockaddr *)&bound, host, sizeof host, port) != AL_OK) {
-            al_error_set(err, "getsockname", where, errno);
-            goto fail;
-        }
-    }
+    if (*port == 0 && al_bound_port(err, fd, where, port) != AL_OK)
+        goto fail;
     return fd;
 fail:
     close(fd);
@@ -191,7 +166,7 @@ static int serve_one(struct datagram_loop *l, int fd, struct al_error *err)
     ssize_t n = recvfrom(fd, l->buf, AL_DATAGRAM_RECV_BUFFER, MSG_TRUNC, (struct sockaddr *)&sender, &sender_len);
     if (n < 0)
         return read_failed("recvfrom", errno, err);
-    describe(where, sizeof where, (struct sockaddr *)&sender);
+    al_describe_sockaddr(where, sizeof where, (struct sockaddr *)&sender);
     if (n > AL_DATAGRAM_RECV_BUFFER) {
         al_log("recvfrom %s: datagram of %zd bytes truncated; dropped", where, n);
         return 1;
@@ -219,7 +194,7 @@ static int prepare(struct datagram_loop *l, int i, int n)
     size_t got = b->in[i].msg_len;   /* with MSG_TRUNC the datagram's real length */
     if (got > AL_DATAGRAM_RECV_BUFFER) {
         char where[AL_ADDRESS_LEN + 8];
-        describe(where, sizeof where, in->msg_name);
+        al_describe_sockaddr(where, sizeof where, in->msg_name);
         al_log("recvmmsg %s: datagram of %zu bytes truncated; dropped", where, got);
         return 0;
     }
@@ -246,7 +221,7 @@ static void send_answers(struct datagram_batch *b, int fd, int n)
         }
         if (datagram_error(errno) != 0) {
             char where[AL_ADDRESS_LEN + 8];
-            describe(where, sizeof where, b->out[done].msg_hdr.msg_name);
+            al_describe_sockaddr(where, sizeof where, b->out[done].msg_hdr.msg_name);
             al_log_error("sendmmsg", where, errno);
         }
         done++;

@@ -44,8 +44,7 @@ int al_sockaddr_host(const struct sockaddr *sa, char *host, size_t len, int *por
     return inet_ntop(sa->sa_family, where, host, (socklen_t)len) != NULL ? AL_OK : AL_ERR;
 }
 
-/* "ADDRESS:PORT" of a socket address, for error lines. */
-static void describe_sockaddr(char *buf, size_t len, const struct sockaddr *sa)
+void al_describe_sockaddr(char *buf, size_t len, const struct sockaddr *sa)
 {
     char host[AL_ADDRESS_LEN];
     int port = 0;
@@ -54,12 +53,25 @@ static void describe_sockaddr(char *buf, size_t len, const struct sockaddr *sa)
     al_format_address(buf, len, host, port);
 }
 
-static void set_port(struct sockaddr_storage *ss, int port)
+void al_set_port(struct sockaddr_storage *ss, int port)
 {
     if (ss->ss_family == AF_INET)
         ((struct sockaddr_in *)ss)->sin_port = htons((unsigned short)port);
     else if (ss->ss_family == AF_INET6)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons((unsigned short)port);
+}
+
+int al_bound_port(struct al_error *err, int fd, const char *where, int *port)
+{
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof bound;
+    char host[AL_ADDRESS_LEN];
+    if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
+        al_sockaddr_host((struct sockaddr *)&bound, host, sizeof host, port) != AL_OK) {
+        al_error_set(err, "getsockname", where, al_sock_error());
+        return AL_ERR;
+    }
+    return AL_OK;
 }
 
 /* step: resolve */
@@ -121,8 +133,8 @@ static int open_listener(struct al_error *err, const struct al_config *cfg, stru
 {
     struct sockaddr *sa = (struct sockaddr *)&a->addr;
     char where[AL_ADDRESS_LEN + 8];
-    set_port(&a->addr, *port);
-    describe_sockaddr(where, sizeof where, sa);
+    al_set_port(&a->addr, *port);
+    al_describe_sockaddr(where, sizeof where, sa);
     /* step: socket */
     /* Not inherited: inside Python a subprocess must not get the listener (platform.h). */
     int fd = al_sock_open(a->family, a->socktype, a->protocol);
@@ -153,17 +165,9 @@ static int open_listener(struct al_error *err, const struct al_config *cfg, stru
         goto fail;
     }
     /* end step */
-    if (*port == 0) {
-        /* The kernel chose a port: the other listeners take the same one. */
-        struct sockaddr_storage bound;
-        socklen_t len = sizeof bound;
-        char host[AL_ADDRESS_LEN];
-        if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
-            al_sockaddr_host((struct sockaddr *)&bound, host, sizeof host, port) != AL_OK) {
-            al_error_set(err, "getsockname", where, al_sock_error());
-            goto fail;
-        }
-    }
+    /* The kernel chose a port: the other listeners take the same one. */
+    if (*port == 0 && al_bound_port(err, fd, where, port) != AL_OK)
+        goto fail;
     return fd;
 fail:
     al_sock_close(fd);
@@ -260,7 +264,7 @@ int al_accept_failed(struct al_error *err, int listener, struct al_pause *pause,
         socklen_t mine_len = sizeof mine;
         char where[AL_ADDRESS_LEN + 8] = "listener";
         if (getsockname(listener, (struct sockaddr *)&mine, &mine_len) == 0)
-            describe_sockaddr(where, sizeof where, (struct sockaddr *)&mine);
+            al_describe_sockaddr(where, sizeof where, (struct sockaddr *)&mine);
         al_error_set(err, "accept", where, code);
         size_t used = strlen(err->message);
         snprintf(err->message + used, sizeof err->message - used, "; accepting paused");
@@ -273,6 +277,6 @@ void al_accepted(int fd, const struct sockaddr *peer_addr, struct al_pause *paus
     al_pause_clear(pause);
     /* A failure means the peer is gone already; the first recv will say so. */
     (void)al_sock_setopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    describe_sockaddr(peer, peerlen, peer_addr);
+    al_describe_sockaddr(peer, peerlen, peer_addr);
 }
 /* end step */

@@ -77,4 +77,15 @@ void al_format_address(char *buf, size_t len, const char *host, int port);
 /* The numeric host (no brackets) and the port of a socket address; AL_OK or AL_ERR. */
 int al_sockaddr_host(const struct sockaddr *sa, char *host, size_t len, int *port);
 
+/* "ADDRESS:PORT" of a socket address (the host "?" where it cannot be read), for error
+ * and log lines: al_format_address of al_sockaddr_host. */
+void al_describe_sockaddr(char *buf, size_t len, const struct sockaddr *sa);
+
+/* Sets the port of an AF_INET or AF_INET6 address (any other family is left as it is). */
+void al_set_port(struct sockaddr_storage *ss, int port);
+
+/* The port the bound socket fd has (the kernel's choice after a bind to port 0), into
+ * *port. AL_OK, or AL_ERR with err filled ("getsockname" at where). */
+int al_bound_port(struct al_error *err, int fd, const char *where, int *port);
+
 #endif /* AL_NET_H */

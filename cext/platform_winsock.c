@@ -302,13 +302,27 @@ void al_pair_close(int fd)
     closesocket(as_socket(fd));
 }
 
+/* One error code of a table below: its name and its text, as "TEXT (NAME)" says them. */
+struct named_code {
+    int code;
+    const char *name, *text;
+};
+
+/* "TEXT (NAME)" of code from table into buf: 1, or 0 when the table has no such code. */
+static int name_code(char *buf, size_t len, int code, const struct named_code *table, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (table[i].code == code) {
+            snprintf(buf, len, "%s (%s)", table[i].text, table[i].name);
+            return 1;
+        }
+    return 0;
+}
+
 /* The WSAE* codes the server can meet, named as winerror.h names them, with
  * the text POSIX gives the matching errno, so that a line reads like the
  * other ports' lines but for the name: "Address already in use (WSAEADDRINUSE)". */
-static const struct {
-    int code;
-    const char *name, *text;
-} wsa_errors[] = {
+static const struct named_code wsa_errors[] = {
     { WSAEINTR, "WSAEINTR", "Interrupted system call" },
     { WSAEBADF, "WSAEBADF", "Bad file descriptor" },
     { WSAEACCES, "WSAEACCES", "Permission denied" },
@@ -352,10 +366,7 @@ static const struct {
 
 /* The errno values the core itself sets (ENOMEM, EINVAL, ...): the CRT's
  * strerror has texts of its own, so the POSIX ones are written here. */
-static const struct {
-    int code;
-    const char *name, *text;
-} c_errors[] = {
+static const struct named_code c_errors[] = {
     { ENOMEM, "ENOMEM", "Cannot allocate memory" },
     { EINVAL, "EINVAL", "Invalid argument" },
     { EBADF, "EBADF", "Bad file descriptor" },
@@ -372,28 +383,16 @@ static const struct {
 void al_error_text(char *buf, size_t len, int code)
 {
     if (code >= WSABASEERR) {
-        for (size_t i = 0; i < sizeof wsa_errors / sizeof wsa_errors[0]; i++)
-            if (wsa_errors[i].code == code) {
-                snprintf(buf, len, "%s (%s)", wsa_errors[i].text, wsa_errors[i].name);
-                return;
-            }
-        snprintf(buf, len, "Winsock error %d (WSA %d)", code, code);
-        return;
+        if (!name_code(buf, len, code, wsa_errors, sizeof wsa_errors / sizeof wsa_errors[0]))
+            snprintf(buf, len, "Winsock error %d (WSA %d)", code, code);
+    } else if (!name_code(buf, len, code, c_errors, sizeof c_errors / sizeof c_errors[0])) {
+        snprintf(buf, len, "Unknown error %d (errno %d)", code, code);
     }
-    for (size_t i = 0; i < sizeof c_errors / sizeof c_errors[0]; i++)
-        if (c_errors[i].code == code) {
-            snprintf(buf, len, "%s (%s)", c_errors[i].text, c_errors[i].name);
-            return;
-        }
-    snprintf(buf, len, "Unknown error %d (errno %d)", code, code);
 }
 
 /* getaddrinfo's results on Winsock are WSA codes (EAI_NONAME is
  * WSAHOST_NOT_FOUND); named and worded as glibc and Python word them. */
-static const struct {
-    int code;
-    const char *name, *text;
-} gai_errors[] = {
+static const struct named_code gai_errors[] = {
     { EAI_NONAME, "EAI_NONAME", "Name or service not known" },
     { EAI_AGAIN, "EAI_AGAIN", "Temporary failure in name resolution" },
     { EAI_FAIL, "EAI_FAIL", "Non-recoverable failure in name resolution" },
@@ -407,12 +406,8 @@ static const struct {
 
 void al_gai_text(char *buf, size_t len, int code)
 {
-    for (size_t i = 0; i < sizeof gai_errors / sizeof gai_errors[0]; i++)
-        if (gai_errors[i].code == code) {
-            snprintf(buf, len, "%s (%s)", gai_errors[i].text, gai_errors[i].name);
-            return;
-        }
-    al_error_text(buf, len, code);   /* any other WSA code getaddrinfo gives */
+    if (!name_code(buf, len, code, gai_errors, sizeof gai_errors / sizeof gai_errors[0]))
+        al_error_text(buf, len, code);   /* any other WSA code getaddrinfo gives */
 }
 
 int al_gai_is_system(int code)

@@ -22,6 +22,39 @@ final class Args
      */
     public static function parseArgs(array $argv, array $models, string|false $epochText): ?Config
     {
+        $values = self::readOptions($argv, $models);
+        if ($values === null) {
+            return null;
+        }
+        self::checkTransport($values['transport'], $values['model'], $values['service']);
+        self::checkWorkers($values['workers'], $values['model'], $values['transport']);
+        return new Config(
+            service: $values['service'],
+            model: $values['model'],
+            host: $values['host'],
+            port: $values['port'],
+            backlog: $values['backlog'],
+            grace: $values['grace'],
+            maxConns: $values['max-conns'],
+            idleTimeout: $values['idle-timeout'],
+            ipv6Only: $values['ipv6-only'],
+            daytimeEpoch: self::daytimeEpoch($epochText),
+            transport: $values['transport'],
+            workers: $values['workers'],
+        );
+    }
+
+    /**
+     * Every option's value by name: its default, or what $argv gives it (the last repeat wins);
+     * null when -h or --help is among them.
+     *
+     * @param list<string> $argv
+     * @param list<string> $models
+     * @return array<string, mixed>|null
+     * @throws UsageError naming the first argument that is not one of the options or lacks its value
+     */
+    private static function readOptions(array $argv, array $models): ?array
+    {
         $values = [];
         foreach (Protocol::OPTIONS as $name => [$kind, $default]) {
             $values[$name] = $kind === 'seconds' ? (float) $default : $default;
@@ -57,35 +90,42 @@ final class Args
             }
             $values[$name] = self::convert($name, $kind, $inline, $low, $high, $choices, $models);
         }
-        if ($values['transport'] === 'udp') {
-            // --transport udp: only the models that need no accept, only the services with a datagram form.
-            if (!in_array($values['model'], Protocol::DATAGRAM_MODELS, true)) {
-                throw new UsageError(Protocol::DATAGRAM_WRONG_MODEL);
-            }
-            if (!in_array($values['service'], Protocol::DATAGRAM_SERVICES, true)) {
-                throw new UsageError(Protocol::DATAGRAM_NO_DATAGRAM_FORM);
-            }
+        return $values;
+    }
+
+    /**
+     * --transport udp takes only the models that need no accept and only the services with a
+     * datagram form (protocol.toml [datagram]).
+     *
+     * @throws UsageError
+     */
+    private static function checkTransport(string $transport, string $model, string $service): void
+    {
+        if ($transport !== 'udp') {
+            return;
         }
-        if ($values['workers'] > 1 && !in_array($values['model'], Protocol::WORKER_MODELS, true)) {
-            throw new UsageError(sprintf(Protocol::WORKERS_REFUSAL, $values['model']));
+        if (!in_array($model, Protocol::DATAGRAM_MODELS, true)) {
+            throw new UsageError(Protocol::DATAGRAM_WRONG_MODEL);
         }
-        if ($values['workers'] > 1 && $values['transport'] !== 'tcp') {
+        if (!in_array($service, Protocol::DATAGRAM_SERVICES, true)) {
+            throw new UsageError(Protocol::DATAGRAM_NO_DATAGRAM_FORM);
+        }
+    }
+
+    /**
+     * --workers N > 1 only with a model that runs an event loop, and over tcp (protocol.toml
+     * [workers]).
+     *
+     * @throws UsageError
+     */
+    private static function checkWorkers(int $workers, string $model, string $transport): void
+    {
+        if ($workers > 1 && !in_array($model, Protocol::WORKER_MODELS, true)) {
+            throw new UsageError(sprintf(Protocol::WORKERS_REFUSAL, $model));
+        }
+        if ($workers > 1 && $transport !== 'tcp') {
             throw new UsageError(Protocol::WORKERS_UDP_REFUSAL);
         }
-        return new Config(
-            service: $values['service'],
-            model: $values['model'],
-            host: $values['host'],
-            port: $values['port'],
-            backlog: $values['backlog'],
-            grace: $values['grace'],
-            maxConns: $values['max-conns'],
-            idleTimeout: $values['idle-timeout'],
-            ipv6Only: $values['ipv6-only'],
-            daytimeEpoch: self::daytimeEpoch($epochText),
-            transport: $values['transport'],
-            workers: $values['workers'],
-        );
     }
 
     /**

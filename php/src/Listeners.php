@@ -133,34 +133,23 @@ final class Listeners
             throw SetupError::fromSocket('socket', $where, null);
         }
         // end step
-        try {
-            // step: options
-            // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
-            // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
-            $reusePort = $this->config->workers > 1;   // every worker's listeners share the port (Workers)
-            $ok = self::attempt(static fn () => socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
-                && (!$reusePort || socket_set_option($sock, SOL_SOCKET, SO_REUSEPORT, 1))
-                && ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
-                && socket_set_nonblock($sock));
-            if ($ok === false) {
-                throw SetupError::fromSocket('setsockopt', $where, $sock);
-            }
-            // end step
-            // step: bind
-            if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
-                throw SetupError::fromSocket('bind', $where, $sock);
-            }
-            // end step
-            // step: listen
-            $backlog = $this->config->backlog;
-            if (self::attempt(static fn () => socket_listen($sock, $backlog)) === false) {
-                throw SetupError::fromSocket('listen', $where, $sock);
-            }
-            // end step
-        } catch (\Throwable $e) {
-            socket_close($sock);
-            throw $e;
-        }
+        // step: options
+        // ext-sockets, unlike PHP streams, does not set SO_REUSEADDR: without it a restart
+        // fails with EADDRINUSE while the last run's connections sit in TIME_WAIT.
+        $reusePort = $this->config->workers > 1;   // every worker's listeners share the port (Workers)
+        self::closedOnFailure($sock, 'setsockopt', $where, static fn () =>
+            socket_set_option($sock, SOL_SOCKET, SO_REUSEADDR, 1)
+            && (!$reusePort || socket_set_option($sock, SOL_SOCKET, SO_REUSEPORT, 1))
+            && ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
+            && socket_set_nonblock($sock));
+        // end step
+        // step: bind
+        self::closedOnFailure($sock, 'bind', $where, static fn () => socket_bind($sock, $address, $port));
+        // end step
+        // step: listen
+        $backlog = $this->config->backlog;
+        self::closedOnFailure($sock, 'listen', $where, static fn () => socket_listen($sock, $backlog));
+        // end step
         return $sock;
     }
 
@@ -178,25 +167,30 @@ final class Listeners
         if ($sock === false) {
             throw SetupError::fromSocket('socket', $where, null);
         }
-        if (self::attempt(static fn () => ($family !== AF_INET6
-            || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only)) && socket_set_nonblock($sock)) === false) {
-            self::closeAndFail($sock, 'setsockopt', $where);
-        }
+        self::closedOnFailure($sock, 'setsockopt', $where, static fn () =>
+            ($family !== AF_INET6 || socket_set_option($sock, IPPROTO_IPV6, IPV6_V6ONLY, (int) $v6Only))
+            && socket_set_nonblock($sock));
         // end step
         // step: dgram bind
-        if (self::attempt(static fn () => socket_bind($sock, $address, $port)) === false) {
-            self::closeAndFail($sock, 'bind', $where);
-        }
+        self::closedOnFailure($sock, 'bind', $where, static fn () => socket_bind($sock, $address, $port));
         // end step
         return $sock;
     }
 
-    /** The step that failed on $sock, as SetupError (errno read first), once $sock is closed. */
-    private static function closeAndFail(\Socket $sock, string $step, string $where): never
+    /**
+     * One setup step on $sock, already open: $call (a socket call, run through attempt())
+     * failing closes $sock and throws SetupError naming $step, its errno read first. The
+     * listener's and the datagram socket's steps share it (Python: closed_on_failure; C: goto fail).
+     *
+     * @throws SetupError
+     */
+    private static function closedOnFailure(\Socket $sock, string $step, string $where, \Closure $call): void
     {
-        $error = SetupError::fromSocket($step, $where, $sock);
-        socket_close($sock);
-        throw $error;
+        if (self::attempt($call) === false) {
+            $error = SetupError::fromSocket($step, $where, $sock);
+            socket_close($sock);
+            throw $error;
+        }
     }
 
     /**

@@ -28,7 +28,7 @@ from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
 from acceptloop.errors import SetupError, describe_error, format_address, log
 from acceptloop.server.control import Control
-from acceptloop.server.net import open_each
+from acceptloop.server.net import closed_on_failure, open_each
 from acceptloop.server.services import DATAGRAM_SERVICES
 
 # What a failed recvfrom or sendto means for that datagram only: nothing said (a port unreachable
@@ -60,20 +60,14 @@ def open_datagram_socket(family: int, type_: int, proto: int, sockaddr: tuple, v
         sock = socket.socket(family, socket.SOCK_DGRAM, proto)
     except OSError as e:
         raise SetupError("socket", where, e) from None
-    try:
+    with closed_on_failure(sock, "setsockopt", where):
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
         sock.setblocking(False)
-    except OSError as e:
-        sock.close()
-        raise SetupError("setsockopt", where, e) from None
     # end step
     # step: dgram bind
-    try:
+    with closed_on_failure(sock, "bind", where):
         sock.bind(sockaddr)
-    except OSError as e:
-        sock.close()
-        raise SetupError("bind", where, e) from None
     # end step
     return sock
 

@@ -91,32 +91,45 @@ def open_listener(family: int, type_: int, proto: int, sockaddr: tuple, v6only: 
         raise SetupError("socket", where, e) from None
     # end step
     # step: options
-    try:
+    with closed_on_failure(sock, "setsockopt", where):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if config.workers > 1:   # every worker's listeners share the port (workers.py)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
         sock.setblocking(False)
-    except OSError as e:
-        sock.close()
-        raise SetupError("setsockopt", where, e) from None
     # end step
     # step: bind
-    try:
+    with closed_on_failure(sock, "bind", where):
         sock.bind(sockaddr)
-    except OSError as e:
-        sock.close()
-        raise SetupError("bind", where, e) from None
     # end step
     # step: listen
-    try:
+    with closed_on_failure(sock, "listen", where):
         sock.listen(config.backlog)
-    except OSError as e:
-        sock.close()
-        raise SetupError("listen", where, e) from None
     # end step
     return sock
+
+
+class closed_on_failure:
+    """One setup step on a socket already open, as a `with` block: an OSError in it closes the
+    socket and becomes SetupError(step, where, error); anything else passes through untouched.
+    The listener's and the datagram socket's steps share it (C: `goto fail`, PHP: closeAndFail)."""
+
+    __slots__ = ("sock", "step", "where")
+
+    def __init__(self, sock: socket.socket, step: str, where: str) -> None:
+        self.sock = sock
+        self.step = step
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> bool:
+        if isinstance(error, OSError):
+            self.sock.close()
+            raise SetupError(self.step, self.where, error) from None
+        return False
 
 
 def announce(listeners: list[socket.socket]) -> None:
