@@ -70,14 +70,12 @@ class Node:
         return found[0]
 
 
-# A part of the page stored deflated (render.deflated): the page's script replaces it with its markup on load.
-DEFLATED = re.compile(r'<script type="application/x-acceptloop-html" class="deflated" data-what="([^"]*)" '
-                      r'data-bytes="(\d+)">([A-Za-z0-9+/=]*)</script>')
+DEFLATED = render.DEFLATED_BLOCK
 
 
 def inflate(html: str) -> str:
     """The page as its script makes it on load: every deflated part replaced by its markup."""
-    return DEFLATED.sub(lambda m: render.inflate_base64(m.group(3)).decode(), html)
+    return render.unpacked_page(html)
 
 
 class Page(HTMLParser):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from typing import Any
 
@@ -64,6 +65,17 @@ def deflated(markup: str, what: str = "this part of the page") -> markupsafe.Mar
     packed = deflate_base64(str(markup).encode())
     return markupsafe.Markup(f'<script type="{DEFLATED_TYPE}" class="deflated" data-what="{markupsafe.escape(what)}" '
                              f'data-bytes="{len(str(markup).encode())}">{packed}</script>')
+
+
+# deflated()'s output, as unpacked_page() finds it.
+DEFLATED_BLOCK = re.compile(r'<script type="application/x-acceptloop-html" class="deflated" data-what="([^"]*)" '
+                            r'data-bytes="(\d+)">([A-Za-z0-9+/=]*)</script>')
+
+
+def unpacked_page(html: str) -> str:
+    """The page as its script makes it on load: every deflated part replaced by its markup (for
+    the tests, and for anyone reading a page's tables without a browser)."""
+    return DEFLATED_BLOCK.sub(lambda m: inflate_base64(m.group(3)).decode(), html)
 
 
 def environment(autoescape: bool) -> jinja2.Environment:
