@@ -100,3 +100,15 @@ def test_every_port_that_takes_workers_refuses_more_than_one_over_udp_in_the_sam
             for impl in PORTS if "workers" in impl.options and "udp" in impl.transports}
     assert len(seen) >= 3, seen
     assert set(seen.values()) == {(P.EXIT_USAGE, f"PROG: {P.WORKERS_UDP_REFUSAL}")}, seen
+
+
+def test_a_server_config_is_set_once_and_replace_changes_only_what_it_names():
+    from acceptloop.contract import parse_args
+    config = parse_args(["--port", "7007", "--grace", "2"], prog="test", models=("event",))
+    other = config.replace(port=0, workers=2)
+    assert (other.port, other.workers, other.grace, other.model) == (0, 2, 2.0, "event")
+    assert (config.port, config.workers) == (7007, 1)
+    assert other != config and config.replace() == config and hash(config.replace()) == hash(config)
+    with pytest.raises(AttributeError, match=r"replace\(port=\.\.\.\)"):
+        config.port = 1
+    assert config.port == 7007
