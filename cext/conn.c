@@ -14,6 +14,8 @@
 static void settle(struct al_conn *c, double now);
 static void shutdown_conn(struct al_conn *c, double now);
 static int keep(struct al_conn *c, const char *data, size_t len);
+static ssize_t offer(struct al_conn *c, const char *data, size_t len, double now, int last);
+static void emit(struct al_conn *c, const char *data, size_t len, double now, int last);
 
 void al_conn_open(struct al_conn *c, int fd, const char *peer, const struct al_config *cfg,
                   struct al_poller *poller, double now)
@@ -96,6 +98,12 @@ void al_conn_on_data(struct al_conn *c, const char *buf, size_t n, double now)
 
 ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double now)
 {
+    return offer(c, data, len, now, 0);
+}
+
+/* last: nothing follows but our FIN (al_sock_send_last). */
+static ssize_t offer(struct al_conn *c, const char *data, size_t len, double now, int last)
+{
     if (c->ring) {
         /* uring: copied for the ring's next batch of sends (the loop takes `out`). */
         if (keep(c, data, len) < 0) {
@@ -105,7 +113,7 @@ ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double no
         return (ssize_t)len;
     }
     /* Never SIGPIPE: a reset peer is an error here (MSG_NOSIGNAL, platform.h). */
-    ssize_t n = al_sock_send(c->fd, data, len);
+    ssize_t n = last ? al_sock_send_last(c->fd, data, len) : al_sock_send(c->fd, data, len);
     if (n < 0) {
         int code = al_sock_error();
         if (al_sock_retry_later(code))
@@ -150,10 +158,21 @@ static void drop_output(struct al_conn *c)
 
 void al_conn_emit(struct al_conn *c, const char *data, size_t len, double now)
 {
+    emit(c, data, len, now, 0);
+}
+
+void al_conn_emit_last(struct al_conn *c, const char *data, size_t len, double now)
+{
+    emit(c, data, len, now, 1);
+    al_conn_finish(c);
+}
+
+static void emit(struct al_conn *c, const char *data, size_t len, double now, int last)
+{
     if (c->phase == AL_CLOSED || len == 0)
         return;
     if (al_conn_pending(c) == 0) {
-        ssize_t sent = al_conn_offer(c, data, len, now);
+        ssize_t sent = offer(c, data, len, now, last);
         if (sent < 0)
             return;
         data += sent;

@@ -53,6 +53,7 @@ struct al_conn {
     unsigned char reading_paused;   /* backpressure: too much output waiting */
     unsigned char poll_mask;        /* event model: what the poller watches, AL_IN_POLLER once added */
     unsigned char ring;             /* uring model: output is kept for the ring, never sent here */
+    unsigned char linger_deferred;  /* event model: lingering, not yet in the poller (loop_event.c) */
     const struct al_service_ops *service;
     const struct al_config *cfg;
     struct al_poller *poller;       /* event model: forget the fd there before closing it */
@@ -110,6 +111,8 @@ void al_conn_on_timer(struct al_conn *c, double now);
  * socket is full, -1 once closed after an error), "nothing more to say"
  * (finish), and a failure of this connection (fail). */
 void al_conn_emit(struct al_conn *c, const char *data, size_t len, double now);
+/* emit, then finish: the service's last bytes, which the FIN follows in the same segment. */
+void al_conn_emit_last(struct al_conn *c, const char *data, size_t len, double now);
 ssize_t al_conn_offer(struct al_conn *c, const char *data, size_t len, double now);
 void al_conn_finish(struct al_conn *c);
 void al_conn_fail(struct al_conn *c, const char *step, int code);

@@ -86,6 +86,11 @@ int al_sock_accept(int listener, struct sockaddr *sa, socklen_t *len);
 ssize_t al_sock_send(int fd, const char *data, size_t len);
 ssize_t al_sock_recv(int fd, char *buf, size_t len);
 
+/* al_sock_send for the last bytes before our FIN: on Linux with MSG_MORE, so that the shutdown
+ * that follows puts the FIN into the same segment (one packet for the client to take, not two);
+ * on Winsock a plain send. */
+ssize_t al_sock_send_last(int fd, const char *data, size_t len);
+
 /* Our FIN: shutdown(SHUT_WR), or shutdown(SD_SEND). 0 or -1. */
 int al_sock_shutdown_write(int fd);
 

@@ -115,6 +115,12 @@ ssize_t al_sock_send(int fd, const char *data, size_t len)
 }
 /* end posix step */
 
+ssize_t al_sock_send_last(int fd, const char *data, size_t len)
+{
+    /* MSG_MORE holds a short segment back; the shutdown that follows sends it with the FIN. */
+    return send(fd, data, len, MSG_NOSIGNAL | MSG_MORE);
+}
+
 ssize_t al_sock_recv(int fd, char *buf, size_t len)
 {
     return recv(fd, buf, len, 0);

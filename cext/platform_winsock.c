@@ -168,6 +168,11 @@ ssize_t al_sock_send(int fd, const char *data, size_t len)
 }
 /* end winsock step */
 
+ssize_t al_sock_send_last(int fd, const char *data, size_t len)
+{
+    return al_sock_send(fd, data, len);   /* Winsock has no MSG_MORE */
+}
+
 ssize_t al_sock_recv(int fd, char *buf, size_t len)
 {
     int n = recv(as_socket(fd), buf, clamp(len), 0);

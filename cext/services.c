@@ -126,8 +126,7 @@ static void daytime_on_open(struct al_conn *c, double now)
         al_conn_fail(c, "daytime", EOVERFLOW);
         return;
     }
-    al_conn_emit(c, line, n, now);
-    al_conn_finish(c);
+    al_conn_emit_last(c, line, n, now);
 }
 
 static const struct al_service_ops daytime_service = {
@@ -176,8 +175,7 @@ static void message_reply(struct al_conn *c, const char *msg, size_t len, double
     n = escape_message(line, n, sizeof line, msg, len);
     line[n++] = '\n';
     al_log_write(line, n);
-    al_conn_emit(c, AL_MESSAGE_REPLY, sizeof AL_MESSAGE_REPLY - 1, now);
-    al_conn_finish(c);
+    al_conn_emit_last(c, AL_MESSAGE_REPLY, sizeof AL_MESSAGE_REPLY - 1, now);
     message_release(c);   /* the message is told: keep nothing */
 }
 

@@ -137,7 +137,7 @@ static void accept_all(int ep, int listener, enum service service)
             struct tm t;
             gmtime_r(&now, &t);
             size_t n = strftime(line, sizeof line, "%A, %B %d, %Y %H:%M:%S-UTC\r\n", &t);
-            send(fd, line, n, MSG_NOSIGNAL);
+            send(fd, line, n, MSG_NOSIGNAL | MSG_MORE);   /* held back: the close sends it with the FIN */
             close(fd);
             continue;
         }

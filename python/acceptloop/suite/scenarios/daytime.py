@@ -1,10 +1,13 @@
 """Daytime (RFC 867): one line with the date and time, then close; input is ignored."""
 from __future__ import annotations
 
+import select
+import socket
 import time
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
+from acceptloop.suite.process import wait_until
 from acceptloop.suite.scenario import AT_ONCE, BASIS_PROTOCOL, BASIS_RFC, MUST, SHOULD, Context
 from acceptloop.suite.scenarios.probes import ASCII_LINE, DAYTIME_LINE, daytime_epoch, daytime_line, end_within
 
@@ -68,3 +71,81 @@ def input_ignored(ctx: Context) -> None:
               "(RFC 1122 4.2.2.13)", "FIN", c.transcript.end, level=SHOULD, basis=BASIS_PROTOCOL)
     ctx.observe("format", ok)
     ctx.observe("end", c.transcript.end)
+
+
+# How long after the line the client sends more: past any first look a server takes at its lingering
+# connection before it watches it (the C event loop looks once, 1 ms after its FIN, at connections
+# that linger while others are open).
+LATE = 0.1
+HOLDERS = 2   # clients that read the line and keep their end open: the server's other connections
+
+
+@scenario("daytime.late_input", f"Input {LATE:g} s after the line and the FIN, alone and (but under iterative) "
+          f"with {HOLDERS} other clients lingering: drained, not reset; the server holds the connection until the client's FIN, then "
+          "closes it at once.", MUST, "docs/protocol.md",
+          "Then the server closes: it sends its FIN, reads and drops any input until the client's FIN (at most "
+          "`linger_seconds`, 2 s), then closes the socket.", service="daytime", shared=False,
+          fingerprint=("end",))
+def late_input(ctx: Context) -> None:
+    srv = ctx.start_server()
+    at_ready = srv.tree_fd_count()
+    warm = ctx.connect(srv.address, label="warm-up")   # what a server opens only for its first client
+    warm.recv_until_end()
+    warm.close()
+    wait_until(lambda: srv.tree_fd_count() <= at_ready and not srv.children(), AT_ONCE)
+    ends = {"alone": _late_input(ctx, srv, "alone")}
+    if ctx.model == "iterative":          # one client at a time: a holder would hold the server
+        ctx.observe("end", ends)
+        return
+    holders = []
+    for i in range(HOLDERS):
+        h = ctx.connect(srv.address, label=f"holder {i + 1}")
+        h.recv_until_end(timeout=AT_ONCE)
+        holders.append(h)
+    ends[f"with {HOLDERS} others"] = _late_input(ctx, srv, f"with {HOLDERS} others lingering")
+    for h in holders:
+        h.close()
+    ctx.observe("end", ends)
+
+
+def _late_input(ctx: Context, srv, what: str) -> str:
+    """One client that reads the line and the FIN, sends input LATE s later, then its FIN."""
+    baseline = srv.tree_fd_count()
+    c = ctx.connect(srv.address, label=f"late input, {what}")
+    end_within(ctx, c, AT_ONCE, f"{what}: the line and the server's FIN come at once: within {AT_ONCE:g} s",
+               basis=BASIS_RFC)
+    sock = c.sock
+    assert sock is not None
+    select.select([], [], [], LATE)       # the client is slow to answer: the workload, not a wait for an event
+    held = srv.tree_fd_count()
+    if ctx.impl.sockets_not_descriptors:
+        ctx.note(f"{what}: the connection still held before the client's FIN: not graded: "
+                 f"{ctx.impl.sockets_not_descriptors}")
+    else:
+        ctx.check(held > baseline, f"{what}: {LATE:g} s after its FIN the server still holds the connection (it "
+                  "lingers until the client's FIN, up to 2 s)", f"> {baseline} descriptors", held, basis=BASIS_PROTOCOL)
+    try:
+        sock.send(b"late input\r\n")
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    # A server that has closed answers the input with a reset, which turns the socket to CLOSE.
+    reset = wait_until(lambda: _tcp_state(sock) == TCP_CLOSE, LATE)
+    ctx.check(not reset, f"{what}: input after the server's FIN is drained, not answered with a reset (RFC 1122 "
+              "4.2.2.13)", "no reset", "RST" if reset else "FIN", level=SHOULD, basis=BASIS_PROTOCOL)
+    client_fin = time.monotonic()
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass                              # reset already
+    wait_until(lambda: srv.tree_fd_count() <= baseline, AT_ONCE)
+    ctx.figure(f"closed after the client's FIN, {what}", round((time.monotonic() - client_fin) * 1000, 1), "ms")
+    ctx.check_descriptors(srv.tree_fd_count(), baseline, f"{what}: the server closes the connection within "
+                          f"{AT_ONCE:g} s of the client's FIN", basis=BASIS_PROTOCOL)
+    return "RST" if reset else "FIN"
+
+
+TCP_CLOSE = 7   # tcp_info's tcpi_state after a reset (linux/tcp_states.h)
+
+
+def _tcp_state(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
