@@ -6,6 +6,7 @@
 #include "acceptloop.h"
 #include "errors.h"
 #include "platform.h"
+#include "poller.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -117,6 +118,14 @@ int al_server_open(al_server *srv, char *err, size_t errlen)
         al_error_set(&srv->error, "open", srv->host_copy, ENOMEM);
         return report(&srv->error, err, errlen);
     }
+    /* The event loop's poller before READY, as each worker's (workers.c): what the server holds
+     * when it says READY is all it holds while idle, so a count taken then is its baseline. */
+    if (srv->cfg.model == AL_MODEL_EVENT && srv->cfg.transport == AL_TRANSPORT_TCP && srv->poller == NULL &&
+        (srv->poller = al_poll_create()) == NULL) {
+        al_error_set(&srv->error, "epoll", "loop", al_sock_error());
+        al_close_listeners(srv);
+        return report(&srv->error, err, errlen);
+    }
     srv->opened = 1;
     return AL_OK;
 }
@@ -208,6 +217,7 @@ void al_server_free(al_server *srv)
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             al_pair_close(fds[i]);
+    al_poll_free(srv->poller);   /* NULL once its loop took it */
     free(srv->listeners);
     free(srv->pfds);
     free(srv->ready);

@@ -69,7 +69,7 @@ static int reserve(al_workers *w, char *err, size_t errlen)
         w->done_r = done[0], w->done_w = done[1];
         step = "epoll";
         for (int i = 0; i < w->n; i++)
-            if ((w->w[i].srv->poller = al_poll_create()) == NULL)
+            if (w->w[i].srv->poller == NULL && (w->w[i].srv->poller = al_poll_create()) == NULL)   /* al_server_open made it (event) */
                 goto fail;
         return AL_OK;
     }
@@ -184,11 +184,8 @@ void al_workers_free(al_workers *w)
 {
     if (w == NULL)
         return;
-    for (int i = 0; i < w->n; i++) {
-        if (w->w[i].srv != NULL)
-            al_poll_free(w->w[i].srv->poller);   /* NULL once its loop took it */
-        al_server_free(w->w[i].srv);
-    }
+    for (int i = 0; i < w->n; i++)
+        al_server_free(w->w[i].srv);   /* and its poller, unless its loop took it */
     if (w->done_r >= 0)
         close(w->done_r), close(w->done_w);
     free(w->w);
