@@ -302,6 +302,17 @@ static int read_epoch(const char *prog, struct al_config *cfg)
     return -1;
 }
 
+/* --transport udp only with a model and a service that have a datagram form (protocol.toml
+ * [datagram]): -1 to go on, or the exit code after the usage line saying so. */
+static int check_transport(const char *prog, const struct al_config *cfg)
+{
+    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_MODEL(cfg->model))
+        return usage_error(prog, "%s", AL_DATAGRAM_WRONG_MODEL);
+    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_SERVICE(cfg->service))
+        return usage_error(prog, "%s", AL_DATAGRAM_NO_DATAGRAM_FORM);
+    return -1;
+}
+
 /* --workers N > 1 only with a model that runs an event loop, and over tcp (protocol.toml
  * [workers]): -1 to go on, or the exit code after the usage line saying so. */
 static int check_workers(const char *prog, const struct options *opts)
@@ -373,12 +384,9 @@ static int parse_args(int argc, char **argv, struct options *opts)
     }
     if (unknown_len > 0)
         return usage_error(prog, "unrecognized arguments:%s", unknown);
-    const struct al_config *cfg = &opts->cfg;
-    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_MODEL(cfg->model))
-        return usage_error(prog, "%s", AL_DATAGRAM_WRONG_MODEL);
-    if (cfg->transport == AL_TRANSPORT_UDP && !AL_DATAGRAM_SERVICE(cfg->service))
-        return usage_error(prog, "%s", AL_DATAGRAM_NO_DATAGRAM_FORM);
-    int code = check_workers(prog, opts);
+    int code = check_transport(prog, &opts->cfg);
+    if (code < 0)
+        code = check_workers(prog, opts);
     if (code < 0)
         code = read_epoch(prog, &opts->cfg);
     return code >= 0 ? code : check_platform(prog, opts);
