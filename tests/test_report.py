@@ -11,6 +11,7 @@ planned for today's registry with made-up runs (full_profile_bench); it must sta
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import lzma
@@ -134,26 +135,20 @@ def open_every_detail(index: Path, anchors: list[str], tmp_path: Path) -> dict:
     """Open each cell's detail in headless Chromium as a reader does (the URL names the cell: the
     first on load, then each in turn as a link would) and return each drawn detail, parsed by the
     small DOM above, with every request the page made."""
-    sync_playwright, expect = playwright_api()
+    expect = playwright_expect()
     requests: list[str] = []
     details: dict[str, Node] = {}
     errors: list[str] = []
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            load(page, f"{index.as_uri()}#{anchors[0]}")       # a link to a cell, from outside
-            for anchor in anchors:
-                page.evaluate("id => { location.hash = id; }", anchor)
-                drawn = page.locator(f'section.detail[id="{anchor}"]')
-                expect(drawn).to_be_visible(timeout=5_000)
-                assert page.locator("section.detail").count() == 1, "only the open detail exists"
-                details[anchor] = Page(drawn.evaluate("node => node.outerHTML")).root.one("section", "detail")
-        finally:
-            context.close()
+    with headless_page(tmp_path) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        load(page, f"{index.as_uri()}#{anchors[0]}")       # a link to a cell, from outside
+        for anchor in anchors:
+            page.evaluate("id => { location.hash = id; }", anchor)
+            drawn = page.locator(f'section.detail[id="{anchor}"]')
+            expect(drawn).to_be_visible(timeout=5_000)
+            assert page.locator("section.detail").count() == 1, "only the open detail exists"
+            details[anchor] = Page(drawn.evaluate("node => node.outerHTML")).root.one("section", "detail")
     assert not errors, errors
     return {"details": details, "requests": requests}
 
@@ -477,35 +472,28 @@ def test_highlighting_keeps_every_line_as_it_is():
 
 
 def test_headless_chromium_opens_a_folded_step_from_the_table_of_contents(built, tmp_path):
-    sync_playwright, expect = playwright_api()
+    expect = playwright_expect()
     walk = walkthrough.load()
     last = walk.steps[-1]
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
-            viewport={"width": 1400, "height": 900})
-        try:
-            page = context.new_page()
-            load(page, built["index"].as_uri())
-            section = page.locator("#walkthrough")
-            folded = section.evaluate("s => s.getBoundingClientRect().height")
-            step = page.locator(f'details.step[data-step="{last.name}"]')
-            code = step.locator("pre.code").first
-            expect(code).to_be_hidden()
-            page.locator(f'#walkthrough nav.toc a[href="#{last.anchor}"]').click()
-            expect(code).to_be_visible(timeout=5_000)
-            # One row: the first line of every language starts at the same height, side by side.
-            tops = [step.locator(f'.code-col[data-language="{k}"] .ln').first.bounding_box() for k in last.regions]
-            assert len({round(b["y"]) for b in tops}) == 1 and sorted(b["x"] for b in tops) == [b["x"] for b in tops]
-            page.locator('#walkthrough button[data-fold="open"]').click()
-            expect(page.locator("#walkthrough details.step:not([open])")).to_have_count(0)
-            unfolded = section.evaluate("s => s.getBoundingClientRect().height")
-            page.locator('#walkthrough button[data-fold="close"]').click()
-            expect(page.locator("#walkthrough details.step[open]")).to_have_count(0)
-            colour = step.locator("span.k").first.evaluate("n => getComputedStyle(n).color")
-            assert colour == "rgb(207, 34, 46)"                           # the stylesheet's, nothing else
-        finally:
-            context.close()
+    with headless_page(tmp_path, viewport={"width": 1400, "height": 900}) as page:
+        load(page, built["index"].as_uri())
+        section = page.locator("#walkthrough")
+        folded = section.evaluate("s => s.getBoundingClientRect().height")
+        step = page.locator(f'details.step[data-step="{last.name}"]')
+        code = step.locator("pre.code").first
+        expect(code).to_be_hidden()
+        page.locator(f'#walkthrough nav.toc a[href="#{last.anchor}"]').click()
+        expect(code).to_be_visible(timeout=5_000)
+        # One row: the first line of every language starts at the same height, side by side.
+        tops = [step.locator(f'.code-col[data-language="{k}"] .ln').first.bounding_box() for k in last.regions]
+        assert len({round(b["y"]) for b in tops}) == 1 and sorted(b["x"] for b in tops) == [b["x"] for b in tops]
+        page.locator('#walkthrough button[data-fold="open"]').click()
+        expect(page.locator("#walkthrough details.step:not([open])")).to_have_count(0)
+        unfolded = section.evaluate("s => s.getBoundingClientRect().height")
+        page.locator('#walkthrough button[data-fold="close"]').click()
+        expect(page.locator("#walkthrough details.step[open]")).to_have_count(0)
+        colour = step.locator("span.k").first.evaluate("n => getComputedStyle(n).color")
+        assert colour == "rgb(207, 34, 46)"                           # the stylesheet's, nothing else
     print(f"\nwalkthrough at 1400 px: {folded:.0f} px as written (first step open), {unfolded:.0f} px unfolded")
     assert folded < unfolded / 2
 
@@ -1156,6 +1144,27 @@ def playwright_api():
     return sync_playwright, expect
 
 
+def playwright_expect():
+    """playwright's `expect`, or the test fails saying what to install."""
+    return playwright_api()[1]
+
+
+@contextlib.contextmanager
+def headless_page(tmp_path: Path, viewport: dict | None = None):
+    """A page of headless Chromium with a profile of its own under tmp_path, the one way every test
+    here opens the report; the browser is closed on the way out."""
+    sync_playwright, _ = playwright_api()
+    size = {"viewport": viewport} if viewport else {}
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
+            **size)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
 # Whether the page's script has put every deflated part of the page into it.
 UNPACKED = "() => document.querySelector('script.deflated') === null"
 
@@ -1167,79 +1176,67 @@ def load(page, url: str) -> None:
 
 
 def test_headless_chromium_shows_the_matrix_and_the_filter_hides_agreeing_rows(built, tmp_path):
-    sync_playwright, expect = playwright_api()
+    expect = playwright_expect()
     index: Path = built["index"]
     doc = built["doc"]
     differing = matrix.disagreements(doc["results"], [s["id"] for s in doc["scenarios"]])
     agreeing = [s for s in matrix.rows(doc["results"]) if s not in differing]
     failed = next(r for r in doc["results"] if r.grade == "FAILED")
     requests: list[str] = []
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            load(page, index.as_uri())
-            row = lambda scenario: page.locator(f'tr.row[data-scenario="{scenario}"]')  # noqa: E731
-            expect(page.locator("#matrix-table")).to_be_visible()
-            for scenario in agreeing + differing:
-                expect(row(scenario)).to_be_visible()
-            page.locator("#only-disagreements").check()
-            for scenario in agreeing:
-                expect(row(scenario)).to_be_hidden(timeout=5_000)
-            for scenario in differing:
-                expect(row(scenario)).to_be_visible()
-            expect(page.locator('tbody.group[data-group="discard"]')).to_be_hidden()   # every row agrees
-            # A cell opens its detail; Escape closes it.
-            anchor = cells.anchor(failed.impl, failed.model, failed.scenario)
-            detail = page.locator(f'[id="{anchor}"]')
-            expect(detail).to_be_hidden()
-            page.locator(f'a[href="#{anchor}"]').first.click()
-            expect(detail).to_be_visible(timeout=5_000)
-            expect(detail.locator(".badge.g-failed")).to_have_text("FAILED")
-            page.keyboard.press("Escape")
-            expect(detail).to_be_hidden(timeout=5_000)
-            page.locator("#only-disagreements").uncheck()
-            for scenario in agreeing:
-                expect(row(scenario)).to_be_visible(timeout=5_000)
-        finally:
-            context.close()
+    with headless_page(tmp_path) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        load(page, index.as_uri())
+        row = lambda scenario: page.locator(f'tr.row[data-scenario="{scenario}"]')  # noqa: E731
+        expect(page.locator("#matrix-table")).to_be_visible()
+        for scenario in agreeing + differing:
+            expect(row(scenario)).to_be_visible()
+        page.locator("#only-disagreements").check()
+        for scenario in agreeing:
+            expect(row(scenario)).to_be_hidden(timeout=5_000)
+        for scenario in differing:
+            expect(row(scenario)).to_be_visible()
+        expect(page.locator('tbody.group[data-group="discard"]')).to_be_hidden()   # every row agrees
+        # A cell opens its detail; Escape closes it.
+        anchor = cells.anchor(failed.impl, failed.model, failed.scenario)
+        detail = page.locator(f'[id="{anchor}"]')
+        expect(detail).to_be_hidden()
+        page.locator(f'a[href="#{anchor}"]').first.click()
+        expect(detail).to_be_visible(timeout=5_000)
+        expect(detail.locator(".badge.g-failed")).to_have_text("FAILED")
+        page.keyboard.press("Escape")
+        expect(detail).to_be_hidden(timeout=5_000)
+        page.locator("#only-disagreements").uncheck()
+        for scenario in agreeing:
+            expect(row(scenario)).to_be_visible(timeout=5_000)
     assert requests and all(url.split("#")[0] == index.as_uri() for url in requests), requests
 
 
 def test_headless_chromium_shows_the_charts_and_a_robustness_cell_opens_its_detail(tmp_path):
-    sync_playwright, expect = playwright_api()
+    expect = playwright_expect()
     index = build.write_report(ROBUSTNESS, BENCH, tmp_path / "out")
     failed = next(r for r in results_io.read_json(ROBUSTNESS)["results"] if r.grade == "FAILED")
     anchor = cells.anchor(failed.impl, failed.model, failed.scenario)
     requests: list[str] = []
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            load(page, index.as_uri())
-            svgs = page.locator("#performance svg.chart")
-            assert svgs.count() >= 4
-            for i in range(svgs.count()):
-                chart = svgs.nth(i)
-                chart.scroll_into_view_if_needed()
-                expect(chart).to_be_visible()
-                box = chart.bounding_box()
-                assert box and box["width"] > 200 and box["height"] > 100, box
-                point = chart.locator("g.pt, g.bar").first
-                point_box = point.bounding_box()
-                assert point_box and point_box["width"] > 0 and point_box["height"] > 0
-            detail = page.locator(f'[id="{anchor}"]')
-            expect(detail).to_be_hidden()
-            page.locator(f'#robustness-table a[href="#{anchor}"]').click()
-            expect(detail).to_be_visible(timeout=5_000)
-            expect(page.locator(f'#robustness-table a[href="#{anchor}"]').locator("..")).to_have_class(re.compile("selected"))
-            expect(detail.locator(".badge.g-failed")).to_have_text("FAILED")
-        finally:
-            context.close()
+    with headless_page(tmp_path) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        load(page, index.as_uri())
+        svgs = page.locator("#performance svg.chart")
+        assert svgs.count() >= 4
+        for i in range(svgs.count()):
+            chart = svgs.nth(i)
+            chart.scroll_into_view_if_needed()
+            expect(chart).to_be_visible()
+            box = chart.bounding_box()
+            assert box and box["width"] > 200 and box["height"] > 100, box
+            point = chart.locator("g.pt, g.bar").first
+            point_box = point.bounding_box()
+            assert point_box and point_box["width"] > 0 and point_box["height"] > 0
+        detail = page.locator(f'[id="{anchor}"]')
+        expect(detail).to_be_hidden()
+        page.locator(f'#robustness-table a[href="#{anchor}"]').click()
+        expect(detail).to_be_visible(timeout=5_000)
+        expect(page.locator(f'#robustness-table a[href="#{anchor}"]').locator("..")).to_have_class(re.compile("selected"))
+        expect(detail.locator(".badge.g-failed")).to_have_text("FAILED")
     assert requests and all(url.split("#")[0] == index.as_uri() for url in requests), requests
 
 
@@ -1419,42 +1416,35 @@ def test_headless_chromium_paints_the_full_size_report_unpacks_its_tables_and_op
     """Measures first-contentful-paint (Performance API), the time until the deflated parts are in
     the page and the time to draw the largest detail, and prints them; asserts that the page painted,
     that every row of the unpacked tables is in it and that the detail opens whole, never a time."""
-    sync_playwright, expect = playwright_api()
+    expect = playwright_expect()
     index, doc, bench = full_size["index"], full_size["doc"], full_size["bench"]
     largest = max(doc["results"], key=lambda r: len(r.transcripts))
     anchor = cells.anchor(largest.impl, largest.model, largest.scenario)
     robustness_rows = len(full_size["page"].ids["robustness-table"].find("tr", "row"))
     charts = len(full_size["page"].ids["performance"].find("svg", "chart"))
     paints, unpacked, opens, requests = [], [], [], []
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
-            viewport={"width": 1400, "height": 900})
-        try:
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            for _ in range(3):
-                page.goto(index.as_uri(), wait_until="load")
-                unpacked.append(page.evaluate(UNPACKED_AT))
-                # Every row and chart that was stored deflated is in the page.
-                assert page.locator("#matrix-table tr.row").count() == len(matrix.rows(doc["results"]))
-                assert page.locator("#matrix-table td.cell").count() == len(doc["results"])
-                assert page.locator("#robustness-table tr.row").count() == robustness_rows > 0
-                assert page.locator("table.bench-cells tr.bench-row").count() == len(bench["cells"])
-                assert page.locator("table.core tr[data-pair]").count() > 0
-                assert page.locator("#performance svg.chart").count() == charts > 0
-                paints.append(page.evaluate("""() => new Promise(done => new PerformanceObserver((list, observer) => {
-                    const fcp = list.getEntries().find(e => e.name === "first-contentful-paint");
-                    if (fcp) { observer.disconnect(); done(fcp.startTime); }
-                }).observe({type: "paint", buffered: true}))"""))
-                nodes = page.evaluate("document.getElementsByTagName('*').length")
-                opens.append(page.evaluate(DRAWN, anchor))     # the first detail opened inflates the data
-                detail = page.locator(f'section.detail[id="{anchor}"]')
-                expect(detail).to_be_visible(timeout=10_000)
-                expect(detail.locator("div.transcript")).to_have_count(len(largest.transcripts))
-                page.goto("about:blank")
-        finally:
-            context.close()
+    with headless_page(tmp_path, viewport={"width": 1400, "height": 900}) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        for _ in range(3):
+            page.goto(index.as_uri(), wait_until="load")
+            unpacked.append(page.evaluate(UNPACKED_AT))
+            # Every row and chart that was stored deflated is in the page.
+            assert page.locator("#matrix-table tr.row").count() == len(matrix.rows(doc["results"]))
+            assert page.locator("#matrix-table td.cell").count() == len(doc["results"])
+            assert page.locator("#robustness-table tr.row").count() == robustness_rows > 0
+            assert page.locator("table.bench-cells tr.bench-row").count() == len(bench["cells"])
+            assert page.locator("table.core tr[data-pair]").count() > 0
+            assert page.locator("#performance svg.chart").count() == charts > 0
+            paints.append(page.evaluate("""() => new Promise(done => new PerformanceObserver((list, observer) => {
+                const fcp = list.getEntries().find(e => e.name === "first-contentful-paint");
+                if (fcp) { observer.disconnect(); done(fcp.startTime); }
+            }).observe({type: "paint", buffered: true}))"""))
+            nodes = page.evaluate("document.getElementsByTagName('*').length")
+            opens.append(page.evaluate(DRAWN, anchor))     # the first detail opened inflates the data
+            detail = page.locator(f'section.detail[id="{anchor}"]')
+            expect(detail).to_be_visible(timeout=10_000)
+            expect(detail.locator("div.transcript")).to_have_count(len(largest.transcripts))
+            page.goto("about:blank")
     print(f"\nfull-size report in headless Chromium at 1400 px: first-contentful-paint "
           f"{', '.join(f'{p:.0f}' for p in paints)} ms (median {sorted(paints)[1]:.0f}); unpacked and painted at "
           f"{', '.join(f'{u:.0f}' for u in unpacked)} ms; {nodes:,} elements; "
@@ -1467,7 +1457,7 @@ def test_headless_chromium_follows_links_into_the_unpacked_tables_of_the_full_si
     """A flagged cell's link lands on its row of the every-cell table, followed while the table is
     still packed and after; a URL naming a row does on load; the filter
     hides the agreeing rows of the unpacked matrix; a cell of it opens its detail."""
-    sync_playwright, expect = playwright_api()
+    expect = playwright_expect()
     index, doc, page_ = full_size["index"], full_size["doc"], full_size["page"]
     flagged = [a.attrs["href"][1:] for a in page_.root.one("div", "flagged-list").find("a")]
     assert len(flagged) >= 3 and all(f in page_.ids for f in flagged)
@@ -1478,81 +1468,67 @@ def test_headless_chromium_follows_links_into_the_unpacked_tables_of_the_full_si
     cell = cells.anchor(failed.impl, failed.model, failed.scenario)
     on_target = "id => { const row = document.getElementById(id); return row !== null && row.matches(':target'); }"
     requests: list[str] = []
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
-            viewport={"width": 1400, "height": 900})
-        try:
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            # Followed before the table is unpacked (as the document is parsed, the page's script has
-            # run, nothing is inflated yet): the page unpacks, then goes to the row.
-            page.add_init_script("""document.addEventListener("DOMContentLoaded", () => {
-                window.packedAtClick = document.querySelectorAll("script.deflated").length;
-                document.querySelector('.flagged-list a[href="#%s"]').click();
-            });""" % flagged[0])
-            page.goto(index.as_uri(), wait_until="load")
-            page.wait_for_function(UNPACKED, timeout=60_000)
-            assert page.evaluate("window.packedAtClick") == len(full_size["raw"].root.find("script", "deflated"))
-            row = page.locator(f'tr.bench-row[id="{flagged[0]}"]')
-            expect(row).to_be_in_viewport(timeout=10_000)
-            assert page.evaluate(on_target, flagged[0]) and page.evaluate("location.hash") == f"#{flagged[0]}"
-            page.close()
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            load(page, index.as_uri())
-            # And after.
-            page.locator(f'.flagged-list a[href="#{flagged[2]}"]').click()
-            expect(page.locator(f'tr.bench-row[id="{flagged[2]}"]')).to_be_in_viewport(timeout=10_000)
-            assert page.evaluate(on_target, flagged[2])
-            # A URL naming a row, from outside: the row once it is unpacked.
-            page.goto("about:blank")
-            page.goto(f"{index.as_uri()}#{flagged[1]}", wait_until="load")
-            page.wait_for_function(UNPACKED, timeout=60_000)
-            expect(page.locator(f'tr.bench-row[id="{flagged[1]}"]')).to_be_in_viewport(timeout=10_000)
-            assert page.evaluate(on_target, flagged[1])
-            # The filter, on the unpacked matrix.
-            shown = """() => [...document.querySelectorAll('#matrix-table tr.row')]
-                .filter(r => r.getClientRects().length).map(r => r.dataset.scenario)"""
-            assert page.evaluate(shown) == matrix.rows(doc["results"], order)
-            page.locator("#only-disagreements").check()
-            expect(page.locator("#matrix-table tr.row.agree").first).to_be_hidden(timeout=5_000)
-            assert page.evaluate(shown) == differing
-            expect(page.locator("#no-disagreements")).to_be_hidden()
-            # A cell of it opens its detail, outlined in the matrix.
-            page.locator(f'#matrix-table a[href="#{cell}"]').click()
-            expect(page.locator(f'section.detail[id="{cell}"]')).to_be_visible(timeout=10_000)
-            expect(page.locator(f'#matrix-table a[href="#{cell}"]').locator("..")).to_have_class(re.compile("selected"))
-        finally:
-            context.close()
+    with headless_page(tmp_path, viewport={"width": 1400, "height": 900}) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        # Followed before the table is unpacked (as the document is parsed, the page's script has
+        # run, nothing is inflated yet): the page unpacks, then goes to the row.
+        page.add_init_script("""document.addEventListener("DOMContentLoaded", () => {
+            window.packedAtClick = document.querySelectorAll("script.deflated").length;
+            document.querySelector('.flagged-list a[href="#%s"]').click();
+        });""" % flagged[0])
+        page.goto(index.as_uri(), wait_until="load")
+        page.wait_for_function(UNPACKED, timeout=60_000)
+        assert page.evaluate("window.packedAtClick") == len(full_size["raw"].root.find("script", "deflated"))
+        row = page.locator(f'tr.bench-row[id="{flagged[0]}"]')
+        expect(row).to_be_in_viewport(timeout=10_000)
+        assert page.evaluate(on_target, flagged[0]) and page.evaluate("location.hash") == f"#{flagged[0]}"
+        page.close()
+        page = page.context.new_page()   # a fresh page of the same browser
+        page.on("request", lambda request: requests.append(request.url))
+        load(page, index.as_uri())
+        # And after.
+        page.locator(f'.flagged-list a[href="#{flagged[2]}"]').click()
+        expect(page.locator(f'tr.bench-row[id="{flagged[2]}"]')).to_be_in_viewport(timeout=10_000)
+        assert page.evaluate(on_target, flagged[2])
+        # A URL naming a row, from outside: the row once it is unpacked.
+        page.goto("about:blank")
+        page.goto(f"{index.as_uri()}#{flagged[1]}", wait_until="load")
+        page.wait_for_function(UNPACKED, timeout=60_000)
+        expect(page.locator(f'tr.bench-row[id="{flagged[1]}"]')).to_be_in_viewport(timeout=10_000)
+        assert page.evaluate(on_target, flagged[1])
+        # The filter, on the unpacked matrix.
+        shown = """() => [...document.querySelectorAll('#matrix-table tr.row')]
+            .filter(r => r.getClientRects().length).map(r => r.dataset.scenario)"""
+        assert page.evaluate(shown) == matrix.rows(doc["results"], order)
+        page.locator("#only-disagreements").check()
+        expect(page.locator("#matrix-table tr.row.agree").first).to_be_hidden(timeout=5_000)
+        assert page.evaluate(shown) == differing
+        expect(page.locator("#no-disagreements")).to_be_hidden()
+        # A cell of it opens its detail, outlined in the matrix.
+        page.locator(f'#matrix-table a[href="#{cell}"]').click()
+        expect(page.locator(f'section.detail[id="{cell}"]')).to_be_visible(timeout=10_000)
+        expect(page.locator(f'#matrix-table a[href="#{cell}"]').locator("..")).to_have_class(re.compile("selected"))
     assert all(url.split("#")[0] in (index.as_uri(), "about:blank") for url in requests), requests
 
 
 @pytest.mark.parametrize("width", [1400, 400])
 def test_headless_chromium_fits_the_page_to_the_screen_and_a_detail_takes_and_gives_back_the_focus(benched, width, tmp_path):
-    sync_playwright, expect = playwright_api()
+    expect = playwright_expect()
     failed = next(r for r in results_io.read_json(FIXTURE)["results"] if r.grade == "FAILED")
     anchor = cells.anchor(failed.impl, failed.model, failed.scenario)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000,
-            viewport={"width": width, "height": 900})
-        try:
-            page = context.new_page()
-            load(page, benched["index"].as_uri())
-            # Wide tables scroll in their own box; the page itself never scrolls sideways.
-            assert page.evaluate("document.documentElement.scrollWidth") <= width
-            link = page.locator(f'#matrix-table a[href="#{anchor}"]')
-            link.focus()
-            page.keyboard.press("Enter")
-            detail = page.locator(f'section.detail[id="{anchor}"]')
-            expect(detail).to_be_visible(timeout=5_000)
-            expect(detail).to_be_focused()
-            box = detail.bounding_box()
-            assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1
-            assert detail.get_attribute("role") == "dialog" and failed.scenario in detail.get_attribute("aria-label")
-            page.keyboard.press("Escape")
-            expect(detail).to_have_count(0, timeout=5_000)
-            expect(link).to_be_focused()
-        finally:
-            context.close()
+    with headless_page(tmp_path, viewport={"width": width, "height": 900}) as page:
+        load(page, benched["index"].as_uri())
+        # Wide tables scroll in their own box; the page itself never scrolls sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        link = page.locator(f'#matrix-table a[href="#{anchor}"]')
+        link.focus()
+        page.keyboard.press("Enter")
+        detail = page.locator(f'section.detail[id="{anchor}"]')
+        expect(detail).to_be_visible(timeout=5_000)
+        expect(detail).to_be_focused()
+        box = detail.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+        assert detail.get_attribute("role") == "dialog" and failed.scenario in detail.get_attribute("aria-label")
+        page.keyboard.press("Escape")
+        expect(detail).to_have_count(0, timeout=5_000)
+        expect(link).to_be_focused()
