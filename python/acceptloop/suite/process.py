@@ -352,6 +352,24 @@ class ServerProcess:
                 pass
         return total
 
+    def family_fd_count(self) -> int:
+        """Descriptors held by the server's process and every process descended from it, looked up
+        now (not the worker processes seen at READY): for a count that must see a connection
+        whichever process took it."""
+        total, todo, seen = 0, [self.pid], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            total += self._fds_of(pid)
+            try:
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    todo.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                pass
+        return total
+
     def steady_tree_fd_count(self, timeout: float = 0.5, interval: float = 0.02) -> int:
         """tree_fd_count() once two looks `interval` apart agree (at most `timeout`): a server that
         has just printed READY may still be opening what it opens after it (an event loop's poller)."""
