@@ -343,19 +343,9 @@ class ServerProcess:
             return 0
 
     def tree_fd_count(self) -> int:
-        """Descriptors held by the server and its children (fork model): 0 once it has exited."""
-        total = 0
-        for pid in [*self._own_processes(), *(child for child, _ in self.children())]:
-            try:
-                total += len(os.listdir(f"/proc/{pid}/fd"))
-            except OSError:
-                pass
-        return total
-
-    def family_fd_count(self) -> int:
-        """Descriptors held by the server's process and every process descended from it, looked up
-        now (not the worker processes seen at READY): for a count that must see a connection
-        whichever process took it."""
+        """Descriptors held by the server's process and every process descended from it (its worker
+        processes, fork's children), looked up at each count: a connection is seen whichever process
+        took it. 0 once it has exited."""
         total, todo, seen = 0, [self.pid], set()
         while todo:
             pid = todo.pop()

@@ -88,11 +88,11 @@ HOLDERS = 2   # clients that read the line and keep their end open: the server's
           fingerprint=("end",))
 def late_input(ctx: Context) -> None:
     srv = ctx.start_server()
-    at_ready = srv.family_fd_count()
+    at_ready = srv.tree_fd_count()
     warm = ctx.connect(srv.address, label="warm-up")   # what a server opens only for its first client
     warm.recv_until_end()
     warm.close()
-    wait_until(lambda: srv.family_fd_count() <= at_ready and not srv.children(), AT_ONCE)
+    wait_until(lambda: srv.tree_fd_count() <= at_ready and not srv.children(), AT_ONCE)
     ends = {"alone": _late_input(ctx, srv, "alone")}
     if ctx.model == "iterative":          # one client at a time: a holder would hold the server
         ctx.observe("end", ends)
@@ -110,14 +110,14 @@ def late_input(ctx: Context) -> None:
 
 def _late_input(ctx: Context, srv, what: str) -> str:
     """One client that reads the line and the FIN, sends input LATE s later, then its FIN."""
-    baseline = _steady_fd_count(srv)
+    baseline = srv.steady_tree_fd_count()   # a connection just ended may still be on its way out
     c = ctx.connect(srv.address, label=f"late input, {what}")
     end_within(ctx, c, AT_ONCE, f"{what}: the line and the server's FIN come at once: within {AT_ONCE:g} s",
                basis=BASIS_RFC)
     sock = c.sock
     assert sock is not None
     select.select([], [], [], LATE)       # the client is slow to answer: the workload, not a wait for an event
-    held = srv.family_fd_count()
+    held = srv.tree_fd_count()
     if ctx.impl.sockets_not_descriptors:
         ctx.note(f"{what}: the connection still held before the client's FIN: not graded: "
                  f"{ctx.impl.sockets_not_descriptors}")
@@ -137,24 +137,11 @@ def _late_input(ctx: Context, srv, what: str) -> str:
         sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass                              # reset already
-    wait_until(lambda: srv.family_fd_count() <= baseline, AT_ONCE)
+    wait_until(lambda: srv.tree_fd_count() <= baseline, AT_ONCE)
     ctx.figure(f"closed after the client's FIN, {what}", round((time.monotonic() - client_fin) * 1000, 1), "ms")
-    ctx.check_descriptors(srv.family_fd_count(), baseline, f"{what}: the server closes the connection within "
+    ctx.check_descriptors(srv.tree_fd_count(), baseline, f"{what}: the server closes the connection within "
                           f"{AT_ONCE:g} s of the client's FIN", basis=BASIS_PROTOCOL)
     return "RST" if reset else "FIN"
-
-
-def _steady_fd_count(srv) -> int:
-    """The server's descriptors once two looks 20 ms apart agree (at most 0.5 s): a connection just
-    ended may still be on its way out."""
-    last, deadline = srv.family_fd_count(), time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        select.select([], [], [], 0.02)
-        now = srv.family_fd_count()
-        if now == last:
-            break
-        last = now
-    return last
 
 
 TCP_CLOSE = 7   # tcp_info's tcpi_state after a reset (linux/tcp_states.h)
