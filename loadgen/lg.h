@@ -153,13 +153,17 @@ void lg_enter(struct lg *lg, int phase, uint64_t now);
 /* Moves through the phases as time and the connections say (loadgen.c). */
 void lg_check(struct lg *lg, uint64_t now);
 
-/* The io_uring mode (loadgen_uring.c). setup: the ring and its provided buffers,
+/* The io_uring mode (loadgen_uring.c), for echo, datagram and connect. setup: the ring and its provided buffers,
  * before the run (AL_LOAD_ERR with e filled: no io_uring here, or no memory);
  * load: drives every open connection from the warm-up to the window's end, then
  * leaves them quiet for the closing; teardown: frees what setup made. */
 int lg_uring_setup(struct lg_error *e, struct lg *lg);
 void lg_uring_load(struct lg *lg);
 void lg_uring_teardown(struct lg *lg);
+
+/* datagram mode under io_uring: queues c's request (its sequence number c->seq) from c's own
+ * buffer, to be submitted at the loop's next turn. */
+void lg_uring_datagram_send(struct lg *lg, struct lconn *c, uint64_t now);
 
 /* Counts an error of a kind (AL_LOAD_ERR_*), naming code for "other";
  * nothing once the run is closing. */

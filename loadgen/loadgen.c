@@ -269,8 +269,9 @@ static int check_config(struct lg_error *e, const struct al_load_config *cfg)
         snprintf(e->message, sizeof e->message, "config: %s: %.15g is outside %.15g..%.15g", bad, value, low, high);
         return AL_LOAD_ERR;
     }
-    if (cfg->io == AL_LOAD_IO_URING && cfg->mode != AL_LOAD_ECHO && cfg->mode != AL_LOAD_CONNECT) {
-        snprintf(e->message, sizeof e->message, "config: io: uring drives echo and connect only, not %s",
+    if (cfg->io == AL_LOAD_IO_URING && cfg->mode != AL_LOAD_ECHO && cfg->mode != AL_LOAD_CONNECT
+        && cfg->mode != AL_LOAD_DATAGRAM) {
+        snprintf(e->message, sizeof e->message, "config: io: uring drives echo, datagram and connect only, not %s",
                  mode_names[cfg->mode]);
         return AL_LOAD_ERR;
     }

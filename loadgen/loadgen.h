@@ -10,7 +10,7 @@
  * takes only the contract's facts (cext/protocol.h, generated from
  * protocol.toml). Its internals are in lg.h.
  *
- * ONE thread drives every connection through epoll (or, for echo and connect,
+ * ONE thread drives every connection through epoll (or, for echo, datagram and connect,
  * io_uring: cfg->io, loadgen_uring.c),
  * with non-blocking sockets and TCP_NODELAY on each, and makes no system call
  * it could avoid (an echo costs one send, one recv and a share of one
@@ -88,9 +88,9 @@
 /* How the load generator drives its sockets (al_load_config.io). */
 #define AL_LOAD_IO_EPOLL 0    /* readiness: epoll_wait, then a send or recv per operation (every mode) */
 #define AL_LOAD_IO_URING 1    /* completions: io_uring, one io_uring_enter per loop turn. echo: the sends
-                                 batched, one multishot receive per connection; connect: one chain of
-                                 linked requests per connection (connect, poll for the FIN, recv, close);
-                                 not the other modes */
+                                 batched, one multishot receive per connection; datagram: the same, per
+                                 UDP socket; connect: one chain of linked requests per connection
+                                 (connect, poll for the FIN, recv, close); not the other modes */
 #define AL_LOAD_IOS 2
 
 #define AL_LOAD_MAX_CONNS 2000
@@ -123,7 +123,7 @@ struct al_load_config {
     int watch_pid;           /* > 0: the server's pid, read from /proc (with its children's) at the
                                 window's edges for server_cpu_s, server_instructions_* and
                                 server_rss_*; 0: not */
-    int io;                  /* AL_LOAD_IO_EPOLL (the default) or AL_LOAD_IO_URING (echo and connect) */
+    int io;                  /* AL_LOAD_IO_EPOLL (the default) or AL_LOAD_IO_URING (echo, datagram and connect) */
 };
 
 /* What a run measured. Counts and rates are of the window only; errors and

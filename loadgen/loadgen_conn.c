@@ -272,6 +272,10 @@ static void connect_read(struct lg *lg, struct lconn *c, int fin, uint64_t now)
 /* datagram: sends the request, its first 8 bytes (or fewer) the sequence number. */
 static void datagram_send(struct lg *lg, struct lconn *c, uint64_t now)
 {
+    if (lg->uring != NULL) {   /* the io_uring mode's load: its own send */
+        lg_uring_datagram_send(lg, c, now);
+        return;
+    }
     size_t size = lg->pattern_len, head = size < 8 ? size : 8;
     struct iovec iov[2] = { { &c->seq, head }, { lg->pattern + head, size - head } };
     struct msghdr msg = { .msg_iov = iov, .msg_iovlen = size > head ? 2 : 1 };

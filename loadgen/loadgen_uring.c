@@ -1,4 +1,4 @@
-/* The load generator's io_uring mode (cfg->io = AL_LOAD_IO_URING), for echo and connect:
+/* The load generator's io_uring mode (cfg->io = AL_LOAD_IO_URING), for echo, datagram and connect:
  * the same closed loop as the epoll mode (loadgen_conn.c), with the client's
  * system calls batched, so that the generator spends less of its CPU per
  * round trip than the server it measures.
@@ -16,6 +16,12 @@
  * When the window is over, every request still in flight is cancelled and
  * waited for before the epoll mode's closing (loadgen.c's close_all) takes
  * the connections over, so that no armed receive can swallow the server's EOF.
+ *
+ * Datagram mode (UDP echo) is echo's loop with a datagram's rules (datagram_reply
+ * below): each socket's request is one send from a buffer of its own (its first
+ * 8 bytes the sequence number), each reply one completion of its multishot
+ * receive; a request unanswered within LG_LOSS_NS is counted lost and the next
+ * is sent, as in the epoll mode (the sweep every SWEEP_NS).
  *
  * Connect mode (daytime) is a chain of linked requests per connection
  * (connect_chain below): one socket(2) and a share of io_uring_enter each.
@@ -51,6 +57,11 @@ void lg_uring_teardown(struct lg *lg)
     (void)lg;
 }
 
+void lg_uring_datagram_send(struct lg *lg, struct lconn *c, uint64_t now)
+{
+    (void)lg, (void)c, (void)now;   /* never called: without a ring the epoll mode sends */
+}
+
 #else
 
 #include <liburing.h>
@@ -84,6 +95,8 @@ struct lg_uring {
     unsigned recycled;        /* buffers given back since the last advance */
     unsigned char *armed;     /* per connection: its multishot receive is armed (connect: its chain failed) */
     unsigned char *lines;     /* connect mode: LINE_MAX bytes per slot */
+    unsigned char *requests;  /* datagram mode: each socket's request, pattern_len bytes per socket */
+    unsigned char *sending;   /* datagram mode: per socket, its request's send has not completed */
 };
 
 static struct io_uring_sqe *sqe_get(struct lg_uring *u)
@@ -96,6 +109,28 @@ static struct io_uring_sqe *sqe_get(struct lg_uring *u)
     return sqe;
 }
 
+/* Frees what setup made of u, the ring if it was made (ring_made), and u. */
+static void uring_free(struct lg_uring *u, int ring_made)
+{
+    if (ring_made)
+        io_uring_queue_exit(&u->ring);
+    free(u->br);
+    free(u->bufs);
+    free(u->lines);
+    free(u->requests);
+    free(u->sending);
+    free(u->armed);
+    free(u);
+}
+
+static int setup_failed(struct lg_error *e, struct lg_uring *u, int ring_made, const char *step,
+                        const char *where, int code)
+{
+    uring_free(u, ring_made);
+    lg_error_set(e, step, where, code);
+    return AL_LOAD_ERR;
+}
+
 int lg_uring_setup(struct lg_error *e, struct lg *lg)
 {
     struct lg_uring *u = calloc(1, sizeof *u);
@@ -103,28 +138,28 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
         lg_error_set(e, "memory", "load generator", ENOMEM);
         return AL_LOAD_ERR;
     }
-    u->armed = calloc((size_t)lg->cfg->connections, 1);
-    int connect_mode = lg->cfg->mode == AL_LOAD_CONNECT;
+    int connect_mode = lg->cfg->mode == AL_LOAD_CONNECT, datagram_mode = lg->cfg->mode == AL_LOAD_DATAGRAM;
+    size_t n = (size_t)lg->cfg->connections;
+    /* A datagram's buffer holds one byte more than the request, so that a longer reply shows. */
+    size_t need = lg->pattern_len + (datagram_mode ? 1 : 0);
     u->buf_size = MIN_BUF;
-    while (u->buf_size < lg->pattern_len && u->buf_size < MAX_BUF)
+    while (u->buf_size < need && u->buf_size < MAX_BUF)
         u->buf_size *= 2;
     u->nbufs = BUF_BYTES / u->buf_size;
     if (u->nbufs > 4096)
         u->nbufs = 4096;
+    u->armed = calloc(n, 1);
     u->bufs = malloc(connect_mode ? 1 : (size_t)u->nbufs * u->buf_size);
-    u->lines = connect_mode ? malloc((size_t)lg->cfg->connections * LINE_MAX) : NULL;
-    if (u->armed == NULL || u->bufs == NULL || (connect_mode && u->lines == NULL)) {
-        free(u->lines);
-        free(u->armed);
-        free(u->bufs);
-        free(u);
-        lg_error_set(e, "memory", "load generator", ENOMEM);
-        return AL_LOAD_ERR;
-    }
+    u->lines = connect_mode ? malloc(n * LINE_MAX) : NULL;
+    u->requests = datagram_mode ? malloc(n * lg->pattern_len) : NULL;
+    u->sending = datagram_mode ? calloc(n, 1) : NULL;
+    if (u->armed == NULL || u->bufs == NULL || (connect_mode && u->lines == NULL)
+        || (datagram_mode && (u->requests == NULL || u->sending == NULL)))
+        return setup_failed(e, u, 0, "memory", "load generator", ENOMEM);
     /* Room for a send and a receive of every connection (connect: a chain of four); the
      * completions get twice that. */
     unsigned entries = 64;
-    while (entries < (connect_mode ? 4u : 2u) * (unsigned)lg->cfg->connections && entries < 4096)
+    while (entries < (connect_mode ? 4u : 2u) * (unsigned)n && entries < 4096)
         entries *= 2;
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
@@ -137,57 +172,37 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
         p.cq_entries = entries * 4;
         rc = io_uring_queue_init_params(entries, &u->ring, &p);
     }
-    if (rc < 0) {
-        free(u->armed);
-        free(u->bufs);
-        free(u);
-        lg_error_set(e, "io_uring", "io_uring_queue_init", -rc);
-        return AL_LOAD_ERR;
-    }
+    if (rc < 0)
+        return setup_failed(e, u, 0, "io_uring", "io_uring_queue_init", -rc);
     if (connect_mode) {   /* no provided buffers: each slot reads into its own line */
         lg->uring = u;
         return AL_LOAD_OK;
     }
     u->br_size = (size_t)u->nbufs * sizeof(struct io_uring_buf);
     if (posix_memalign((void **)&u->br, (size_t)sysconf(_SC_PAGESIZE), u->br_size) != 0) {
-        io_uring_queue_exit(&u->ring);
-        free(u->armed);
-        free(u->bufs);
-        free(u);
-        lg_error_set(e, "memory", "load generator", ENOMEM);
-        return AL_LOAD_ERR;
+        u->br = NULL;
+        return setup_failed(e, u, 1, "memory", "load generator", ENOMEM);
     }
     io_uring_buf_ring_init(u->br);
     struct io_uring_buf_reg reg = { .ring_addr = (unsigned long)u->br, .ring_entries = u->nbufs, .bgid = BGID };
     rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
-    if (rc < 0) {
-        io_uring_queue_exit(&u->ring);
-        free(u->br);
-        free(u->armed);
-        free(u->bufs);
-        free(u);
-        lg_error_set(e, "io_uring", "io_uring_register_buf_ring", -rc);
-        return AL_LOAD_ERR;
-    }
+    if (rc < 0)
+        return setup_failed(e, u, 1, "io_uring", "io_uring_register_buf_ring", -rc);
     int mask = io_uring_buf_ring_mask(u->nbufs);
     for (unsigned i = 0; i < u->nbufs; i++)
         io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->buf_size, u->buf_size, (unsigned short)i, mask, (int)i);
     io_uring_buf_ring_advance(u->br, (int)u->nbufs);
+    for (size_t i = 0; datagram_mode && i < n; i++)   /* each request's sequence number goes over its head */
+        memcpy(u->requests + i * lg->pattern_len, lg->pattern, lg->pattern_len);
     lg->uring = u;
     return AL_LOAD_OK;
 }
 
 void lg_uring_teardown(struct lg *lg)
 {
-    struct lg_uring *u = lg->uring;
-    if (u == NULL)
+    if (lg->uring == NULL)
         return;
-    io_uring_queue_exit(&u->ring);
-    free(u->br);
-    free(u->bufs);
-    free(u->lines);
-    free(u->armed);
-    free(u);
+    uring_free(lg->uring, 1);
     lg->uring = NULL;
 }
 
@@ -271,6 +286,61 @@ static void on_data(struct lg *lg, int i, const unsigned char *data, size_t n, u
     queue_send(lg, i);
 }
 
+void lg_uring_datagram_send(struct lg *lg, struct lconn *c, uint64_t now)
+{
+    struct lg_uring *u = lg->uring;
+    int i = (int)(c - lg->conns);
+    size_t size = lg->pattern_len, head = size < 8 ? size : 8;
+    unsigned char *request = u->requests + (size_t)i * size;
+    memcpy(request, &c->seq, head);
+    c->started = now;
+    c->sent = 0;
+    struct io_uring_sqe *sqe = sqe_get(u);
+    if (sqe == NULL) {
+        fail(lg, i, AL_LOAD_ERR_OTHER, EBUSY, now);
+        return;
+    }
+    io_uring_prep_send(sqe, c->fd, request, size, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, UD(i, OP_SEND));
+    u->sending[i] = 1;
+    u->inflight++;
+}
+
+/* datagram mode: a reply for socket i, in provided buffer data[0..n). The one that carries the
+ * awaited sequence number completes the op; a late one (lost, then answered) is dropped; a reply
+ * of the right number but the wrong size or bytes is a mismatch. */
+static void datagram_reply(struct lg *lg, int i, const unsigned char *data, size_t n)
+{
+    struct lconn *c = &lg->conns[i];
+    size_t size = lg->pattern_len, head = size < 8 ? size : 8;
+    uint64_t done = lg_now_ns();
+    if (lg->phase == P_WINDOW)
+        lg->res->bytes_received += n;
+    if (!c->sent || n < head || memcmp(data, &c->seq, head) != 0)
+        return;   /* not the awaited reply: a late one */
+    if (n != size || memcmp(data + head, lg->pattern + head, size - head) != 0) {
+        fail(lg, i, AL_LOAD_ERR_MISMATCH, 0, done);
+        return;
+    }
+    if (lg->phase == P_WINDOW) {
+        lg->res->ops++;
+        lg_hist_record(&lg->hist, done - c->started);
+    }
+    c->seq++;
+    lg_uring_datagram_send(lg, c, done);
+}
+
+/* datagram mode: a request unanswered for LG_LOSS_NS is lost (lg_datagram_lost sends the next);
+ * one whose send has not completed yet waits for it. */
+static void sweep_losses(struct lg *lg, uint64_t now)
+{
+    for (int i = 0; i < lg->cfg->connections; i++) {
+        struct lconn *c = &lg->conns[i];
+        if (c->state == S_OPEN && !lg->uring->sending[i] && now - c->started >= LG_LOSS_NS)
+            lg_datagram_lost(lg, c, now);
+    }
+}
+
 static void on_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
 {
     struct lg_uring *u = lg->uring;
@@ -281,27 +351,39 @@ static void on_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
     struct lconn *c = &lg->conns[i];
     if (op == OP_RECV && (cqe->flags & IORING_CQE_F_BUFFER)) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (res > 0 && c->state == S_OPEN && lg->phase != P_DONE)
-            on_data(lg, i, u->bufs + (size_t)bid * u->buf_size, (size_t)res, now);
+        if (res >= 0 && c->state == S_OPEN && lg->phase != P_DONE) {
+            if (u->requests != NULL)
+                datagram_reply(lg, i, u->bufs + (size_t)bid * u->buf_size, (size_t)res);
+            else if (res > 0)
+                on_data(lg, i, u->bufs + (size_t)bid * u->buf_size, (size_t)res, now);
+        }
         give_back(u, bid);
     }
     if (op == OP_RECV && (cqe->flags & IORING_CQE_F_MORE))
         return;   /* still armed */
     u->inflight--;
+    if (op == OP_SEND && u->sending != NULL)
+        u->sending[i] = 0;
     if (op == OP_CANCEL || c->state != S_OPEN || lg->phase == P_DONE)
         return;
     if (op == OP_SEND) {
-        if (res < 0)
+        if (res < 0 && u->sending != NULL && (res == -EAGAIN || res == -ENOBUFS || res == -EINTR))
+            return;   /* a datagram's send buffer is full: the loss sweep sends again, as in the epoll mode */
+        if (res < 0) {
             fail(lg, i, lg_error_kind(-res), -res, now);
-        else if (lg->phase == P_WINDOW)
+            return;
+        }
+        if (lg->phase == P_WINDOW)
             lg->res->bytes_sent += (unsigned long long)res;
+        if (u->sending != NULL)
+            c->sent = lg->pattern_len;
         return;
     }
     /* The multishot receive ended. */
     u->armed[i] = 0;
-    if (res == 0)
+    if (res == 0 && u->sending == NULL)   /* a stream's EOF (to a datagram socket, an empty datagram) */
         fail(lg, i, AL_LOAD_ERR_CLOSED_EARLY, 0, now);
-    else if (res == -ENOBUFS || res > 0)
+    else if (res == -ENOBUFS || res >= 0)
         arm_recv(lg, i);   /* out of buffers for a moment (they are given back below): again */
     else if (res < 0)
         fail(lg, i, lg_error_kind(-res), -res, now);
@@ -528,12 +610,20 @@ void lg_uring_load(struct lg *lg)
         c->got = 0;
         c->started = now;
         arm_recv(lg, i);
-        if (c->state == S_OPEN)
+        if (c->state == S_OPEN && u->requests != NULL)
+            lg_uring_datagram_send(lg, c, now);
+        else if (c->state == S_OPEN)
             queue_send(lg, i);
     }
+    uint64_t next_sweep = now + SWEEP_NS;
     while (lg->phase != P_DONE) {
         now = lg_now_ns();
-        uint64_t left = lg->phase_end > now ? lg->phase_end - now : 0;
+        if (u->requests != NULL && now >= next_sweep) {
+            sweep_losses(lg, now);
+            next_sweep = now + SWEEP_NS;
+        }
+        uint64_t wake = u->requests != NULL && next_sweep < lg->phase_end ? next_sweep : lg->phase_end;
+        uint64_t left = wake > now ? wake - now : 0;
         struct __kernel_timespec ts = { .tv_sec = (long long)(left / 1000000000u), .tv_nsec = (long long)(left % 1000000000u) };
         struct io_uring_cqe *cqe;
         int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);

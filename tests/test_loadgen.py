@@ -115,9 +115,9 @@ def test_the_uring_mode_ends_cleanly_so_the_server_keeps_serving(servers):
     assert r["io"] == "epoll" and r["ops"] > 0 and r["errors"] == {kind: 0 for kind in LOAD_ERRORS}
 
 
-def test_the_uring_mode_drives_echo_and_connect_only(servers):
+def test_the_uring_mode_drives_echo_datagram_and_connect_only(servers):
     host, port = servers("discard")
-    with pytest.raises(ValueError, match="io: uring drives echo and connect only"):
+    with pytest.raises(ValueError, match="io: uring drives echo, datagram and connect only"):
         run_load(host, port, "ingest", 1, duration=0.1, io="uring")
 
 
@@ -318,14 +318,23 @@ def udp_echo():
         proc.wait()
 
 
+@pytest.fixture(params=LOAD_IOS)
+def datagram_io(request, servers) -> str:
+    """Each way the generator drives its sockets, both for datagrams (uring: where this machine has it)."""
+    if request.param == "uring":
+        uring_or_skip(servers)
+    return request.param
+
+
 @pytest.mark.parametrize("size", [1, 64, 1400, 65507])
-def test_datagrams_are_counted_and_checked(udp_echo, size):
+def test_datagrams_are_counted_and_checked(udp_echo, size, datagram_io):
     port, pid = udp_echo()
     # Four 64 KiB datagrams at once overflow the server socket's default receive buffer (real
     # UDP loss, counted as timeouts): the largest size runs one socket.
     sockets = 1 if size > 16384 else 4
     r = run_load("127.0.0.1", port, "datagram", sockets, message_size=size, warmup=WARMUP, duration=DURATION,
-                 watch_pid=pid)
+                 watch_pid=pid, io=datagram_io)
+    assert r["io"] == datagram_io
     assert_a_sound_window(r, sockets)
     assert r["ops"] > 0
     assert_latency_in_order(r)
@@ -334,23 +343,23 @@ def test_datagrams_are_counted_and_checked(udp_echo, size):
     assert r["server_cpu_s"] > 0   # server CPU per datagram: server_cpu_s / ops
 
 
-def test_a_lost_datagram_is_counted_and_the_socket_goes_on(udp_echo):
+def test_a_lost_datagram_is_counted_and_the_socket_goes_on(udp_echo, datagram_io):
     port, _ = udp_echo(drop=5)
-    r = run_load("127.0.0.1", port, "datagram", 2, message_size=64, warmup=0, duration=1.0)
+    r = run_load("127.0.0.1", port, "datagram", 2, message_size=64, warmup=0, duration=1.0, io=datagram_io)
     # Every fifth goes unanswered: each costs its socket 200 ms, so a few per second per socket.
     assert 1 <= r["errors"]["timeout"] <= 2 * (1.0 / 0.2 + 1), r
     assert r["ops"] >= 4 * r["errors"]["timeout"] - 4
     assert sum(r["errors"].values()) == r["errors"]["timeout"]
 
 
-def test_a_changed_datagram_is_a_mismatch(udp_echo):
+def test_a_changed_datagram_is_a_mismatch(udp_echo, datagram_io):
     port, _ = udp_echo(kind="corrupt")
-    r = run_load("127.0.0.1", port, "datagram", 3, message_size=64, warmup=0, duration=0.2)
+    r = run_load("127.0.0.1", port, "datagram", 3, message_size=64, warmup=0, duration=0.2, io=datagram_io)
     assert r["errors"]["mismatch"] == 3 and r["ops"] == 0
 
 
-def test_datagrams_to_a_port_nobody_listens_on_are_refused():
-    r = run_load("127.0.0.1", free_port(), "datagram", 2, message_size=64, warmup=0, duration=0.3)
+def test_datagrams_to_a_port_nobody_listens_on_are_refused(datagram_io):
+    r = run_load("127.0.0.1", free_port(), "datagram", 2, message_size=64, warmup=0, duration=0.3, io=datagram_io)
     assert r["errors"]["refused"] == 2 and r["ops"] == 0
 
 

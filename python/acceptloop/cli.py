@@ -61,7 +61,7 @@ def _add_loadgen_parser(sub: argparse._SubParsersAction) -> None:
     loadgen.add_argument("--host", default="127.0.0.1")
     loadgen.add_argument("--port", type=int, required=True)
     loadgen.add_argument("--mode", default="echo", help="echo, connect, ingest, egress, idle or datagram (UDP echo)")
-    loadgen.add_argument("--io", default="epoll", help="epoll (default) or uring (io_uring; echo and connect)")
+    loadgen.add_argument("--io", default="epoll", help="epoll (default) or uring (io_uring; echo, datagram and connect)")
     loadgen.add_argument("--connections", type=int, default=1)
     loadgen.add_argument("--size", type=int, help="echo: bytes per message (default 64)")
     loadgen.add_argument("--warmup", type=float, help="seconds before the measured window (default 1)")

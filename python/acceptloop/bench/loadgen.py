@@ -19,7 +19,7 @@ from acceptloop._loadgen import ffi, lib
 
 # The load generator's modes and error kinds, named by the C side (loadgen/loadgen.h).
 LOAD_MODES: tuple[str, ...] = tuple(ffi.string(lib.al_load_mode_name(i)).decode() for i in range(lib.AL_LOAD_MODES))
-# How it drives its sockets: "epoll" (every mode) or "uring" (echo and connect only).
+# How it drives its sockets: "epoll" (every mode) or "uring" (echo, datagram and connect only).
 LOAD_IOS: tuple[str, ...] = tuple(ffi.string(lib.al_load_io_name(i)).decode() for i in range(lib.AL_LOAD_IOS))
 LOAD_ERRORS: tuple[str, ...] = tuple(
     ffi.string(lib.al_load_error_name(i)).decode() for i in range(lib.AL_LOAD_ERR_KINDS)
@@ -56,9 +56,9 @@ def run_load(host: str, port: int, mode: str, connections: int, message_size: in
     None take the C defaults: message_size 64, warmup 1 s, duration 5 s,
     connect_timeout 3 s. `cpu` pins the calling thread for the run (-1: not).
     `io` is how it drives the sockets, one of LOAD_IOS: "epoll" (a send or recv
-    per operation, readiness from epoll_wait) or "uring" (echo and connect: one
-    io_uring_enter per loop turn; echo batches the turn's sends and keeps a
-    multishot receive per connection, connect submits each connection as one
+    per operation, readiness from epoll_wait) or "uring" (echo, datagram and connect: one
+    io_uring_enter per loop turn; echo and datagram batch the turn's sends and keep a
+    multishot receive per socket, connect submits each connection as one
     chain of connect, poll for the FIN, recv and close; so the client spends
     less CPU per operation); "uring" raises
     OSError (step "io_uring") where the kernel or the build has no io_uring.

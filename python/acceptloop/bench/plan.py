@@ -48,11 +48,11 @@ class Workload:
 
     @property
     def io(self) -> str:
-        """How the load generator drives this workload's sockets (IO_RULE): "uring" for echo and the
-        connection rate at URING_FROM connections or more, where the epoll generator would saturate
+        """How the load generator drives this workload's sockets (IO_RULE): "uring" for echo, datagrams and
+        the connection rate at URING_FROM connections or more, where the epoll generator would saturate
         its core before an event-model server does; "epoll" for the rest (one connection waits on
         the server whatever the client's cost; the streams and idle are not driven by io_uring)."""
-        return "uring" if self.kind in ("echo", "connect") and self.connections >= URING_FROM else "epoll"
+        return "uring" if self.kind in URING_KINDS and self.connections >= URING_FROM else "epoll"
 
     @property
     def op(self) -> str:
@@ -65,9 +65,10 @@ SIZED = ("echo", "datagram")   # the kinds whose id names a message size
 
 
 URING_FROM = 16
-IO_RULE = (f"echo and connect at {URING_FROM} connections or more: io_uring (echo: batched sends, one multishot "
-           f"receive per connection; connect: one chain of linked requests per connection), so that the generator "
-           f"spends less CPU per operation than with epoll; everything else: epoll; a machine without io_uring runs "
+URING_KINDS = ("echo", "datagram", "connect")
+IO_RULE = (f"echo, datagram and connect at {URING_FROM} connections or more: io_uring (echo and datagram: batched "
+           f"sends, one multishot receive per socket; connect: one chain of linked requests per connection), so that "
+           f"the generator spends less CPU per operation than with epoll; everything else: epoll; a machine without io_uring runs "
            f"those cells on epoll, and each run records the mode it used")
 
 SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo",
