@@ -67,6 +67,8 @@ def test_each_cell_has_three_interleaved_runs_and_a_summary(quick):
             assert cell["server_cpu_us_per_op"]["median"] > 0, cell["id"]
         for r in cell["runs"]:
             assert r["server_exit"] == 0, (cell["id"], r)
+            cpus = len(doc["fairness"]["pinning"]["server_cpus"]) or 1
+            assert r["server_cpu_pct"] == pytest.approx(r["server_cpu_s"] / r["elapsed_s"] * 100 / cpus), cell["id"]
             assert sum(r["errors"].values()) == 0 or any(f.startswith(("errors", "unsupported", "lost")) for f in cell["flags"])
         if cell["kind"] == "echo":
             assert cell["latency_us"]["p50"]["median"] <= cell["latency_us"]["p999"]["median"]
@@ -486,6 +488,22 @@ def test_the_quick_run_has_its_datagram_cells_with_loss_and_a_batching_row(quick
     declared = {i.name for i in registry.load() if i.bench and i.bench.batching}
     assert declared and {r["impl"] for r in doc["batching"]} == declared
     assert "datagram" in doc["method"]["loss"] and "datagram" in doc["method"]["per_op"]
+
+
+@pytest.mark.parametrize("client, server, flag", [
+    (97.0, 60.0, "client-bound: the load generator used 97% of its CPU, the server 60% of its"),
+    (97.0, 89.0, "client-bound: the load generator used 97% of its CPU, the server 89% of its"),
+    (97.0, None, "client-bound: the load generator used 97% of its CPU"),   # a run from before server_cpu_pct
+    (97.0, 96.0, None),   # both saturated: the server's figures are its own at full load
+    (88.0, 40.0, None),   # the generator had room: the server was slow on its own
+])
+def test_a_cell_is_client_bound_only_where_the_generator_saturated_and_the_server_did_not(client, server, flag):
+    cell = bench_plan.Cell(bench_plan.workload("echo", 256, 64), _impl("x"), "event")
+    runs = [{"round": i, "ops_per_s": 1000.0, "connections": 256, "io": "uring", "latency_samples": 0, "errors": {},
+             "client_cpu_pct": client, **({"server_cpu_pct": server} if server is not None else {})}
+            for i in (1, 2, 3)]
+    flags = [f for f in summary.summarize_cell(cell, runs)["flags"] if f.startswith("client-bound")]
+    assert flags == ([flag] if flag else [])
 
 
 def test_a_datagram_cells_lost_datagrams_are_counted_and_flagged_apart_from_errors():

@@ -126,6 +126,11 @@ def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict
     ops = per_op_count(w.kind, load)
     cpu = load.get("server_cpu_s")
     record["server_cpu_us_per_op"] = cpu / ops * 1e6 if ops and cpu is not None and cpu >= 0 else None
+    # How busy the server's CPUs were (% of its CPU set; unpinned: of one CPU), beside the generator's
+    # client_cpu_pct: which of the two saturated first (summary's client-bound).
+    elapsed = load.get("elapsed_s")
+    record["server_cpu_pct"] = (cpu / elapsed * 100 / max(1, len(pins["server_cpus"]))
+                                if elapsed and cpu is not None and cpu >= 0 else None)
     # The generator's own CPU per operation, beside the server's: where it is the larger, a
     # generator with a core of its own saturates before the server does (client-bound).
     record["client_cpu_us_per_op"] = load["client_cpu_s"] / ops * 1e6 if ops else None

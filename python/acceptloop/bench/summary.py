@@ -18,9 +18,10 @@ from acceptloop.suite.registry import Implementation
 
 SCHEMA = "acceptloop.bench/1"
 NOISY = 1.25            # max/min of a cell's primary figure above this: noisy
-CLIENT_BOUND = 90.0     # the generator's CPU above this (% of one CPU): client-bound
+SATURATED = 90.0        # a side's CPU above this (% of its CPUs): saturated. Client-bound: the generator
+                        # saturated while the server did not
 FIGURES = ("ops_per_s", "mb_per_s", "server_cpu_us_per_op", "server_instructions_per_op",
-           "server_user_instructions_per_op", "client_cpu_pct", "client_cpu_us_per_op")
+           "server_user_instructions_per_op", "client_cpu_pct", "client_cpu_us_per_op", "server_cpu_pct")
 INSTRUCTIONS = "server_instructions_per_op"
 PERCENTILES = ("p50", "p90", "p99", "p999")
 
@@ -72,9 +73,12 @@ def _flags(w: Workload, runs: list[dict[str, Any]], good: list[dict[str, Any]], 
     primary = out[w.primary]
     if primary and primary["min"] > 0 and primary["max"] / primary["min"] > NOISY:
         flags.append(f"noisy: max/min {primary['max'] / primary['min']:.2f}")
-    client = out["client_cpu_pct"]
-    if client and client["median"] > CLIENT_BOUND:
-        flags.append(f"client-bound: the load generator used {client['median']:.0f}% of its CPU")
+    client, server = out["client_cpu_pct"], out["server_cpu_pct"]
+    if client and client["median"] > SATURATED and not (server and server["median"] > SATURATED):
+        # The generator ran out of CPU first: the server waited for it. Where both did, the server's
+        # figures are its own at full load.
+        flags.append(f"client-bound: the load generator used {client['median']:.0f}% of its CPU"
+                     + (f", the server {server['median']:.0f}% of its" if server else ""))
     if out.get("lost"):
         flags.append(f"lost: {out['lost']} datagrams unanswered within {DATAGRAM_LOSS_MS} ms over {len(good)} runs")
     if out["errors"] and not any(f.startswith("unsupported") for f in flags):
@@ -374,7 +378,8 @@ def document(plan: Plan, runs: list[Run], fairness: dict[str, Any], provenance: 
             "interleaving": "each round runs every cell once; the implementations take turns on each workload",
             "server": "a fresh server per run",
             "noisy": f"max/min of a cell's primary figure above {NOISY}",
-            "client_bound": f"the load generator's own CPU above {CLIENT_BOUND:g}% of one CPU",
+            "client_bound": f"the load generator's own CPU above {SATURATED:g}% of one CPU while the server's "
+                            f"stayed at or below {SATURATED:g}% of its CPUs (the generator saturated first)",
             "client_io": IO_RULE,
             "server_cpu": "utime+stime of the server and its children (live and reaped) from /proc, "
                           "read by the load generator at the window's edges",

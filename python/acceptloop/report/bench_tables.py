@@ -82,11 +82,14 @@ def _client_title(c: dict[str, Any]) -> str:
     """The generator's CPU per operation beside the server's: above 1, one core of client
     cannot saturate one core of this server, however quiet the machine."""
     client, server = _median(c.get("client_cpu_us_per_op")), _median(c.get("server_cpu_us_per_op"))
+    busy = _median(c.get("server_cpu_pct"))
     if client is None:
         return "the load generator's CPU, % of one CPU"
     text = f"the load generator's CPU per op: {numbers.sig(client)} µs"
     if server:
         text += f", {numbers.sig(client / server)}× the server's"
+    if busy is not None:
+        text += f"; the server used {numbers.percent(busy)} of its CPUs"
     return text
 
 
