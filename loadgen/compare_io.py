@@ -16,7 +16,7 @@ import os
 import statistics
 
 from acceptloop.bench.loadgen import LOAD_IOS, run_load
-from acceptloop.bench.plan import parse_workload_id
+from acceptloop.bench.plan import offers, parse_workload_id
 from acceptloop.suite import registry
 from acceptloop.suite.process import ServerProcess
 
@@ -37,9 +37,11 @@ def main() -> None:
     for _ in range(args.rounds):
         for w in map(parse_workload_id, args.workload):
             for name in args.impl:
+                if not offers(impls[name], w, "event"):   # a TCP-only server has no datagram run
+                    continue
                 for io in args.io:
                     pin = (lambda: os.sched_setaffinity(0, {server_cpu})) if server_cpu is not None else None
-                    srv = ServerProcess(impls[name], w.service, "event", preexec=pin).start()
+                    srv = ServerProcess(impls[name], w.service, "event", preexec=pin, transport=w.transport).start()
                     try:
                         host, port = srv.address
                         r = run_load(host, port, w.kind, w.connections, message_size=w.size or None,
@@ -48,7 +50,10 @@ def main() -> None:
                     finally:
                         srv.stop()
                         srv.close()
-                    ops, elapsed = max(r["ops"], 1), max(r["elapsed_s"], 1e-9)
+                    if not r["ops"] or r["server_cpu_s"] is None or r["server_cpu_s"] < 0:
+                        print(f"{w.id} {name} {io}: no operation measured ({r['errors']})")
+                        continue
+                    ops, elapsed = r["ops"], r["elapsed_s"]
                     seen.setdefault((w.id, name, io), []).append({
                         "ops_s": r["ops_per_s"], "server_pct": r["server_cpu_s"] / elapsed * 100,
                         "client_pct": r["client_cpu_pct"], "server_us": r["server_cpu_s"] / ops * 1e6,

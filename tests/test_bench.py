@@ -90,10 +90,12 @@ def test_each_run_records_the_load_generators_io_mode_by_the_rule(quick):
             assert cell["client_cpu_us_per_op"]["median"] > 0, cell["id"]
 
 
-def test_the_io_rule_takes_io_uring_for_echo_and_connect_at_16_connections_and_more():
-    io = {w.id: w.io for w in (*bench_plan.FULL.event, *bench_plan.FULL.other)}
-    assert io["echo-64B-c256"] == io["echo-1KiB-c16"] == io["connect-c16"] == "uring"
+def test_the_io_rule_takes_io_uring_for_small_echo_datagrams_and_connect_at_16_connections_and_more():
+    io = {w.id: w.io for w in (*bench_plan.FULL.event, *bench_plan.FULL.other, *bench_plan.FULL.datagram)}
+    assert io["echo-64B-c16"] == io["echo-64B-c1000"] == io["connect-c16"] == io["datagram-1KiB-c16"] == "uring"
+    assert io["echo-1KiB-c16"] == io["echo-16KiB-c256"] == io["echo-256KiB-c16"] == "epoll"   # the copies' cost
     assert io["echo-64B-c1"] == io["connect-c1"] == io["ingest-c16"] == io["egress-c16"] == io["idle-c1000"] == "epoll"
+    assert io["datagram-64B-c1"] == "epoll"
 
 
 def test_a_machine_without_io_uring_runs_the_cell_on_epoll_and_says_why(monkeypatch):

@@ -48,11 +48,14 @@ class Workload:
 
     @property
     def io(self) -> str:
-        """How the load generator drives this workload's sockets (IO_RULE): "uring" for echo, datagrams and
-        the connection rate at URING_FROM connections or more, where the epoll generator would saturate
-        its core before an event-model server does; "epoll" for the rest (one connection waits on
-        the server whatever the client's cost; the streams and idle are not driven by io_uring)."""
-        return "uring" if self.kind in URING_KINDS and self.connections >= URING_FROM else "epoll"
+        """How the load generator drives this workload's sockets (IO_RULE): "uring" for echo of messages
+        under URING_ECHO_BELOW bytes, datagrams and the connection rate, at URING_FROM connections or
+        more, where it measured cheaper for the client than epoll (docs/performance.md); "epoll" for the
+        rest (one connection waits on the server whatever the client's cost; a larger echo's cost is
+        the kernel's copies, and there epoll measured as cheap or cheaper; the streams and idle are not
+        driven by io_uring)."""
+        small = self.kind != "echo" or self.size < URING_ECHO_BELOW
+        return "uring" if self.kind in URING_KINDS and self.connections >= URING_FROM and small else "epoll"
 
     @property
     def op(self) -> str:
@@ -66,10 +69,11 @@ SIZED = ("echo", "datagram")   # the kinds whose id names a message size
 
 URING_FROM = 16
 URING_KINDS = ("echo", "datagram", "connect")
-IO_RULE = (f"echo, datagram and connect at {URING_FROM} connections or more: io_uring (echo and datagram: batched "
-           f"sends, one multishot receive per socket; connect: one chain of linked requests per connection), so that "
-           f"the generator spends less CPU per operation than with epoll; everything else: epoll; a machine without io_uring runs "
-           f"those cells on epoll, and each run records the mode it used")
+URING_ECHO_BELOW = 1024   # bytes: from 1 KiB up an echo's cost is the copies, and io_uring measured no cheaper
+IO_RULE = (f"echo of messages under {URING_ECHO_BELOW} B, datagram and connect at {URING_FROM} connections or more: "
+           f"io_uring (echo and datagram: batched sends, one multishot receive per socket; connect: one chain of "
+           f"linked requests per connection), where it measured cheaper for the generator than epoll; everything "
+           f"else: epoll; a machine without io_uring runs those cells on epoll, and each run records the mode it used")
 
 SERVICE = {"echo": "echo", "connect": "daytime", "ingest": "discard", "egress": "chargen", "idle": "echo",
            "datagram": "echo"}
