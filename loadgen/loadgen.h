@@ -50,8 +50,11 @@
  *   ingest   (discard) each connection writes chunks of read_size (64 KiB)
  *            non-stop. One op = one send() that wrote something; no latency.
  *   egress   (chargen) each connection reads non-stop. One op = one recv()
- *            (of at most 64 KiB) that read something; no latency. Chargen
- *            ignores a half-close, so closing resets these connections.
+ *            (of at most 64 KiB) that read something; no latency. The recv
+ *            takes MSG_TRUNC: the kernel drops the bytes without copying them
+ *            out (tcp(7)), since nothing here looks at them (chargen's content
+ *            is the conformance suite's to check). Chargen ignores a
+ *            half-close, so closing resets these connections.
  *   idle     opens the connections, sends nothing, holds them for warmup +
  *            duration seconds, closes them. `connections` says how many
  *            were established; no ops.

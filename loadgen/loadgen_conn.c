@@ -347,11 +347,12 @@ static void datagram_read(struct lg *lg, struct lconn *c, uint64_t now)
     }
 }
 
-/* ingest (write) and egress (read): up to LG_MAX_BATCH full chunks, one op each. */
+/* ingest (write) and egress (read): up to LG_MAX_BATCH full chunks, one op each. Egress reads
+ * with MSG_TRUNC: counted, never copied out (a copy would be the generator's largest cost). */
 static void stream_io(struct lg *lg, struct lconn *c, int writing, uint64_t now)
 {
     for (int i = 0; i < LG_MAX_BATCH; i++) {
-        ssize_t n = writing ? send(c->fd, lg->pattern, LG_CHUNK, MSG_NOSIGNAL) : recv(c->fd, lg->rbuf, LG_CHUNK, 0);
+        ssize_t n = writing ? send(c->fd, lg->pattern, LG_CHUNK, MSG_NOSIGNAL) : recv(c->fd, lg->rbuf, LG_CHUNK, MSG_TRUNC);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
