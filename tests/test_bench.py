@@ -130,7 +130,7 @@ def test_fairness_provenance_ratios_and_targets_are_recorded(quick):
     doc, stdout = quick
     fair = doc["fairness"]
     assert fair["pinning"]["pinned"] == (len(__import__("os").sched_getaffinity(0)) >= 2)
-    for key in ("tcp_nodelay", "somaxconn", "tcp_rmem", "tcp_wmem", "fd_limit", "backlog"):
+    for key in ("tcp_nodelay", "somaxconn", "tcp_rmem", "tcp_wmem", "tcp_congestion_control", "fd_limit", "backlog"):
         assert fair[key], key
     assert doc["provenance"]["commit"] and doc["provenance"]["cpu"]
     assert any(row["pair"] == "c vs python" for row in doc["core_table"])

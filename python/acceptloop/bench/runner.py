@@ -77,6 +77,8 @@ def fairness(pins: dict[str, Any]) -> dict[str, Any]:
         "tcp_wmem": _read("/proc/sys/net/ipv4/tcp_wmem"),
         "rmem_default": _read("/proc/sys/net/core/rmem_default"),
         "wmem_default": _read("/proc/sys/net/core/wmem_default"),
+        # Loopback streams pace by it (bbr or cubic, say): the streams' figures depend on it.
+        "tcp_congestion_control": _read("/proc/sys/net/ipv4/tcp_congestion_control"),
         "fd_limit": {"soft": soft, "hard": hard},
         "cpus": os.cpu_count(),
     }
