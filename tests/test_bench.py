@@ -385,6 +385,39 @@ bound = 1.0
     assert summary.targets(alone, [a, b])[0]["state"] == "missed"                   # no twin, no noise floor
 
 
+def test_a_targets_noise_floor_is_the_twins_on_the_targets_own_cells_where_the_twin_ran_them():
+    targets = """
+[implementation.bench]
+control = "a-twin"
+[[implementation.bench.targets]]
+words = "quiet cell"
+figure = "cpu_per_op"
+against = "b"
+workload = "echo-64B-c16"
+bound = 1.0
+[[implementation.bench.targets]]
+words = "no twin here"
+figure = "cpu_per_op"
+against = "b"
+workload = "echo-1KiB-c16"
+bound = 1.0
+"""
+    a, b = _impl("a", targets), _impl("b")
+    twin = bench_plan.control_twin(a)
+    cells = {c["id"]: c for c in (
+        _cell("a", "echo-64B-c16", 1.10), _cell("b", "echo-64B-c16", 1.00), _cell("a-twin", "echo-64B-c16", 1.10 * 1.02),
+        _cell("a", "echo-256KiB-c16", 10.0), _cell("a-twin", "echo-256KiB-c16", 14.0),   # one wild cell: 40 %
+        _cell("a", "echo-1KiB-c16", 1.10), _cell("b", "echo-1KiB-c16", 1.00))}
+    noise = summary.noise_floor(cells, [a, b, twin])
+    assert noise["cpu_per_op"]["worst"] == pytest.approx(0.40)
+    got = {t["target"]: t for t in summary.targets(cells, [a, b, twin], noise)}
+    # 1.10 misses 1.0 by 0.10: more than the twin strayed on this cell (2 %), less than on the wild one.
+    assert got["quiet cell"]["state"] == "missed" and got["quiet cell"]["noise_floor"] == pytest.approx(0.02)
+    assert "on the target's own cells" in got["quiet cell"]["how"]
+    assert got["no twin here"]["state"] == "within noise" and got["no twin here"]["noise_floor"] == pytest.approx(0.40)
+    assert "no control ran the target's cells" in got["no twin here"]["how"]
+
+
 def test_a_ratio_reads_a_floor_in_its_own_model_and_against_model_where_given():
     targets = """
 [[implementation.bench.targets]]

@@ -216,8 +216,9 @@ def _echo_order(workload: str) -> tuple[int, int]:
 
 # -- the noise floor -------------------------------------------------------------------------------
 WITHIN_NOISE = ("a target whose bound is missed is shown 'within noise' when it misses by no more than the noise "
-                "floor n: the largest |twin ÷ original − 1| of any control twin over every cell it ran in this "
-                "run, on the target's own figure; for a ratio or a deviation (numbers without a unit) the miss "
+                "floor n: the largest |twin ÷ original − 1| of any control twin, on the target's own figure, over "
+                "the target's own cells (its model and workload, and for a ratio the other side's) where a twin "
+                "ran them, else over every cell a twin ran in this run; for a ratio or a deviation (numbers without a unit) the miss "
                 "|value − bound| is at most n, for an absolute figure (bytes, µs) at most n × bound. Without a "
                 "control twin measured on that figure nothing is within noise")
 
@@ -292,6 +293,7 @@ def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, 
     if t.measure == "deviation":
         where = sorted({(c["model"], c["workload"]) for c in cells.values()
                         if c["kind"] == t.workload and (t.model == bench_spec.ANY_MODEL or c["model"] == t.model)})
+        own = where
         d = _deviation(cells, owner, t.against, where, t.figure)
         value, unit = d["worst"], "fraction"
         how = f"the largest |{owner}/{t.against} - 1| in {words} over {d['cells']} {t.workload} cells"
@@ -310,8 +312,10 @@ def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, 
     else:
         def read(impl: str, figure: str, model: str = t.model) -> float | None:
             return _median(cells, impl, model, t.workload, _key(figure, cells, model, t.workload))
+        own = [(t.model, t.workload)]
         if t.measure == "ratio":
             theirs = entry["against_model"] = _against_model(cells, t)
+            own = sorted({*own, (theirs, t.workload)})
             value, unit = _ratio(read(owner, t.figure), read(t.against, t.figure, theirs)), "x"
             how = f"{owner}'s median {words} divided by {t.against}'s ({theirs} model), {_how_cell(t)}"
             if t.figure == "cpu_per_op":
@@ -323,11 +327,13 @@ def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, 
             how = f"{owner}'s median {words}, {_how_cell(t)}"
     if t.bound is not None:
         how += f"; {t.direction} {t.bound:g}"
-    floor = noise.get(t.figure)
+    floor = _local_noise(cells, noise, own, t.figure)
     entry["noise_floor"] = floor["worst"] if floor else None
     if floor and t.bound is not None:
         how += (f"; noise floor: the control {floor['control']} against {floor['of']}, largest "
-                f"|{floor['control']}/{floor['of']} - 1| {floor['worst']:.3f} at {floor['at']}")
+                f"|{floor['control']}/{floor['of']} - 1| {floor['worst']:.3f} at {floor['at']}"
+                + (" (on the target's own cells)" if floor.get("local") else
+                   " (over the run: no control ran the target's cells)"))
     if value is None:
         missing = [n for n in (owner, t.against) if n and n not in names]
         how += ("; not in this run: " + ", ".join(missing)) if missing else "; this run has no such cell"
@@ -342,6 +348,17 @@ def _target(cells: dict[str, dict[str, Any]], owner: str, t: bench_spec.Target, 
         state = "within noise" if slack is not None and abs(value - t.bound) <= slack else "missed"
     entry.update({"value": value, "unit": unit, "met": met, "state": state, "how": how})
     return entry
+
+
+def _local_noise(cells: dict[str, dict[str, Any]], noise: dict[str, Any], own: Sequence[tuple[str, str]],
+                 figure: str) -> dict[str, Any] | None:
+    """The noise floor for a target on cells `own` ((model, workload) pairs): the run's control twin
+    (noise[figure] names it) over those of the cells it ran, marked local; else the run-wide floor."""
+    floor = noise.get(figure)
+    if not floor:
+        return None
+    d = _deviation(cells, floor["control"], floor["of"], own, figure)
+    return {**d, "control": floor["control"], "of": floor["of"], "local": True} if d["cells"] else floor
 
 
 def _deviation(cells: dict[str, dict[str, Any]], a: str, b: str, where: Sequence[tuple[str, str]],
