@@ -95,6 +95,7 @@ struct lg_uring {
     unsigned recycled;        /* buffers given back since the last advance */
     unsigned char *armed;     /* per connection: its multishot receive is armed (connect: its chain failed) */
     unsigned char *lines;     /* connect mode: LINE_MAX bytes per slot */
+    int datagram;             /* datagram mode (UDP echo), with requests and sending below */
     unsigned char *requests;  /* datagram mode: each socket's request, pattern_len bytes per socket */
     unsigned char *sending;   /* datagram mode: per socket, its request's send has not completed */
 };
@@ -153,6 +154,7 @@ int lg_uring_setup(struct lg_error *e, struct lg *lg)
     u->lines = connect_mode ? malloc(n * LINE_MAX) : NULL;
     u->requests = datagram_mode ? malloc(n * lg->pattern_len) : NULL;
     u->sending = datagram_mode ? calloc(n, 1) : NULL;
+    u->datagram = datagram_mode;
     if (u->armed == NULL || u->bufs == NULL || (connect_mode && u->lines == NULL)
         || (datagram_mode && (u->requests == NULL || u->sending == NULL)))
         return setup_failed(e, u, 0, "memory", "load generator", ENOMEM);
@@ -352,7 +354,7 @@ static void on_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
     if (op == OP_RECV && (cqe->flags & IORING_CQE_F_BUFFER)) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (res >= 0 && c->state == S_OPEN && lg->phase != P_DONE) {
-            if (u->requests != NULL)
+            if (u->datagram)
                 datagram_reply(lg, i, u->bufs + (size_t)bid * u->buf_size, (size_t)res);
             else if (res > 0)
                 on_data(lg, i, u->bufs + (size_t)bid * u->buf_size, (size_t)res, now);
@@ -362,12 +364,12 @@ static void on_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
     if (op == OP_RECV && (cqe->flags & IORING_CQE_F_MORE))
         return;   /* still armed */
     u->inflight--;
-    if (op == OP_SEND && u->sending != NULL)
+    if (op == OP_SEND && u->datagram)
         u->sending[i] = 0;
     if (op == OP_CANCEL || c->state != S_OPEN || lg->phase == P_DONE)
         return;
     if (op == OP_SEND) {
-        if (res < 0 && u->sending != NULL && (res == -EAGAIN || res == -ENOBUFS || res == -EINTR))
+        if (res < 0 && u->datagram && (res == -EAGAIN || res == -ENOBUFS || res == -EINTR))
             return;   /* a datagram's send buffer is full: the loss sweep sends again, as in the epoll mode */
         if (res < 0) {
             fail(lg, i, lg_error_kind(-res), -res, now);
@@ -375,13 +377,13 @@ static void on_cqe(struct lg *lg, struct io_uring_cqe *cqe, uint64_t now)
         }
         if (lg->phase == P_WINDOW)
             lg->res->bytes_sent += (unsigned long long)res;
-        if (u->sending != NULL)
+        if (u->datagram)
             c->sent = lg->pattern_len;
         return;
     }
     /* The multishot receive ended. */
     u->armed[i] = 0;
-    if (res == 0 && u->sending == NULL)   /* a stream's EOF (to a datagram socket, an empty datagram) */
+    if (res == 0 && !u->datagram)   /* a stream's EOF (to a datagram socket, an empty datagram) */
         fail(lg, i, AL_LOAD_ERR_CLOSED_EARLY, 0, now);
     else if (res == -ENOBUFS || res >= 0)
         arm_recv(lg, i);   /* out of buffers for a moment (they are given back below): again */
@@ -610,7 +612,7 @@ void lg_uring_load(struct lg *lg)
         c->got = 0;
         c->started = now;
         arm_recv(lg, i);
-        if (c->state == S_OPEN && u->requests != NULL)
+        if (c->state == S_OPEN && u->datagram)
             lg_uring_datagram_send(lg, c, now);
         else if (c->state == S_OPEN)
             queue_send(lg, i);
@@ -618,11 +620,11 @@ void lg_uring_load(struct lg *lg)
     uint64_t next_sweep = now + SWEEP_NS;
     while (lg->phase != P_DONE) {
         now = lg_now_ns();
-        if (u->requests != NULL && now >= next_sweep) {
+        if (u->datagram && now >= next_sweep) {
             sweep_losses(lg, now);
             next_sweep = now + SWEEP_NS;
         }
-        uint64_t wake = u->requests != NULL && next_sweep < lg->phase_end ? next_sweep : lg->phase_end;
+        uint64_t wake = u->datagram && next_sweep < lg->phase_end ? next_sweep : lg->phase_end;
         uint64_t left = wake > now ? wake - now : 0;
         struct __kernel_timespec ts = { .tv_sec = (long long)(left / 1000000000u), .tv_nsec = (long long)(left % 1000000000u) };
         struct io_uring_cqe *cqe;
