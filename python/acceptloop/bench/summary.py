@@ -218,8 +218,8 @@ def _echo_order(workload: str) -> tuple[int, int]:
 WITHIN_NOISE = ("a target whose bound is missed is shown 'within noise' when it misses by no more than the noise "
                 "floor n: the largest |twin ÷ original − 1| of any control twin, on the target's own figure, over "
                 "the target's own cells (its model and workload, and for a ratio the other side's) where a twin "
-                "ran them, else over every cell a twin ran in this run; for a ratio or a deviation (numbers without a unit) the miss "
-                "|value − bound| is at most n, for an absolute figure (bytes, µs) at most n × bound. Without a "
+                "ran them, else over every cell a twin ran in this run; for a ratio or a deviation (numbers "
+                "without a unit) the miss |value − bound| is at most n, for an absolute figure (bytes, µs) at most n × bound. Without a "
                 "control twin measured on that figure nothing is within noise")
 
 
