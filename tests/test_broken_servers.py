@@ -109,6 +109,11 @@ DAYTIME_LATE = {"daytime.format", "daytime.fixed_epoch", "daytime.input_ignored"
                 "robustness.fuzz_daytime", "robustness.fuzz_daytime_small_segments"}
 
 
+# j. A fork child that stays after its client has gone (it saw the EOF): over_the_limit's wait for the
+# children. The kit forgives only a child whose client's FIN has not reached it (probes.awaiting_fin).
+CHILD_LINGERS = {"robustness.over_the_limit"}
+
+
 CASES = [
     ("nul-dropper", NUL_SCENARIOS, THROUGH_ECHO),
     ("dies-on-reset", RESET_SCENARIOS, RESETS),
@@ -125,6 +130,7 @@ CASES = [
     ("first-address-only", FIRST_ADDRESS_ONLY, "lifecycle"),
     ("max-conns-ignored", MAX_CONNS_IGNORED, "max_conns or over_the_limit or fd_setsize or edge_arguments"),
     ("daytime-late", DAYTIME_LATE, "daytime"),
+    ("fork-child-lingers", CHILD_LINGERS, "over_the_limit"),
 ]
 
 

@@ -494,6 +494,28 @@ def test_the_servers_end_of_a_connection_is_seen_in_every_state(family, host, di
     assert probes._DIAG == [diag]   # sock_diag answered throughout where it was asked
 
 
+@pytest.mark.parametrize("family, host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_a_process_awaits_a_fin_until_its_peer_has_closed(family, host):
+    """probes.awaiting_fin, what over_the_limit forgives a fork child for: a process holding an
+    ESTABLISHED connection awaits its peer's FIN; once the peer has closed (CLOSE_WAIT), it does not,
+    nor does a process holding no TCP connection."""
+    with socket.create_server((host, 0), family=family) as listener:
+        client = socket.create_connection(listener.getsockname()[:2])
+        server, _ = listener.accept()
+        holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                                  pass_fds=(server.fileno(),))
+        idle = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+        try:
+            server.close()   # the holder's copy is the server's end now
+            assert probes.awaiting_fin([holder.pid, idle.pid]) == [holder.pid]
+            client.close()
+            assert wait_until(lambda: probes.awaiting_fin([holder.pid]) == [], 2.0)
+        finally:
+            for p in (holder, idle):
+                p.stdin.close()
+                p.wait(5)
+
+
 def test_a_build_missing_on_the_machine_is_error_naming_the_file_and_how_to_make_it(tmp_path):
     """An entry's `built` files are the machine's setup: one missing (a c-winsock .exe before `make
     winsock`) is the kit's ERROR, exit 3, with the file and the command, never the server's FAILED."""

@@ -286,10 +286,10 @@ def _proc_net_address(host: str, port: int) -> str:
     return "".join(f"{b:02X}" for b in reversed(socket.inet_aton(host))) + f":{port:04X}"
 
 
-def _proc_net_tcp() -> str:
-    """/proc/net/tcp in as few reads as it takes (each read is one pass of the kernel's table; many
-    small reads can miss a socket that moved meanwhile)."""
-    fd = os.open("/proc/net/tcp", os.O_RDONLY)
+def _proc_net_tcp(path: str = "/proc/net/tcp") -> str:
+    """/proc/net/tcp (or tcp6) in as few reads as it takes (each read is one pass of the kernel's
+    table; many small reads can miss a socket that moved meanwhile)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         parts = []
         while chunk := os.read(fd, 1 << 20):
@@ -324,6 +324,30 @@ def server_side(c: Client) -> str | None:
 
 
 OPEN_STATES = ("ESTABLISHED", "CLOSE_WAIT", "SYN_RECV")
+
+
+def awaiting_fin(pids: list[int]) -> list[int]:
+    """Those of `pids` holding a TCP connection the peer's FIN has not reached yet (ESTABLISHED or
+    SYN_RECV: not CLOSE_WAIT), from their descriptors and /proc/net/tcp and tcp6. A process that
+    waits for its client's EOF cannot see one the kernel has not delivered."""
+    inodes: dict[int, set[str]] = {}
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        inodes[pid] = {link[8:-1] for link in links if link.startswith("socket:[")}
+    waiting: set[str] = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            table = _proc_net_tcp(path)
+        except OSError:
+            continue
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 9 and TCP_STATES.get(fields[3]) in ("ESTABLISHED", "SYN_RECV"):
+                waiting.add(fields[9])
+    return [pid for pid, held in inodes.items() if held & waiting]
 
 
 def server_closed(c: Client) -> bool:

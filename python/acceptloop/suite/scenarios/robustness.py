@@ -22,7 +22,8 @@ from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import STEP_TIMEOUT, StepTimeout
 from acceptloop.suite.process import wait_until
 from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, Pace
-from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, chargen_lines, echo_through_sigterm,
+from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, awaiting_fin, chargen_lines,
+                                               echo_through_sigterm,
                                                payload, server_closed, served)
 
 FM = "docs/failure-modes.md"
@@ -569,13 +570,30 @@ def over_the_limit(ctx: Context) -> None:
         # A thousand children see their clients' FIN and exit: the server is idle again once they
         # have (on two cores that takes seconds), and only an idle server must stop at once.
         first.close()
-        gone = wait_until(lambda: not [pid for pid, state in srv.children() if state != "Z"], CHILDREN_EXIT)
-        ctx.check(gone, f"the children of the closed connections exit within {CHILDREN_EXIT:g} s", "none left",
-                  f"{len(srv.children())} children")
+
+        def live() -> list[int]:
+            return [pid for pid, state in srv.children() if state != "Z"]
+
+        wait_until(lambda: not live(), CHILDREN_EXIT)
+        # A close that met the full accept queue is retransmitted by the kernel with a growing backoff
+        # (its FIN can come tens of seconds late): a child whose client's FIN has not reached it yet
+        # has no EOF to see. Those are waited for once more, and not blamed if still waiting.
+        wait_until(lambda: not [pid for pid in live() if pid not in awaiting_fin([pid])], FIN_LATE)
+        left = live()
+        waiting = awaiting_fin(left)
+        if waiting:
+            ctx.note(f"{len(waiting)} children still wait for their client's FIN, which the kernel has not "
+                     f"delivered {CHILDREN_EXIT + FIN_LATE:g} s after the close (it met a full accept queue); "
+                     "not counted")
+        ctx.check(len(left) == len(waiting), f"the children of the closed connections exit within "
+                  f"{CHILDREN_EXIT:g} s ({CHILDREN_EXIT + FIN_LATE:g} s where the client's FIN came late)",
+                  "none left", f"{len(left) - len(waiting)} children")
 
 
-# How long a thousand forked children may take to exit after their clients close, on two cores.
+# How long a thousand forked children may take to exit after their clients close, on two cores; and
+# how much longer the kit waits for children whose client's FIN the kernel has not delivered yet.
 CHILDREN_EXIT = 15.0
+FIN_LATE = 15.0
 
 
 @scenario("robustness.max_conns_exact", "--max-conns 2: two clients are served, a third is closed at once; a slot "
