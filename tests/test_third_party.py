@@ -122,8 +122,11 @@ def test_socat_fails_nothing_and_check_exits_0(checked):
     limit = run.cell(SOCAT, "robustness.process_limit")
     assert limit.grade == INFO, limit.reason
     if not limit.reason.startswith("cannot limit"):
-        assert limit.reason.startswith("the server survives the refused forks") and "exited with 1" in limit.reason
-        assert "contract check" in limit.reason
+        # Which check reads socat's exit first depends on when it dies: the survival check just after
+        # the clients (usually), or, on a loaded machine where socat had not exited yet, the ones after.
+        assert limit.server["own"][0]["exit_code"] == 1 and "contract check" in limit.reason
+        failed = {c.what for c in limit.checks if not c.ok}
+        assert "once the limit is lifted, a new client is served" in failed, failed
         assert "E fork(): Resource temporarily unavailable" in limit.server["own"][0]["stderr"]
 
 
