@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from acceptloop import _protocol as P, render
-from acceptloop.bench import plan as bench_plan, summary
+from acceptloop.bench import congestion, plan as bench_plan, summary
 from acceptloop.bench.loadgen import DATAGRAM_LOSS_MS
 from acceptloop.paths import ROOT
 from acceptloop.report import bench_charts, bench_tables, performance
@@ -30,11 +30,25 @@ from acceptloop.suite import registry
 COUNTERS = os.path.exists("/sys/bus/event_source/devices/cpu/events/instructions") and os.geteuid() == 0
 
 
+# The machine's TCP congestion control before and after the quick run (the bench sets its own for the run).
+CONGESTION: dict[str, str | None] = {}
+
+
+def _congestion() -> str | None:
+    try:
+        return congestion.SYSCTL.read_text().strip()
+    except OSError:
+        return None
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
+    CONGESTION["before"] = _congestion()
     run = subprocess.run([sys.executable, "-m", "acceptloop", "bench", "--quick", "--quiet", "--json", str(out)],
                          capture_output=True, text=True, timeout=300)
+    CONGESTION["after"] = _congestion()
+    CONGESTION["stderr"] = run.stderr
     assert run.returncode == 0, run.stdout + run.stderr
     return json.loads(out.read_text()), run.stdout
 
@@ -139,6 +153,23 @@ def test_fairness_provenance_ratios_and_targets_are_recorded(quick):
     rss = [t for t in doc["targets"] if t["target"].startswith("peak RSS per idle connection: c ")]
     assert rss and rss[0]["value"] is not None
     assert "results:" in stdout
+
+
+def test_the_run_measures_under_cubic_where_it_may_set_it_and_puts_the_machines_back(quick):
+    doc, _ = quick
+    fair = doc["fairness"]
+    machine = CONGESTION["before"]
+    assert CONGESTION["after"] == machine
+    # Read from /proc/sys during the run, not taken from the option.
+    if machine == congestion.DEFAULT:
+        assert fair["tcp_congestion_control"] == machine and fair["tcp_congestion_control_how"] == "the machine's"
+    elif "cannot set TCP congestion control" in CONGESTION["stderr"]:
+        assert fair["tcp_congestion_control"] == machine
+        assert fair["tcp_congestion_control_how"].startswith("the machine's: setting cubic failed")
+    else:
+        assert fair["tcp_congestion_control"] == congestion.DEFAULT
+        assert fair["tcp_congestion_control_how"].startswith("set by the bench for this run")
+        assert f"the machine's is {machine}" in fair["tcp_congestion_control_how"]
 
 
 def test_the_floor_is_measured_on_every_workload_and_every_cell_shows_its_ratio(quick):

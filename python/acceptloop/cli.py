@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from acceptloop import _protocol as P
+from acceptloop.bench import congestion
 from acceptloop.suite.lanes import usable_cpus
 
 
@@ -50,6 +51,10 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
                        "median, min and max; default: the profile's)")
     bench.add_argument("--json", metavar="FILE", type=Path, default=Path("results/bench.json"),
                        help="where to write the results (default: results/bench.json)")
+    bench.add_argument("--congestion-control", metavar="NAME", default=congestion.DEFAULT,
+                       help="the TCP congestion control to measure under, set for the run and put back after it "
+                            "(needs root; otherwise the machine's, with a warning); 'keep': the machine's "
+                            f"(default: {congestion.DEFAULT}; bbr makes loopback streams bistable)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -184,6 +189,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from acceptloop.suite.registry import RegistryError
 
     profile = bench_plan.PROFILES[args.profile or "quick"]
+    try:
+        congestion.check_name(args.congestion_control)
+    except congestion.CongestionError as e:
+        print(f"acceptloop bench: {e}", file=sys.stderr)
+        return P.EXIT_USAGE
     if args.rounds is not None and args.rounds < 1:
         print("acceptloop bench: --rounds must be at least 1", file=sys.stderr)
         return P.EXIT_USAGE
@@ -211,7 +221,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if all(c.impl.role == "floor" for c in plan.cells):
         print("acceptloop bench: nothing matches that selection", file=sys.stderr)
         return P.EXIT_USAGE
-    runs, fairness = bench_runner.run(plan, quiet=args.quiet, pins=pins)
+    try:
+        with congestion.congestion_control(args.congestion_control) as cc:
+            runs, fairness = bench_runner.run(plan, quiet=args.quiet, pins=pins)
+    except congestion.CongestionError as e:
+        print(f"acceptloop bench: {e}", file=sys.stderr)
+        return P.EXIT_USAGE
+    fairness["tcp_congestion_control"] = cc["in_effect"]
+    fairness["tcp_congestion_control_how"] = cc["how"]
     if scaling is not None:
         fairness["many workers"] = scaling["verdict"]
     measured = {c.impl.name: c.impl for c in plan.cells}       # the control twin included

@@ -103,11 +103,12 @@ def fairness(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("TCP buffers", (f"tcp_rmem {_text(f.get('tcp_rmem'))}, tcp_wmem {_text(f.get('tcp_wmem'))}"
                          " (min default max, bytes)").replace("\t", " ")),
         ("socket buffers", f"rmem_default {_text(f.get('rmem_default'))}, wmem_default {_text(f.get('wmem_default'))} (bytes)"),
-        ("TCP congestion control", _text(f.get("tcp_congestion_control"))),
+        ("TCP congestion control", _text(f.get("tcp_congestion_control"))
+         + (f" ({f['tcp_congestion_control_how']})" if f.get("tcp_congestion_control_how") else "")),
         ("CPUs", _text(f.get("cpus"))),
     ]
     known = {"pinning", "tcp_nodelay", "backlog", "somaxconn", "fd_limit", "tcp_rmem", "tcp_wmem",
-             "rmem_default", "wmem_default", "tcp_congestion_control", "cpus", "load"}
+             "rmem_default", "wmem_default", "tcp_congestion_control", "tcp_congestion_control_how", "cpus", "load"}
     rows += [(k, _text(v)) for k, v in f.items() if k not in known]
     return rows
 

@@ -1,0 +1,96 @@
+"""The TCP congestion control a bench run measures under.
+
+Loopback streams pace by the congestion control every new socket takes from
+net.ipv4.tcp_congestion_control, the server's accepted sockets included; the kit cannot choose it
+for a server's sockets any other way. Under bbr the streams on loopback are bistable (the same run
+lands at 4 or 9 GB/s) and 256 KiB echo runs at 60-75 % of what it does under cubic
+(docs/performance.md), so a run under bbr measures bbr's pacing more than the servers. The bench
+therefore sets the algorithm it is told (cubic by default, Linux's own default) for the length of
+the run and puts the machine's back afterwards, also when it is interrupted. Where it may not set
+it (not root, a read-only /proc/sys), it measures under the machine's and says so; the fairness
+record carries what was in effect and how it came to be.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SYSCTL = Path("/proc/sys/net/ipv4/tcp_congestion_control")
+DEFAULT = "cubic"
+KEEP = "keep"   # measure under the machine's, whatever it is
+NAME = re.compile(r"[a-z0-9_]{1,16}")   # the kernel's names (TCP_CA_NAME_MAX is 16)
+
+
+class CongestionError(ValueError):
+    """The algorithm asked for is not a name the kernel could have: a usage error."""
+
+
+def check_name(wanted: str) -> str:
+    """`wanted` when it can be an algorithm's name (or `keep`); CongestionError otherwise."""
+    if wanted != KEEP and not NAME.fullmatch(wanted):
+        raise CongestionError(f"--congestion-control {wanted!r}: not an algorithm's name (say cubic, reno, bbr "
+                              f"or {KEEP})")
+    return wanted
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def congestion_control(wanted: str, path: Path = SYSCTL) -> Iterator[dict[str, Any]]:
+    """Runs the block under `wanted` where it can, and puts the machine's algorithm back after it.
+    Yields a record: `machine` (the algorithm before), `in_effect` (during the block) and `how`
+    (one line for the fairness table). An unknown algorithm raises CongestionError before
+    anything changes; a setting the kit may not write is a warning on stderr, not an error."""
+    check_name(wanted)
+    machine = _read(path)
+    record: dict[str, Any] = {"machine": machine, "in_effect": machine, "wanted": wanted}
+    if machine is None:
+        record["how"] = f"unknown: {path} cannot be read"
+        yield record
+        return
+    if wanted in (KEEP, machine):
+        record["how"] = "the machine's" + (" (--congestion-control keep)" if wanted == KEEP else "")
+        yield record
+        return
+    try:
+        path.write_text(wanted + "\n")
+    except OSError as e:
+        if e.errno == 2:   # ENOENT: the kernel has no such algorithm, and no module by that name
+            raise CongestionError(f"--congestion-control {wanted}: this kernel has no such algorithm "
+                                  f"(loaded: {_read(path.with_name('tcp_available_congestion_control'))})") from None
+        record["how"] = f"the machine's: setting {wanted} failed ({e.strerror or e})"
+        print(f"acceptloop bench: cannot set TCP congestion control {wanted} ({e.strerror or e}); "
+              f"measuring under the machine's {machine}", file=sys.stderr)
+        yield record
+        return
+    record["in_effect"] = wanted
+    record["how"] = f"set by the bench for this run; the machine's is {machine}, put back after it"
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop)   # a stop runs the finally below
+    except ValueError:   # not the main thread: signals are the main thread's to handle
+        previous = None
+    try:
+        yield record
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        try:
+            path.write_text(machine + "\n")
+        except OSError as e:
+            print(f"acceptloop bench: could not put TCP congestion control back to {machine} ({e.strerror or e}); "
+                  f"set it with: sysctl net.ipv4.tcp_congestion_control={machine}", file=sys.stderr)

@@ -1,0 +1,107 @@
+"""The congestion control a bench run measures under: set for the run, put back after it, and
+said in the fairness record; a setting the kit may not write is measured under the machine's."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from acceptloop.bench import congestion
+
+
+class Sysctl(type(Path())):
+    """A file that stands in for /proc/sys/net/ipv4/tcp_congestion_control; `refuse` makes every
+    write fail with that errno, as the kernel's would."""
+    refuse: int | None = None
+
+    def write_text(self, data, *args, **kwargs):
+        if self.refuse is not None:
+            raise OSError(self.refuse, os.strerror(self.refuse))
+        return super().write_text(data, *args, **kwargs)
+
+
+def _sysctl(tmp_path: Path, value: str, refuse: int | None = None) -> Sysctl:
+    path = Sysctl(tmp_path / "tcp_congestion_control")
+    Path(path).write_text(value + "\n")
+    path.refuse = refuse
+    return path
+
+
+def test_the_algorithm_is_set_for_the_block_and_the_machines_put_back_after_it(tmp_path):
+    path = _sysctl(tmp_path, "bbr")
+    with congestion.congestion_control("cubic", path) as cc:
+        assert path.read_text() == "cubic\n"
+        assert cc["in_effect"] == "cubic" and cc["machine"] == "bbr"
+        assert "set by the bench" in cc["how"] and "bbr" in cc["how"]
+    assert path.read_text() == "bbr\n"
+
+
+def test_the_machines_algorithm_is_put_back_when_the_block_fails(tmp_path):
+    path = _sysctl(tmp_path, "bbr")
+    with pytest.raises(RuntimeError):
+        with congestion.congestion_control("cubic", path):
+            raise RuntimeError("a run broke")
+    assert path.read_text() == "bbr\n"
+
+
+def test_a_sigterm_during_the_block_ends_it_and_puts_the_machines_algorithm_back(tmp_path):
+    path = _sysctl(tmp_path, "bbr")
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        with congestion.congestion_control("cubic", path):
+            assert path.read_text() == "cubic\n"
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)   # the handler's SystemExit ends the sleep at once
+            pytest.fail("SIGTERM did not end the block")
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert path.read_text() == "bbr\n"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize("wanted, how", [("keep", "the machine's (--congestion-control keep)"),
+                                         ("bbr", "the machine's")])
+def test_keep_or_the_machines_own_algorithm_changes_nothing(tmp_path, wanted, how):
+    path = _sysctl(tmp_path, "bbr", refuse=errno.EACCES)   # a write would fail the test
+    with congestion.congestion_control(wanted, path) as cc:
+        assert cc["in_effect"] == "bbr" and cc["how"] == how
+    assert path.read_text() == "bbr\n"
+
+
+@pytest.mark.parametrize("refused", [errno.EACCES, errno.EROFS])
+def test_a_setting_the_kit_may_not_write_is_measured_under_the_machines_with_a_warning(tmp_path, capsys, refused):
+    path = _sysctl(tmp_path, "bbr", refuse=refused)
+    with congestion.congestion_control("cubic", path) as cc:
+        assert cc["in_effect"] == "bbr"
+        assert cc["how"].startswith("the machine's: setting cubic failed")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "cannot set TCP congestion control cubic" in err[0] and "bbr" in err[0]
+    assert path.read_text() == "bbr\n"
+
+
+def test_an_algorithm_the_kernel_does_not_have_is_a_usage_error_before_anything_changes(tmp_path):
+    path = _sysctl(tmp_path, "bbr", refuse=errno.ENOENT)
+    with pytest.raises(congestion.CongestionError, match="this kernel has no such algorithm"):
+        with congestion.congestion_control("vegas", path):
+            pytest.fail("the block ran")
+    assert path.read_text() == "bbr\n"
+
+
+def test_an_unreadable_setting_is_recorded_as_unknown(tmp_path):
+    with congestion.congestion_control("cubic", Sysctl(tmp_path / "absent")) as cc:
+        assert cc["in_effect"] is None and cc["how"].startswith("unknown")
+
+
+@pytest.mark.parametrize("name", ["BBR", "cubic;reboot", "", "a" * 17])
+def test_a_name_no_algorithm_could_have_exits_2_in_one_line(name):
+    before = congestion.SYSCTL.read_text()
+    run = subprocess.run([sys.executable, "-m", "acceptloop", "bench", "--quick", "--quiet",
+                          "--congestion-control", name], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.count("\n") == 1 and "not an algorithm's name" in run.stderr
+    assert congestion.SYSCTL.read_text() == before
