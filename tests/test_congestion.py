@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from acceptloop.bench import congestion
+from acceptloop.suite.process import wait_until
 
 
 class Sysctl(type(Path())):
@@ -50,18 +51,55 @@ def test_the_machines_algorithm_is_put_back_when_the_block_fails(tmp_path):
     assert path.read_text() == "bbr\n"
 
 
-def test_a_sigterm_during_the_block_ends_it_and_puts_the_machines_algorithm_back(tmp_path):
+def test_a_sigterm_during_the_block_ends_it_as_ctrl_c_does_and_puts_the_machines_algorithm_back(tmp_path):
     path = _sysctl(tmp_path, "bbr")
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(SystemExit) as stopped:
+    with pytest.raises(KeyboardInterrupt):
         with congestion.congestion_control("cubic", path):
             assert path.read_text() == "cubic\n"
             os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(10)   # the handler's SystemExit ends the sleep at once
+            time.sleep(10)   # the handler's exception ends the sleep at once
             pytest.fail("SIGTERM did not end the block")
-    assert stopped.value.code == 128 + signal.SIGTERM
     assert path.read_text() == "bbr\n"
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_bench_stopped_by_sigterm_exits_130_puts_the_machines_algorithm_back_and_stops_its_servers():
+    machine = congestion.SYSCTL.read_text()
+    bench = subprocess.Popen([sys.executable, "-m", "acceptloop", "bench", "--full", "--quiet", "--json",
+                              os.devnull], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: _children(bench.pid), 60.0), "the bench started no server"
+        servers = _children(bench.pid)
+        during = congestion.SYSCTL.read_text()
+        bench.send_signal(signal.SIGTERM)
+        out, err = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert bench.returncode == 130, out + err
+    assert err.strip().splitlines()[-1].startswith("acceptloop bench: interrupted")
+    if "cannot set TCP congestion control" in err:
+        assert during == machine
+    else:
+        assert during == congestion.DEFAULT + "\n"   # set before the first server started
+    assert congestion.SYSCTL.read_text() == machine
+    assert wait_until(lambda: not any(_alive(p) for p in servers), 10.0), servers
 
 
 @pytest.mark.parametrize("wanted, how", [("keep", "the machine's (--congestion-control keep)"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -186,6 +187,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from acceptloop import provenance
     from acceptloop.bench import plan as bench_plan, runner as bench_runner, summary
     from acceptloop.suite import results as results_io, session
+    from acceptloop.suite.process import terminate_all
     from acceptloop.suite.registry import RegistryError
 
     profile = bench_plan.PROFILES[args.profile or "quick"]
@@ -221,12 +223,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if all(c.impl.role == "floor" for c in plan.cells):
         print("acceptloop bench: nothing matches that selection", file=sys.stderr)
         return P.EXIT_USAGE
+    previous = signal.signal(signal.SIGTERM, congestion.stop)
     try:
         with congestion.congestion_control(args.congestion_control) as cc:
             runs, fairness = bench_runner.run(plan, quiet=args.quiet, pins=pins)
     except congestion.CongestionError as e:
         print(f"acceptloop bench: {e}", file=sys.stderr)
         return P.EXIT_USAGE
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # the clean-up is bounded: SIGTERM, then SIGKILL
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        terminate_all()
+        print("acceptloop bench: interrupted: no results written; every server it started is stopped",
+              file=sys.stderr)
+        return session.EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     fairness["tcp_congestion_control"] = cc["in_effect"]
     fairness["tcp_congestion_control_how"] = cc["how"]
     if scaling is not None:

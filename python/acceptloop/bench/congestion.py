@@ -46,8 +46,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _stop(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+def stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt   # as Ctrl-C: the bench's caller ends the run the same way for both
 
 
 @contextmanager
@@ -81,7 +81,7 @@ def congestion_control(wanted: str, path: Path = SYSCTL) -> Iterator[dict[str, A
     record["in_effect"] = wanted
     record["how"] = f"set by the bench for this run; the machine's is {machine}, put back after it"
     try:
-        previous = signal.signal(signal.SIGTERM, _stop)   # a stop runs the finally below
+        previous = signal.signal(signal.SIGTERM, stop)   # a stop runs the finally below, as Ctrl-C does
     except ValueError:   # not the main thread: signals are the main thread's to handle
         previous = None
     try:
