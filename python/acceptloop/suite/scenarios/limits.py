@@ -27,20 +27,35 @@ FAILURE_LINE = re.compile(r"\S+ .*: .+ \((E[A-Z0-9_]+|EAI_[A-Z]+)\)")
 
 
 def _echo_each(ctx: Context, clients: list[Client], payload: bytes, timeout: float) -> int:
-    """Each client, in the order they connected, gets its echo and leaves; how many did."""
+    """Every client gets its echo and leaves, each as soon as the server answers it; how many did.
+    Not in the order they connected: with several listeners (SO_REUSEPORT workers) the kernel
+    spreads the clients over several accept queues, so no order of acceptance is promised, and a
+    client served later may hold the descriptor an earlier one waits for. A check fails when none
+    of those left is answered within `timeout`, or when one is answered wrongly."""
+    waiting = list(clients)
     done = 0
-    for c in clients:
-        try:
-            got = c.recv_exactly(len(payload), timeout=timeout)
-        except (StepTimeout, OSError) as e:
-            ctx.check(False, f"{c.transcript.label} is served once descriptors are free", payload, f"{e}")
+    while waiting:
+        gone = [c for c in waiting if c.sock is None]
+        ready = ([] if gone else
+                 select.select([c.sock for c in waiting], [], [], timeout)[0])
+        if not gone and not ready:
+            ctx.check(False, f"{waiting[0].transcript.label} is served once descriptors are free", payload,
+                      f"nothing received for {timeout:g} s by any of the {len(waiting)} clients still waiting")
             return done
-        if not ctx.check(got == payload, f"{c.transcript.label} is served once descriptors are free", payload, got):
-            return done
-        c.shutdown_write()
-        c.recv_until_end(timeout=timeout)
-        c.close()
-        done += 1
+        for c in gone or [c for c in waiting if c.sock in ready]:
+            try:
+                got = c.recv_exactly(len(payload), timeout=timeout)
+            except (StepTimeout, OSError) as e:
+                ctx.check(False, f"{c.transcript.label} is served once descriptors are free", payload, f"{e}")
+                return done
+            if not ctx.check(got == payload, f"{c.transcript.label} is served once descriptors are free",
+                             payload, got):
+                return done
+            c.shutdown_write()
+            c.recv_until_end(timeout=timeout)
+            c.close()
+            waiting.remove(c)
+            done += 1
     return done
 
 
