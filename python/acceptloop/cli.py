@@ -239,7 +239,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return session.EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
-    fairness["tcp_congestion_control"] = cc["in_effect"]
+    # fairness() read the algorithm from /proc inside the block: what was in effect, not what was asked.
     fairness["tcp_congestion_control_how"] = cc["how"]
     if scaling is not None:
         fairness["many workers"] = scaling["verdict"]
