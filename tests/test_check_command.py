@@ -18,7 +18,7 @@ import pytest
 
 from acceptloop.suite import matrix, registry, runner
 from acceptloop.suite.client import Client, Stream
-from acceptloop.suite.process import ServerProcess, wait_until
+from acceptloop.suite.process import ServerProcess, pid_alive, wait_until
 from acceptloop.suite.scenarios import probes
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
@@ -253,12 +253,6 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -284,8 +278,8 @@ def test_an_interrupt_stops_at_once_writes_what_ran_and_leaves_no_server(tmp_pat
     assert took < 15, f"the interrupted check took {took:.1f} s to end"
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["results"], "what ran before the interrupt is written"
-    assert wait_until(lambda: not any(_alive(p) for p in servers), 5.0), \
-        [p for p in servers if _alive(p)]
+    assert wait_until(lambda: not any(pid_alive(p) for p in servers), 5.0), \
+        [p for p in servers if pid_alive(p)]
 
 
 # -- a server that will not stop -------------------------------------------------------------------

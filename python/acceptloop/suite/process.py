@@ -15,9 +15,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from acceptloop import _protocol as P
 from acceptloop.suite.registry import Implementation
@@ -61,6 +62,31 @@ def terminate_all(grace: float = STOP_GRACE) -> int:
     return len(running)
 
 
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is over, then act as they would have. Around a
+    server's start: Popen forks, then waits for the exec; a KeyboardInterrupt raised in that wait
+    would leave the child running with no pid known to anyone, so terminate_all() could not stop it
+    (a bench stopped by SIGTERM the moment it forked its first server left that server behind).
+    Only the main thread may set handlers; elsewhere the signal reaches the main thread anyway."""
+    if threading.current_thread() is not threading.main_thread() or any(
+            signal.getsignal(s) is None for s in INTERRUPTS):   # None: set outside Python, cannot be put back
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if held:
+            signal.raise_signal(held[0])   # the handler that was there decides, now the pid is in LIVE
+
+
 class PortTaken(LaunchError):
     """The fixed port a server always listens on already accepts connections before the kit
     started it: another process holds it, and the kit could not tell that one from this one."""
@@ -101,6 +127,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         except OSError:   # socket.gaierror too
             s.bind(("", 0))
         return s.getsockname()[1]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not: it has exited and waits for its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
@@ -196,18 +231,19 @@ class ServerProcess:
         self.started_at = time.monotonic()
         if (not_built := self.impl.not_built()) is not None:
             raise LaunchError(not_built)
-        try:
-            self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file,
-                env=env, preexec_fn=self.preexec, start_new_session=True,
-            )
-        except OSError as e:
-            raise LaunchError(f"{self.argv[0]}: {e.strerror or e} ({self.impl.origin}: {self.impl.name})") from None
-        except subprocess.SubprocessError as e:   # the preexec_fn failed in the child
-            raise LaunchError(f"{self.argv[0]}: {e}") from None
-        LIVE.add(self)
-        for hook in SPAWNED:
-            hook(self.proc.pid)
+        with interrupts_held():
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file,
+                    env=env, preexec_fn=self.preexec, start_new_session=True,
+                )
+            except OSError as e:
+                raise LaunchError(f"{self.argv[0]}: {e.strerror or e} ({self.impl.origin}: {self.impl.name})") from None
+            except subprocess.SubprocessError as e:   # the preexec_fn failed in the child
+                raise LaunchError(f"{self.argv[0]}: {e}") from None
+            LIVE.add(self)
+            for hook in SPAWNED:
+                hook(self.proc.pid)
         self._reader = threading.Thread(target=self._read_stdout, name=f"stdout {self.pid}", daemon=True)
         self._reader.start()
 

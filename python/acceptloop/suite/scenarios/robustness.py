@@ -20,7 +20,7 @@ import time
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import STEP_TIMEOUT, StepTimeout
-from acceptloop.suite.process import wait_until
+from acceptloop.suite.process import pid_alive, wait_until
 from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, Pace
 from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, awaiting_fin, chargen_lines,
                                                echo_through_sigterm,
@@ -744,7 +744,7 @@ def sigterm_after_accept(ctx: Context) -> None:
         code = srv.wait_exit(2.0)
         exits.append(time.monotonic() - sent)
         sender.join(5.0)
-        left = sorted(pid for pid in tree - {srv.pid} if _alive(pid))
+        left = sorted(pid for pid in tree - {srv.pid} if pid_alive(pid))
         for s in socks:
             s.close()
         if not ctx.check(code == P.EXIT_OK, f"round {round_ + 1}: exit 0 within 2 s of SIGTERM with --grace 0", 0,
@@ -753,12 +753,3 @@ def sigterm_after_accept(ctx: Context) -> None:
         if not ctx.check(not left, f"round {round_ + 1}: no child outlives the server", "none", left):
             break
     ctx.figure("slowest exit after SIGTERM", round(max(exits) * 1000, 1), "ms", f"{rounds} rounds, --grace 0")
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie does not: it has exited and waits for its parent)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -1,0 +1,72 @@
+"""Starting a server when an interrupt comes at the worst moment: between the fork and the exec."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from acceptloop.bench import congestion
+from acceptloop.suite import process
+from acceptloop.suite.process import ServerProcess, interrupts_held, pid_alive, terminate_all, wait_until
+from acceptloop.suite.registry import Implementation
+
+SLEEPER = "import time; time.sleep(60)   # test_process"
+
+
+
+def _my_sleepers() -> list[int]:
+    """This test process's children running SLEEPER, known to the kit or not."""
+    me = os.getpid()
+    kids = {int(k) for task in Path(f"/proc/{me}/task").iterdir()
+            for k in (task / "children").read_text().split()}
+    return [k for k in kids if SLEEPER in Path(f"/proc/{k}/cmdline").read_text(errors="replace")]
+
+
+@pytest.mark.parametrize("signum, handler", [(signal.SIGINT, signal.default_int_handler),
+                                             (signal.SIGTERM, congestion.stop)], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_between_fork_and_exec_leaves_the_server_known_so_terminate_all_stops_it(signum, handler):
+    # The child signals its parent before it execs, while Popen waits for the exec: where a bench
+    # stopped by SIGTERM the moment its first server was forked used to raise, and the server it
+    # had just started ran on with no pid in LIVE (a fresh-clone CI run found one still alive).
+    impl = Implementation(name="x", language="x", models=("event",), services=("echo",), command=("x",))
+    srv = ServerProcess(impl, "echo", "event", argv=[sys.executable, "-c", SLEEPER],
+                        preexec=lambda: os.kill(os.getppid(), signum))
+    previous = signal.signal(signum, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            srv.spawn()
+        assert srv.proc is not None and srv in process.LIVE, "the interrupt came before the kit knew the pid"
+        pid = srv.pid
+        assert terminate_all() == 1
+        assert not pid_alive(pid)
+        assert signal.getsignal(signum) is handler   # the hold is undone
+    finally:
+        signal.signal(signum, previous)
+        for pid in _my_sleepers():   # what the kit lost track of (before the fix)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert wait_until(lambda: not _my_sleepers(), 5.0)
+
+
+def test_an_interrupt_held_is_delivered_once_the_block_ends_and_not_before():
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("after the signal")
+        reached.append("after the block")   # not reached: the held interrupt raises as the block ends
+    assert reached == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_interrupt_that_was_ignored_stays_ignored_after_the_hold():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
