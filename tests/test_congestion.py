@@ -34,13 +34,23 @@ def _sysctl(tmp_path: Path, value: str, refuse: int | None = None) -> Sysctl:
     return path
 
 
-def test_the_algorithm_is_set_for_the_block_and_the_machines_put_back_after_it(tmp_path):
+@pytest.fixture(autouse=True)
+def marker(tmp_path, monkeypatch) -> Path:
+    """The record a bench keeps while it has the setting changed, in a scratch place."""
+    path = tmp_path / "run" / "tcp_congestion_control"
+    monkeypatch.setattr(congestion, "MARKER", path)
+    return path
+
+
+def test_the_algorithm_is_set_for_the_block_and_the_machines_put_back_after_it(tmp_path, marker):
     path = _sysctl(tmp_path, "bbr")
     with congestion.congestion_control("cubic", path) as cc:
         assert path.read_text() == "cubic\n"
+        assert marker.read_text() == f"{os.getpid()} bbr\n"   # written before the change
         assert cc["in_effect"] == "cubic" and cc["machine"] == "bbr"
         assert "set by the bench" in cc["how"] and "bbr" in cc["how"]
     assert path.read_text() == "bbr\n"
+    assert not marker.exists()
 
 
 def test_the_machines_algorithm_is_put_back_when_the_block_fails(tmp_path):
@@ -106,6 +116,53 @@ def test_a_bench_stopped_by_sigterm_exits_130_puts_the_machines_algorithm_back_a
         {p: _cmdline(p) for p in servers if pid_alive(p)}
 
 
+def _killed_bench(path: Path, marker: Path) -> int:
+    """A process that sets cubic as a bench does and is then killed outright; its pid."""
+    code = ("import os, signal, sys; from pathlib import Path; from acceptloop.bench import congestion\n"
+            "held = congestion.congestion_control('cubic', Path(sys.argv[1]), Path(sys.argv[2]))\n"
+            "held.__enter__()   # kept, so that nothing closes it before the kill\n"
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    child = subprocess.run([sys.executable, "-c", code, str(path), str(marker)], timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    return int(marker.read_text().split()[0])
+
+
+def test_a_bench_killed_outright_is_cleaned_up_after_by_the_next_one(tmp_path, marker, capsys):
+    path = _sysctl(tmp_path, "bbr")
+    pid = _killed_bench(path, marker)
+    assert path.read_text() == "cubic\n" and marker.read_text() == f"{pid} bbr\n"   # what SIGKILL leaves
+    with congestion.congestion_control("keep", path) as cc:
+        assert path.read_text() == "bbr\n" and cc["in_effect"] == "bbr" and cc["machine"] == "bbr"
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and f"pid {pid}" in err[0] and "put back to the machine's bbr" in err[0], err
+    assert not marker.exists()
+
+
+def test_a_record_whose_bench_still_runs_is_left_to_that_bench(tmp_path, marker, capsys):
+    path = _sysctl(tmp_path, "cubic")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # acceptloop bench"])
+    try:
+        marker.parent.mkdir()
+        marker.write_text(f"{other.pid} bbr\n")
+        congestion.put_back_what_a_killed_bench_left(path)
+        assert path.read_text() == "cubic\n" and marker.read_text() == f"{other.pid} bbr\n"
+        assert capsys.readouterr().err == ""
+    finally:
+        other.kill()
+        other.wait()
+    congestion.put_back_what_a_killed_bench_left(path)   # now it is gone: what it left is undone
+    assert path.read_text() == "bbr\n" and not marker.exists()
+
+
+@pytest.mark.parametrize("record", ["", "12 cubic;reboot", "x bbr", "1 2 3"])
+def test_a_record_no_bench_wrote_is_removed_and_nothing_changes(tmp_path, marker, record):
+    path = _sysctl(tmp_path, "cubic")
+    marker.parent.mkdir()
+    marker.write_text(record)
+    congestion.put_back_what_a_killed_bench_left(path)
+    assert path.read_text() == "cubic\n" and not marker.exists()
+
+
 @pytest.mark.parametrize("wanted, how", [("keep", "the machine's (--congestion-control keep)"),
                                          ("bbr", "the machine's")])
 def test_keep_or_the_machines_own_algorithm_changes_nothing(tmp_path, wanted, how):
@@ -116,7 +173,8 @@ def test_keep_or_the_machines_own_algorithm_changes_nothing(tmp_path, wanted, ho
 
 
 @pytest.mark.parametrize("refused", [errno.EACCES, errno.EROFS])
-def test_a_setting_the_kit_may_not_write_is_measured_under_the_machines_with_a_warning(tmp_path, capsys, refused):
+def test_a_setting_the_kit_may_not_write_is_measured_under_the_machines_with_a_warning(tmp_path, capsys, refused,
+                                                                                       marker):
     path = _sysctl(tmp_path, "bbr", refuse=refused)
     with congestion.congestion_control("cubic", path) as cc:
         assert cc["in_effect"] == "bbr"
@@ -124,6 +182,7 @@ def test_a_setting_the_kit_may_not_write_is_measured_under_the_machines_with_a_w
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "cannot set TCP congestion control cubic" in err[0] and "bbr" in err[0]
     assert path.read_text() == "bbr\n"
+    assert not marker.exists()
 
 
 def test_an_algorithm_the_kernel_does_not_have_is_a_usage_error_before_anything_changes(tmp_path):
