@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,3 +71,44 @@ def test_an_interrupt_that_was_ignored_stays_ignored_after_the_hold():
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _servers_of(pid: int) -> list[int]:
+    """`pid`'s children that have exec'd a server (no longer a copy of the bench itself)."""
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    found = []
+    for kid in kids:
+        try:
+            cmdline = Path(f"/proc/{kid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline and b"bench" not in cmdline:
+            found.append(kid)
+    return found
+
+
+def test_a_bench_killed_outright_leaves_no_server_running_and_the_next_puts_the_setting_back():
+    machine = congestion.SYSCTL.read_text()
+    bench = subprocess.Popen([sys.executable, "-m", "acceptloop", "bench", "--full", "--quiet", "--json", os.devnull],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers: list[int] = []
+    try:
+        assert wait_until(lambda: bool(servers.extend(_servers_of(bench.pid)) or servers), 60.0), "no server started"
+        bench.kill()   # SIGKILL: no clean-up of its own runs
+        bench.wait()
+        assert wait_until(lambda: not any(pid_alive(p) for p in servers), 10.0), \
+            f"the killed bench's server {servers} still runs"
+        if congestion.MARKER.exists():   # it had changed the setting (root): the next bench puts it back
+            congestion.put_back_what_a_killed_bench_left()
+            assert congestion.SYSCTL.read_text() == machine and not congestion.MARKER.exists()
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        for pid in servers:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        congestion.put_back_what_a_killed_bench_left()

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 from acceptloop.bench.plan import Cell, Plan
 from acceptloop.bench.loadgen import run_load
-from acceptloop.suite.process import ServerProcess, ServerStartError
+from acceptloop.suite.process import ServerProcess, ServerStartError, dies_with_the_kit
 
 CONNECT_TIMEOUT = 5.0
 
@@ -94,10 +94,11 @@ class Run:
 def measure(cell: Cell, round_no: int, plan: Plan, pins: dict[str, Any]) -> dict[str, Any]:
     """One run of one cell: start the server, load it, stop it. Always returns a record."""
     w = cell.workload
-    preexec = None
+    pin = None
     if pins["pinned"]:
         server_cpus = set(pins["server_cpus"])
-        preexec = lambda: os.sched_setaffinity(0, server_cpus)   # noqa: E731 - runs in the child before exec
+        pin = lambda: os.sched_setaffinity(0, server_cpus)   # noqa: E731 - runs in the child before exec
+    preexec = dies_with_the_kit(then=pin)   # a bench killed outright leaves no server running
     srv = ServerProcess(cell.impl, w.service, cell.model, preexec=preexec, transport=w.transport)
     record: dict[str, Any] = {"round": round_no}
     try:

@@ -6,6 +6,7 @@ in /proc reaching a value. Every wait has a timeout.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import resource
@@ -85,6 +86,26 @@ def interrupts_held() -> Iterator[None]:
             signal.signal(s, handler)
         if held:
             signal.raise_signal(held[0])   # the handler that was there decides, now the pid is in LIVE
+
+
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
+
+
+def dies_with_the_kit(then: Callable[[], None] | None = None) -> Callable[[], None]:
+    """A preexec_fn that has the kernel SIGKILL the server when this process dies, however it dies:
+    a kit killed outright (SIGKILL, the OOM killer) runs no clean-up and would leave its servers
+    running. `then` runs after it. The signal comes when the thread that forked the server ends, so
+    only for servers started from the main thread (as the bench starts them)."""
+    kit = os.getpid()
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != kit:   # the kit died before the prctl: nobody is left to stop this one
+            os._exit(1)
+        if then is not None:
+            then()
+    return preexec
 
 
 class PortTaken(LaunchError):
