@@ -18,7 +18,7 @@ import pytest
 
 from acceptloop.suite import matrix, registry, runner
 from acceptloop.suite.client import Client, Stream
-from acceptloop.suite.process import ServerProcess, pid_alive, wait_until
+from acceptloop.suite.process import ServerProcess, children_of, cmdline_of, pid_alive, wait_until
 from acceptloop.suite.scenarios import probes
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
@@ -231,26 +231,10 @@ def test_target_grades_a_running_server_with_no_registry_file(tmp_path):
 def _descendants(pid: int) -> set[int]:
     found, todo = set(), [pid]
     while todo:
-        parent = todo.pop()
-        try:
-            tasks = list(Path(f"/proc/{parent}/task").iterdir())
-        except OSError:   # it has exited meanwhile: it has no children left to find
-            continue
-        for task in tasks:
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            todo.extend(k for k in kids if k not in found)
-            found.update(kids)
+        kids = [k for k in children_of(todo.pop()) if k not in found]
+        todo.extend(kids)
+        found.update(kids)
     return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 
@@ -265,7 +249,7 @@ def test_an_interrupt_stops_at_once_writes_what_ran_and_leaves_no_server(tmp_pat
                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Until a slow cell's own server runs (its command line names the fixture and --idle-timeout).
-    assert wait_until(lambda: any("--idle-timeout" in _cmdline(p) for p in _descendants(kit.pid)), 60.0)
+    assert wait_until(lambda: any("--idle-timeout" in (cmdline_of(p) or "") for p in _descendants(kit.pid)), 60.0)
     servers = _descendants(kit.pid)
     started = time.monotonic()
     kit.send_signal(signum)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from acceptloop.bench import congestion
-from acceptloop.suite.process import pid_alive, wait_until
+from acceptloop.suite.process import children_of, cmdline_of, pid_alive, wait_until
 
 
 class Sysctl(type(Path())):
@@ -75,27 +75,13 @@ def test_a_sigterm_during_the_block_ends_it_as_ctrl_c_does_and_puts_the_machines
 
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace").replace("\0", " ")
-    except OSError:
-        return "(gone)"
-
-
-def _children(pid: int) -> set[int]:
-    try:
-        return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    except OSError:
-        return set()
-
-
 def test_a_bench_stopped_by_sigterm_exits_130_puts_the_machines_algorithm_back_and_stops_its_servers():
     machine = congestion.SYSCTL.read_text()
     bench = subprocess.Popen([sys.executable, "-m", "acceptloop", "bench", "--full", "--quiet", "--json",
                               os.devnull], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(lambda: _children(bench.pid), 60.0), "the bench started no server"
-        servers = _children(bench.pid)
+        assert wait_until(lambda: set(children_of(bench.pid)), 60.0), "the bench started no server"
+        servers = set(children_of(bench.pid))
         during = congestion.SYSCTL.read_text()
         bench.send_signal(signal.SIGTERM)
         out, err = bench.communicate(timeout=60)
@@ -113,7 +99,7 @@ def test_a_bench_stopped_by_sigterm_exits_130_puts_the_machines_algorithm_back_a
     # The SIGTERM came as the first server was forked: every process the bench had started is gone
     # (before process.interrupts_held(), one forked in that moment ran on with no pid in LIVE).
     assert wait_until(lambda: not any(pid_alive(p) for p in servers), 10.0), \
-        {p: _cmdline(p) for p in servers if pid_alive(p)}
+        {p: cmdline_of(p) for p in servers if pid_alive(p)}
 
 
 def _killed_bench(path: Path, marker: Path) -> int:

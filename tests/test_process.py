@@ -5,13 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from acceptloop.bench import congestion
 from acceptloop.suite import process
-from acceptloop.suite.process import ServerProcess, interrupts_held, pid_alive, terminate_all, wait_until
+from acceptloop.suite.process import (ServerProcess, children_of, cmdline_of, interrupts_held, pid_alive, terminate_all,
+                                      wait_until)
 from acceptloop.suite.registry import Implementation
 
 SLEEPER = "import time; time.sleep(60)   # test_process"
@@ -20,10 +20,7 @@ SLEEPER = "import time; time.sleep(60)   # test_process"
 
 def _my_sleepers() -> list[int]:
     """This test process's children running SLEEPER, known to the kit or not."""
-    me = os.getpid()
-    kids = {int(k) for task in Path(f"/proc/{me}/task").iterdir()
-            for k in (task / "children").read_text().split()}
-    return [k for k in kids if SLEEPER in Path(f"/proc/{k}/cmdline").read_text(errors="replace")]
+    return [k for k in children_of(os.getpid()) if SLEEPER in (cmdline_of(k) or "")]
 
 
 @pytest.mark.parametrize("signum, handler", [(signal.SIGINT, signal.default_int_handler),
@@ -75,19 +72,7 @@ def test_an_interrupt_that_was_ignored_stays_ignored_after_the_hold():
 
 def _servers_of(pid: int) -> list[int]:
     """`pid`'s children that have exec'd a server (no longer a copy of the bench itself)."""
-    try:
-        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-    found = []
-    for kid in kids:
-        try:
-            cmdline = Path(f"/proc/{kid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmdline and b"bench" not in cmdline:
-            found.append(kid)
-    return found
+    return [kid for kid in children_of(pid) if (cmdline := cmdline_of(kid)) and "bench" not in cmdline]
 
 
 def test_a_bench_killed_outright_leaves_no_server_running_and_the_next_puts_the_setting_back():

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from acceptloop.suite.process import pid_alive
+from acceptloop.suite.process import cmdline_of, pid_alive
 
 SYSCTL = Path("/proc/sys/net/ipv4/tcp_congestion_control")
 DEFAULT = "cubic"
@@ -58,13 +58,8 @@ def _read(path: Path) -> str | None:
 def _a_bench_runs(pid: int) -> bool:
     """Whether `pid` still runs and is an acceptloop process, not a later one given the same pid. A
     process in the middle of its exec shows an empty command line: it counts as running."""
-    if not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return not cmdline or b"acceptloop" in cmdline
+    cmdline = cmdline_of(pid) if pid_alive(pid) else None
+    return cmdline is not None and (not cmdline or "acceptloop" in cmdline)
 
 
 def _marked(marker: Path) -> tuple[int, str] | None:

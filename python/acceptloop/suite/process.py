@@ -159,6 +159,31 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def children_of(pid: int) -> list[int]:
+    """The pids of `pid`'s child processes (of every thread of it; zombies included), from /proc;
+    none once it has gone."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    found = []
+    for task in tasks:
+        try:
+            found.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:   # that thread has ended meanwhile
+            continue
+    return found
+
+
+def cmdline_of(pid: int) -> str | None:
+    """`pid`'s command line, its arguments joined by spaces; "" while it is in the middle of an exec
+    (or a kernel thread); None once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
     """Poll `predicate` until it holds or `timeout` passes; True if it held.
 
@@ -410,11 +435,7 @@ class ServerProcess:
                 continue
             seen.add(pid)
             total += self._fds_of(pid)
-            try:
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    todo.extend(int(child) for child in (task / "children").read_text().split())
-            except OSError:
-                pass
+            todo.extend(children_of(pid))
         return total
 
     def steady_tree_fd_count(self, timeout: float = 0.5, interval: float = 0.02) -> int:
@@ -492,21 +513,12 @@ class ServerProcess:
 
     def _direct_children(self) -> list[tuple[int, str]]:
         out = []
-        try:
-            tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
-        except OSError:
-            return []
-        for task in tasks:
+        for child in children_of(self.pid):
             try:
-                pids = (task / "children").read_text().split()
+                stat = Path(f"/proc/{child}/stat").read_text()
             except OSError:
                 continue
-            for child in pids:
-                try:
-                    stat = Path(f"/proc/{child}/stat").read_text()
-                except OSError:
-                    continue
-                out.append((int(child), stat.rsplit(")", 1)[1].split()[0]))
+            out.append((child, stat.rsplit(")", 1)[1].split()[0]))
         return out
 
     # -- stopping -------------------------------------------------------------------------
