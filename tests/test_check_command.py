@@ -4,6 +4,7 @@ lines, and the grading of checks by the bases an implementation follows."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import socket
@@ -492,6 +493,31 @@ def test_a_process_awaits_a_fin_until_its_peer_has_closed(family, host):
             for p in (holder, idle):
                 p.stdin.close()
                 p.wait(5)
+
+
+def test_a_descriptor_closed_between_the_listing_and_its_look_does_not_hide_the_others(monkeypatch):
+    """A process opens and closes files while it runs (a Python child does while it starts): a
+    descriptor listed in /proc/PID/fd can be gone when awaiting_fin reads what it names. That one
+    says nothing; the held connection still counts (it used to make the whole process hold nothing,
+    one look in a few dozen here, and over_the_limit blamed a fork child the FIN had not reached).
+    The listing here names a descriptor the holder does not have."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                                  pass_fds=(server.fileno(),))
+        listdir, vanished = os.listdir, str(server.fileno() + 100)
+        monkeypatch.setattr(os, "listdir", lambda path: listdir(path) + ([vanished] if path == f"/proc/{holder.pid}/fd"
+                                                                        else []))
+        try:
+            server.close()
+            assert not os.path.exists(f"/proc/{holder.pid}/fd/{vanished}")
+            assert probes.awaiting_fin([holder.pid]) == [holder.pid]
+            client.close()
+            assert wait_until(lambda: probes.awaiting_fin([holder.pid]) == [], 2.0)
+        finally:
+            holder.stdin.close()
+            holder.wait(5)
 
 
 def test_a_build_missing_on_the_machine_is_error_naming_the_file_and_how_to_make_it(tmp_path):

@@ -326,6 +326,17 @@ def server_side(c: Client) -> str | None:
 OPEN_STATES = ("ESTABLISHED", "CLOSE_WAIT", "SYN_RECV")
 
 
+def _fd_link(pid: int):
+    """What /proc/`pid`/fd/N names, "" for a descriptor the process has closed since it was listed
+    (a process opens and closes files while it runs: one such descriptor says nothing of the rest)."""
+    def link(fd: str) -> str:
+        try:
+            return os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            return ""
+    return link
+
+
 def awaiting_fin(pids: list[int]) -> list[int]:
     """Those of `pids` holding a TCP connection the peer's FIN has not reached yet (ESTABLISHED or
     SYN_RECV: not CLOSE_WAIT), from their descriptors and /proc/net/tcp and tcp6. A process that
@@ -333,10 +344,10 @@ def awaiting_fin(pids: list[int]) -> list[int]:
     inodes: dict[int, set[str]] = {}
     for pid in pids:
         try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:   # gone
             continue
-        inodes[pid] = {link[8:-1] for link in links if link.startswith("socket:[")}
+        inodes[pid] = {link[8:-1] for link in map(_fd_link(pid), fds) if link.startswith("socket:[")}
     waiting: set[str] = set()
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:

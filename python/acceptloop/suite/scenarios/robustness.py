@@ -578,7 +578,11 @@ def over_the_limit(ctx: Context) -> None:
         # A close that met the full accept queue is retransmitted by the kernel with a growing backoff
         # (its FIN can come tens of seconds late): a child whose client's FIN has not reached it yet
         # has no EOF to see. Those are waited for once more, and not blamed if still waiting.
-        wait_until(lambda: not [pid for pid in live() if pid not in awaiting_fin([pid])], FIN_LATE)
+        def unexplained() -> set[int]:
+            alive = live()
+            return set(alive) - set(awaiting_fin(alive))
+
+        wait_until(lambda: not unexplained(), FIN_LATE)
         left = live()
         waiting = awaiting_fin(left)
         if waiting:
