@@ -142,6 +142,11 @@ def _cells(name: str, keyword: str) -> list[runner.Cell]:
     return runner.plan(impls, scenarios=[s for s in all_scenarios() if match(s.id)])
 
 
+def _in_words(reason: str) -> bool:
+    """A reason a reader can act on: more than an exception's name."""
+    return " " in reason.strip()
+
+
 @pytest.fixture(scope="module")
 def graded() -> dict[str, list]:
     """Every fixture's cells, run together in parallel lanes (one lane per fixture): {name: results}."""
@@ -162,6 +167,10 @@ def test_failed_exactly_where_broken(graded, name, broken, keyword):
         every = next(r for r in results if r.scenario == "lifecycle.every_address")
         assert every.grade != INFO, f"lifecycle.every_address could not set up its case: {every.reason}"
     failed = {r.scenario for r in results if r.grade == FAILED}
+    # Each says why in words: a bare exception's name ("AssertionError", once a kit's own assert
+    # on a refused client) tells the porter nothing and hides a kit bug behind the server's FAILED.
+    unsaid = {(r.scenario, r.reason) for r in results if r.grade == FAILED and not _in_words(r.reason)}
+    assert not unsaid, unsaid
     # INFO is a case that cannot apply to this model (it says why): neither a pass nor a miss.
     other = {(r.scenario, r.model, r.grade, r.reason) for r in results
              if r.grade not in (OK, FAILED, MISSING, INFO) or (r.grade == INFO and not r.reason)

@@ -246,7 +246,7 @@ class Client:
             self.transcript.first_byte_s = time.monotonic() - self._t0
         self.transcript.received.add(chunk)
 
-    def _need_socket(self) -> socket.socket:
+    def need_socket(self) -> socket.socket:
         if self.sock is None:
             raise ConnectionError(f"{self.transcript.label}: not connected ({self.transcript.end})")
         return self.sock
@@ -286,7 +286,7 @@ class Client:
 
     def shutdown_write(self) -> None:
         """Our FIN: SHUT_WR, the half-close."""
-        sock = self._need_socket()
+        sock = self.need_socket()
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError as e:
@@ -312,7 +312,7 @@ class Client:
 
     def _recv_upto(self, n: int, timeout: float) -> bytes:
         """At most `n` bytes, whatever arrives first; b'' at the server's FIN or RST (recorded)."""
-        sock = self._need_socket()
+        sock = self.need_socket()
         sock.settimeout(timeout)
         try:
             chunk = sock.recv(min(n, 65536))
@@ -350,7 +350,7 @@ class Client:
 
     def pending(self, timeout: float = 0.0) -> bool:
         """Whether bytes (or the server's FIN) are waiting to be read, or arrive within `timeout`."""
-        sock = self._need_socket()
+        sock = self.need_socket()
         sel = selectors.DefaultSelector()
         sel.register(sock, selectors.EVENT_READ)
         try:
@@ -361,7 +361,7 @@ class Client:
     def exchange(self, data: bytes | Iterable[bytes], half_close: bool = True, timeout: float | None = None) -> None:
         """Send `data` while reading whatever comes back (so neither side's buffers fill up),
         optionally half-close, then read until the server's FIN/RST."""
-        sock = self._need_socket()
+        sock = self.need_socket()
         chunks = iter([data] if isinstance(data, (bytes, bytearray, memoryview)) else data)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         sock.setblocking(False)

@@ -114,8 +114,7 @@ def _late_input(ctx: Context, srv, what: str) -> str:
     c = ctx.connect(srv.address, label=f"late input, {what}")
     end_within(ctx, c, AT_ONCE, f"{what}: the line and the server's FIN come at once: within {AT_ONCE:g} s",
                basis=BASIS_RFC)
-    sock = c.sock
-    assert sock is not None
+    sock = c.need_socket()
     select.select([], [], [], LATE)       # the client is slow to answer: the workload, not a wait for an event
     held = srv.tree_fd_count()
     if ctx.impl.sockets_not_descriptors:

@@ -78,11 +78,11 @@ def _echo_endings(ctx: Context, address) -> list[tuple[str, Callable[[], Client]
 
     def flood_then_reset(c: Client) -> None:
         # Unread echo in both directions, then an RST: the server's next send or recv fails.
-        assert c.sock is not None
-        c.sock.setblocking(False)
+        sock = c.need_socket()
+        sock.setblocking(False)
         try:
             for _ in range(16):
-                c.sock.send(b"f" * 65536)
+                sock.send(b"f" * 65536)
         except BlockingIOError:
             pass
         c.reset()

@@ -255,8 +255,7 @@ def fd_setsize_pending_errors(ctx: Context) -> None:
     processes = max(1, ctx.impl.worker_processes)
     srv = ctx.start_server(options={"max-conns": str(2000 * processes), "backlog": "2048"})
     flooder = ctx.connect(srv.address, label="floods without reading", keep=False)
-    sock = flooder.sock
-    assert sock is not None
+    sock = flooder.need_socket()
     sock.setblocking(False)
     chunk, flooded = b"f" * (1 << 16), 0
     while flooded < 16 << 20:                # until the server stops taking it (backpressure, EAGAIN)

@@ -21,7 +21,8 @@ from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import STEP_TIMEOUT, StepTimeout
 from acceptloop.suite.process import pid_alive, wait_until
-from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, Pace
+from acceptloop.suite.scenario import (AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, KitError,
+                                       Pace)
 from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, awaiting_fin, chargen_lines,
                                                echo_through_sigterm,
                                                payload, server_closed, served)
@@ -205,6 +206,14 @@ READER_EVERY = 0.02         # and how often: the server writes again within that
 BUSY_EVERY = 0.02           # the busy client's pace: far under the event loops' timer_tick (0.25 s)
 
 
+def _accepted(ctx: Context, c) -> bool:
+    """Whether the server took `c`'s connection; if not (refused, or reset while queued: a server
+    that died), a broken MUST saying so, where the scenario's later steps would only see a client
+    with no connection."""
+    return ctx.check(c.sock is not None, f"{c.transcript.label}: the server accepts the connection", "connected",
+                     c.transcript.end)
+
+
 @scenario("robustness.idle_timeout", "--idle-timeout 0.5: an idle echo client is closed after 0.5 s (not before "
           "0.4 s, not after 1.5 s) while another client keeps the loop busy; a chargen client that only reads and "
           "a discard client that only sends are not idle; a chargen client that reads nothing is; --idle-timeout 0 "
@@ -239,6 +248,8 @@ def idle_timeout(ctx: Context) -> None:
     idle_since = time.monotonic()
     stalled = ctx.connect(stalled_srv.address, label="chargen, reads nothing", small_segments=True, keep=False)
     stalled_since = time.monotonic()
+    if not _accepted(ctx, stalled):
+        return
     quiet = {name: ctx.connect(srv.address, label=f"idle echo, {name}") for name, srv in
              (("--idle-timeout 0", never), ("the default --idle-timeout", default))}
     for c in quiet.values():
@@ -273,6 +284,9 @@ def idle_timeout(ctx: Context) -> None:
     reader = ctx.connect(reader_srv.address, label="chargen, only reads", keep=False)
     reader.expect(chargen_lines(len(CHARGEN_RING)), repeating=True)   # however much a fast server sends
     sender = ctx.connect(discard.address, label="discard, only sends")
+    if not (_accepted(ctx, reader) and _accepted(ctx, sender)):
+        done.set()   # the busy client's thread
+        return
     started = time.monotonic()
     idle_end = stalled_end = None
     cut: list[float] = []      # when the server closed the reader, seen by the reader's own thread
@@ -288,7 +302,7 @@ def idle_timeout(ctx: Context) -> None:
         # send buffer (up to megabytes) has room, so a slow reader would leave it idle for real.
         # What the client has not read yet hides a FIN from it: the kernel's view of the server's
         # end of the connection says when the server closed it.
-        while time.monotonic() - started < IDLE_WINDOW and not cut:
+        while time.monotonic() - started < IDLE_WINDOW and not cut and not done.is_set():
             reader_pace.turn()
             got, turn = reader.recv_ready(), 0
             while got and (turn := turn + len(got)) < READER_TURN:
@@ -304,31 +318,45 @@ def idle_timeout(ctx: Context) -> None:
             else:
                 done.wait(READER_EVERY)
 
-    reader_thread = threading.Thread(target=keep_reading, name="chargen reader", daemon=True)
+    reader_failed: list[BaseException] = []
+
+    def reader_turns() -> None:
+        try:
+            keep_reading()
+        except BaseException as e:   # noqa: BLE001 - raised again in the scenario's own thread below
+            reader_failed.append(e)
+
+    reader_thread = threading.Thread(target=reader_turns, name="chargen reader", daemon=True)
     reader_thread.start()
-    next_send = started
-    while True:
-        main_pace.turn()
-        now = time.monotonic()
-        in_window = now - started < IDLE_WINDOW
-        if not in_window and (idle_end is not None or now - idle_since > IDLE + IDLE_LATE + 0.5) \
-                and (stalled_end is not None or not kernel_view[0] or now - stalled_since > IDLE + IDLE_LATE + 0.5):
-            break
-        if now >= next_send and in_window:
-            sender.send(b"s" * 64)
-            next_send = now + 0.05
-        if idle_end is None and idle.pending(0.0):
-            idle.recv_until_end(timeout=AT_ONCE)
-            idle_end = time.monotonic() - idle_since
-        if stalled_end is None and kernel_view[0]:
-            try:
-                if server_closed(stalled):
-                    stalled_end = time.monotonic() - stalled_since
-            except OSError:
-                kernel_view[0] = False
-        select.select([], [], [], 0.005)
-    done.set()
-    reader_thread.join(2 * AT_ONCE)
+    try:
+        next_send = started
+        while True:
+            main_pace.turn()
+            now = time.monotonic()
+            in_window = now - started < IDLE_WINDOW
+            if not in_window and (idle_end is not None or now - idle_since > IDLE + IDLE_LATE + 0.5) \
+                    and (stalled_end is not None or not kernel_view[0] or now - stalled_since > IDLE + IDLE_LATE + 0.5):
+                break
+            if now >= next_send and in_window:
+                sender.send(b"s" * 64)
+                next_send = now + 0.05
+            if idle_end is None and idle.pending(0.0):
+                idle.recv_until_end(timeout=AT_ONCE)
+                idle_end = time.monotonic() - idle_since
+            if stalled_end is None and kernel_view[0]:
+                try:
+                    if server_closed(stalled):
+                        stalled_end = time.monotonic() - stalled_since
+                except OSError:
+                    kernel_view[0] = False
+            select.select([], [], [], 0.005)
+    finally:   # however the watching ends, the reader stops before its client can be closed
+        done.set()
+        reader_thread.join(STEP_TIMEOUT)
+    if reader_thread.is_alive():
+        raise KitError(f"the chargen reader did not stop within {STEP_TIMEOUT:g} s of the end of its window")
+    if reader_failed:
+        raise reader_failed[0]
     reader_pace.done()
     main_pace.done()
     reader_cut = cut[0] if cut else None
@@ -401,8 +429,7 @@ def slow_reader(ctx: Context) -> None:
     rss_before = srv.rss_bytes()
     c = ctx.connect(srv.address, keep=False)
     c.expect(data)
-    sock = c.sock
-    assert sock is not None
+    sock = c.need_socket()
     sender = threading.Thread(target=lambda: (sock.sendall(data), sock.shutdown(socket.SHUT_WR)), daemon=True)
     sender.start()
     peak = rss_before
@@ -444,8 +471,7 @@ def reset_before_accept(ctx: Context) -> None:
 def reset_mid_echo(ctx: Context) -> None:
     srv = ctx.start_server()
     c = ctx.connect(srv.address, label="sends 8 MiB, reads nothing, resets")
-    sock = c.sock
-    assert sock is not None
+    sock = c.need_socket()
     sock.setblocking(False)
     chunk, sent = b"z" * (1 << 16), 0
     while sent < 8 << 20:
