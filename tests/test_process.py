@@ -97,3 +97,35 @@ def test_a_bench_killed_outright_leaves_no_server_running_and_the_next_puts_the_
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         congestion.put_back_what_a_killed_bench_left()
+
+
+def _descendants(pid: int) -> list[int]:
+    kids = children_of(pid)
+    return kids + [d for k in kids for d in _descendants(k)]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_check_killed_outright_leaves_no_server_and_no_lane_running(jobs):
+    """`acceptloop check` killed with SIGKILL runs no clean-up of its own: its servers (started with
+    setpriv --pdeathsig) and its lanes (which ask for SIGTERM when the kit dies, and then stop their
+    servers) go all the same. They used to run on (each server leads a session of its own)."""
+    check = subprocess.Popen([sys.executable, "-m", "acceptloop", "check", "--quiet", "-j", jobs, "--impl", "c", "python",
+                              "-k", "slow_reader or sigterm_transfer"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started: set[int] = set()
+
+    def servers() -> list[int]:
+        return [d for d in _descendants(check.pid) if "acceptloop check" not in (cmdline_of(d) or "acceptloop check")]
+    try:
+        assert wait_until(lambda: bool(started.update(servers()) or started), 60.0), "no server started"
+        everything = set(_descendants(check.pid)) | started
+        check.kill()
+        check.wait()
+        assert wait_until(lambda: not any(pid_alive(p) for p in everything), 10.0), \
+            f"the killed check's {sorted(p for p in everything if pid_alive(p))} still run"
+    finally:
+        if check.poll() is None:
+            check.kill()
+            check.wait()
+        for pid in started:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -60,12 +60,15 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def _worker(cells: Sequence, tasks: "multiprocessing.Queue", out: "multiprocessing.Queue",
-            env: dict[str, str] | None) -> None:
+            env: dict[str, str] | None, kit: int) -> None:
     """Take lanes from `tasks` until it is empty (None), run each, and send every result and
-    every server pid to `out`."""
+    every server pid to `out`. A kit that dies however it dies (SIGKILL: no clean-up of its own)
+    sends it SIGTERM, and it stops its servers as when the kit stops it."""
     from acceptloop.suite import runner
 
     signal.signal(signal.SIGTERM, _stop)
+    if not process.ask_for_the_death_signal(signal.SIGTERM, kit):
+        return   # the kit is gone already: no lane to run, nobody to tell
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides; it then sends SIGTERM
     process.SPAWNED.append(lambda pid: out.put(("spawned", pid)))
     process.CLOSED.append(lambda pid: out.put(("closed", pid)))
@@ -113,7 +116,7 @@ def _in_lanes(cells: Sequence, jobs: int, env: dict[str, str] | None,
     lanes = lanes_of(cells)
     for lane in lanes:
         tasks.put(lane)
-    workers = [context.Process(target=_worker, args=(cells, tasks, out, env), daemon=True)
+    workers = [context.Process(target=_worker, args=(cells, tasks, out, env, os.getpid()), daemon=True)
                for _ in range(min(jobs, len(lanes)))]
     for _ in workers:
         tasks.put(None)
