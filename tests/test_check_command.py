@@ -23,7 +23,7 @@ from acceptloop.suite.process import ServerProcess, children_of, cmdline_of, pid
 from acceptloop.suite.scenarios import probes
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
-                                       Context, Pace, Result, Scenario, grade)
+                                       Context, Pace, Result, Scenario, Starved, grade)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KIT = FIXTURES / "kit.toml"
@@ -371,6 +371,74 @@ def test_a_stall_beside_checks_that_all_passed_changes_nothing():
     pace.done()
     ctx.check(True, "fine")
     assert ctx.stalls and grade(ctx.scenario, ctx) == (OK, "")
+
+
+def _on_one_cpu(cpu: int, code: str, nice: int = 0) -> subprocess.Popen:
+    """A process on CPU `cpu` alone, at niceness `nice`, running `code` once it has said so."""
+    proc = subprocess.Popen([sys.executable, "-c", f"import os, sys; os.sched_setaffinity(0, {{{cpu}}}); "
+                             f"os.nice({nice}); print('on', flush=True)\n{code}"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "on\n"
+    return proc
+
+
+def _cpu_of(procs: list[subprocess.Popen]):
+    tick = os.sysconf("SC_CLK_TCK")
+    return lambda: sum(sum(int(f) for f in Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+                       for p in procs) / tick
+
+
+@pytest.mark.parametrize("holder_runnable, hog_is_the_servers, want", [
+    (True, False, ERROR),    # runnable, kept from its CPU by a process not the server's: the machine's
+    (True, True, FAILED),    # kept from it by the server's own process: the server's
+    (False, False, FAILED),  # not runnable at all (it did not answer): the server's, however busy the machine
+])
+def test_a_step_missed_while_the_machine_kept_the_server_from_a_cpu_is_a_stall(holder_runnable, hog_is_the_servers,
+                                                                                want):
+    """Starved: the process serving a step waits on the run queue of one CPU while another process
+    spins there (the holder at niceness 19 gets about 1/70 of it); grade() makes the missed step the
+    machine's only when the spinning process is not the server's. (As the suite runs its tests, one
+    at a time: a machine kept busy by others besides makes the second case the machine's too.)"""
+    cpu = min(os.sched_getaffinity(0))
+    holder = _on_one_cpu(cpu, "while True: pass" if holder_runnable else "sys.stdin.read()", nice=19)
+    hog = _on_one_cpu(cpu, "while True: pass")
+    try:
+        ctx = _context({"rfc"})
+        starved = Starved(ctx, holder.pid, _cpu_of([holder, hog] if hog_is_the_servers else [holder]))
+        starved.step()
+        threading.Event().wait(0.5)   # the step the server misses
+        assert starved.missed(0.5) == (want == ERROR), ctx.stalls
+        ctx.check(False, "answered in time", "within 0.5 s", "nothing")
+        graded, reason = grade(ctx.scenario, ctx)
+        assert graded == want, reason
+        if want == ERROR:
+            assert reason.startswith("kit stalled: the server's process"), reason
+            assert reason.endswith("so this cannot judge: answered in time; expected within 0.5 s, observed nothing")
+    finally:
+        for proc in (holder, hog):
+            proc.kill()
+            proc.wait()
+
+
+def test_the_holder_of_a_connection_is_the_process_with_its_socket():
+    """probes.holder: which process holds the server's end of a client's connection (fork's child, not
+    its parent), None for a process list without it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    child = None
+    try:
+        c = Client(listener.getsockname(), label="c")
+        accepted, _ = listener.accept()
+        child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                                 pass_fds=(accepted.fileno(),))
+        accepted.close()   # only the child holds it now
+        assert probes.holder(c, [os.getpid(), child.pid]) == child.pid
+        assert probes.holder(c, [os.getpid()]) is None
+        c.close()
+    finally:
+        listener.close()
+        if child is not None:
+            child.kill()
+            child.wait()
 
 
 def test_a_server_already_in_its_exit_is_waited_for_not_killed():

@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from acceptloop import _protocol as P
 from acceptloop.suite.registry import Implementation
@@ -196,6 +196,40 @@ def children_of(pid: int) -> list[int]:
             found.extend(int(child) for child in (task / "children").read_text().split())
         except OSError:   # that thread has ended meanwhile
             continue
+    return found
+
+
+class Sched(NamedTuple):
+    """What the scheduler says of one thread: the seconds it has spent runnable but waiting for a CPU
+    (the run delay, which counts a wait only once the wait is over), how often it has been run, and
+    whether it is runnable now (running, or waiting for a CPU)."""
+    waited: float
+    runs: int
+    runnable: bool
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every CPU of the machine has spent on anything but idling, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def sched_of(pid: int) -> dict[int, Sched]:
+    """Each thread of `pid` by thread id, from /proc/PID/task/TID/schedstat and stat; none once it
+    has gone."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    found = {}
+    for tid in tasks:
+        try:
+            _ran, waited, runs = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:3]
+            state = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):   # that thread has ended meanwhile
+            continue
+        found[int(tid)] = Sched(int(waited) / 1e9, int(runs), state == "R")
     return found
 
 

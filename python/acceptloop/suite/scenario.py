@@ -39,8 +39,8 @@ from typing import Any, Callable
 
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout
-from acceptloop.suite.process import (STOP_GRACE, LaunchError, ServerProcess, ServerStartError,
-                                      wait_until)
+from acceptloop.suite.process import (STOP_GRACE, LaunchError, ServerProcess, ServerStartError, Sched,
+                                      machine_busy_seconds, sched_of, wait_until)
 from acceptloop.suite.registry import Implementation
 
 OK, NON_STRICT, FAILED, ERROR, INFO, MISSING = "OK", "NON-STRICT", "FAILED", "ERROR", "INFO", "MISSING"
@@ -51,6 +51,7 @@ BASES = (BASIS_RFC, BASIS_PROTOCOL, BASIS_CONTRACT)
 
 
 KIT_STALLED = "kit stalled"   # the start of an ERROR's reason when the kit's own loop was late (Pace)
+                              # or the machine kept the server from a CPU (Starved)
 
 
 class KitError(Exception):
@@ -210,6 +211,47 @@ class Pace:
         if self.longest > self.bound:
             self.ctx.stalls.append(f"the kit's {self.what} went {self.longest:.2f} s without a turn "
                                    f"(its bound: {self.bound:g} s)")
+
+
+class Starved:
+    """Whether a timed step the server missed was the machine's doing: the process that serves the
+    step (`holder`) was runnable but kept from a CPU for at least half the step's bound, while the
+    server's processes together used less than half of the CPU time the machine spent since this
+    watch began (so it was not its own processes that took the CPU it waited for). Such a miss is a stall like
+    Pace's: grade() makes the cell ERROR (KIT_STALLED) and the runner runs it again alone, where a
+    server that is really late fails on its own. Call step() as each timed step starts, and
+    missed() when one has missed its bound."""
+
+    def __init__(self, ctx: "Context", holder: int, server_cpu: Callable[[], float]) -> None:
+        self.ctx, self.holder, self.server_cpu = ctx, holder, server_cpu
+        self.cpu_from, self.busy_from = server_cpu(), machine_busy_seconds()
+        self.at_step: dict[int, Sched] = {}
+
+    def step(self) -> None:
+        self.at_step = sched_of(self.holder)
+
+    def missed(self, bound: float) -> bool:
+        """After a step that missed `bound`: record the stall if the machine kept the holder waiting.
+        A wait is counted once it is over, so a thread still runnable is given up to `bound` more to
+        be run first."""
+        share = (self.server_cpu() - self.cpu_from) / max(machine_busy_seconds() - self.busy_from, 1e-3)
+        at_miss = sched_of(self.holder)
+        queued = {tid for tid, s in at_miss.items() if s.runnable}
+
+        def run_since() -> bool:
+            now = sched_of(self.holder)
+            return all(tid not in now or now[tid].runs > at_miss[tid].runs or not now[tid].runnable
+                       for tid in queued)
+        wait_until(run_since, bound)
+        now = sched_of(self.holder)
+        waited = max((s.waited - self.at_step[tid].waited for tid, s in now.items() if tid in self.at_step),
+                     default=0.0)
+        if waited < bound / 2 or share >= 0.5:
+            return False
+        self.ctx.stalls.append(f"the server's process {self.holder} waited {waited:.2f} s for a CPU during a "
+                               f"{bound:g} s step, while the server used {share:.0%} of the CPU time the "
+                               f"machine spent: the machine was busy with other processes")
+        return True
 
 
 class Context:

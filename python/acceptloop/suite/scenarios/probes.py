@@ -247,6 +247,8 @@ _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
 _NLM_F_REQUEST = 1
 _NLMSG_ERROR = 2
+# struct inet_diag_msg: 4 bytes, the 48-byte sockid, then expires, rqueue, wqueue, uid and the inode.
+_DIAG_INODE = 4 + 48 + 4 * 4
 _NOCOOKIE = 0xFFFFFFFF
 
 
@@ -262,6 +264,14 @@ def _sockid(local: tuple, remote: tuple, family: int) -> bytes:
 def _diag_state(local: tuple, remote: tuple, family: int) -> str | None:
     """The state of the TCP socket whose own end is `local` and whose peer is `remote` (sock_diag),
     None when the kernel holds no such socket. OSError where sock_diag cannot answer."""
+    found = _diag_socket(local, remote, family)
+    return None if found is None else found[0]
+
+
+def _diag_socket(local: tuple, remote: tuple, family: int) -> tuple[str, str] | None:
+    """The state and the inode (as /proc/PID/fd names it) of the TCP socket whose own end is
+    `local` and whose peer is `remote` (sock_diag), None when the kernel holds no such socket.
+    OSError where sock_diag cannot answer."""
     request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + _sockid(local, remote, family)
     header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
@@ -279,7 +289,8 @@ def _diag_state(local: tuple, remote: tuple, family: int) -> str | None:
     state, (peer_port,) = reply[16 + 1], struct.unpack_from("!H", reply, 16 + 4 + 2)
     if peer_port != remote[1]:
         return None
-    return TCP_STATES.get(f"{state:02X}", f"{state:02X}")
+    (inode,) = struct.unpack_from("=I", reply, 16 + _DIAG_INODE)
+    return TCP_STATES.get(f"{state:02X}", f"{state:02X}"), str(inode)
 
 
 def _proc_net_address(host: str, port: int) -> str:
@@ -321,6 +332,29 @@ def server_side(c: Client) -> str | None:
         fields = line.split()
         if len(fields) > 3 and (fields[1], fields[2]) == want:
             return TCP_STATES.get(fields[3], fields[3])
+    return None
+
+
+def holder(c: Client, pids: list[int]) -> int | None:
+    """Which of `pids` holds the server's end of `c`'s connection (a descriptor naming its socket),
+    None when none does or the kernel cannot say (no sock_diag; a server whose sockets are not
+    descriptors of its processes)."""
+    if c.sock is None:
+        raise KitError(f"{c.transcript.label}: the holder of a client with no connection ({c.transcript.end})")
+    try:
+        found = _diag_socket(c.sock.getpeername(), c.sock.getsockname(), c.sock.family)
+    except OSError:
+        return None
+    if found is None:
+        return None
+    name = f"socket:[{found[1]}]"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:   # gone
+            continue
+        if name in map(_fd_link(pid), fds):
+            return pid
     return None
 
 

@@ -22,9 +22,9 @@ from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import STEP_TIMEOUT, StepTimeout
 from acceptloop.suite.process import pid_alive, wait_until
 from acceptloop.suite.scenario import (AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, KitError,
-                                       Pace)
+                                       Pace, Starved)
 from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, awaiting_fin, chargen_lines,
-                                               echo_through_sigterm,
+                                               echo_through_sigterm, holder,
                                                payload, server_closed, served)
 
 FM = "docs/failure-modes.md"
@@ -165,13 +165,21 @@ def slowloris(ctx: Context) -> None:
     else:
         # Under load: the active client goes on with its round trips until every idle client has been
         # closed, so the timers must fire while the loop is kept busy, not only when it is idle.
+        # Hundreds of closes at once (fork: as many processes exiting) beside other lanes can keep the
+        # process serving the active client from a CPU for a second: that is the machine's (Starved).
         waiting = {c.sock: c for c in idle if c.sock is not None}
+        starved = Starved(ctx, holder(active, srv.tree()) or srv.pid, srv.cpu_seconds)
         poller = select.epoll()
         for sock in waiting:
             poller.register(sock, select.EPOLLIN)
         try:
             while waiting and time.monotonic() - opened < timeout_s + 3:
-                latencies.append(_round_trip(active, b"y" * 64, timeout=AT_ONCE))
+                starved.step()
+                try:
+                    latencies.append(_round_trip(active, b"y" * 64, timeout=AT_ONCE))
+                except StepTimeout:
+                    starved.missed(AT_ONCE)
+                    raise
                 for fd, _ in poller.poll(0.005):
                     c = next(c for sock, c in waiting.items() if sock.fileno() == fd)
                     poller.unregister(fd)
