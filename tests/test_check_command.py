@@ -19,7 +19,7 @@ import pytest
 
 from acceptloop.suite import matrix, registry, runner
 from acceptloop.suite.client import Client, Stream
-from acceptloop.suite.process import ServerProcess, children_of, cmdline_of, pid_alive, wait_until
+from acceptloop.suite.process import ServerProcess, children_of, cmdline_of, pid_alive, stat_fields, wait_until
 from acceptloop.suite.scenarios import probes
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
@@ -384,8 +384,7 @@ def _on_one_cpu(cpu: int, code: str, nice: int = 0) -> subprocess.Popen:
 
 def _cpu_of(procs: list[subprocess.Popen]):
     tick = os.sysconf("SC_CLK_TCK")
-    return lambda: sum(sum(int(f) for f in Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
-                       for p in procs) / tick
+    return lambda: sum(sum(int(f) for f in stat_fields(f"/proc/{p.pid}/stat")[11:13]) for p in procs) / tick
 
 
 @pytest.mark.parametrize("holder_runnable, hog_is_the_servers, want", [

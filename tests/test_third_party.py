@@ -27,7 +27,7 @@ from acceptloop.paths import ROOT
 from acceptloop.suite import registry, runner
 from acceptloop.suite.catalog import by_id
 from acceptloop.suite.client import Client
-from acceptloop.suite.process import ServerProcess
+from acceptloop.suite.process import ServerProcess, pid_alive
 from acceptloop.suite.scenario import ERROR, FAILED, INFO, MISSING, OK, Result
 
 THIRD_PARTY = Path(__file__).parent / "fixtures" / "third-party.toml"
@@ -275,11 +275,4 @@ def test_a_child_that_outlives_its_server_is_ended_and_does_not_hang_the_kit():
     closing.start()
     closing.join(10.0)
     assert not closing.is_alive(), "close() hung on the child's copy of the server's stdout"
-    assert not _runs(child), f"the server's child {child} still runs"
-
-
-def _runs(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not pid_alive(child), f"the server's child {child} still runs"

@@ -174,11 +174,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def stat_fields(path: str | Path) -> list[str]:
+    """The fields of a /proc stat file after the command's name (which may hold spaces and
+    parentheses): [0] the state, [3] the session id, [6] the flags, [11:15] utime stime cutime cstime."""
+    return Path(path).read_text().rsplit(")", 1)[1].split()
+
+
 def pid_alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not: it has exited and waits for its parent)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(f"/proc/{pid}/stat")[0] != "Z"
     except OSError:
         return False
 
@@ -226,7 +231,7 @@ def sched_of(pid: int) -> dict[int, Sched]:
     for tid in tasks:
         try:
             _ran, waited, runs = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:3]
-            state = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = stat_fields(f"/proc/{pid}/task/{tid}/stat")[0]
         except (OSError, ValueError, IndexError):   # that thread has ended meanwhile
             continue
         found[int(tid)] = Sched(int(waited) / 1e9, int(runs), state == "R")
@@ -520,7 +525,7 @@ class ServerProcess:
         total = 0
         for pid in self.tree():
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                fields = stat_fields(f"/proc/{pid}/stat")
             except OSError:
                 continue
             total += sum(int(f) for f in fields[11:15])   # utime stime cutime cstime
@@ -574,10 +579,10 @@ class ServerProcess:
         out = []
         for child in children_of(self.pid):
             try:
-                stat = Path(f"/proc/{child}/stat").read_text()
+                state = stat_fields(f"/proc/{child}/stat")[0]
             except OSError:
                 continue
-            out.append((child, stat.rsplit(")", 1)[1].split()[0]))
+            out.append((child, state))
         return out
 
     # -- stopping -------------------------------------------------------------------------
@@ -689,7 +694,7 @@ class ServerProcess:
     def exiting(self) -> bool:
         """Whether the server's main thread is in the kernel's exit path (/proc stat flags: PF_EXITING)."""
         try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(f"/proc/{self.pid}/stat")
             return bool(int(fields[6]) & PF_EXITING)
         except (OSError, ValueError, IndexError):
             return False
@@ -736,7 +741,7 @@ class ServerProcess:
             if not entry.name.isdigit():
                 continue
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                fields = stat_fields(entry / "stat")
             except OSError:
                 continue
             if int(fields[3]) == self.proc.pid and fields[0] != "Z":   # the session id
