@@ -18,8 +18,8 @@ from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import Client, StepTimeout
 from acceptloop.suite.confine import LimitUnavailable, ProcessLimit, descriptor_limit_preexec, limit_descriptors
 from acceptloop.suite.process import ServerStartError, wait_until
-from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, MUST, Context
-from acceptloop.suite.scenarios.probes import probe as probe_service, served
+from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, MUST, Context, Starved
+from acceptloop.suite.scenarios.probes import holder, probe as probe_service, served
 
 FM = "docs/failure-modes.md"
 # "STEP WHERE: TEXT (ENAME)": the contract's one-line failure (docs/protocol.md, "Failure to start").
@@ -187,9 +187,14 @@ def process_limit(ctx: Context) -> None:
             if c.refused:          # the listener is gone: the server died, seen just below
                 refused += 1
                 continue
+            # Served by a child or a thread, or closed at once: whoever holds the connection (the
+            # server itself while it is queued) must run for that, which a busy machine can delay.
+            watch = Starved(ctx, holder(c, srv.tree()) or srv.pid, srv.cpu_seconds)
+            watch.step()
             try:
-                got = c.recv_exactly(len(payload), timeout=AT_ONCE)   # served, or closed at once
+                got = c.recv_exactly(len(payload), timeout=AT_ONCE)
             except StepTimeout:
+                watch.missed(AT_ONCE)
                 waiting.append(c)
                 continue
             if got == payload:
