@@ -206,11 +206,9 @@ def children_of(pid: int) -> list[int]:
 
 class Sched(NamedTuple):
     """What the scheduler says of one thread: the seconds it has spent runnable but waiting for a CPU
-    (the run delay, which counts a wait only once the wait is over), how often it has been run, and
-    whether it is runnable now (running, or waiting for a CPU)."""
+    (the run delay, which counts a wait only once the wait is over) and how often it has been run."""
     waited: float
     runs: int
-    runnable: bool
 
 
 def machine_busy_seconds() -> float:
@@ -220,21 +218,34 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def sched_of(pid: int) -> dict[int, Sched]:
-    """Each thread of `pid` by thread id, from /proc/PID/task/TID/schedstat and stat; none once it
-    has gone."""
+def _tids(pid: int) -> list[str]:
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return {}
+        return os.listdir(f"/proc/{pid}/task")
+    except OSError:   # gone
+        return []
+
+
+def sched_of(pid: int) -> dict[int, Sched]:
+    """Each thread of `pid` by thread id, from /proc/PID/task/TID/schedstat; none once it has gone."""
     found = {}
-    for tid in tasks:
+    for tid in _tids(pid):
         try:
             _ran, waited, runs = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:3]
-            state = stat_fields(f"/proc/{pid}/task/{tid}/stat")[0]
-        except (OSError, ValueError, IndexError):   # that thread has ended meanwhile
+        except (OSError, ValueError):   # that thread has ended meanwhile
             continue
-        found[int(tid)] = Sched(int(waited) / 1e9, int(runs), state == "R")
+        found[int(tid)] = Sched(int(waited) / 1e9, int(runs))
+    return found
+
+
+def runnable_threads(pid: int) -> set[int]:
+    """The threads of `pid` that are running or waiting for a CPU now (state R)."""
+    found = set()
+    for tid in _tids(pid):
+        try:
+            if stat_fields(f"/proc/{pid}/task/{tid}/stat")[0] == "R":
+                found.add(int(tid))
+        except OSError:   # that thread has ended meanwhile
+            continue
     return found
 
 

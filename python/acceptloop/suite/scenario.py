@@ -40,7 +40,8 @@ from typing import Any, Callable
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout
 from acceptloop.suite.process import (STOP_GRACE, LaunchError, ServerProcess, ServerStartError, Sched,
-                                      machine_busy_seconds, sched_of, wait_until)
+                                      machine_busy_seconds, runnable_threads, sched_of,
+                                      wait_until)
 from acceptloop.suite.registry import Implementation
 
 OK, NON_STRICT, FAILED, ERROR, INFO, MISSING = "OK", "NON-STRICT", "FAILED", "ERROR", "INFO", "MISSING"
@@ -217,8 +218,8 @@ class Starved:
     """Whether a timed step the server missed was the machine's doing: the process that serves the
     step (`holder`) was runnable but kept from a CPU for at least half the step's bound, while the
     server's processes together used less than half of the CPU time the machine spent since this
-    watch began (so it was not its own processes that took the CPU it waited for). Such a miss is a stall like
-    Pace's: grade() makes the cell ERROR (KIT_STALLED) and the runner runs it again alone, where a
+    watch began (so it was not its own processes that took the CPU it waited for). Such a miss is a
+    stall like Pace's: grade() makes the cell ERROR (KIT_STALLED) and the runner runs it again alone, where a
     server that is really late fails on its own. Call step() as each timed step starts, and
     missed() when one has missed its bound."""
 
@@ -235,13 +236,12 @@ class Starved:
         A wait is counted once it is over, so a thread still runnable is given up to `bound` more to
         be run first."""
         share = (self.server_cpu() - self.cpu_from) / max(machine_busy_seconds() - self.busy_from, 1e-3)
-        at_miss = sched_of(self.holder)
-        queued = {tid for tid, s in at_miss.items() if s.runnable}
+        at_miss, queued = sched_of(self.holder), runnable_threads(self.holder)
 
         def run_since() -> bool:
-            now = sched_of(self.holder)
-            return all(tid not in now or now[tid].runs > at_miss[tid].runs or not now[tid].runnable
-                       for tid in queued)
+            now, still = sched_of(self.holder), runnable_threads(self.holder)
+            return all(tid not in now or tid not in still or now[tid].runs > at_miss[tid].runs
+                       for tid in queued if tid in at_miss)
         wait_until(run_since, bound)
         now = sched_of(self.holder)
         waited = max((s.waited - self.at_step[tid].waited for tid, s in now.items() if tid in self.at_step),
