@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -102,6 +103,34 @@ def test_a_bench_killed_outright_leaves_no_server_running_and_the_next_puts_the_
 def _descendants(pid: int) -> list[int]:
     kids = children_of(pid)
     return kids + [d for k in kids for d in _descendants(k)]
+
+
+@pytest.mark.parametrize("how", ["setpriv", "preexec_fn"])
+def test_a_server_started_from_another_thread_outlives_that_thread(how):
+    """The death signal comes when the thread that forked the server ends, not the kit: a server
+    started from another thread than the main one must not ask for it (it was killed with its thread)."""
+    procs: list[subprocess.Popen] = []
+    argv = [sys.executable, "-c", f"print('on', flush=True); {SLEEPER}"]
+
+    def start() -> None:
+        if how == "setpriv":
+            proc = subprocess.Popen(process.with_the_kits_death(argv), stdout=subprocess.PIPE, text=True)
+        else:
+            proc = subprocess.Popen(argv, preexec_fn=process.dies_with_the_kit(), stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline() == "on\n"   # the thread ends once setpriv has asked and exec'd the server
+    starter = threading.Thread(target=start)
+    starter.start()
+    starter.join()
+    # Gone from the kernel too (join returns once Python is done with the thread), so the signal,
+    # had it been asked for, has been sent.
+    assert wait_until(lambda: not os.path.exists(f"/proc/self/task/{starter.native_id}"), 5.0)
+    [proc] = procs
+    try:
+        assert not wait_until(lambda: proc.poll() is not None, 0.5), f"it ended with its thread: {proc.returncode}"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -103,15 +103,20 @@ def dies_with_the_kit(then: Callable[[], None] | None = None) -> Callable[[], No
     """A preexec_fn that has the kernel SIGKILL the server when this process dies, however it dies:
     a kit killed outright (SIGKILL, the OOM killer) runs no clean-up and would leave its servers
     running. `then` runs after it. The signal comes when the thread that forked the server ends, so
-    only for servers started from the main thread (as the bench starts them)."""
-    kit = os.getpid()
+    it is asked for only when this is made in the main thread (as the bench makes it, right before
+    the start): a server started from another thread would be killed when that thread ends."""
+    kit, asks = os.getpid(), _in_the_main_thread()
 
     def preexec() -> None:
-        if not ask_for_the_death_signal(signal.SIGKILL, kit):   # nobody is left to stop this one
+        if asks and not ask_for_the_death_signal(signal.SIGKILL, kit):   # nobody is left to stop this one
             os._exit(1)
         if then is not None:
             then()
     return preexec
+
+
+def _in_the_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 # The check's servers die with the kit however it dies, like the bench's (dies_with_the_kit), but
@@ -126,8 +131,9 @@ def with_the_kits_death(argv: list[str], path: str | None = None) -> list[str]:
     """`argv` started so that the kernel SIGKILLs it when the thread that started it ends (the kit's
     main thread, or a lane's): setpriv --pdeathsig in front of a command that can be executed. One
     that cannot is left as it is, so that starting it fails as the kit's launch error, not as a
-    server that exited 127 (`path`: the PATH the server is given)."""
-    if SETPRIV is None or not argv or shutil.which(argv[0], path=path) is None:
+    server that exited 127 (`path`: the PATH the server is given); so is one started from another
+    thread than the main one, which would be killed when that thread ends."""
+    if SETPRIV is None or not argv or shutil.which(argv[0], path=path) is None or not _in_the_main_thread():
         return argv
     return [SETPRIV, "--pdeathsig", "KILL", *argv]
 
