@@ -20,7 +20,7 @@ import pytest
 from acceptloop.suite import matrix, registry, runner
 from acceptloop.suite.client import Client, Stream
 from acceptloop.suite.process import ServerProcess, children_of, cmdline_of, pid_alive, stat_fields, wait_until
-from acceptloop.suite.scenarios import probes
+from acceptloop.suite.scenarios import probes, robustness
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
                                        Context, Pace, Result, Scenario, Starved, grade)
@@ -586,6 +586,34 @@ def test_a_descriptor_closed_between_the_listing_and_its_look_does_not_hide_the_
             holder.stdin.close()
             holder.wait(5)
 
+
+
+class _Looks:
+    """A fork server's children as successive looks see them: `script[n]` at the n-th look, the last
+    one from then on."""
+
+    def __init__(self, *script: list[int]) -> None:
+        self.script, self.n = script, 0
+
+    def __call__(self) -> list[int]:
+        self.n += 1
+        return self.script[min(self.n, len(self.script)) - 1]
+
+
+@pytest.mark.parametrize("live, awaiting, want", [
+    # Gone at one look; a look later sees four more (forked since for connections still queued, or
+    # alive for the instant after their FIN): the verdict is the look that ended the wait.
+    (_Looks([7], [], [1, 2, 3, 4]), [], ([], [])),
+    ((lambda: [1, 2]), [], ([1, 2], [])),               # never gone: both waits run out, both left
+    ((lambda: [1, 2]), [2], ([1, 2], [2])),             # one of them still awaits its FIN: it is not blamed
+    (_Looks([1, 2], [1, 2], [2]), [2], ([2], [2])),     # the other exits during the second wait
+])
+def test_the_children_left_are_those_the_look_that_ended_the_wait_saw(live, awaiting, want):
+    """robustness.children_left, over_the_limit's verdict on a fork server's children. It looked once
+    more after its waits: inetd-echo was FAILED with '4 children' left in a cell of 4.4 s, its waits
+    having ended on a look that saw none (fails without the fix: four left)."""
+    left = robustness.children_left(live, lambda pids: [p for p in pids if p in awaiting], exit_s=0.05, late_s=0.05)
+    assert left == want
 
 def test_a_build_missing_on_the_machine_is_error_naming_the_file_and_how_to_make_it(tmp_path):
     """An entry's `built` files are the machine's setup: one missing (a c-winsock .exe before `make

@@ -16,6 +16,7 @@ import socket
 import statistics
 import threading
 import time
+from typing import Callable
 
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
@@ -605,20 +606,7 @@ def over_the_limit(ctx: Context) -> None:
         # have (on two cores that takes seconds), and only an idle server must stop at once.
         first.close()
 
-        def live() -> list[int]:
-            return [pid for pid, state in srv.children() if state != "Z"]
-
-        wait_until(lambda: not live(), CHILDREN_EXIT)
-        # A close that met the full accept queue is retransmitted by the kernel with a growing backoff
-        # (its FIN can come tens of seconds late): a child whose client's FIN has not reached it yet
-        # has no EOF to see. Those are waited for once more, and not blamed if still waiting.
-        def unexplained() -> set[int]:
-            alive = live()
-            return set(alive) - set(awaiting_fin(alive))
-
-        wait_until(lambda: not unexplained(), FIN_LATE)
-        left = live()
-        waiting = awaiting_fin(left)
+        left, waiting = children_left(lambda: [pid for pid, state in srv.children() if state != "Z"], awaiting_fin)
         if waiting:
             ctx.note(f"{len(waiting)} children still wait for their client's FIN, which the kernel has not "
                      f"delivered {CHILDREN_EXIT + FIN_LATE:g} s after the close (it met a full accept queue); "
@@ -632,6 +620,27 @@ def over_the_limit(ctx: Context) -> None:
 # how much longer the kit waits for children whose client's FIN the kernel has not delivered yet.
 CHILDREN_EXIT = 15.0
 FIN_LATE = 15.0
+
+
+def children_left(live: Callable[[], list[int]], awaiting: Callable[[list[int]], list[int]],
+                  exit_s: float = CHILDREN_EXIT, late_s: float = FIN_LATE) -> tuple[list[int], list[int]]:
+    """A fork server's children still alive (`live()`) once they have had `exit_s` to exit, and
+    `late_s` more for those whose client's FIN has not reached them (`awaiting`: a close that met
+    the full accept queue is retransmitted with a growing backoff, so its FIN can come tens of
+    seconds late, and a child has no EOF to see before it): (those left, those of them still
+    awaiting their FIN). Both as the look that ended the wait saw them: a look after it can see
+    what that one did not (a child forked since for a connection still queued, or one alive for
+    the instant after its FIN reached it) and would blame a server that had let every child go."""
+    seen: tuple[list[int], list[int]] = ([], [])
+
+    def settled(late: bool) -> bool:
+        nonlocal seen
+        alive = live()
+        seen = (alive, awaiting(alive) if late and alive else [])
+        return len(seen[0]) == len(seen[1])
+    if not wait_until(lambda: settled(False), exit_s):
+        wait_until(lambda: settled(True), late_s)
+    return seen
 
 
 @scenario("robustness.max_conns_exact", "--max-conns 2: two clients are served, a third is closed at once; a slot "
