@@ -197,17 +197,21 @@ def pid_alive(pid: int) -> bool:
 def children_of(pid: int) -> list[int]:
     """The pids of `pid`'s child processes (of every thread of it; zombies included), from /proc;
     none once it has gone."""
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return []
     found = []
-    for task in tasks:
+    for tid in _tids(pid):
         try:
-            found.extend(int(child) for child in (task / "children").read_text().split())
+            found.extend(int(child) for child in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
         except OSError:   # that thread has ended meanwhile
             continue
     return found
+
+
+def _tids(pid: int) -> list[str]:
+    """The thread ids of `pid`, none once it has gone."""
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
 
 
 class Sched(NamedTuple):
@@ -222,13 +226,6 @@ def machine_busy_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _tids(pid: int) -> list[str]:
-    try:
-        return os.listdir(f"/proc/{pid}/task")
-    except OSError:   # gone
-        return []
 
 
 def sched_of(pid: int) -> dict[int, Sched]:
