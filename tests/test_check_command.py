@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from acceptloop.suite import matrix, registry, runner
+from acceptloop.suite import matrix, registry, runner, session
 from acceptloop.suite.client import Client, Stream
 from acceptloop.suite.process import ServerProcess, children_of, cmdline_of, pid_alive, stat_fields, wait_until
 from acceptloop.suite.scenarios import probes, robustness
@@ -30,9 +30,11 @@ KIT = FIXTURES / "kit.toml"
 BROKEN = FIXTURES / "broken.toml"
 
 
-def check(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def check(*args: str, cwd: Path | None = None, timeout: float = 300,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "acceptloop", "check", "--quiet", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=None if env is None else {**os.environ, **env})
 
 
 # -- grading -------------------------------------------------------------------------------------
@@ -403,7 +405,7 @@ def test_a_step_missed_while_the_machine_kept_the_server_from_a_cpu_is_a_stall(h
     hog = _on_one_cpu(cpu, "while True: pass")
     try:
         ctx = _context({"rfc"})
-        starved = Starved(ctx, holder.pid, _cpu_of([holder, hog] if hog_is_the_servers else [holder]))
+        starved = Starved(ctx, [holder.pid], _cpu_of([holder, hog] if hog_is_the_servers else [holder]))
         starved.step()
         threading.Event().wait(0.5)   # the step the server misses
         assert starved.missed(0.5) == (want == ERROR), ctx.stalls
@@ -411,12 +413,47 @@ def test_a_step_missed_while_the_machine_kept_the_server_from_a_cpu_is_a_stall(h
         graded, reason = grade(ctx.scenario, ctx)
         assert graded == want, reason
         if want == ERROR:
-            assert reason.startswith("kit stalled: the server's process"), reason
+            assert reason.startswith("kit stalled: the server's thread"), reason
             assert reason.endswith("so this cannot judge: answered in time; expected within 0.5 s, observed nothing")
     finally:
         for proc in (holder, hog):
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("work, starved, want", [
+    ("0.1", False, OK),       # its child works a tenth of a second: the connection's descriptors come back at once
+    ("5", False, FAILED),     # five seconds of its own CPU: the server's doing
+    ("0.1", True, ERROR),     # a tenth, but kept from its CPU by a process that is not the server's: the machine's
+])
+def test_a_server_slow_to_let_go_of_a_connection_is_failed_unless_the_machine_kept_it_from_a_cpu(
+        tmp_path, work, starved, want):
+    """The wait after each cell on a shared server (execute: its descriptors back within SETTLE)
+    watches the server's processes with Starved. slow-to-let-go's child holds what it inherited
+    until it has done its work; starved, it runs at niceness 19 in a group of its own on the CPU
+    where another process spins (without the fix: FAILED, as if the server had held on)."""
+    cpu = max(os.sched_getaffinity(0))
+    env = {"SLOW_TO_LET_GO_WORK": work}
+    hog = None
+    if starved:
+        env.update(SLOW_TO_LET_GO_CPU=str(cpu), SLOW_TO_LET_GO_NICE="19")
+        hog = _on_one_cpu(cpu, "while True: pass")
+    try:
+        run = check("--implementations", str(KIT), "--cell", "slow-to-let-go-event-echo.round_trip",
+                    "--json", "r.json", cwd=tmp_path, env=env)
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    assert run.returncode == {OK: session.EXIT_OK, FAILED: session.EXIT_FAILED, ERROR: session.EXIT_ERROR}[want], \
+        run.stdout + run.stderr
+    [r] = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert r["grade"] == want, r["reason"]
+    if want != OK:
+        assert "lets go of every connection within 3 s" in r["reason"], r["reason"]
+    if want == ERROR:   # and run again alone, where it was kept from its CPU again
+        assert r["reason"].startswith("kit stalled: the server's thread"), r["reason"]
+        assert r["checks"][0]["what"].startswith("run again alone: the first run was ERROR: kit stalled")
 
 
 def test_the_holder_of_a_connection_is_the_process_with_its_socket():

@@ -215,40 +215,46 @@ class Pace:
 
 
 class Starved:
-    """Whether a timed step the server missed was the machine's doing: the process that serves the
-    step (`holder`) was runnable but kept from a CPU for at least half the step's bound, while the
+    """Whether a timed step the server missed was the machine's doing: a process that serves the
+    step (`holders`) was runnable but kept from a CPU for at least half the step's bound, while the
     server's processes together used less than half of the CPU time the machine spent since this
     watch began (so it was not its own processes that took the CPU it waited for). Such a miss is a
-    stall like Pace's: grade() makes the cell ERROR (KIT_STALLED) and the runner runs it again alone, where a
-    server that is really late fails on its own. Call step() as each timed step starts, and
-    missed() when one has missed its bound."""
+    stall like Pace's: grade() makes the cell ERROR (KIT_STALLED) and the runner runs it again
+    alone, where a server that is really late fails on its own. Call step() as each timed step
+    starts, and missed() when one has missed its bound."""
 
-    def __init__(self, ctx: "Context", holder: int, server_cpu: Callable[[], float]) -> None:
-        self.ctx, self.holder, self.server_cpu = ctx, holder, server_cpu
+    def __init__(self, ctx: "Context", holders: list[int], server_cpu: Callable[[], float]) -> None:
+        self.ctx, self.holders, self.server_cpu = ctx, holders, server_cpu
         self.cpu_from, self.busy_from = server_cpu(), machine_busy_seconds()
         self.at_step: dict[int, Sched] = {}
 
+    def _sched(self) -> dict[int, Sched]:
+        return {tid: s for pid in self.holders for tid, s in sched_of(pid).items()}
+
+    def _runnable(self) -> set[int]:
+        return {tid for pid in self.holders for tid in runnable_threads(pid)}
+
     def step(self) -> None:
-        self.at_step = sched_of(self.holder)
+        self.at_step = self._sched()
 
     def missed(self, bound: float) -> bool:
-        """After a step that missed `bound`: record the stall if the machine kept the holder waiting.
+        """After a step that missed `bound`: record the stall if the machine kept a holder waiting.
         A wait is counted once it is over, so a thread still runnable is given up to `bound` more to
         be run first."""
         share = (self.server_cpu() - self.cpu_from) / max(machine_busy_seconds() - self.busy_from, 1e-3)
-        at_miss, queued = sched_of(self.holder), runnable_threads(self.holder)
+        at_miss, queued = self._sched(), self._runnable()
 
         def run_since() -> bool:
-            now, still = sched_of(self.holder), runnable_threads(self.holder)
+            now, still = self._sched(), self._runnable()
             return all(tid not in now or tid not in still or now[tid].runs > at_miss[tid].runs
                        for tid in queued if tid in at_miss)
         wait_until(run_since, bound)
-        now = sched_of(self.holder)
-        waited = max((s.waited - self.at_step[tid].waited for tid, s in now.items() if tid in self.at_step),
-                     default=0.0)
+        now = self._sched()
+        waited, tid = max(((s.waited - self.at_step[tid].waited, tid) for tid, s in now.items() if tid in self.at_step),
+                          default=(0.0, None))
         if waited < bound / 2 or share >= 0.5:
             return False
-        self.ctx.stalls.append(f"the server's process {self.holder} waited {waited:.2f} s for a CPU during a "
+        self.ctx.stalls.append(f"the server's thread {tid} waited {waited:.2f} s for a CPU during a "
                                f"{bound:g} s step, while the server used {share:.0%} of the CPU time the "
                                f"machine spent: the machine was busy with other processes")
         return True
@@ -513,6 +519,8 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
         # can only leave by resetting). Wait until it has let go of every connection the scenario
         # opened, so that whatever that does to it is blamed on this scenario and no later one.
         # A connection left open after its client has gone is a leaked descriptor: a MUST, bounded.
+        starved = Starved(ctx, server.tree(), server.cpu_seconds)
+        starved.step()
         settled = wait_until(lambda: not server.alive() or server.tree_fd_count() <= baseline, SETTLE)
         if not settled and server.impl.sockets_not_descriptors:
             # Its descriptors are not its sockets (its registry entry says why): the count says
@@ -520,6 +528,7 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
             ctx.note(f"descriptors not back to {baseline} within {SETTLE:g} s; not graded: "
                      f"{server.impl.sockets_not_descriptors}")
         elif not settled:
+            starved.missed(SETTLE)   # fork's children, say, kept from a CPU while they would exit
             held = server.tree_fd_count() - baseline
             ctx.check(False, f"the server lets go of every connection within {SETTLE:g} s of its client leaving",
                       f"<= {baseline} descriptors (as before the scenario)",

@@ -189,7 +189,7 @@ def process_limit(ctx: Context) -> None:
                 continue
             # Served by a child or a thread, or closed at once: whoever holds the connection (the
             # server itself while it is queued) must run for that, which a busy machine can delay.
-            watch = Starved(ctx, holder(c, srv.tree()) or srv.pid, srv.cpu_seconds)
+            watch = Starved(ctx, [holder(c, srv.tree()) or srv.pid], srv.cpu_seconds)
             watch.step()
             try:
                 got = c.recv_exactly(len(payload), timeout=AT_ONCE)

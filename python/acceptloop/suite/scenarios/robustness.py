@@ -169,7 +169,7 @@ def slowloris(ctx: Context) -> None:
         # Hundreds of closes at once (fork: as many processes exiting) beside other lanes can keep the
         # process serving the active client from a CPU for a second: that is the machine's (Starved).
         waiting = {c.sock: c for c in idle if c.sock is not None}
-        starved = Starved(ctx, holder(active, srv.tree()) or srv.pid, srv.cpu_seconds)
+        starved = Starved(ctx, [holder(active, srv.tree()) or srv.pid], srv.cpu_seconds)
         poller = select.epoll()
         for sock in waiting:
             poller.register(sock, select.EPOLLIN)
