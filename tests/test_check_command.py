@@ -19,11 +19,11 @@ import pytest
 
 from acceptloop.suite import matrix, registry, runner, session
 from acceptloop.suite.client import Client, Stream
-from acceptloop.suite.process import ServerProcess, children_of, cmdline_of, pid_alive, stat_fields, wait_until
+from acceptloop.suite.process import ServerProcess, ServerStartError, children_of, cmdline_of, pid_alive, stat_fields, wait_until
 from acceptloop.suite.scenarios import probes, robustness
 from acceptloop.suite.registry import Implementation
 from acceptloop.suite.scenario import (BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, ERROR, FAILED, INFO, MUST, OK,
-                                       Context, Pace, Result, Scenario, Starved, grade)
+                                       Context, Pace, Result, Scenario, Starved, _failure_check, grade)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KIT = FIXTURES / "kit.toml"
@@ -454,6 +454,35 @@ def test_a_server_slow_to_let_go_of_a_connection_is_failed_unless_the_machine_ke
     if want == ERROR:   # and run again alone, where it was kept from its CPU again
         assert r["reason"].startswith("kit stalled: the server's thread"), r["reason"]
         assert r["checks"][0]["what"].startswith("run again alone: the first run was ERROR: kit stalled")
+
+
+@pytest.mark.parametrize("held, want", [("by a client", ERROR), ("by a listener", ERROR), ("by nobody", FAILED)])
+def test_a_start_that_failed_on_a_port_another_socket_holds_is_the_machines(held, want):
+    """lifecycle.every_address (port 0, the first address's port reused for the rest) was FAILED on
+    c-pyhandler with `bind 127.0.0.1:41175: Address already in use`: a client of another lane had
+    that port as its own. A start that fails on a bind whose address another socket holds now is a
+    stall (run again alone); one nobody holds is the server's (fails without the fix: FAILED)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = {"by a client": client.getsockname()[1], "by a listener": listener.getsockname()[1],
+            "by nobody": free.getsockname()[1]}[held]
+    free.close()
+    try:
+        ctx = _context({"rfc", "contract"})
+        error = ServerStartError("exited with 1 before READY", 1,
+                                 f"bind 127.0.0.1:{port}: Address already in use (EADDRINUSE)\n")
+        _failure_check(ctx, error)
+        graded, reason = grade(ctx.scenario, ctx)
+        assert graded == want, reason
+        assert "the server starts: exited with 1 before READY" in reason
+        if want == ERROR:
+            assert reason.startswith(f"kit stalled: 127.0.0.1:{port}, which the server could not bind, is held"), reason
+    finally:
+        for s in (client, accepted, listener):
+            s.close()
 
 
 def test_the_holder_of_a_connection_is_the_process_with_its_socket():

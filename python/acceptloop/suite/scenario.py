@@ -29,6 +29,7 @@ FAILED, only shown.
 """
 from __future__ import annotations
 
+import errno
 import re
 import signal
 import socket
@@ -453,6 +454,31 @@ def _reason(c: Check) -> str:
     return "; ".join(parts)
 
 
+# The contract's line for a bind that failed because the address is in use: `bind ADDRESS: TEXT (EADDRINUSE)`.
+_BIND_IN_USE = re.compile(r"bind (\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+): .*\((?:WSA)?EADDRINUSE\)")
+
+
+def held_elsewhere(stderr: str) -> str | None:
+    """The address (as `host:port`) of a start that failed on a bind in use, when that address is
+    held right now by a socket that is not the server's (it has exited) and not in TIME_WAIT (a bind
+    with SO_REUSEADDR fails too): a port the kit chose (0, or one free a moment ago) that a client
+    of another lane took meanwhile. None for any other failure, and for an address nobody holds: a
+    server that cannot rebind its own last run's port (no SO_REUSEADDR) is the server's doing."""
+    lines = stderr.strip().splitlines()
+    found = _BIND_IN_USE.fullmatch(lines[-1].strip()) if lines else None
+    if found is None:
+        return None
+    host, port = found.group(1).strip("[]"), int(found.group(2))
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return found.group(1) + f":{port}"
+    return None
+
+
 def _failure_check(ctx: Context, e: BaseException) -> None:
     """What an exception out of a scenario's steps says: about the server (a failed check), or
     about the kit (an error)."""
@@ -462,6 +488,9 @@ def _failure_check(ctx: Context, e: BaseException) -> None:
     elif isinstance(e, ServerStartError):
         if e.stderr.strip():
             detail += f" (stderr: {e.stderr.strip().splitlines()[-1][:200]})"
+        if (held := held_elsewhere(e.stderr)) is not None:
+            ctx.stalls.append(f"{held}, which the server could not bind, is held by another socket of this machine "
+                              "(a client of another lane took it as its own port, say): the machine's doing")
         # Not printing READY breaks the contract; a port that never accepts breaks the service,
         # unless the scenario started it the contract's way (`--host ::`, an option, a limit): then
         # failing to start that way is a contract matter (socat cannot bind `::`).
