@@ -296,6 +296,23 @@ def _sleeper(handler: str) -> ServerProcess:
     return srv
 
 
+@pytest.mark.parametrize("handler, want", [("lambda *a: None", "killed after 0.2 s (state S"),
+                                           ("signal.SIG_IGN", "still running: it ignores SIGTERM (SIG_IGN)")])
+def test_a_stop_that_had_to_kill_says_how_the_server_stood(handler, want):
+    """What lifecycle.edge_arguments and restart_same_port observe of a stop: the exit code, or why
+    the kit killed the server (c-winsock/iterative edge_arguments was FAILED with only 'observed -9')."""
+    srv = _sleeper(handler)
+    try:
+        assert srv.stop(0.2) is None
+        assert str(srv.how_stopped()).startswith(want), srv.how_stopped()
+        if handler != "signal.SIG_IGN":
+            assert "SIGTERM caught" in srv.how_stopped()
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+        srv.proc.wait()
+
+
 @pytest.mark.parametrize("handler, want", [("lambda *a: None", "SIGTERM caught"),
                                            ("signal.SIG_IGN", "SIGTERM ignored")])
 def test_a_stop_that_is_not_obeyed_is_explained_from_proc(handler, want):

@@ -326,6 +326,7 @@ class ServerProcess:
         self.told_to_stop = False      # a scenario signalled it; its exit is expected
         self.unheard: str | None = None  # the stop signal it was sent while ignoring it (SIG_IGN)
         self.threads_at_stop = 0         # its threads when it was told to stop (SIGTERM or SIGINT)
+        self.kill_reason: str | None = None   # why stop() had to kill it: how it stood then, from /proc
 
     # -- starting ---------------------------------------------------------------------------
     @property
@@ -720,12 +721,19 @@ class ServerProcess:
             return None
         self.told_to_stop = True   # whoever stops it judges how it ended
         if self.proc.poll() is None:
-            self.signal(self.graceful(signal.SIGTERM))
+            stop = self.graceful(signal.SIGTERM)
+            self.signal(stop)
             if self.wait_exit(timeout) is None:
+                self.kill_reason = (self.still_running(timeout) if self.unheard else
+                                    f"killed after {timeout:g} s ({self.signal_disposition(stop) or 'gone by then'})")
                 self.kill()
                 return None
         self.exit_code = self.proc.returncode
         return self.exit_code
+
+    def how_stopped(self) -> int | str | None:
+        """What a check of stop() observes: the exit code, or why the kit had to kill the server."""
+        return self.kill_reason or self.exit_code
 
     def kill(self) -> None:
         """SIGKILL the server and everything in its process group (forked children), by its pid."""

@@ -277,7 +277,7 @@ def edge_arguments(ctx: Context) -> None:
             started[what] = False
             continue
         started[what] = served(ctx, "echo", srv.address, what=f"{what}: a client is served", basis=BASIS_CONTRACT)
-        ctx.check(srv.stop() == P.EXIT_OK, f"{what}: exit 0 on SIGTERM", 0, srv.exit_code)
+        ctx.check(srv.stop() == P.EXIT_OK, f"{what}: exit 0 on SIGTERM", 0, srv.how_stopped())
     ctx.observe("started", started)
 
 
@@ -409,7 +409,7 @@ def restart_same_port(ctx: Context) -> None:
     first = ctx.start_server(port=port)
     for _ in range(10):
         served(ctx, "daytime", first.address, what="the first server serves daytime", basis=BASIS_CONTRACT)
-    ctx.check(first.stop() == P.EXIT_OK, "the first server exits 0 on SIGTERM", 0, first.exit_code)
+    ctx.check(first.stop() == P.EXIT_OK, "the first server exits 0 on SIGTERM", 0, first.how_stopped())
     try:
         second = ctx.start_server(port=port)
     except ServerStartError as e:
