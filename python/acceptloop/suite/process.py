@@ -721,15 +721,22 @@ class ServerProcess:
             return None
         self.told_to_stop = True   # whoever stops it judges how it ended
         if self.proc.poll() is None:
-            stop = self.graceful(signal.SIGTERM)
-            self.signal(stop)
+            self.signal(self.graceful(signal.SIGTERM))
             if self.wait_exit(timeout) is None:
-                self.kill_reason = (self.still_running(timeout) if self.unheard else
-                                    f"killed after {timeout:g} s ({self.signal_disposition(stop) or 'gone by then'})")
+                self.kill_reason = self.why_killed(timeout)
                 self.kill()
                 return None
         self.exit_code = self.proc.returncode
         return self.exit_code
+
+    def why_killed(self, waited: float) -> str:
+        """What a check observes of a stop the kit ends with SIGKILL after waiting `waited` for the
+        exit in vain: how the server stood towards its stop signal then (from /proc), or that it
+        ignores it, so that no wait was spent."""
+        if self.unheard is not None:
+            return f"killed at once: it ignores {self.unheard} (SIG_IGN), so the kernel discards it"
+        stop = self.graceful(signal.SIGTERM)
+        return f"killed after {waited:g} s ({self.signal_disposition(stop) or 'gone by then'})"
 
     def how_stopped(self) -> int | str | None:
         """What a check of stop() observes: the exit code, or why the kit had to kill the server."""

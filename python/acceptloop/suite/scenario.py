@@ -598,11 +598,8 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
         # more time to one already exiting, or still ending the threads of closed connections).
         code = own.wait_exit(max(0.0, deadline - time.monotonic()), settle=True)
         observed: Any = code
-        if code is None and own.unheard:
-            observed = f"killed at once: it ignores {own.unheard} (SIG_IGN), so the kernel discards it"
-        elif code is None:
-            observed = f"killed after {STOP_GRACE:g} s ({own.signal_disposition(signal.SIGTERM) or 'gone by then'})"
         if code is None:
+            observed = own.why_killed(STOP_GRACE)
             own.kill()
         ctx.check(code == P.EXIT_OK, "the server then exits 0 on SIGTERM", 0, observed, level=MUST,
                   basis=BASIS_CONTRACT)

@@ -347,15 +347,16 @@ def holder(c: Client, pids: list[int]) -> int | None:
         return None
     if found is None:
         return None
-    name = f"socket:[{found[1]}]"
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:   # gone
-            continue
-        if name in map(_fd_link(pid), fds):
-            return pid
-    return None
+    return next((pid for pid in pids if found[1] in (_socket_inodes(pid) or ())), None)
+
+
+def _socket_inodes(pid: int) -> set[str] | None:
+    """The inodes of the sockets `pid` holds (as /proc/net/tcp names them), None once it has gone."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    return {link[8:-1] for link in map(_fd_link(pid), fds) if link.startswith("socket:[")}
 
 
 OPEN_STATES = ("ESTABLISHED", "CLOSE_WAIT", "SYN_RECV")
@@ -376,13 +377,7 @@ def awaiting_fin(pids: list[int]) -> list[int]:
     """Those of `pids` holding a TCP connection the peer's FIN has not reached yet (ESTABLISHED or
     SYN_RECV: not CLOSE_WAIT), from their descriptors and /proc/net/tcp and tcp6. A process that
     waits for its client's EOF cannot see one the kernel has not delivered."""
-    inodes: dict[int, set[str]] = {}
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:   # gone
-            continue
-        inodes[pid] = {link[8:-1] for link in map(_fd_link(pid), fds) if link.startswith("socket:[")}
+    inodes = {pid: held for pid in pids if (held := _socket_inodes(pid)) is not None}
     waiting: set[str] = set()
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
