@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import selectors
 import socket
+from typing import Callable
 
 from acceptloop import _protocol as P
 from acceptloop.contract import ServerConfig
@@ -49,8 +50,12 @@ READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE   # interest(): in the
 class Connection:
     """One client: its non-blocking socket, its service and its unsent output."""
 
-    def __init__(self, sock: socket.socket, peer: str, config: ServerConfig, now: float) -> None:
+    def __init__(self, sock: socket.socket, peer: str, config: ServerConfig, now: float,
+                 closing: Callable[[Connection], None] | None = None) -> None:
+        """`closing` runs once, just before the socket is closed: a model whose poller holds the
+        socket (the event model's selector) takes it out there, while the descriptor still names it."""
         self.sock = sock
+        self.closing = closing
         self.fd = sock.fileno()
         self.peer = peer
         self.out = bytearray()
@@ -220,9 +225,11 @@ class Connection:
         self.linger_until = now + P.LINGER_SECONDS
 
     def close(self) -> None:
-        """Close the socket, once."""
+        """Close the socket, once (after `closing`, if the model gave one)."""
         if self.phase is not CLOSED:
             self.phase = CLOSED
+            if self.closing is not None:
+                self.closing(self)
             self.sock.close()
     # end step
 

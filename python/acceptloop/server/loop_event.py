@@ -83,7 +83,7 @@ class EventLoop:
             if not self.slots.take(len(self.conns)):
                 reject(sock)
                 continue
-            conn = Connection(sock, peer, self.config, now)
+            conn = Connection(sock, peer, self.config, now, closing=self.unwatch)
             self.conns[conn.fd] = conn
             self.update(conn)
 
@@ -105,15 +105,20 @@ class EventLoop:
             conn.on_writable(now)
         self.update(conn)
 
+    def unwatch(self, conn: Connection) -> None:
+        """A connection is about to close its socket: the selector lets go of it first, as selectors
+        asks. Closed first, the epoll_ctl DEL fails on the stale descriptor, and should any other
+        process hold the socket, epoll keeps reporting it under a number that names nothing."""
+        if self.registered.pop(conn.fd, None) is not None:   # else closed as it opened
+            self.selector.unregister(conn)
+
     def update(self, conn: Connection) -> None:
         """Keep the selector asking for what the connection wants (only a change costs a modify),
-        or forget the connection once it is closed."""
+        or forget the connection once it is closed (its close took it out of the selector)."""
         if conn.phase is CLOSED:
             if self.conns.get(conn.fd) is conn:   # not yet forgotten (its fd may be reused at once)
                 del self.conns[conn.fd]
                 self.slots.give()
-                if self.registered.pop(conn.fd, None) is not None:   # else closed as it opened
-                    self.selector.unregister(conn)
             return
         mask = conn.interest() or READ   # always hear about errors
         if self.registered.get(conn.fd) != mask:
