@@ -473,6 +473,40 @@ def test_a_server_slow_to_let_go_of_a_connection_is_failed_unless_the_machine_ke
         assert r["checks"][0]["what"].startswith("run again alone: the first run was ERROR: kit stalled")
 
 
+@pytest.mark.parametrize("work, starved, want", [
+    ("0.1", False, OK),       # the child of each connection is gone within a tenth of a second
+    ("10", False, FAILED),    # ten seconds of its own CPU: the server holds on after the client's FIN
+    ("0.1", True, ERROR),     # a tenth, but kept from its CPU by a process that is not the server's
+])
+def test_a_server_late_to_close_after_the_clients_fin_is_failed_unless_the_machine_kept_it_from_a_cpu(
+        tmp_path, work, starved, want):
+    """daytime.late_input waits for the server's descriptors to come back within 1 s of the client's
+    FIN with ctx.server_within, which watches the server's processes with Starved. php-ffi's fork
+    model was FAILED there in a parallel pytest matrix (12 descriptors against 9: a child not yet
+    gone) and OK alone; without the watch a child kept from its CPU is FAILED as if it held on."""
+    cpu = max(os.sched_getaffinity(0))
+    env = {"SLOW_TO_LET_GO_WORK": work}
+    hog = None
+    if starved:
+        env.update(SLOW_TO_LET_GO_CPU=str(cpu), SLOW_TO_LET_GO_NICE="19")
+        hog = _on_one_cpu(cpu, "while True: pass")
+    try:
+        run = check("--implementations", str(KIT), "--cell", "slow-to-let-go-event-daytime.late_input",
+                    "--json", "r.json", cwd=tmp_path, env=env)
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    [r] = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert r["grade"] == want, r["reason"]
+    assert run.returncode == {OK: session.EXIT_OK, FAILED: session.EXIT_FAILED, ERROR: session.EXIT_ERROR}[want], \
+        run.stdout + run.stderr
+    if want != OK:
+        assert "the server closes the connection within 1 s of the client's FIN" in r["reason"], r["reason"]
+    if want == ERROR:
+        assert r["reason"].startswith("kit stalled: the server's thread"), r["reason"]
+
+
 @pytest.mark.parametrize("held, want", [("by a client", ERROR), ("by a listener", ERROR), ("by nobody", FAILED)])
 def test_a_start_that_failed_on_a_port_another_socket_holds_is_the_machines(held, want):
     """lifecycle.every_address (port 0, the first address's port reused for the rest) was FAILED on

@@ -311,6 +311,17 @@ class Context:
     def start_server(self, **kw: Any) -> ServerProcess:
         return self.server_process(**kw).start()
 
+    def server_within(self, server: ServerProcess, predicate: Callable[[], bool], bound: float) -> bool:
+        """Wait up to `bound` for what the server must do by then (let go of a connection, end a
+        child): True once `predicate` holds. A miss while the machine kept the server's processes
+        from a CPU is recorded as a stall (Starved), so the check that follows is the machine's."""
+        starved = Starved(self, server.tree(), server.cpu_seconds)
+        starved.step()
+        if wait_until(predicate, bound):
+            return True
+        starved.missed(bound)
+        return False
+
     def start_servers(self, *configs: dict[str, Any]) -> list[ServerProcess]:
         """Several servers (each given server_process's keywords), spawned together and then
         waited for: their start-ups overlap. Launchable implementations only; each needs a port of
@@ -548,16 +559,15 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
         # can only leave by resetting). Wait until it has let go of every connection the scenario
         # opened, so that whatever that does to it is blamed on this scenario and no later one.
         # A connection left open after its client has gone is a leaked descriptor: a MUST, bounded.
-        starved = Starved(ctx, server.tree(), server.cpu_seconds)
-        starved.step()
-        settled = wait_until(lambda: not server.alive() or server.tree_fd_count() <= baseline, SETTLE)
+        # (fork's children, say, kept from a CPU while they would exit: a stall)
+        settled = ctx.server_within(server, lambda: not server.alive() or server.tree_fd_count() <= baseline,
+                                    SETTLE)
         if not settled and server.impl.sockets_not_descriptors:
             # Its descriptors are not its sockets (its registry entry says why): the count says
             # nothing about the connections it holds, so it blames nobody.
             ctx.note(f"descriptors not back to {baseline} within {SETTLE:g} s; not graded: "
                      f"{server.impl.sockets_not_descriptors}")
         elif not settled:
-            starved.missed(SETTLE)   # fork's children, say, kept from a CPU while they would exit
             held = server.tree_fd_count() - baseline
             ctx.check(False, f"the server lets go of every connection within {SETTLE:g} s of its client leaving",
                       f"<= {baseline} descriptors (as before the scenario)",

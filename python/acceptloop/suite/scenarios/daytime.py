@@ -92,7 +92,7 @@ def late_input(ctx: Context) -> None:
     warm = ctx.connect(srv.address, label="warm-up")   # what a server opens only for its first client
     warm.recv_until_end()
     warm.close()
-    wait_until(lambda: srv.tree_fd_count() <= at_ready and not srv.children(), AT_ONCE)
+    ctx.server_within(srv, lambda: srv.tree_fd_count() <= at_ready and not srv.children(), AT_ONCE)
     ends = {"alone": _late_input(ctx, srv, "alone")}
     if ctx.model == "iterative":          # one client at a time: a holder would hold the server
         ctx.observe("end", ends)
@@ -136,7 +136,7 @@ def _late_input(ctx: Context, srv, what: str) -> str:
         sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass                              # reset already
-    wait_until(lambda: srv.tree_fd_count() <= baseline, AT_ONCE)
+    ctx.server_within(srv, lambda: srv.tree_fd_count() <= baseline, AT_ONCE)
     ctx.figure(f"closed after the client's FIN, {what}", round((time.monotonic() - client_fin) * 1000, 1), "ms")
     ctx.check_descriptors(srv.tree_fd_count(), baseline, f"{what}: the server closes the connection within "
                           f"{AT_ONCE:g} s of the client's FIN", basis=BASIS_PROTOCOL)
