@@ -39,7 +39,7 @@ def sequential_connections(ctx: Context) -> None:
         if i < CONNECTIONS - 1:
             ctx.clients.pop()   # keep one transcript, not a thousand
     elapsed = time.monotonic() - started
-    settled = wait_until(lambda: _quiet(srv, baseline), 10.0)
+    settled = ctx.server_within(srv, lambda: _quiet(srv, baseline), 10.0)
     fds = srv.fd_count()
     children = srv.children()
     zombies = [pid for pid, state in children if state == "Z"]

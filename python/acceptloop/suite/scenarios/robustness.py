@@ -419,7 +419,7 @@ def idle_timeout(ctx: Context) -> None:
     stalled.reset()
     for label, srv, fds in (("echo", echo, echo_fds), ("chargen (the stalled client)", stalled_srv, stalled_fds)):
         if not ctx.impl.sockets_not_descriptors:
-            wait_until(lambda: srv.tree_fd_count() <= fds, SETTLE)
+            ctx.server_within(srv, lambda: srv.tree_fd_count() <= fds, SETTLE)
         ctx.check_descriptors(srv.tree_fd_count(), fds, f"{label}: the descriptors of the connections the idle "
                               f"timeout closed are released within {SETTLE:g} s", basis="rfc")
     reader.reset()
@@ -708,7 +708,7 @@ def max_conns_exact(ctx: Context) -> None:
             time.sleep(0.2)
             ctx.note(f"descriptor count not graded: {ctx.impl.sockets_not_descriptors}")
         else:
-            let_go = wait_until(gone, AT_ONCE)
+            let_go = ctx.server_within(srv, gone, AT_ONCE)
             ctx.check(let_go, f"after a client's {how}, the server lets its connection go at once",
                       f"fewer than {full[0]} descriptors (and children) within {AT_ONCE:g} s", holding())
         served_now(f"{label} (in the slot the {how} gave back)")
