@@ -438,6 +438,29 @@ def test_a_step_missed_while_the_machine_kept_the_server_from_a_cpu_is_a_stall(h
             proc.wait()
 
 
+def test_a_process_the_server_starts_during_the_step_is_watched_too():
+    """Starved given what lists the server's processes at each look (server.tree): a fork child
+    born after the step began, to serve it, and kept from its CPU by a process not the server's
+    makes the miss a stall; all of its wait falls within the step. (The probe after each fuzz
+    example is served by such a child in the fork model: php-ffi/fork was FAILED there in a
+    parallel pytest matrix with 'nothing received for 1 s', and OK alone.)"""
+    cpu = min(os.sched_getaffinity(0))
+    hog = _on_one_cpu(cpu, "while True: pass")
+    born: list[subprocess.Popen] = []
+    try:
+        ctx = _context({"rfc"})
+        starved = Starved(ctx, lambda: [p.pid for p in born], lambda: _cpu_of(born)() if born else 0.0)
+        starved.step()
+        born.append(_on_one_cpu(cpu, "while True: pass", nice=19))
+        threading.Event().wait(0.5)   # the step the server misses
+        assert starved.missed(0.5), ctx.stalls
+        assert ctx.stalls[0].startswith(f"the server's thread {born[0].pid} waited"), ctx.stalls
+    finally:
+        for proc in (hog, *born):
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.parametrize("work, starved, want", [
     ("0.1", False, OK),       # its child works a tenth of a second: the connection's descriptors come back at once
     ("5", False, FAILED),     # five seconds of its own CPU: the server's doing

@@ -224,16 +224,22 @@ class Starved:
     alone, where a server that is really late fails on its own. Call step() as each timed step
     starts, and missed() when one has missed its bound."""
 
-    def __init__(self, ctx: "Context", holders: list[int], server_cpu: Callable[[], float]) -> None:
+    def __init__(self, ctx: "Context", holders: list[int] | Callable[[], list[int]],
+                 server_cpu: Callable[[], float]) -> None:
+        """`holders`: the pids, or what lists them at each look (server.tree: a fork child born
+        during the step, to serve it, is watched too; all of its wait falls within the step)."""
         self.ctx, self.holders, self.server_cpu = ctx, holders, server_cpu
         self.cpu_from, self.busy_from = server_cpu(), machine_busy_seconds()
         self.at_step: dict[int, Sched] = {}
 
+    def _pids(self) -> list[int]:
+        return self.holders() if callable(self.holders) else self.holders
+
     def _sched(self) -> dict[int, Sched]:
-        return {tid: s for pid in self.holders for tid, s in sched_of(pid).items()}
+        return {tid: s for pid in self._pids() for tid, s in sched_of(pid).items()}
 
     def _runnable(self) -> set[int]:
-        return {tid for pid in self.holders for tid in runnable_threads(pid)}
+        return {tid for pid in self._pids() for tid in runnable_threads(pid)}
 
     def step(self) -> None:
         self.at_step = self._sched()
@@ -251,8 +257,8 @@ class Starved:
                        for tid in queued if tid in at_miss)
         wait_until(run_since, bound)
         now = self._sched()
-        waited, tid = max(((s.waited - self.at_step[tid].waited, tid) for tid, s in now.items() if tid in self.at_step),
-                          default=(0.0, None))
+        waited, tid = max(((s.waited - (self.at_step[tid].waited if tid in self.at_step else 0.0), tid)
+                           for tid, s in now.items()), default=(0.0, None))
         if waited < bound / 2 or share >= 0.5:
             return False
         self.ctx.stalls.append(f"the server's thread {tid} waited {waited:.2f} s for a CPU during a "
@@ -315,7 +321,7 @@ class Context:
         """Wait up to `bound` for what the server must do by then (let go of a connection, end a
         child): True once `predicate` holds. A miss while the machine kept the server's processes
         from a CPU is recorded as a stall (Starved), so the check that follows is the machine's."""
-        starved = Starved(self, server.tree(), server.cpu_seconds)
+        starved = Starved(self, server.tree, server.cpu_seconds)
         starved.step()
         if wait_until(predicate, bound):
             return True

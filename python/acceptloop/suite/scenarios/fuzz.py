@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import Client
-from acceptloop.suite.scenario import BASIS_PROTOCOL, BASIS_RFC, MUST, Context
+from acceptloop.suite.scenario import AT_ONCE, BASIS_PROTOCOL, BASIS_RFC, MUST, Context, Starved
 from acceptloop.suite.scenarios.probes import ASCII_LINE, CHARGEN_LINE, DAYTIME_LINE, chargen_lines, probe
 
 _COMMON = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -53,12 +53,15 @@ def _leave(c: Client, ending: str) -> None:
         c.reset()
 
 
+STEP = 5.0   # seconds each read of an example and of the probe after it may wait
+
+
 def _one_example(ctx: Context, stream: bytes, sizes: list[int], cut: int, ending: str, misses: list[str]) -> None:
     """One example: what breaks the service on the wire raises AssertionError (Hypothesis then
     shrinks it); an answer that is there but not in the protocol's exact form goes to `misses`."""
     service = ctx.scenario.service
     sent = stream[:cut]
-    c = Client(ctx.address, label="fuzz", timeout=5.0, small_segments=ctx.scenario.id.endswith(SMALL))
+    c = Client(ctx.address, label="fuzz", timeout=STEP, small_segments=ctx.scenario.id.endswith(SMALL))
     try:
         for chunk in _chunks(sent, sizes):
             c.send(chunk)
@@ -94,7 +97,13 @@ def _one_example(ctx: Context, stream: bytes, sizes: list[int], cut: int, ending
         _leave(c, ending)
     finally:
         c.close()
-    ok, _exact, observed = probe(Client(ctx.address, label="probe after fuzz", timeout=5.0), service)
+    # A timed step of the server's (the probe's reads wait up to STEP, daytime's and message's
+    # answer AT_ONCE): a miss while the machine kept its processes from a CPU is a stall.
+    starved = Starved(ctx, ctx.server.tree, ctx.server.cpu_seconds)
+    starved.step()
+    ok, _exact, observed = probe(Client(ctx.address, label="probe after fuzz", timeout=STEP), service)
+    if not ok:
+        starved.missed(AT_ONCE if service in ("daytime", "message") else STEP)
     assert ok, f"the next client is not served: {observed}"
 
 
