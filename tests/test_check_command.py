@@ -461,73 +461,49 @@ def test_a_process_the_server_starts_during_the_step_is_watched_too():
             proc.wait()
 
 
-@pytest.mark.parametrize("work, starved, want", [
-    ("0.1", False, OK),       # its child works a tenth of a second: the connection's descriptors come back at once
-    ("5", False, FAILED),     # five seconds of its own CPU: the server's doing
-    ("0.1", True, ERROR),     # a tenth, but kept from its CPU by a process that is not the server's: the machine's
-])
+SETTLE_WAIT = ("echo.round_trip", "lets go of every connection within 3 s")
+LATE_CLOSE = ("daytime.late_input", "the server closes the connection within 1 s of the client's FIN")
+
+
+@pytest.mark.parametrize("wait, work, starved, want", [
+    (SETTLE_WAIT, "0.1", False, OK),      # its child works a tenth of a second: the descriptors come back at once
+    (SETTLE_WAIT, "5", False, FAILED),    # five seconds of its own CPU: the server's doing
+    (SETTLE_WAIT, "0.1", True, ERROR),    # a tenth, but kept from its CPU by a process not the server's
+    (LATE_CLOSE, "0.1", False, OK),
+    (LATE_CLOSE, "10", False, FAILED),    # it holds on after the client's FIN
+    (LATE_CLOSE, "0.1", True, ERROR),
+], ids=["settle-quick", "settle-slow", "settle-starved", "late-close-quick", "late-close-slow", "late-close-starved"])
 def test_a_server_slow_to_let_go_of_a_connection_is_failed_unless_the_machine_kept_it_from_a_cpu(
-        tmp_path, work, starved, want):
-    """The wait after each cell on a shared server (execute: its descriptors back within SETTLE)
-    watches the server's processes with Starved. slow-to-let-go's child holds what it inherited
-    until it has done its work; starved, it runs at niceness 19 in a group of its own on the CPU
-    where another process spins (without the fix: FAILED, as if the server had held on)."""
-    cpu = max(os.sched_getaffinity(0))
+        tmp_path, wait, work, starved, want):
+    """The waits for a server to let go of what a connection held watch its processes with Starved
+    (Context.server_within): the one after each cell on a shared server (its descriptors back within
+    SETTLE) and daytime.late_input's (within 1 s of the client's FIN; php-ffi/fork was FAILED there in
+    a parallel pytest matrix, 12 descriptors against 9 with a child not yet gone, and OK alone).
+    slow-to-let-go's child holds what it inherited until it has done its work; starved, it runs at
+    niceness 19 in a group of its own on the CPU where another process spins (without the watch:
+    FAILED, as if the server had held on)."""
+    (scenario_id, words), cpu = wait, max(os.sched_getaffinity(0))
     env = {"SLOW_TO_LET_GO_WORK": work}
     hog = None
     if starved:
         env.update(SLOW_TO_LET_GO_CPU=str(cpu), SLOW_TO_LET_GO_NICE="19")
         hog = _on_one_cpu(cpu, "while True: pass")
     try:
-        run = check("--implementations", str(KIT), "--cell", "slow-to-let-go-event-echo.round_trip",
+        run = check("--implementations", str(KIT), "--cell", f"slow-to-let-go-event-{scenario_id}",
                     "--json", "r.json", cwd=tmp_path, env=env)
     finally:
         if hog is not None:
             hog.kill()
             hog.wait()
-    assert run.returncode == {OK: session.EXIT_OK, FAILED: session.EXIT_FAILED, ERROR: session.EXIT_ERROR}[want], \
-        run.stdout + run.stderr
     [r] = json.loads((tmp_path / "r.json").read_text())["results"]
     assert r["grade"] == want, r["reason"]
+    assert run.returncode == {OK: session.EXIT_OK, FAILED: session.EXIT_FAILED, ERROR: session.EXIT_ERROR}[want], \
+        run.stdout + run.stderr
     if want != OK:
-        assert "lets go of every connection within 3 s" in r["reason"], r["reason"]
+        assert words in r["reason"], r["reason"]
     if want == ERROR:   # and run again alone, where it was kept from its CPU again
         assert r["reason"].startswith("kit stalled: the server's thread"), r["reason"]
         assert r["checks"][0]["what"].startswith("run again alone: the first run was ERROR: kit stalled")
-
-
-@pytest.mark.parametrize("work, starved, want", [
-    ("0.1", False, OK),       # the child of each connection is gone within a tenth of a second
-    ("10", False, FAILED),    # ten seconds of its own CPU: the server holds on after the client's FIN
-    ("0.1", True, ERROR),     # a tenth, but kept from its CPU by a process that is not the server's
-])
-def test_a_server_late_to_close_after_the_clients_fin_is_failed_unless_the_machine_kept_it_from_a_cpu(
-        tmp_path, work, starved, want):
-    """daytime.late_input waits for the server's descriptors to come back within 1 s of the client's
-    FIN with ctx.server_within, which watches the server's processes with Starved. php-ffi's fork
-    model was FAILED there in a parallel pytest matrix (12 descriptors against 9: a child not yet
-    gone) and OK alone; without the watch a child kept from its CPU is FAILED as if it held on."""
-    cpu = max(os.sched_getaffinity(0))
-    env = {"SLOW_TO_LET_GO_WORK": work}
-    hog = None
-    if starved:
-        env.update(SLOW_TO_LET_GO_CPU=str(cpu), SLOW_TO_LET_GO_NICE="19")
-        hog = _on_one_cpu(cpu, "while True: pass")
-    try:
-        run = check("--implementations", str(KIT), "--cell", "slow-to-let-go-event-daytime.late_input",
-                    "--json", "r.json", cwd=tmp_path, env=env)
-    finally:
-        if hog is not None:
-            hog.kill()
-            hog.wait()
-    [r] = json.loads((tmp_path / "r.json").read_text())["results"]
-    assert r["grade"] == want, r["reason"]
-    assert run.returncode == {OK: session.EXIT_OK, FAILED: session.EXIT_FAILED, ERROR: session.EXIT_ERROR}[want], \
-        run.stdout + run.stderr
-    if want != OK:
-        assert "the server closes the connection within 1 s of the client's FIN" in r["reason"], r["reason"]
-    if want == ERROR:
-        assert r["reason"].startswith("kit stalled: the server's thread"), r["reason"]
 
 
 @pytest.mark.parametrize("held, want", [("by a client", ERROR), ("by a listener", ERROR), ("by nobody", FAILED)])
