@@ -469,10 +469,13 @@ LATE_CLOSE = ("daytime.late_input", "the server closes the connection within 1 s
     (SETTLE_WAIT, "0.1", False, OK),      # its child works a tenth of a second: the descriptors come back at once
     (SETTLE_WAIT, "5", False, FAILED),    # five seconds of its own CPU: the server's doing
     (SETTLE_WAIT, "0.1", True, ERROR),    # a tenth, but kept from its CPU by a process not the server's
-    (LATE_CLOSE, "0.1", False, OK),
+    # (No quick case of late_input: the fixture's children end after their work, not with their
+    # connections, so one of a lingering holder may go between the scenario's two counts, and the
+    # count that must show the connection still held falls below the one before it. The matrix's
+    # fork servers are that case: OK.)
     (LATE_CLOSE, "10", False, FAILED),    # it holds on after the client's FIN
     (LATE_CLOSE, "0.1", True, ERROR),
-], ids=["settle-quick", "settle-slow", "settle-starved", "late-close-quick", "late-close-slow", "late-close-starved"])
+], ids=["settle-quick", "settle-slow", "settle-starved", "late-close-slow", "late-close-starved"])
 def test_a_server_slow_to_let_go_of_a_connection_is_failed_unless_the_machine_kept_it_from_a_cpu(
         tmp_path, wait, work, starved, want):
     """The waits for a server to let go of what a connection held watch its processes with Starved
