@@ -11,6 +11,7 @@ even offer.
 """
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -181,3 +182,18 @@ def test_failed_exactly_where_broken(graded, name, broken, keyword):
     for model in {r.model for r in results}:
         assert broken <= {r.scenario for r in results if r.grade == FAILED and r.model == model} <= broken | also
     assert not other, other
+
+
+@pytest.mark.parametrize("name, scenario", [("message-lf-ignored", "robustness.fuzz_message"),
+                                            ("daytime-late", "robustness.fuzz_daytime")])
+def test_a_probe_the_server_missed_says_where_its_processes_stood(graded, name, scenario):
+    """The probe after a fuzz example, missed by a server that was not kept from a CPU (it holds its
+    answer back on a timer), says where the server's threads were at the miss and how long they were
+    queued for a CPU during it: not long. That tells a server asleep from one kept from a CPU, which a
+    FAILED alone does not (php-ffi/fork's fuzz_message_small_segments in a loaded matrix: 'nothing
+    received for 1 s'). Asleep in the kernel as a rule; running where an earlier example's timer
+    fires at that moment (seen: 'R in user space')."""
+    [r] = [r for r in graded[name] if r.scenario == scenario]
+    assert r.grade == FAILED, r.reason
+    stood = re.search(r"the server then: pid \d+: [RSD] in (\w+|user space), queued (\d+\.\d\d) s", r.reason)
+    assert stood and float(stood[2]) < 0.5, r.reason

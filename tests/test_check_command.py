@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -426,6 +427,13 @@ def test_a_step_missed_while_the_machine_kept_the_server_from_a_cpu_is_a_stall(h
         starved.step()
         threading.Event().wait(0.5)   # the step the server misses
         assert starved.missed(0.5) == (want == ERROR), ctx.stalls
+        # and where it stood at the miss: queued for the CPU, or asleep in the kernel (its read)
+        stood = re.fullmatch(rf"pid {holder.pid}: ([RS]) in (\w+(?: space)?), queued (\d+\.\d\d) s", starved.stood)
+        assert stood, starved.stood
+        if holder_runnable:
+            assert stood[1] == "R" and (float(stood[3]) >= 0.25 or want == FAILED), starved.stood
+        else:
+            assert stood[1] == "S" and stood[2] != "user space" and float(stood[3]) < 0.25, starved.stood
         ctx.check(False, "answered in time", "within 0.5 s", "nothing")
         graded, reason = grade(ctx.scenario, ctx)
         assert graded == want, reason

@@ -240,6 +240,21 @@ def sched_of(pid: int) -> dict[int, Sched]:
     return found
 
 
+def where_thread_stands(pid: int, tid: int) -> str:
+    """Thread `tid` of `pid` as the kernel has it now: its state and the kernel function it sleeps
+    in ("S in do_sys_poll", "R in user space"); "" once it has gone."""
+    try:
+        state = stat_fields(f"/proc/{pid}/task/{tid}/stat")[0]
+        return f"{state} in {_wchan(f'/proc/{pid}/task/{tid}/wchan')}"
+    except OSError:
+        return ""
+
+
+def _wchan(path: str) -> str:
+    """The kernel function a /proc wchan file names, or "user space" (it reads 0 there)."""
+    return Path(path).read_text().strip().strip("0") or "user space"
+
+
 def runnable_threads(pid: int) -> set[int]:
     """The threads of `pid` that are running or waiting for a CPU now (state R)."""
     found = set()
@@ -347,6 +362,12 @@ class ServerProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def watchable(self) -> bool:
+        """Whether the kit runs this server, so that its processes can be watched (its descriptors,
+        its CPU, its threads' waits); not one checked by its address alone."""
+        return self.proc is not None
 
     def spawn(self) -> None:
         """Start the process without waiting for it to be ready."""
@@ -572,7 +593,7 @@ class ServerProcess:
         try:
             status = dict(line.split(":", 1) for line in
                           Path(f"/proc/{self.pid}/status").read_text().splitlines() if ":" in line)
-            wchan = Path(f"/proc/{self.pid}/wchan").read_text().strip().strip("0") or "user space"
+            wchan = _wchan(f"/proc/{self.pid}/wchan")
         except (OSError, ValueError):
             return ""
         bit = 1 << (signum - 1)

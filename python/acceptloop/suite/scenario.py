@@ -42,7 +42,7 @@ from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout
 from acceptloop.suite.process import (STOP_GRACE, LaunchError, ServerProcess, ServerStartError, Sched,
                                       machine_busy_seconds, runnable_threads, sched_of,
-                                      wait_until)
+                                      wait_until, where_thread_stands)
 from acceptloop.suite.registry import Implementation
 
 OK, NON_STRICT, FAILED, ERROR, INFO, MISSING = "OK", "NON-STRICT", "FAILED", "ERROR", "INFO", "MISSING"
@@ -231,6 +231,7 @@ class Starved:
         self.ctx, self.holders, self.server_cpu = ctx, holders, server_cpu
         self.cpu_from, self.busy_from = server_cpu(), machine_busy_seconds()
         self.at_step: dict[int, Sched] = {}
+        self.stood = ""   # after missed(): where the server's threads stood at the miss (stood_at)
 
     def _pids(self) -> list[int]:
         return self.holders() if callable(self.holders) else self.holders
@@ -250,6 +251,7 @@ class Starved:
         be run first."""
         share = (self.server_cpu() - self.cpu_from) / max(machine_busy_seconds() - self.busy_from, 1e-3)
         at_miss, queued = self._sched(), self._runnable()
+        standing = {tid: (pid, where_thread_stands(pid, tid)) for pid in self._pids() for tid in sched_of(pid)}
 
         def run_since() -> bool:
             now, still = self._sched(), self._runnable()
@@ -257,14 +259,32 @@ class Starved:
                        for tid in queued if tid in at_miss)
         wait_until(run_since, bound)
         now = self._sched()
-        waited, tid = max(((s.waited - (self.at_step[tid].waited if tid in self.at_step else 0.0), tid)
-                           for tid, s in now.items()), default=(0.0, None))
+        waits = {tid: s.waited - (self.at_step[tid].waited if tid in self.at_step else 0.0) for tid, s in now.items()}
+        self.stood = stood_at(standing, waits)
+        waited, tid = max(((w, tid) for tid, w in waits.items()), default=(0.0, None))
         if waited < bound / 2 or share >= 0.5:
             return False
         self.ctx.stalls.append(f"the server's thread {tid} waited {waited:.2f} s for a CPU during a "
                                f"{bound:g} s step, while the server used {share:.0%} of the CPU time the "
                                f"machine spent: the machine was busy with other processes")
         return True
+
+
+def stood_at(standing: dict[int, tuple[int, str]], waits: dict[int, float], most: int = 4) -> str:
+    """What a missed step's reader needs to tell a server blocked from one kept from a CPU: each
+    thread (by process; the longest waits for a CPU first, at most `most` of them) as the kernel had
+    it at the miss, with the time it spent queued (runnable but waiting for a CPU) during the step:
+    "pid 812: S in do_sys_poll, queued 0.01 s; pid 815: D in ..."; a thread other than its
+    process's first is named by its id too."""
+    order = sorted(standing, key=lambda tid: -waits.get(tid, 0.0))
+    parts = []
+    for tid in order[:most]:
+        pid, where = standing[tid]
+        who = f"pid {pid}" if tid == pid else f"pid {pid} thread {tid}"
+        parts.append(f"{who}: {where or 'gone'}, queued {waits.get(tid, 0.0):.2f} s")
+    if len(order) > most:
+        parts.append(f"{len(order) - most} more thread(s)")
+    return "; ".join(parts) or "no process left"
 
 
 class Context:
@@ -284,6 +304,7 @@ class Context:
         self.info_reason: str | None = None
         self.errors: list[str] = []   # the kit's own failures: the cell is ERROR
         self.stalls: list[str] = []   # the kit's own loops that were not run in time (Pace)
+        self.missed_where = ""        # where the server's threads stood at server_within's last miss
 
     # -- servers ---------------------------------------------------------------------------
     @property
@@ -321,12 +342,22 @@ class Context:
         """Wait up to `bound` for what the server must do by then (let go of a connection, end a
         child): True once `predicate` holds. A miss while the machine kept the server's processes
         from a CPU is recorded as a stall (Starved), so the check that follows is the machine's."""
-        starved = Starved(self, server.tree, server.cpu_seconds)
-        starved.step()
+        starved, self.missed_where = self.watch(server), ""
         if wait_until(predicate, bound):
             return True
-        starved.missed(bound)
+        if starved is not None:
+            starved.missed(bound)
+            self.missed_where = starved.stood
         return False
+
+    def watch(self, server: ServerProcess) -> Starved | None:
+        """A Starved over `server`'s processes, its step begun now; None for a server the kit does
+        not run (checked by its address: it has no processes the kit can watch)."""
+        if not server.watchable:
+            return None
+        starved = Starved(self, server.tree, server.cpu_seconds)
+        starved.step()
+        return starved
 
     def start_servers(self, *configs: dict[str, Any]) -> list[ServerProcess]:
         """Several servers (each given server_process's keywords), spawned together and then
@@ -538,7 +569,7 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
     """Run one scenario against one implementation and model, and grade it."""
     ctx = Context(scenario, impl, model, server)
     started = time.monotonic()
-    watch = server is not None and server.proc is not None
+    watch = server is not None and server.watchable
     if server is not None:
         server.mark_stderr()
     # The descriptors it holds idle, before the scenario: for a server that has only just started,
@@ -577,7 +608,8 @@ def execute(scenario: Scenario, impl: Implementation, model: str, server: Server
             held = server.tree_fd_count() - baseline
             ctx.check(False, f"the server lets go of every connection within {SETTLE:g} s of its client leaving",
                       f"<= {baseline} descriptors (as before the scenario)",
-                      f"{held} more descriptor(s) {SETTLE:g} s after the last client closed", level=MUST,
+                      f"{held} more descriptor(s) {SETTLE:g} s after the last client closed; the server "
+                      f"then: {ctx.missed_where}", level=MUST,
                       basis=BASIS_RFC)
         elif server.alive() and server.tree_fd_count() < baseline:
             server.wait_exit(1.0)   # fewer descriptors than it started with: it may be exiting

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import Client
-from acceptloop.suite.scenario import AT_ONCE, BASIS_PROTOCOL, BASIS_RFC, MUST, Context, Starved
+from acceptloop.suite.scenario import AT_ONCE, BASIS_PROTOCOL, BASIS_RFC, MUST, Context
 from acceptloop.suite.scenarios.probes import ASCII_LINE, CHARGEN_LINE, DAYTIME_LINE, chargen_lines, probe
 
 _COMMON = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -98,15 +98,13 @@ def _one_example(ctx: Context, stream: bytes, sizes: list[int], cut: int, ending
     finally:
         c.close()
     # A timed step of the server's (the probe's reads wait up to STEP, daytime's and message's
-    # answer AT_ONCE): a miss while the machine kept its processes from a CPU is a stall. (A server
-    # checked by its address alone has no processes the kit can watch.)
-    srv = ctx.server
-    starved = Starved(ctx, srv.tree, srv.cpu_seconds) if srv.proc is not None else None
-    if starved is not None:
-        starved.step()
+    # answer AT_ONCE): a miss while the machine kept its processes from a CPU is a stall; any other
+    # miss says where they stood.
+    starved = ctx.watch(ctx.server)
     ok, _exact, observed = probe(Client(ctx.address, label="probe after fuzz", timeout=STEP), service)
     if not ok and starved is not None:
         starved.missed(AT_ONCE if service in ("daytime", "message") else STEP)
+        observed += f"; the server then: {starved.stood}"
     assert ok, f"the next client is not served: {observed}"
 
 
