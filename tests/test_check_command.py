@@ -512,6 +512,8 @@ def test_a_server_slow_to_let_go_of_a_connection_is_failed_unless_the_machine_ke
         run.stdout + run.stderr
     if want != OK:
         assert words in r["reason"], r["reason"]
+    if want == FAILED and wait is SETTLE_WAIT:   # where the server's processes stood at the miss
+        assert re.search(r"; the server then: pid \d+: [RSD] in [\w ]+, queued \d+\.\d\d s", r["reason"]), r["reason"]
     if want == ERROR:   # and run again alone, where it was kept from its CPU again
         assert r["reason"].startswith("kit stalled: the server's thread"), r["reason"]
         assert r["checks"][0]["what"].startswith("run again alone: the first run was ERROR: kit stalled")
