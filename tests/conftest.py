@@ -6,7 +6,7 @@ Cells run through the same runner as `acceptloop check`: the first test that ask
 cell's result runs every cell the session collected, in parallel lanes (one per
 implementation and model, ACCEPTLOOP_JOBS of them side by side, by default as many as
 `acceptloop check` runs, three per CPU: most cells wait on sockets and timers, not a CPU; the few
-whose bounds are fractions of a second run after the others, one per CPU), and each test
+whose bounds are fractions of a second run after the others, two per CPU), and each test
 then grades its own cell.
 """
 from __future__ import annotations
