@@ -548,6 +548,28 @@ def test_a_start_that_failed_on_a_port_another_socket_holds_is_the_machines(held
             s.close()
 
 
+@pytest.mark.parametrize("size", [0, 5, probes.PAYLOAD_BLOCK, 3 * probes.PAYLOAD_BLOCK + 17])
+def test_a_payload_is_the_same_in_every_run_and_no_two_of_its_blocks_are_alike(size):
+    """probes.payload: exactly `size` bytes, the same for the same seed (in another process too),
+    another for another seed, every byte value in it, and no MiB of it equal to another or to a
+    shifted copy of the stream: an echo that lost, repeated or reordered a part does not compare
+    equal."""
+    data = probes.payload(7, size)
+    assert len(data) == size
+    again = subprocess.run([sys.executable, "-c", "import sys; from acceptloop.suite.scenarios.probes import payload; "
+                            f"sys.stdout.buffer.write(payload(7, {size}))"], capture_output=True, check=True).stdout
+    assert again == data
+    if size >= 2:
+        assert probes.payload(8, size) != data and data[1:] != data[:-1]
+    block = probes.PAYLOAD_BLOCK
+    if size >= block:
+        assert len(set(data[:block])) == 256
+    blocks = [data[i:i + block] for i in range(0, size - block + 1, block)]
+    assert len(set(blocks)) == len(blocks)
+    if len(blocks) >= 2:
+        assert data[block:] != data[:-block] and data.find(data[block:block + 64], block + 1) == -1
+
+
 def test_the_holder_of_a_connection_is_the_process_with_its_socket():
     """probes.holder: which process holds the server's end of a client's connection (fork's child, not
     its parent), None for a process list without it."""
