@@ -56,9 +56,10 @@ $(VENV)/.installed: pyproject.toml setup.py cext/build_ffi.py $(wildcard cext/*.
 	@touch $@
 
 # The kit's and the Python servers' modules compiled to bytecode, even where PYTHONDONTWRITEBYTECODE
-# is set (as on some CI machines): else every Python server the kit starts, some thousands in a
-# check, and every `acceptloop` command would compile them from source again (a tenth to a third of
-# a second of CPU each for the kit, about 5 ms for a server). compileall skips what is up to date.
+# is set (the project's development machines set it): else every Python server the kit starts, some
+# thousands in a check, and every `acceptloop` command would compile them from source again (a tenth
+# to a third of a second of CPU each for the kit, about 5 ms for a server). compileall skips what is
+# up to date.
 bytecode: venv
 	@$(PY) -m compileall -q python/acceptloop tests/fixtures >/dev/null
 
