@@ -158,3 +158,31 @@ def test_a_check_killed_outright_leaves_no_server_and_no_lane_running(jobs):
         for pid in started:
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_tree_of_a_server_with_worker_processes_holds_the_workers_that_serve():
+    """ServerProcess.tree(), which the RSS, the CPU, the holder of a connection and the Starved
+    watch are read over, takes in a server's worker processes (--workers): they serve. It used to
+    stop at children() (which leaves workers out, for the zombie count), so a workers server's RSS
+    growth read 0.00 MiB in robustness.slow_reader, its CPU 0 % in robustness.emfile, and a step a
+    worker missed was watched on the supervisor."""
+    from acceptloop.suite import registry
+    from acceptloop.suite.scenarios.probes import holder
+    from acceptloop.suite.client import Client
+    [impl] = [i for i in registry.load() if i.name == "python-workers"]
+    srv = ServerProcess(impl, "echo", "event")
+    srv.start()
+    try:
+        assert len(srv.workers) == impl.worker_processes
+        tree = srv.tree()
+        assert tree[0] == srv.pid and srv.workers <= set(tree), (tree, srv.workers)
+        with open(f"/proc/{srv.pid}/status") as status:   # the supervisor's alone
+            alone = int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) * 1024
+        assert srv.rss_bytes() > alone * 1.5, (srv.rss_bytes(), alone)
+        c = Client(srv.address, label="held")
+        c.send(b"x")
+        assert c.recv_exactly(1) == b"x"
+        assert holder(c, tree) in srv.workers
+        c.close()
+    finally:
+        srv.stop()

@@ -506,19 +506,21 @@ class ServerProcess:
             wait_until(lambda: len(self._direct_children()) >= self.impl.worker_processes, 5.0)
             self.workers = {pid for pid, _state in self._direct_children()}
 
-    def _own_processes(self) -> list[int]:
+    def own_processes(self) -> list[int]:
+        """The processes that are the server: its own and its worker processes' (--workers)."""
         return [self.pid, *sorted(self.workers)]
 
     def fd_count(self) -> int:
         """Descriptors the server holds: its process's, and its worker processes' if it has any."""
-        return sum(self._fds_of(pid) for pid in self._own_processes())
+        return sum(self.fds_of(pid) for pid in self.own_processes())
 
     def busiest_fd_count(self) -> int:
         """The most descriptors one of the server's processes holds (one process: fd_count())."""
-        return max(self._fds_of(pid) for pid in self._own_processes())
+        return max(self.fds_of(pid) for pid in self.own_processes())
 
     @staticmethod
-    def _fds_of(pid: int) -> int:
+    def fds_of(pid: int) -> int:
+        """Descriptors process `pid` holds; 0 once it has gone."""
         try:
             return len(os.listdir(f"/proc/{pid}/fd"))
         except OSError:
@@ -528,15 +530,7 @@ class ServerProcess:
         """Descriptors held by the server's process and every process descended from it (its worker
         processes, fork's children), looked up at each count: a connection is seen whichever process
         took it. 0 once it has exited."""
-        total, todo, seen = 0, [self.pid], set()
-        while todo:
-            pid = todo.pop()
-            if pid in seen:
-                continue
-            seen.add(pid)
-            total += self._fds_of(pid)
-            todo.extend(children_of(pid))
-        return total
+        return sum(self.fds_of(pid) for pid in self.tree())
 
     def steady_tree_fd_count(self, timeout: float = 0.5, interval: float = 0.02) -> int:
         """tree_fd_count() once two looks `interval` apart agree (at most `timeout`): a server that
@@ -552,11 +546,19 @@ class ServerProcess:
         return last
 
     def tree(self) -> list[int]:
-        """The server's pid and its children's."""
-        return [self.pid, *(child for child, _ in self.children())]
+        """The server's pid and every process descended from it, looked up now: its worker
+        processes (--workers: they are the ones that serve), fork's children, and theirs."""
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            if pid not in found:
+                found.append(pid)
+                todo.extend(children_of(pid))
+        return found
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server, its threads, its live children and its reaped children."""
+        """User + system CPU of the server's tree (its threads, its workers, its live children) and of
+        the children it has reaped."""
         tick = os.sysconf("SC_CLK_TCK")
         total = 0
         for pid in self.tree():
@@ -568,7 +570,7 @@ class ServerProcess:
         return total / tick
 
     def rss_bytes(self) -> int:
-        """Resident memory of the server and its live children."""
+        """Resident memory of the server's tree (its workers, its live children)."""
         total = 0
         for pid in self.tree():
             try:
