@@ -824,3 +824,15 @@ def test_a_threads_server_still_ending_its_threads_is_waited_for_while_their_num
             if srv.proc.poll() is None:
                 srv.proc.kill()
             srv.proc.wait()
+
+
+def test_descriptors_run_out_in_each_worker_process_of_a_server_with_workers(tmp_path):
+    """robustness.emfile lowers RLIMIT_NOFILE on the processes that accept: a server's worker
+    processes (--workers), each on its own listener. It used to lower the supervisor's alone, which
+    accepts nothing, so python-workers' and php-workers' workers never ran out ('descriptor limit 39
+    reached (the extra client was answered at once)') and the case passed without being made."""
+    run = check("--cell", "python-workers-event-robustness.emfile", "--json", "r.json", cwd=tmp_path)
+    [r] = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert r["grade"] == OK, r["reason"] + run.stdout
+    notes = [c["what"] for c in r["checks"] if c["what"].startswith("descriptor limit")]
+    assert len(notes) == 1 and re.fullmatch(r"descriptor limit \d+/\d+ reached", notes[0]), notes

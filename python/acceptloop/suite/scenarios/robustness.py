@@ -9,7 +9,6 @@ the server, and that the queue is then served in order.
 from __future__ import annotations
 
 import os
-import resource
 import select
 import signal
 import socket
@@ -21,6 +20,7 @@ from typing import Callable
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import STEP_TIMEOUT, StepTimeout
+from acceptloop.suite.confine import limit_descriptors
 from acceptloop.suite.process import pid_alive, wait_until
 from acceptloop.suite.scenario import (AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, KitError,
                                        Pace, Starved)
@@ -62,17 +62,22 @@ def emfile(ctx: Context) -> None:
     if ctx.descriptors_unseen("a descriptor limit on the server process"):
         return
     srv = ctx.start_server()
-    base = srv.fd_count()
-    limit = base + slots
-    _soft, hard = resource.prlimit(srv.pid, resource.RLIMIT_NOFILE)
-    resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, (limit, hard))
+    # Each process that accepts (a server's worker processes, each on its own listener, where it has
+    # them: not their supervisor) gets `slots` descriptors more than it holds; the kernel spreads
+    # connections over workers by a hash, so several are given twice as many clients, enough to
+    # fill every one.
+    srv.steady_tree_fd_count()   # a worker just forked still holds the other workers' listeners a moment
+    limits = {pid: srv.fds_of(pid) + slots for pid in sorted(srv.workers) or [srv.pid]}
+    for pid, most in limits.items():
+        limit_descriptors(pid, most)
+    base, limit = srv.fd_count(), sum(limits.values())
     idle: list = []
     holds = True      # does the server process itself hold each connection? (not so for fork's parent)
-    for i in range(slots + 4):
+    for i in range(slots * len(limits) * (2 if len(limits) > 1 else 1) + 4):
         idle.append(ctx.connect(srv.address, label=f"idle {i + 1}"))
         if holds:
             holds = wait_until(lambda: srv.fd_count() >= min(limit, base + len(idle)), 0.5)
-    reached = srv.fd_count() >= limit
+    reached = all(srv.fds_of(pid) >= most for pid, most in limits.items())
     extra = ctx.connect(srv.address, label="one more")
     extra.send(b"ping\r\n")
     cpu_before, t0 = srv.cpu_seconds(), time.monotonic()
@@ -98,7 +103,7 @@ def emfile(ctx: Context) -> None:
     elif ctx.model == "iterative":
         ctx.note("iterative: one client at a time, so held clients wait in the backlog and never use the slots")
     else:
-        ctx.note(f"descriptor limit {limit} {'reached' if reached else 'not reached'}"
+        ctx.note(f"descriptor limit {'/'.join(map(str, limits.values()))} {'reached' if reached else 'not reached'}"
                  f"{' (the extra client was answered at once)' if answered_early else ''}")
 
 
