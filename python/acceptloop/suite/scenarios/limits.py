@@ -16,10 +16,10 @@ import time
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import Client, StepTimeout
-from acceptloop.suite.confine import LimitUnavailable, ProcessLimit, descriptor_limit_preexec, limit_descriptors
+from acceptloop.suite.confine import LimitUnavailable, ProcessLimit, descriptor_limit_preexec
 from acceptloop.suite.process import ServerStartError, wait_until
 from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, MUST, Context, Starved
-from acceptloop.suite.scenarios.probes import holder, probe as probe_service, served
+from acceptloop.suite.scenarios.probes import holder, limit_accepting, probe as probe_service, served
 
 FM = "docs/failure-modes.md"
 # "STEP WHERE: TEXT (ENAME)": the contract's one-line failure (docs/protocol.md, "Failure to start").
@@ -69,9 +69,9 @@ def cold_exhaustion(ctx: Context) -> None:
     if ctx.descriptors_unseen("a descriptor limit on the server process"):
         return
     srv = ctx.start_server()
-    limit_descriptors(srv.pid, srv.fd_count() + slots)   # no warm-up client: the burst is the first traffic
+    _limits, fill = limit_accepting(srv, slots)   # no warm-up client: the burst is the first traffic
     payload = b"cold\r\n"
-    clients = [ctx.connect(srv.address, label=f"burst {i + 1}") for i in range(slots + 6)]
+    clients = [ctx.connect(srv.address, label=f"burst {i + 1}") for i in range(fill + 6)]
     for c in clients:
         c.send(payload)
     # One of the first clients resets while the server holds every slot it can.

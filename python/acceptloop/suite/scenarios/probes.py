@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 from acceptloop import _protocol as P
 from acceptloop.suite.client import Client, StepTimeout, connection_refused
+from acceptloop.suite.confine import limit_descriptors
 from acceptloop.suite.process import wait_until
 from acceptloop.suite.scenario import AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, BASIS_RFC, MUST, Context, KitError
 
@@ -246,6 +247,20 @@ def payload(seed: int, size: int) -> bytes:
         parts.append(part)
         made += len(part)
     return b"".join(parts)
+
+
+def limit_accepting(srv, slots: int) -> tuple[dict[int, int], int]:
+    """Give each process of `srv` that accepts `slots` descriptors more than it holds (once its
+    count is steady: a worker just forked still holds the other workers' listeners a moment). Those
+    are its worker processes where it has them (--workers: each accepts on its own listener, their
+    supervisor nothing), else the server's own. Returns (the limits by pid, how many clients fill
+    every one of them): the kernel spreads connections over workers by a hash, so several are given
+    twice their slots between them."""
+    srv.steady_tree_fd_count()
+    limits = {pid: srv.fds_of(pid) + slots for pid in sorted(srv.workers) or [srv.pid]}
+    for pid, most in limits.items():
+        limit_descriptors(pid, most)
+    return limits, slots * len(limits) * (2 if len(limits) > 1 else 1)
 
 
 TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",

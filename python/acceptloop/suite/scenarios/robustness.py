@@ -20,12 +20,11 @@ from typing import Callable
 from acceptloop import _protocol as P
 from acceptloop.suite.catalog import scenario
 from acceptloop.suite.client import STEP_TIMEOUT, StepTimeout
-from acceptloop.suite.confine import limit_descriptors
 from acceptloop.suite.process import pid_alive, wait_until
 from acceptloop.suite.scenario import (AT_ONCE, BASIS_CONTRACT, BASIS_PROTOCOL, CONTRACT, MUST, SETTLE, Context, KitError,
                                        Pace, Starved)
 from acceptloop.suite.scenarios.probes import (CHARGEN_LINE, CHARGEN_RING, awaiting_fin, chargen_lines,
-                                               echo_through_sigterm, holder,
+                                               echo_through_sigterm, holder, limit_accepting,
                                                payload, server_closed, served)
 
 FM = "docs/failure-modes.md"
@@ -62,18 +61,11 @@ def emfile(ctx: Context) -> None:
     if ctx.descriptors_unseen("a descriptor limit on the server process"):
         return
     srv = ctx.start_server()
-    # Each process that accepts (a server's worker processes, each on its own listener, where it has
-    # them: not their supervisor) gets `slots` descriptors more than it holds; the kernel spreads
-    # connections over workers by a hash, so several are given twice as many clients, enough to
-    # fill every one.
-    srv.steady_tree_fd_count()   # a worker just forked still holds the other workers' listeners a moment
-    limits = {pid: srv.fds_of(pid) + slots for pid in sorted(srv.workers) or [srv.pid]}
-    for pid, most in limits.items():
-        limit_descriptors(pid, most)
+    limits, fill = limit_accepting(srv, slots)
     base, limit = srv.fd_count(), sum(limits.values())
     idle: list = []
     holds = True      # does the server process itself hold each connection? (not so for fork's parent)
-    for i in range(slots * len(limits) * (2 if len(limits) > 1 else 1) + 4):
+    for i in range(fill + 4):
         idle.append(ctx.connect(srv.address, label=f"idle {i + 1}"))
         if holds:
             holds = wait_until(lambda: srv.fd_count() >= min(limit, base + len(idle)), 0.5)
