@@ -836,3 +836,16 @@ def test_descriptors_run_out_in_each_worker_process_of_a_server_with_workers(tmp
     assert r["grade"] == OK, r["reason"] + run.stdout
     notes = [c["what"] for c in r["checks"] if c["what"].startswith("descriptor limit")]
     assert len(notes) == 1 and re.fullmatch(r"descriptor limit \d+/\d+ reached", notes[0]), notes
+
+
+def test_a_connection_reset_in_the_queue_waits_in_a_worker_s_queue_not_in_its_hands(tmp_path):
+    """robustness.reset_before_accept stops the processes that accept (SIGSTOP), so that the
+    connection waits in the accept queue until its reset; it looks whether somebody holds it before
+    the reset, and says so where somebody does. (Before it waited for every thread to stop, a
+    c-workers thread and a uring loop not yet stopped took it now and then.) It used
+    to stop a workers server's supervisor alone, and a worker accepted the connection first: the
+    case was never made (with that look: 'the connection was accepted (pid N holds it)...')."""
+    run = check("--cell", "python-workers-event-robustness.reset_before_accept", "--json", "r.json", cwd=tmp_path)
+    [r] = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert r["grade"] == OK, r["reason"] + run.stdout
+    assert not [c["what"] for c in r["checks"] if c["what"].startswith("the connection was accepted")], r["checks"]

@@ -12,7 +12,7 @@ import pytest
 from acceptloop.bench import congestion
 from acceptloop.suite import process
 from acceptloop.suite.process import (ServerProcess, children_of, cmdline_of, interrupts_held, pid_alive, terminate_all,
-                                      wait_until)
+                                      wait_until, where_thread_stands)
 from acceptloop.suite.registry import Implementation
 
 SLEEPER = "import time; time.sleep(60)   # test_process"
@@ -186,3 +186,27 @@ def test_the_tree_of_a_server_with_worker_processes_holds_the_workers_that_serve
         c.close()
     finally:
         srv.stop()
+
+
+def test_a_stop_that_had_to_kill_a_server_with_workers_says_where_each_worker_stood():
+    """A supervisor killed because it waited for a worker (here one SIGSTOPped, so it cannot end)
+    is shown with where its workers stood, not its own state alone (php-workers'
+    reset_before_accept was 'killed after 2 s (state S (sleeping), in poll_schedule_timeout...)':
+    the supervisor's, waiting, and nothing of the worker it waited for)."""
+    from acceptloop.suite import registry
+    [impl] = [i for i in registry.load() if i.name == "python-workers"]
+    srv = ServerProcess(impl, "echo", "event")
+    srv.start()
+    stuck, *_ = sorted(srv.workers)
+    try:
+        os.kill(stuck, signal.SIGSTOP)
+        assert wait_until(lambda: where_thread_stands(stuck, stuck).startswith("T "), 5.0)
+        assert srv.stop(0.5) is None
+        assert f"; its other processes: pid {stuck}: T in " in srv.how_stopped(), srv.how_stopped()
+    finally:
+        for pid in srv.workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        srv.kill()

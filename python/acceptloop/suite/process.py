@@ -240,12 +240,20 @@ def sched_of(pid: int) -> dict[int, Sched]:
     return found
 
 
+def _thread_state(pid: int, tid: int | str) -> str:
+    """Thread `tid` of `pid`'s state letter (R, S, D, T, Z...); "" once it has gone."""
+    try:
+        return stat_fields(f"/proc/{pid}/task/{tid}/stat")[0]
+    except OSError:
+        return ""
+
+
 def where_thread_stands(pid: int, tid: int) -> str:
     """Thread `tid` of `pid` as the kernel has it now: its state and the kernel function it sleeps
     in ("S in do_sys_poll", "R in user space"); "" once it has gone."""
+    state = _thread_state(pid, tid)
     try:
-        state = stat_fields(f"/proc/{pid}/task/{tid}/stat")[0]
-        return f"{state} in {_wchan(f'/proc/{pid}/task/{tid}/wchan')}"
+        return f"{state} in {_wchan(f'/proc/{pid}/task/{tid}/wchan')}" if state else ""
     except OSError:
         return ""
 
@@ -257,14 +265,7 @@ def _wchan(path: str) -> str:
 
 def runnable_threads(pid: int) -> set[int]:
     """The threads of `pid` that are running or waiting for a CPU now (state R)."""
-    found = set()
-    for tid in _tids(pid):
-        try:
-            if stat_fields(f"/proc/{pid}/task/{tid}/stat")[0] == "R":
-                found.add(int(tid))
-        except OSError:   # that thread has ended meanwhile
-            continue
-    return found
+    return {int(tid) for tid in _tids(pid) if _thread_state(pid, tid) == "R"}
 
 
 def cmdline_of(pid: int) -> str | None:
@@ -505,6 +506,27 @@ class ServerProcess:
         if self.impl.worker_processes:
             wait_until(lambda: len(self._direct_children()) >= self.impl.worker_processes, 5.0)
             self.workers = {pid for pid, _state in self._direct_children()}
+
+    def accepting(self) -> list[int]:
+        """The processes that accept connections: its worker processes where it has them (--workers:
+        each on its own listener; their supervisor accepts nothing), else its own."""
+        return sorted(self.workers) or [self.pid]
+
+    def signal_accepting(self, signum: int) -> None:
+        """Send `signum` to the processes that accept (SIGSTOP: connections then wait in the accept
+        queue); a worker that has gone is skipped. SIGSTOP returns once every thread of theirs has
+        stopped (at most a second): until then a thread still running may accept."""
+        for pid in self.accepting():
+            if pid == self.pid:
+                self.signal(signum)
+                continue
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        if signum == signal.SIGSTOP:
+            wait_until(lambda: all(_thread_state(pid, tid) in ("T", "") for pid in self.accepting()
+                                   for tid in _tids(pid)), 1.0, interval=0.001)
 
     def own_processes(self) -> list[int]:
         """The processes that are the server: its own and its worker processes' (--workers)."""
@@ -759,7 +781,13 @@ class ServerProcess:
         if self.unheard is not None:
             return f"killed at once: it ignores {self.unheard} (SIG_IGN), so the kernel discards it"
         stop = self.graceful(signal.SIGTERM)
-        return f"killed after {waited:g} s ({self.signal_disposition(stop) or 'gone by then'})"
+        # and its workers or children, which a supervisor or fork's parent may be waiting for
+        others = [f"pid {pid}: {where}" for pid in self.tree()[1:] if (where := where_thread_stands(pid, pid))]
+        tail = ""
+        if others:
+            tail = "; its other processes: " + ", ".join(others[:4]) + (
+                f" and {len(others) - 4} more" if len(others) > 4 else "")
+        return f"killed after {waited:g} s ({self.signal_disposition(stop) or 'gone by then'}{tail})"
 
     def how_stopped(self) -> int | str | None:
         """What a check of stop() observes: the exit code, or why the kit had to kill the server."""

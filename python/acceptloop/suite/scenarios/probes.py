@@ -257,7 +257,7 @@ def limit_accepting(srv, slots: int) -> tuple[dict[int, int], int]:
     every one of them): the kernel spreads connections over workers by a hash, so several are given
     twice their slots between them."""
     srv.steady_tree_fd_count()
-    limits = {pid: srv.fds_of(pid) + slots for pid in sorted(srv.workers) or [srv.pid]}
+    limits = {pid: srv.fds_of(pid) + slots for pid in srv.accepting()}
     for pid, most in limits.items():
         limit_descriptors(pid, most)
     return limits, slots * len(limits) * (2 if len(limits) > 1 else 1)
