@@ -350,6 +350,17 @@ class Context:
             self.missed_where = starved.stood
         return False
 
+    def exit_within(self, server: ServerProcess, bound: float) -> int | None:
+        """The server's exit code once it has exited within `bound` (wait_exit), else None: a stop it
+        must make by then. A miss while the machine kept its processes from a CPU is a stall
+        (Starved), as in server_within; any other miss leaves where they stood in missed_where."""
+        starved, self.missed_where = self.watch(server), ""
+        code = server.wait_exit(bound)
+        if code is None and starved is not None and server.alive():
+            starved.missed(bound)
+            self.missed_where = starved.stood
+        return code
+
     def watch(self, server: ServerProcess) -> Starved | None:
         """A Starved over `server`'s processes, its step begun now; None for a server the kit does
         not run (checked by its address: it has no processes the kit can watch)."""

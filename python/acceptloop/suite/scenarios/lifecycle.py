@@ -288,8 +288,9 @@ def sigint_idle(ctx: Context) -> None:
     srv = ctx.start_server()
     started = time.monotonic()
     srv.signal(signal.SIGINT)
-    code = srv.wait_exit(1.0)
-    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, srv.still_running(1.0) if code is None else code)
+    code = ctx.exit_within(srv, 1.0)
+    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0,
+              f"{srv.still_running(1.0)}; the server then: {ctx.missed_where}" if code is None else code)
     ctx.figure("exit after SIGINT", round(time.monotonic() - started, 3), "s")
     ctx.observe("exit_code", code)
 
@@ -367,7 +368,7 @@ def sigterm_grace(ctx: Context) -> None:
     busy.shutdown_write()
     finished = time.monotonic()
     busy.recv_until_end(timeout=AT_ONCE)
-    code = busy_server.wait_exit(AT_ONCE)
+    code = ctx.exit_within(busy_server, AT_ONCE)
     ctx.check(code == P.EXIT_OK, f"the default --grace: once its last connection has finished, the server exits 0 "
               f"within {AT_ONCE:g} s (it does not wait out the grace)", f"exit 0 within {AT_ONCE:g} s",
               busy_server.still_running(AT_ONCE) if code is None else f"exit {code}")

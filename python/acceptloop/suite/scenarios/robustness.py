@@ -521,7 +521,7 @@ def sigterm_in_accept(ctx: Context) -> None:
     srv = ctx.start_server()
     started = time.monotonic()
     srv.signal(signal.SIGTERM)
-    code = srv.wait_exit(1.0)
+    code = ctx.exit_within(srv, 1.0)
     if ctx.impl.stop_signal != "SIGTERM":
         # SIGTERM cannot stop this one gracefully on its host (its registry entry says why): what
         # SIGTERM did is shown, and the graceful stop is graded through its stop_signal elsewhere
@@ -532,7 +532,8 @@ def sigterm_in_accept(ctx: Context) -> None:
         ctx.info(f"SIGTERM cannot stop {ctx.impl.name} gracefully: {ctx.impl.stop_signal_why}; "
                  f"observed: {observed}; the kit stops it with {ctx.impl.stop_signal}")
         return
-    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0, srv.still_running(1.0) if code is None else code,
+    ctx.check(code == P.EXIT_OK, "exit status 0 within 1 s", 0,
+              f"{srv.still_running(1.0)}; the server then: {ctx.missed_where}" if code is None else code,
               basis=BASIS_CONTRACT)
     ctx.figure("exit after SIGTERM", round((time.monotonic() - started) * 1000, 1), "ms")
 
