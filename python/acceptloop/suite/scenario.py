@@ -217,9 +217,10 @@ class Pace:
 
 class Starved:
     """Whether a timed step the server missed was the machine's doing: a process that serves the
-    step (`holders`) was runnable but kept from a CPU for at least half the step's bound, while the
-    server's processes together used less than half of the CPU time the machine spent since this
-    watch began (so it was not its own processes that took the CPU it waited for). Such a miss is a
+    step (`holders`) was runnable but kept from a CPU for at least half the step's bound, or was
+    held in the kernel uninterruptibly (state D) when the bound ran out, while the server's
+    processes together used less than half of the CPU time the machine spent since this watch
+    began (so it was not its own processes that took the CPU it waited for). Such a miss is a
     stall like Pace's: grade() makes the cell ERROR (KIT_STALLED) and the runner runs it again
     alone, where a server that is really late fails on its own. Call step() as each timed step
     starts, and missed() when one has missed its bound."""
@@ -262,11 +263,21 @@ class Starved:
         waits = {tid: s.waited - (self.at_step[tid].waited if tid in self.at_step else 0.0) for tid, s in now.items()}
         self.stood = stood_at(standing, waits)
         waited, tid = max(((w, tid) for tid, w in waits.items()), default=(0.0, None))
-        if waited < bound / 2 or share >= 0.5:
+        if share >= 0.5:
             return False
-        self.ctx.stalls.append(f"the server's thread {tid} waited {waited:.2f} s for a CPU during a "
-                               f"{bound:g} s step, while the server used {share:.0%} of the CPU time the "
-                               f"machine spent: the machine was busy with other processes")
+        if waited >= bound / 2:
+            self.ctx.stalls.append(f"the server's thread {tid} waited {waited:.2f} s for a CPU during a "
+                                   f"{bound:g} s step, while the server used {share:.0%} of the CPU time the "
+                                   f"machine spent: the machine was busy with other processes")
+            return True
+        # Held in the kernel, uninterruptible (D), at the miss: not a wait the server chose. Seen:
+        # php-ffi/fork's parent in dup_mmap, a fork copying its address space on a busy machine.
+        blocked = next(((t, where) for t, (_pid, where) in standing.items() if where.startswith("D ")), None)
+        if blocked is None:
+            return False
+        self.ctx.stalls.append(f"the server's thread {blocked[0]} was held in the kernel ({blocked[1]}, "
+                               f"uninterruptible) when a {bound:g} s step ran out, while the server used "
+                               f"{share:.0%} of the CPU time the machine spent: the machine's doing")
         return True
 
 
